@@ -1,0 +1,35 @@
+# riposte — see README.md. Every target works on a fresh Debian machine as root.
+GO        ?= go
+BIN       ?= bin/riposte
+DATA      ?= riposte-data
+CONFIG    ?= examples/riposte.yaml
+PKGS      ?= ./...
+TESTFLAGS ?=
+
+.PHONY: build test bench generate lint run demo clean fuzz
+
+build:
+	$(GO) build -o $(BIN) ./cmd/riposte
+
+# Unit and integration tests. Integration tests skip locally without root,
+# Docker or eBPF and fail instead when RIPOSTE_REQUIRE_INTEGRATION=1 (CI).
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) $(PKGS)
+
+bench:
+	./scripts/bench.sh
+
+generate:
+	$(GO) generate ./bpf/...
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# The main job: start dockerd if needed, build, serve with the example config.
+run: build
+	./scripts/run.sh $(BIN) $(CONFIG) $(DATA)
+
+clean:
+	rm -rf bin $(DATA)

@@ -1,0 +1,241 @@
+package alert
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// MaxIDLength bounds a sender-chosen uuid; ids are journal keys.
+const MaxIDLength = 128
+
+// Decode reads one alert, a JSON array of alerts, or newline-delimited
+// alerts (NDJSON) and returns them in order. Any bad alert fails the whole
+// batch with an error naming its position, the field and the bad value.
+func Decode(data []byte) ([]Alert, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, errors.New("decode alerts: empty body")
+	}
+	var raws []json.RawMessage
+	if trimmed[0] == '[' {
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, fmt.Errorf("decode alerts: %s", describeJSONError(err, trimmed))
+		}
+		if len(raws) == 0 {
+			return nil, errors.New("decode alerts: empty array")
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		for {
+			var raw json.RawMessage
+			err := dec.Decode(&raw)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("decode alerts: alert %d: %s", len(raws)+1, describeJSONError(err, trimmed))
+			}
+			raws = append(raws, raw)
+		}
+	}
+	out := make([]Alert, 0, len(raws))
+	for i, raw := range raws {
+		a, err := decodeOne(raw)
+		if err != nil {
+			if len(raws) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("alert %d: %w", i+1, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// FieldError is a decode error about one field of an alert.
+type FieldError struct {
+	Field  string
+	Value  string // the offending value, quoted JSON or "" when missing
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("decode alert: field %s: %s", e.Field, e.Reason)
+	}
+	return fmt.Sprintf("decode alert: field %s: %s: %s", e.Field, e.Reason, e.Value)
+}
+
+type wireAlert struct {
+	UUID         *string         `json:"uuid"`
+	Time         *string         `json:"time"`
+	Rule         *string         `json:"rule"`
+	Priority     *string         `json:"priority"`
+	Output       string          `json:"output"`
+	OutputFields json.RawMessage `json:"output_fields"`
+	Source       string          `json:"source"`
+	Tags         []string        `json:"tags"`
+	Hostname     string          `json:"hostname"`
+}
+
+func decodeOne(raw []byte) (Alert, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Alert{}, fmt.Errorf("decode alert: want a JSON object, got %s", snippet(trimmed))
+	}
+	var w wireAlert
+	if err := json.Unmarshal(trimmed, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Alert{}, &FieldError{Field: te.Field, Reason: "want " + jsonKind(te.Type.String()) + ", got " + te.Value}
+		}
+		return Alert{}, fmt.Errorf("decode alert: %s", describeJSONError(err, trimmed))
+	}
+	var a Alert
+	if w.Rule == nil || strings.TrimSpace(*w.Rule) == "" {
+		return Alert{}, &FieldError{Field: "rule", Reason: "missing"}
+	}
+	a.Rule = *w.Rule
+	if w.Priority == nil {
+		return Alert{}, &FieldError{Field: "priority", Reason: "missing"}
+	}
+	p, err := ParsePriority(*w.Priority)
+	if err != nil {
+		return Alert{}, &FieldError{Field: "priority", Value: quote(*w.Priority), Reason: "unknown priority"}
+	}
+	a.Priority = p
+	if w.Time == nil || *w.Time == "" {
+		return Alert{}, &FieldError{Field: "time", Reason: "missing"}
+	}
+	t, err := time.Parse(time.RFC3339Nano, *w.Time)
+	if err != nil {
+		return Alert{}, &FieldError{Field: "time", Value: quote(*w.Time), Reason: "not an RFC 3339 time"}
+	}
+	a.Time = t.UTC()
+	a.Output = w.Output
+	a.Source = w.Source
+	a.Tags = w.Tags
+	a.Hostname = w.Hostname
+	if len(w.OutputFields) > 0 && !bytes.Equal(bytes.TrimSpace(w.OutputFields), []byte("null")) {
+		fields, err := decodeFields(w.OutputFields)
+		if err != nil {
+			return Alert{}, err
+		}
+		a.OutputFields = fields
+	}
+	if a.OutputFields == nil {
+		a.OutputFields = map[string]any{}
+	}
+	if w.UUID != nil && *w.UUID != "" {
+		if len(*w.UUID) > MaxIDLength {
+			return Alert{}, &FieldError{Field: "uuid", Value: quote((*w.UUID)[:32] + "..."), Reason: fmt.Sprintf("longer than %d bytes", MaxIDLength)}
+		}
+		for _, r := range *w.UUID {
+			if r < 0x21 || r > 0x7e {
+				return Alert{}, &FieldError{Field: "uuid", Value: quote(*w.UUID), Reason: "must be printable ASCII without spaces"}
+			}
+		}
+		a.ID = *w.UUID
+	} else {
+		a.ID = DeterministicID(a)
+	}
+	return a, nil
+}
+
+// decodeFields keeps integers exact (evt.time is nanoseconds, beyond float64)
+// and turns every JSON number into int64 when it is integral, else float64.
+func decodeFields(raw json.RawMessage) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &FieldError{Field: "output_fields", Reason: "want object, got " + te.Value}
+		}
+		return nil, fmt.Errorf("decode alert: field output_fields: %w", err)
+	}
+	for k, v := range fields {
+		fields[k] = normalize(v)
+	}
+	return fields, nil
+}
+
+func normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case []any:
+		for i := range x {
+			x[i] = normalize(x[i])
+		}
+		return x
+	case map[string]any:
+		for k := range x {
+			x[k] = normalize(x[k])
+		}
+		return x
+	}
+	return v
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "array of strings"
+	case goType == "string" || goType == "*string":
+		return "string"
+	}
+	return goType
+}
+
+func describeJSONError(err error, data []byte) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := position(data, se.Offset)
+		return fmt.Sprintf("invalid JSON at line %d column %d: %s", line, col, se.Error())
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "invalid JSON: unexpected end of input"
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+func position(data []byte, offset int64) (line, col int) {
+	line, col = 1, 1
+	for i := int64(0); i < offset && i < int64(len(data)); i++ {
+		if data[i] == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func snippet(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "..."
+	}
+	if len(b) == 0 {
+		return "nothing"
+	}
+	return string(b)
+}

@@ -1,0 +1,2 @@
+// Package email is riposte's email integration.
+package email

@@ -1,0 +1,2 @@
+// Package pagerduty is riposte's pagerduty integration.
+package pagerduty

@@ -1,0 +1,2 @@
+// Package slack is riposte's slack integration.
+package slack

@@ -1,0 +1,2 @@
+// Package webhook is riposte's webhook integration.
+package webhook

@@ -1,0 +1,2 @@
+// Package capture is riposte's capture integration.
+package capture

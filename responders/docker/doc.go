@@ -1,0 +1,2 @@
+// Package docker is riposte's docker integration.
+package docker

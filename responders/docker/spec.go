@@ -1,0 +1,33 @@
+package docker
+
+import "github.com/riposte-sec/riposte/internal/actions"
+
+var dockerAPI = []string{"access to the Docker API socket (/var/run/docker.sock)"}
+
+// Specs describes the actions this responder implements.
+func Specs() []actions.Spec {
+	return []actions.Spec{
+		{Name: "container.pause", Help: "Freeze every process of the container (cgroup freezer); memory and state are kept for forensics.",
+			Privileges: dockerAPI, Destructive: true, Container: true},
+		{Name: "container.unpause", Help: "Thaw a paused container.",
+			Privileges: dockerAPI, Container: true},
+		{Name: "container.stop", Help: "Stop the container: SIGTERM, then SIGKILL after the grace period.",
+			Params:     []actions.Param{{Name: "grace", Type: actions.Duration, Default: "10s", Help: "time between SIGTERM and SIGKILL"}},
+			Privileges: dockerAPI, Destructive: true, Container: true},
+		{Name: "container.kill", Help: "Send a signal to the container's main process.",
+			Params:     []actions.Param{{Name: "signal", Type: actions.Signal, Default: "KILL", Help: "signal name or number"}},
+			Privileges: dockerAPI, Destructive: true, Container: true},
+		{Name: "container.quarantine", Help: "Disconnect the container from every network (recorded, so release can reconnect); it keeps running for forensics but can no longer talk.",
+			Privileges: dockerAPI, Destructive: true, Container: true},
+		{Name: "container.release", Help: "Undo quarantine and pause: reconnect the networks quarantine recorded and unpause.",
+			Privileges: dockerAPI, Container: true},
+		{Name: "container.snapshot", Help: "Collect an evidence bundle: inspect, logs, process list, changed files, filesystem export, optional image commit; manifest with SHA-256 of every file.",
+			Params: []actions.Param{
+				{Name: "logs", Type: actions.Int, Default: "1000", Help: "last N lines of logs"},
+				{Name: "export", Type: actions.Bool, Default: "true", Help: "include a tar export of the filesystem"},
+				{Name: "commit", Type: actions.Bool, Default: "false", Help: "also commit the container to an image riposte/evidence:<id>"},
+				{Name: "max_bytes", Type: actions.Bytes, Default: "from config (1GiB)", Help: "bundle size cap"},
+			},
+			Privileges: append([]string{"write access to the evidence directory"}, dockerAPI...), Container: true},
+	}
+}
