@@ -94,6 +94,18 @@ type Request struct {
 	Actor string
 	// Key identifies the action for idempotency: alert id, playbook and index.
 	Key string
+	// Steps are what riposte already did for this alert, oldest first, so a
+	// notifier can say it ("snapshot taken, container paused").
+	Steps []Step
+}
+
+// Step is one action already taken, as notifiers report it.
+type Step struct {
+	Action string    `json:"action"`
+	Status string    `json:"status"` // succeeded, failed, skipped_dry_run, blocked_protected, held_for_approval
+	Note   string    `json:"note,omitempty"`
+	Actor  string    `json:"actor,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // Evidence is one file an action wrote, with its content hash.
