@@ -214,7 +214,7 @@ func describeJSONError(err error, data []byte) string {
 
 func position(data []byte, offset int64) (line, col int) {
 	line, col = 1, 1
-	for i := int64(0); i < offset && i < int64(len(data)); i++ {
+	for i := int64(0); i < offset-1 && i < int64(len(data)); i++ {
 		if data[i] == '\n' {
 			line++
 			col = 1

@@ -1,0 +1,45 @@
+package alert
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDecode: any input either decodes into alerts that re-encode and decode
+// to the same ids, or fails with an error; it never panics.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(shellAlert))
+	f.Add([]byte("[" + shellAlert + "]"))
+	f.Add([]byte(shellAlert + "\n" + shellAlert))
+	f.Add([]byte(`{"time":"2026-11-20T10:01:12Z","priority":"Error","output":"no rule"}`))
+	f.Add([]byte(`{"rule":"r","priority":"info","time":"2026-11-20T10:01:12.5+02:00","output_fields":{"a":[1,{"b":2e400}]}}`))
+	f.Add([]byte(`[{"rule":1}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		alerts, err := Decode(data)
+		if err != nil {
+			if len(alerts) != 0 {
+				t.Fatalf("error %v with %d alerts", err, len(alerts))
+			}
+			return
+		}
+		if len(alerts) == 0 {
+			t.Fatal("no error and no alerts")
+		}
+		for _, a := range alerts {
+			if a.Rule == "" || a.ID == "" {
+				t.Fatalf("accepted alert without rule or id: %+v", a)
+			}
+			b, err := json.Marshal(a)
+			if err != nil {
+				t.Fatalf("marshal accepted alert: %v", err)
+			}
+			back, err := Decode(b)
+			if err != nil {
+				t.Fatalf("re-decode %s: %v", b, err)
+			}
+			if back[0].ID != a.ID {
+				t.Fatalf("id changed on round trip: %s -> %s", a.ID, back[0].ID)
+			}
+		}
+	})
+}
