@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"unicode/utf8"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
@@ -80,10 +81,33 @@ type Skipped struct {
 	Reason   string
 }
 
-// Match returns the plans of the playbooks the alert triggers, in order.
-// It only looks at candidate playbooks (by rule name index).
+// Match returns the plans of the playbooks the alert triggers, in order:
+// Select, then each playbook's Plan.
 func (s *Set) Match(a *alert.Alert) []Plan {
-	var plans []Plan
+	books, env := s.selectBooks(a)
+	if len(books) == 0 {
+		return nil
+	}
+	plans := make([]Plan, len(books))
+	for i, b := range books {
+		plans[i] = b.plan(a, env)
+	}
+	return plans
+}
+
+// Select returns the playbooks the alert triggers, in order, without
+// planning their actions. It only looks at candidate playbooks (by the rule
+// name index).
+func (s *Set) Select(a *alert.Alert) []*Playbook {
+	books, _ := s.selectBooks(a)
+	return books
+}
+
+// Plan renders the playbook's actions for an alert.
+func (b *Playbook) Plan(a *alert.Alert) Plan { return b.plan(a, nil) }
+
+func (s *Set) selectBooks(a *alert.Alert) ([]*Playbook, *Env) {
+	var books []*Playbook
 	var env *Env
 	exact := s.byRule[a.Rule]
 	i, j := 0, 0
@@ -98,15 +122,15 @@ func (s *Set) Match(a *alert.Alert) []Plan {
 			pos, i, j = exact[i], i+1, j+1
 		}
 		b := s.books[pos]
-		if reason := b.check(a, &env); reason != "" {
+		if b.check(a, &env, false) != "" {
 			continue
 		}
-		plans = append(plans, b.plan(a, env))
+		books = append(books, b)
 		if !b.Continue {
 			break
 		}
 	}
-	return plans
+	return books, env
 }
 
 // Explain evaluates every playbook and says, for those that do not match,
@@ -119,7 +143,7 @@ func (s *Set) Explain(a *alert.Alert) (matched []Plan, skipped []Skipped) {
 			skipped = append(skipped, Skipped{Playbook: b, Reason: fmt.Sprintf("playbook %q matched first with continue: false", stoppedBy)})
 			continue
 		}
-		if reason := b.check(a, &env); reason != "" {
+		if reason := b.check(a, &env, true); reason != "" {
 			skipped = append(skipped, Skipped{Playbook: b, Reason: reason})
 			continue
 		}
@@ -132,21 +156,36 @@ func (s *Set) Explain(a *alert.Alert) (matched []Plan, skipped []Skipped) {
 }
 
 // check returns "" when the playbook matches, else the first reason it does
-// not. env is built on first use and shared across playbooks.
-func (b *Playbook) check(a *alert.Alert, env **Env) string {
+// not; the reason is only spelt out when explain is set (the hot path does
+// not pay for formatting). env is built on first use and shared across
+// playbooks.
+func (b *Playbook) check(a *alert.Alert, env **Env, explain bool) string {
+	const no = "no"
 	m := &b.Match
 	if len(m.Rules) > 0 && !m.matchesRule(a.Rule) {
+		if !explain {
+			return no
+		}
 		return fmt.Sprintf("rule %q not in %s", a.Rule, quoteList(m.Rules))
 	}
 	if m.Priority != nil && !m.Priority.Holds(a.Priority) {
+		if !explain {
+			return no
+		}
 		return m.Priority.failure(a.Priority)
 	}
 	for _, t := range m.Tags {
 		if !a.HasTag(t) {
+			if !explain {
+				return no
+			}
 			return fmt.Sprintf("tag %q missing", t)
 		}
 	}
 	if len(m.Sources) > 0 && !contains(m.Sources, a.Source) {
+		if !explain {
+			return no
+		}
 		return fmt.Sprintf("source %q not in %s", a.Source, quoteList(m.Sources))
 	}
 	if m.when != nil {
@@ -183,30 +222,33 @@ func (m *Match) matchesRule(rule string) bool {
 func globMatch(pattern, s string) bool {
 	px, sx := 0, 0
 	nextPx, nextSx := -1, -1
-	pr, sr := []rune(pattern), []rune(s)
-	for px < len(pr) || sx < len(sr) {
-		if px < len(pr) {
-			switch pr[px] {
+	for px < len(pattern) || sx < len(s) {
+		if px < len(pattern) {
+			switch c := pattern[px]; c {
 			case '*':
 				nextPx, nextSx = px, sx+1
 				px++
 				continue
 			case '?':
-				if sx < len(sr) {
+				if sx < len(s) {
+					_, size := utf8.DecodeRuneInString(s[sx:])
 					px++
-					sx++
+					sx += size
 					continue
 				}
 			default:
-				if sx < len(sr) && sr[sx] == pr[px] {
+				if sx < len(s) && s[sx] == c {
 					px++
 					sx++
 					continue
 				}
 			}
 		}
-		if nextSx > 0 && nextSx <= len(sr) {
-			px, sx = nextPx, nextSx
+		if nextSx > 0 && nextSx <= len(s) {
+			// Resume after the last star, one more character consumed
+			// (a whole rune, so ? never lands inside one).
+			_, size := utf8.DecodeRuneInString(s[nextSx-1:])
+			px, sx = nextPx, nextSx-1+size
 			continue
 		}
 		return false

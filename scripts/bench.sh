@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make bench: every performance figure riposte reports, measured in one run on
+# this machine. Figures print to stdout; the README's performance section
+# quotes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== playbook matching (go test -bench ./playbooks)"
+go test -run '^$' -bench 'Select|Match' -benchmem -count 1 ./playbooks | grep -E '^(Benchmark|ok)'
+
+for extra in scripts/bench-*.sh; do
+	[ -x "$extra" ] || continue
+	echo
+	echo "== $(basename "$extra" .sh)"
+	"$extra"
+done
