@@ -1,2 +1,35 @@
-// Package docker is riposte's docker integration.
+// Package docker is riposte's Docker responder: the container.* actions
+// (pause, unpause, stop, kill, quarantine, release, snapshot) run against
+// one Docker daemon through the Engine API, with the API version negotiated
+// so that Debian's docker.io 20.10 (API 1.41) and current engines both work.
+//
+// Guardrails live here, not in the caller: Run refuses, before any call that
+// changes anything, a container that carries the protect label
+// (riposte.protect=true by default), matches the configured name or image
+// globs, or is riposte's own container (found in /proc/self/cgroup,
+// /proc/self/mountinfo or the hostname, or given as protect.self_id). The
+// refusal wraps actions.ErrProtected; Protected answers the same question
+// for callers that want to ask first (Slack buttons, the engine's plan).
+//
+// Actions are idempotent in effect: pausing a paused container, killing an
+// exited one, stopping a stopped one, quarantining a disconnected one
+// succeed with a note saying so. A missing container gives an error wrapping
+// actions.ErrNotFound that names the reference; an unreachable daemon, a
+// timeout, 429 or 5xx give an error marked actions.Retryable.
+//
+// container.quarantine records the networks it disconnects (aliases, pinned
+// and observed addresses) in <data_dir>/docker/quarantine/<id>.json, written
+// atomically before the first disconnect; container.release reconnects them,
+// unpauses the container and removes the file. container.snapshot writes an
+// evidence bundle <evidence_dir>/<incident>/<short id>/<snapshot id>/ whose
+// manifest.json lists the SHA-256 and size of every file; the manifest's own
+// SHA-256 is Result.SHA256, which the journal records. A bundle is sealed
+// (renamed from .partial) only once its manifest is on disk; one that hit the
+// size cap or failed is renamed .incomplete, has no manifest, and holds an
+// INCOMPLETE file saying why. VerifyBundle re-checks a sealed bundle.
+//
+// A Responder is safe for concurrent use: actions on the same container are
+// serialised within one Responder (not across processes). It does not own
+// the Docker client it is given; whoever created the client (usually with
+// NewClient) closes it after the Responder is no longer used.
 package docker

@@ -23,10 +23,10 @@ func Specs() []actions.Spec {
 			Privileges: dockerAPI, Container: true},
 		{Name: "container.snapshot", Help: "Collect an evidence bundle: inspect, logs, process list, changed files, filesystem export, optional image commit; manifest with SHA-256 of every file.",
 			Params: []actions.Param{
-				{Name: "logs", Type: actions.Int, Default: "1000", Help: "last N lines of logs"},
+				{Name: "logs", Type: actions.Int, Default: "snapshot.log_lines from config (1000)", Help: "last N lines of logs; 0 for none"},
 				{Name: "export", Type: actions.Bool, Default: "true", Help: "include a tar export of the filesystem"},
-				{Name: "commit", Type: actions.Bool, Default: "false", Help: "also commit the container to an image riposte/evidence:<id>"},
-				{Name: "max_bytes", Type: actions.Bytes, Default: "from config (1GiB)", Help: "bundle size cap"},
+				{Name: "commit", Type: actions.Bool, Default: "false", Help: "also commit the container to an image riposte/evidence:<short id>-<snapshot id>"},
+				{Name: "max_bytes", Type: actions.Bytes, Default: "snapshot.max_bytes from config (1GiB)", Help: "bundle size cap; can lower the config's cap, not raise it"},
 			},
 			Privileges: append([]string{"write access to the evidence directory"}, dockerAPI...), Container: true},
 	}

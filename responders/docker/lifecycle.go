@@ -1,0 +1,209 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+)
+
+// stateNote describes a container that is not running.
+func stateNote(s *container.State) string {
+	if s == nil {
+		return "not running"
+	}
+	switch s.Status {
+	case "created":
+		return "never started"
+	case "exited", "dead":
+		return fmt.Sprintf("%s, exit code %d", s.Status, s.ExitCode)
+	}
+	return s.Status
+}
+
+// state returns info's State, nil when the daemon gave none.
+func state(info container.InspectResponse) *container.State {
+	if info.ContainerJSONBase == nil {
+		return nil
+	}
+	return info.State
+}
+
+func running(info container.InspectResponse) bool {
+	s := state(info)
+	return s != nil && s.Running
+}
+
+func paused(info container.InspectResponse) bool {
+	s := state(info)
+	return s != nil && s.Paused
+}
+
+func restarting(info container.InspectResponse) bool {
+	s := state(info)
+	return s != nil && s.Restarting
+}
+
+var errRestarting = errors.New("container is restarting; try again once it runs")
+
+func (r *Responder) pause(ctx context.Context, _ actions.Request, c target) (actions.Result, error) {
+	settled := func(info container.InspectResponse) (actions.Result, bool) {
+		switch {
+		case paused(info):
+			return actions.Result{Note: "already paused"}, true
+		case !running(info) && !restarting(info):
+			return actions.Result{Note: "not running (" + stateNote(state(info)) + "); nothing to pause"}, true
+		}
+		return actions.Result{}, false
+	}
+	if res, ok := settled(c.info); ok {
+		return res, nil
+	}
+	if restarting(c.info) {
+		return actions.Result{}, actions.Retryable(errRestarting)
+	}
+	err := r.call(ctx, "pause", r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerPause(ctx, c.id) })
+	if err != nil {
+		return r.afterConflict(ctx, c, err, settled)
+	}
+	return actions.Result{Note: "paused"}, nil
+}
+
+func (r *Responder) unpause(ctx context.Context, _ actions.Request, c target) (actions.Result, error) {
+	settled := func(info container.InspectResponse) (actions.Result, bool) {
+		if !paused(info) {
+			return actions.Result{Note: "not paused"}, true
+		}
+		return actions.Result{}, false
+	}
+	if res, ok := settled(c.info); ok {
+		return res, nil
+	}
+	err := r.call(ctx, "unpause", r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerUnpause(ctx, c.id) })
+	if err != nil {
+		return r.afterConflict(ctx, c, err, settled)
+	}
+	return actions.Result{Note: "unpaused"}, nil
+}
+
+func (r *Responder) stop(ctx context.Context, req actions.Request, c target) (actions.Result, error) {
+	grace, err := req.Params.Duration("grace", 10*time.Second)
+	if err != nil {
+		return actions.Result{}, err
+	}
+	// Docker counts whole seconds; round up so a grace is never shortened.
+	secs := int(math.Ceil(grace.Seconds()))
+	settled := func(info container.InspectResponse) (actions.Result, bool) {
+		if !running(info) && !restarting(info) {
+			return actions.Result{Note: "already stopped (" + stateNote(state(info)) + ")"}, true
+		}
+		return actions.Result{}, false
+	}
+	if res, ok := settled(c.info); ok {
+		return res, nil
+	}
+	timeout := time.Duration(secs)*time.Second + r.cfg.Timeouts.API
+	err = r.call(ctx, "stop", timeout, func(ctx context.Context) error {
+		return r.api.ContainerStop(ctx, c.id, container.StopOptions{Timeout: &secs})
+	})
+	if err != nil {
+		return r.afterConflict(ctx, c, err, settled)
+	}
+	info, err := r.reinspect(ctx, c)
+	if err != nil {
+		return actions.Result{}, err
+	}
+	return actions.Result{
+		Note:   fmt.Sprintf("stopped (%s)", stateNote(state(info))),
+		Detail: map[string]any{"grace": (time.Duration(secs) * time.Second).String(), "exit_code": exitCode(info)},
+	}, nil
+}
+
+func (r *Responder) kill(ctx context.Context, req actions.Request, c target) (actions.Result, error) {
+	sig := "KILL"
+	if v, ok := req.Params["signal"]; ok {
+		s, err := actions.AsSignal(v)
+		if err != nil {
+			return actions.Result{}, fmt.Errorf("parameter signal: %w", err)
+		}
+		sig = s
+	}
+	settled := func(info container.InspectResponse) (actions.Result, bool) {
+		if !running(info) && !restarting(info) {
+			return actions.Result{Note: "already exited (" + stateNote(state(info)) + ")"}, true
+		}
+		return actions.Result{}, false
+	}
+	if res, ok := settled(c.info); ok {
+		return res, nil
+	}
+	err := r.call(ctx, "send SIG"+sig, r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerKill(ctx, c.id, sig) })
+	if err != nil {
+		return r.afterConflict(ctx, c, err, settled)
+	}
+	detail := map[string]any{"signal": sig}
+	if sig != "KILL" {
+		// The process may handle or ignore the signal: report what was done.
+		return actions.Result{Note: "sent SIG" + sig, Detail: detail}, nil
+	}
+	// SIGKILL cannot be caught: wait for the exit so the note is the truth.
+	info, err := r.waitExit(ctx, c)
+	if err != nil {
+		return actions.Result{}, err
+	}
+	detail["exit_code"] = exitCode(info)
+	if running(info) {
+		return actions.Result{Note: "sent SIGKILL; still running (restart policy?)", Detail: detail}, nil
+	}
+	return actions.Result{Note: fmt.Sprintf("killed (%s)", stateNote(state(info))), Detail: detail}, nil
+}
+
+// waitExit waits (API timeout at most) until c is no longer running.
+func (r *Responder) waitExit(ctx context.Context, c target) (container.InspectResponse, error) {
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.API)
+	defer cancel()
+	okC, errC := r.api.ContainerWait(wctx, c.id, container.WaitConditionNotRunning)
+	select {
+	case <-okC:
+	case err := <-errC:
+		if err != nil && !cerrdefs.IsNotFound(err) && ctx.Err() == nil && wctx.Err() == nil {
+			return container.InspectResponse{}, r.classify(ctx, "wait for exit", err)
+		}
+	}
+	info, err := r.reinspect(ctx, c)
+	if errors.Is(err, actions.ErrNotFound) {
+		// Removed on exit (--rm): killed all the same.
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Status: "removed"}}}, nil
+	}
+	return info, err
+}
+
+// afterConflict handles an action refused because the container changed
+// state between the inspect and the call (exited, paused by someone else):
+// when the container is now where the action wanted it, that is success.
+func (r *Responder) afterConflict(ctx context.Context, c target, err error, settled func(container.InspectResponse) (actions.Result, bool)) (actions.Result, error) {
+	if !cerrdefs.IsConflict(err) && !cerrdefs.IsNotFound(err) {
+		return actions.Result{}, err
+	}
+	info, ierr := r.reinspect(ctx, c)
+	if ierr != nil {
+		return actions.Result{}, errors.Join(err, ierr)
+	}
+	if res, ok := settled(info); ok {
+		return res, nil
+	}
+	return actions.Result{}, err
+}
+
+func exitCode(info container.InspectResponse) int {
+	if s := state(info); s != nil {
+		return s.ExitCode
+	}
+	return 0
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Measure the Docker responder on the local daemon, one run:
+#   - a bare ContainerPause API call vs container.pause through Responder.Run
+#     (median of 20 each, interleaved, unpaused between samples);
+#   - container.snapshot of a container with 50 MiB written (median of 5),
+#     without and with commit.
+# Needs root and a running dockerd (scripts/ensure-dockerd.sh starts one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS=${GOFLAGS:--mod=mod}
+export RIPOSTE_REQUIRE_INTEGRATION=1
+go test -run '^$' -bench '^BenchmarkDocker' -benchtime 1x -count 1 ./responders/docker/
