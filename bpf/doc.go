@@ -1,0 +1,13 @@
+// Package bpf holds riposte's eBPF sensor: the C source (sensor.c, CO-RE,
+// BTF-typed tracepoints only) and what bpf2go generates from it
+// (sensor_x86_bpfel.go and sensor_x86_bpfel.o, committed so that building
+// riposte needs no clang). `make generate` (go generate ./bpf/...)
+// regenerates them; vmlinux.h is `bpftool btf dump file
+// /sys/kernel/btf/vmlinux format c`.
+//
+// The generated LoadSensor / LoadSensorObjects return a CollectionSpec or
+// loaded objects; SensorEvent is the Go layout of the ring-buffer record
+// (exec records carry the argv buffer, every other record stops before it).
+// The loader, attachment and decoding live in detector/sensor. Nothing here
+// holds state; the caller closes what it loads.
+package bpf

@@ -1,0 +1,281 @@
+package containers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// API is the part of the Docker client the cache uses
+// (*client.Client implements it).
+type API interface {
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error)
+	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+// Info is what the cache knows about one container.
+type Info struct {
+	ID      string
+	Name    string // without the leading "/"
+	Image   string // repository
+	Tag     string
+	Digest  string
+	Labels  map[string]string
+	Ports   []uint16 // EXPOSEd and published container ports
+	Pid     int      // main process, 0 when not running
+	Running bool
+	Known   bool // false: the runtime does not know the id (or no API)
+}
+
+// negativeTTL is how long an unknown id is remembered as unknown.
+const negativeTTL = 5 * time.Second
+
+// Cache maps container ids to Info.
+type Cache struct {
+	api     API
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu       sync.RWMutex
+	byID     map[string]*entry
+	inflight map[string]chan struct{}
+	onChange []func(Info, bool)
+}
+
+type entry struct {
+	info    Info
+	fetched time.Time
+}
+
+// New returns a cache over api (nil: no enrichment). log may be nil.
+func New(api API, log *slog.Logger) *Cache {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Cache{api: api, log: log, timeout: 3 * time.Second, byID: map[string]*entry{}, inflight: map[string]chan struct{}{}}
+}
+
+// OnChange registers fn to be called (from Run's goroutine) when a container
+// starts (running=true) or is destroyed (running=false). Register before Run.
+func (c *Cache) OnChange(fn func(info Info, running bool)) { c.onChange = append(c.onChange, fn) }
+
+// Get returns the container with full id id, inspecting it on a miss.
+func (c *Cache) Get(ctx context.Context, id string) Info {
+	if c.api == nil {
+		return Info{ID: id}
+	}
+	for {
+		c.mu.RLock()
+		e, ok := c.byID[id]
+		wait := c.inflight[id]
+		c.mu.RUnlock()
+		if ok && (e.info.Known || time.Since(e.fetched) < negativeTTL) {
+			return e.info
+		}
+		if wait != nil {
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Info{ID: id}
+			}
+		}
+		c.mu.Lock()
+		if c.inflight[id] != nil {
+			c.mu.Unlock()
+			continue
+		}
+		done := make(chan struct{})
+		c.inflight[id] = done
+		c.mu.Unlock()
+
+		info := c.inspect(ctx, id)
+		c.mu.Lock()
+		c.byID[id] = &entry{info: info, fetched: time.Now()}
+		delete(c.inflight, id)
+		c.mu.Unlock()
+		close(done)
+		return info
+	}
+}
+
+// Running lists the running containers the cache knows, by id.
+func (c *Cache) Running() []Info {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []Info
+	for _, e := range c.byID {
+		if e.info.Known && e.info.Running {
+			out = append(out, e.info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (c *Cache) inspect(ctx context.Context, id string) Info {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.api.ContainerInspect(ctx, id)
+	if err != nil {
+		c.log.Debug("inspect container", "id", id, "err", err)
+		return Info{ID: id}
+	}
+	return FromInspect(resp)
+}
+
+// FromInspect converts Docker's inspect answer.
+func FromInspect(r container.InspectResponse) Info {
+	info := Info{Known: true}
+	if r.ContainerJSONBase != nil {
+		info.ID = r.ID
+		info.Name = strings.TrimPrefix(r.Name, "/")
+		if r.State != nil {
+			info.Pid = r.State.Pid
+			info.Running = r.State.Running
+		}
+	}
+	ports := map[uint16]bool{}
+	if r.Config != nil {
+		info.Image, info.Tag, info.Digest = SplitImage(r.Config.Image)
+		info.Labels = r.Config.Labels
+		for p := range r.Config.ExposedPorts {
+			if n, err := strconv.ParseUint(p.Port(), 10, 16); err == nil {
+				ports[uint16(n)] = true
+			}
+		}
+	}
+	if r.ContainerJSONBase != nil && r.HostConfig != nil {
+		for p := range r.HostConfig.PortBindings {
+			if n, err := strconv.ParseUint(p.Port(), 10, 16); err == nil {
+				ports[uint16(n)] = true
+			}
+		}
+	}
+	for p := range ports {
+		info.Ports = append(info.Ports, p)
+	}
+	sort.Slice(info.Ports, func(i, j int) bool { return info.Ports[i] < info.Ports[j] })
+	return info
+}
+
+// SplitImage splits an image reference as written in a container's config
+// ("nginx", "registry:5000/team/app:1.2", "app@sha256:...") into repository,
+// tag ("latest" when neither tag nor digest is given) and digest.
+func SplitImage(ref string) (repo, tag, digest string) {
+	repo = ref
+	if i := strings.Index(repo, "@"); i >= 0 {
+		repo, digest = repo[:i], repo[i+1:]
+	}
+	if i := strings.LastIndex(repo, ":"); i >= 0 && !strings.Contains(repo[i:], "/") {
+		repo, tag = repo[:i], repo[i+1:]
+	}
+	if tag == "" && digest == "" && !strings.HasPrefix(ref, "sha256:") {
+		tag = "latest"
+	}
+	if strings.HasPrefix(ref, "sha256:") {
+		repo, tag = ref, ""
+	}
+	return repo, tag, digest
+}
+
+// Run lists the running containers, then follows Docker's events until ctx
+// ends, reconnecting with backoff when the stream fails.
+func (c *Cache) Run(ctx context.Context) error {
+	if c.api == nil {
+		<-ctx.Done()
+		return nil
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := c.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn("docker event stream ended; reconnecting", "err", err, "in", backoff)
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	return nil
+}
+
+func (c *Cache) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := c.api.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))})
+	list, err := c.api.ContainerList(ctx, container.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, s := range list {
+		c.refresh(ctx, s.ID)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			return err
+		case m := <-msgs:
+			switch m.Action {
+			case events.ActionStart, events.ActionRename, events.ActionUnPause:
+				c.refresh(ctx, m.Actor.ID)
+			case events.ActionDie:
+				c.refresh(ctx, m.Actor.ID)
+			case events.ActionDestroy:
+				c.forget(m.Actor.ID)
+			}
+		}
+	}
+}
+
+func (c *Cache) refresh(ctx context.Context, id string) {
+	info := c.inspect(ctx, id)
+	c.mu.Lock()
+	c.byID[id] = &entry{info: info, fetched: time.Now()}
+	c.mu.Unlock()
+	for _, fn := range c.onChange {
+		fn(info, info.Running)
+	}
+}
+
+func (c *Cache) forget(id string) {
+	c.mu.Lock()
+	e := c.byID[id]
+	delete(c.byID, id)
+	c.mu.Unlock()
+	if e != nil {
+		for _, fn := range c.onChange {
+			fn(e.info, false)
+		}
+	}
+}
+
+// Peek returns the cached container without calling the API.
+func (c *Cache) Peek(id string) (Info, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.byID[id]
+	if !ok {
+		return Info{}, false
+	}
+	return e.info, e.info.Known
+}

@@ -1,0 +1,175 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/go-connections/nat"
+)
+
+func TestSplitImage(t *testing.T) {
+	tests := []struct{ in, repo, tag, digest string }{
+		{"nginx", "nginx", "latest", ""},
+		{"riposte-test:1", "riposte-test", "1", ""},
+		{"registry:5000/team/app:1.2", "registry:5000/team/app", "1.2", ""},
+		{"registry:5000/team/app", "registry:5000/team/app", "latest", ""},
+		{"app@sha256:abcd", "app", "", "sha256:abcd"},
+		{"app:2@sha256:abcd", "app", "2", "sha256:abcd"},
+		{"sha256:0123456789ab", "sha256:0123456789ab", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			repo, tag, digest := SplitImage(tt.in)
+			if repo != tt.repo || tag != tt.tag || digest != tt.digest {
+				t.Fatalf("SplitImage(%q) = %q %q %q, want %q %q %q", tt.in, repo, tag, digest, tt.repo, tt.tag, tt.digest)
+			}
+		})
+	}
+}
+
+func inspectOf(id, name string, running bool) container.InspectResponse {
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: id, Name: "/" + name, State: &container.State{Running: running, Pid: 4242},
+			HostConfig: &container.HostConfig{PortBindings: nat.PortMap{"8080/tcp": nil}}},
+		Config: &container.Config{Image: "registry/app:1.2", Labels: map[string]string{"team": "red"},
+			ExposedPorts: nat.PortSet{"80/tcp": {}, "8080/tcp": {}}},
+	}
+}
+
+func TestFromInspect(t *testing.T) {
+	got := FromInspect(inspectOf("abc", "web", true))
+	want := Info{ID: "abc", Name: "web", Image: "registry/app", Tag: "1.2", Labels: map[string]string{"team": "red"},
+		Ports: []uint16{80, 8080}, Pid: 4242, Running: true, Known: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// fakeAPI is an in-memory Docker.
+type fakeAPI struct {
+	mu       sync.Mutex
+	known    map[string]container.InspectResponse
+	inspects atomic.Int32
+	delay    time.Duration
+	events   chan events.Message
+}
+
+func (f *fakeAPI) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	f.inspects.Add(1)
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.known[id]
+	if !ok {
+		return r, errors.New("no such container")
+	}
+	return r, nil
+}
+
+func (f *fakeAPI) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []container.Summary
+	for id := range f.known {
+		out = append(out, container.Summary{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeAPI) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	return f.events, make(chan error)
+}
+
+func TestGetDedupsAndCaches(t *testing.T) {
+	api := &fakeAPI{known: map[string]container.InspectResponse{"a": inspectOf("a", "web", true)}, delay: 50 * time.Millisecond}
+	c := New(api, nil)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if info := c.Get(context.Background(), "a"); info.Name != "web" {
+				t.Errorf("Get = %+v", info)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := api.inspects.Load(); n != 1 {
+		t.Fatalf("%d inspects for 10 concurrent misses, want 1", n)
+	}
+	c.Get(context.Background(), "a")
+	if info := c.Get(context.Background(), "missing"); info.Known || info.ID != "missing" {
+		t.Fatalf("unknown id: %+v", info)
+	}
+	c.Get(context.Background(), "missing")
+	if n := api.inspects.Load(); n != 2 {
+		t.Fatalf("%d inspects, want 2 (hits and negative answers cached)", n)
+	}
+	if info, ok := c.Peek("a"); !ok || info.Name != "web" {
+		t.Fatalf("Peek = %+v, %v", info, ok)
+	}
+}
+
+func TestRunFollowsEvents(t *testing.T) {
+	api := &fakeAPI{known: map[string]container.InspectResponse{"a": inspectOf("a", "web", true)}, events: make(chan events.Message)}
+	c := New(api, nil)
+	changes := make(chan string, 10)
+	c.OnChange(func(info Info, running bool) {
+		if running {
+			changes <- "start " + info.Name
+		} else {
+			changes <- "stop " + info.ID
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-changes:
+			if got != want {
+				t.Fatalf("change %q, want %q", got, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no change, want %q", want)
+		}
+	}
+	expect("start web") // from the initial list
+	api.mu.Lock()
+	api.known["b"] = inspectOf("b", "db", true)
+	api.mu.Unlock()
+	api.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: "b"}}
+	expect("start db")
+	if got := c.Running(); len(got) != 2 || got[1].Name != "db" {
+		t.Fatalf("Running = %+v", got)
+	}
+	api.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "a"}}
+	expect("stop a")
+	if _, ok := c.Peek("a"); ok {
+		t.Fatal("destroyed container still cached")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNilAPI(t *testing.T) {
+	c := New(nil, nil)
+	if info := c.Get(context.Background(), "x"); info.ID != "x" || info.Known {
+		t.Fatalf("nil API Get = %+v", info)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,308 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/riposte-sec/riposte/detector/cgroup"
+	"github.com/riposte-sec/riposte/detector/containers"
+	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/detector/resources"
+	"github.com/riposte-sec/riposte/detector/rules"
+	"github.com/riposte-sec/riposte/detector/sensor"
+	exrules "github.com/riposte-sec/riposte/examples/rules"
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// Event is one decoded, enriched event; see package event.
+type Event = event.Event
+
+// Detector is riposte's eBPF detector. Create it with New, then Run it.
+type Detector struct {
+	cfg      Config
+	log      *slog.Logger
+	rules    *rules.Ruleset
+	cache    *containers.Cache
+	metrics  *metrics
+	hostname string
+
+	subs  subscribers
+	bufs  bufs
+	ready chan struct{} // closed once Run has attached the sensor
+
+	readyOnce   sync.Once
+	mu          sync.Mutex
+	running     bool
+	queue       chan []byte // set while running
+	lastKernels map[string]uint64
+}
+
+// New validates cfg, loads the rules (cfg.Rules, or the built-in default
+// rules) and registers the metrics. It does not touch the kernel: Run
+// loads the sensor.
+func New(cfg Config, deps Deps) (*Detector, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rs, err := LoadRules(cfg.Rules...)
+	if err != nil {
+		return nil, err
+	}
+	host := cfg.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	d := &Detector{cfg: cfg, log: log, rules: rs, hostname: host, ready: make(chan struct{})}
+	d.metrics, err = newMetrics(deps.Registerer, d.queueLen)
+	if err != nil {
+		return nil, fmt.Errorf("register detector metrics: %w", err)
+	}
+	d.subs.init(&d.metrics.nSubDrops, d.metrics.subscriberDrops)
+	var api containers.API
+	if deps.Docker != nil {
+		api = deps.Docker
+	}
+	d.cache = containers.New(api, log)
+	return d, nil
+}
+
+// LoadRules loads rules files and directories, or the built-in default
+// rules when paths is empty.
+func LoadRules(paths ...string) (*rules.Ruleset, error) {
+	var files []rules.File
+	var err error
+	if len(paths) == 0 {
+		files, err = rules.ReadFS(exrules.FS)
+	} else {
+		files, err = rules.ReadPaths(paths...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs, err := rules.Compile(files...)
+	if err != nil {
+		return nil, fmt.Errorf("load detection rules:\n%w", err)
+	}
+	return rs, nil
+}
+
+// Ready is closed once Run has loaded and attached the sensor and events
+// flow; events from then on are seen.
+func (d *Detector) Ready() <-chan struct{} { return d.ready }
+
+// Rules returns the loaded ruleset.
+func (d *Detector) Rules() *rules.Ruleset { return d.rules }
+
+// Stats returns the counters since New.
+func (d *Detector) Stats() Stats {
+	m := d.metrics
+	s := Stats{
+		Events: m.nEvents.Load(), QueueDrops: m.nQueueDrops.Load(), SubscriberDrops: m.nSubDrops.Load(),
+		DecodeErrors: m.nDecodeErrors.Load(), RuleErrors: m.nRuleErrors.Load(), Alerts: m.nAlerts.Load(),
+	}
+	if sn := m.sensor.Load(); sn != nil {
+		if k, err := sn.Drops(); err == nil {
+			s.KernelDrops = k
+		}
+	}
+	if s.KernelDrops == nil {
+		d.mu.Lock()
+		s.KernelDrops = d.lastKernels
+		d.mu.Unlock()
+	}
+	return s
+}
+
+func (d *Detector) queueLen() float64 {
+	d.mu.Lock()
+	q := d.queue
+	d.mu.Unlock()
+	return float64(len(q))
+}
+
+// Run loads and attaches the eBPF sensor, then reads, decodes, enriches
+// and evaluates events, calling emit for every alert, until ctx ends. emit
+// is never called concurrently. Run returns an error when the sensor cannot
+// be loaded (not root, no BTF, verifier) and nil when ctx ends. A Detector
+// runs once at a time.
+func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
+	d.mu.Lock()
+	if d.running {
+		d.mu.Unlock()
+		return errors.New("run detector: already running")
+	}
+	d.running = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running = false
+		d.queue = nil
+		d.mu.Unlock()
+	}()
+
+	mode, err := cgroup.DetectMode("/")
+	if err != nil {
+		return fmt.Errorf("run detector: %w", err)
+	}
+	opts := sensor.Options{RingBufferBytes: d.cfg.RingBufferBytes, Cgroup: mode, IgnorePID: uint32(os.Getpid())}
+	if d.cfg.PollInterval > 0 {
+		size := d.cfg.RingBufferBytes
+		if size == 0 {
+			size = sensor.DefaultRingBufferBytes
+		}
+		opts.WakeupBytes = min(size/8, 256<<10)
+	}
+	s, err := sensor.Open(opts)
+	if err != nil {
+		return err
+	}
+	d.metrics.sensor.Store(s)
+	d.log.Info("detector running", "cgroup", mode.String(), "rules", len(d.rules.Rules()), "workers", d.cfg.Workers)
+
+	p := newPipeline(d, emit)
+	if err := p.table.Seed(); err != nil {
+		d.log.Warn("seed process table", "err", err)
+	}
+	queue := make(chan []byte, d.cfg.QueueSize)
+	d.mu.Lock()
+	d.queue = queue
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	evalQ := make(chan *Event, d.cfg.QueueSize)
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = d.cache.Run(ctx) }()
+	if !d.cfg.DisableResources {
+		mounts, err := cgroup.ReadMounts()
+		if err != nil {
+			d.log.Warn("resource monitor off", "err", err)
+		} else {
+			mon := resources.New(d.cfg.Resources, d.cache, mode, mounts, d.log)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = mon.Run(ctx, func(ev event.Event) {
+					p.enrich(ctx, &ev)
+					d.subs.dispatch(&ev)
+					p.evaluate(&ev)
+				})
+			}()
+		}
+	}
+	var workers sync.WaitGroup
+	for i := 0; i < d.cfg.Workers; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for ev := range evalQ {
+				p.enrich(ctx, ev)
+				p.evaluate(ev)
+			}
+		}()
+	}
+	stateDone := make(chan struct{})
+	go func() {
+		defer close(stateDone)
+		defer close(evalQ)
+		p.state(ctx, queue, evalQ)
+	}()
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		d.read(s, queue)
+	}()
+	d.readyOnce.Do(func() { close(d.ready) })
+
+	<-ctx.Done()
+	if k, err := s.Drops(); err == nil {
+		d.mu.Lock()
+		d.lastKernels = k
+		d.mu.Unlock()
+	}
+	d.metrics.sensor.Store(nil)
+	closeErr := s.Close() // unblocks read
+	<-readDone
+	close(queue)
+	<-stateDone
+	workers.Wait()
+	wg.Wait()
+	d.subs.closeAll()
+	if closeErr != nil {
+		d.log.Warn("close sensor", "err", closeErr)
+	}
+	return nil
+}
+
+// read moves ring-buffer records into queue and never blocks on it: a
+// record that does not fit is dropped and counted.
+func (d *Detector) read(s *sensor.Sensor, queue chan<- []byte) {
+	var rec ringbuf.Record
+	poll := d.cfg.PollInterval
+	for {
+		if poll > 0 {
+			s.SetDeadline(time.Now().Add(poll))
+		}
+		if err := s.Read(&rec); err != nil {
+			if errors.Is(err, sensor.ErrClosed) {
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			d.log.Warn("read ring buffer", "err", err)
+			continue
+		}
+		buf := d.bufs.get(len(rec.RawSample))
+		copy(buf, rec.RawSample)
+		select {
+		case queue <- buf:
+		default:
+			d.bufs.put(buf)
+			d.metrics.nQueueDrops.Add(1)
+			d.metrics.queueDrops.Inc()
+		}
+	}
+}
+
+// bufs recycles record buffers between the reader and the state stage.
+type bufs struct{ pool sync.Pool }
+
+func (p *bufs) get(n int) []byte {
+	if bp, ok := p.pool.Get().(*[]byte); ok && cap(*bp) >= n {
+		return (*bp)[:n]
+	}
+	return make([]byte, n, max(n, 2048))
+}
+
+func (p *bufs) put(b []byte) {
+	if cap(b) >= 2048 {
+		b = b[:0]
+		p.pool.Put(&b)
+	}
+}
+
+// emitAlerts counts and emits alerts one at a time.
+type emitter struct {
+	mu   sync.Mutex
+	emit func(alert.Alert)
+}
+
+func (e *emitter) send(a alert.Alert) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emit(a)
+}

@@ -1,0 +1,140 @@
+package detector
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/riposte-sec/riposte/detector/event"
+)
+
+func TestNewValidatesConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"negative queue", Config{QueueSize: -1}, "detector: queue_size must be positive, got -1"},
+		{"too many workers", Config{Workers: 1000}, "detector: workers must be between 1 and 64, got 1000"},
+		{"ring not a power of two", Config{RingBufferBytes: 5000}, "detector: ring_buffer_bytes must be a power of two of at least 4096, got 5000"},
+		{"missing rules path", Config{Rules: []string{"/nonexistent/rules.yaml"}}, "read rules: stat /nonexistent/rules.yaml: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, Deps{})
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("New error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewReportsRuleErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(p, []byte("- rule: X\n  desc: d\n  condition: proc.nme == 1\n  output: o\n  priority: Warning\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Rules: []string{dir}}, Deps{})
+	if err == nil || !strings.Contains(err.Error(), p+`:3: rule "X": condition: unknown field proc.nme`) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestNewDefaultRulesAndMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d, err := New(Config{}, Deps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.Rules().Rules()); n < 15 {
+		t.Fatalf("%d default rules", n)
+	}
+	if _, err := New(Config{}, Deps{Registerer: reg}); err == nil || !strings.Contains(err.Error(), "register detector metrics") {
+		t.Fatalf("second registration: %v", err)
+	}
+	// The exported series exist.
+	d.metrics.queueDrops.Inc()
+	if n, err := testutil.GatherAndCount(reg, "riposte_detector_queue_dropped_total", "riposte_detector_queue_length"); err != nil || n != 2 {
+		t.Fatalf("gathered %d series, %v", n, err)
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	d, err := New(Config{}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	const b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	chA, cancelA := d.Subscribe(a[:12], 2)
+	chHost, cancelHost := d.Subscribe("host", 8)
+	defer cancelHost()
+	for i := 0; i < 5; i++ {
+		d.subs.dispatch(&Event{Type: event.Open, PID: uint32(i), Container: event.Container{ID: a}})
+		d.subs.dispatch(&Event{Type: event.Open, Container: event.Container{ID: b}})
+	}
+	d.subs.dispatch(&Event{Type: event.Exec, Container: event.Container{ID: event.HostID}})
+	if len(chA) != 2 {
+		t.Fatalf("subscriber of a holds %d events, want its buffer of 2", len(chA))
+	}
+	if got := (<-chA).PID; got != 0 {
+		t.Fatalf("first event pid %d, want 0 (kernel order)", got)
+	}
+	if s := d.Stats(); s.SubscriberDrops != 3 {
+		t.Fatalf("subscriber drops = %d, want 3", s.SubscriberDrops)
+	}
+	if len(chHost) != 1 {
+		t.Fatalf("host subscriber got %d events, want 1", len(chHost))
+	}
+	cancelA()
+	cancelA()
+	d.subs.dispatch(&Event{Type: event.Open, Container: event.Container{ID: a}})
+	<-chA // the buffered one
+	if _, ok := <-chA; ok {
+		t.Fatal("channel open after cancel")
+	}
+}
+
+// TestRunWithoutPrivileges: without root, Run fails saying what it needs.
+// As root, the test re-runs itself as nobody.
+func TestRunWithoutPrivileges(t *testing.T) {
+	if os.Geteuid() == 0 {
+		dir := t.TempDir()
+		bin := filepath.Join(dir, "detector.test")
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+			_ = os.Chmod(d, 0o755)
+		}
+		cmd := exec.Command(bin, "-test.run=^TestRunWithoutPrivileges$", "-test.v")
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestRunWithoutPrivileges") {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+		return
+	}
+	d, err := New(Config{}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Run(context.Background(), nil)
+	want := "load eBPF sensor: needs root, or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Run without privileges = %v, want %q...", err, want)
+	}
+}

@@ -1,0 +1,51 @@
+// Package detector is riposte's eBPF detector: it loads the sensor in
+// package bpf, attributes every kernel event to its container in the
+// kernel, enriches it (process tree, user name, Docker name/image/labels)
+// and evaluates Falco-style rules, emitting alerts in Falco's JSON shape
+// (internal/alert).
+//
+// # Pipeline
+//
+//	kernel ring buffer -> reader -> bounded queue -> state -> workers -> emit
+//
+// The reader never blocks: a record that does not fit in the queue
+// (Config.QueueSize) is dropped and counted, as the kernel counts what does
+// not fit in the ring buffer. The state goroutine decodes records in kernel
+// order, keeps the process table (seeded from /proc), maps cgroups to
+// containers and feeds subscribers; workers (Config.Workers) look containers
+// up in Docker (cached, refreshed from Docker events), evaluate rules and
+// emit alerts. A sampler reads container cgroup statistics for the CPU and
+// memory rules (Config.Resources).
+//
+// # API
+//
+//	d, err := detector.New(cfg, detector.Deps{Logger: log, Docker: cli, Registerer: reg})
+//	go d.Run(ctx, func(a alert.Alert) { ... })   // blocks until ctx ends
+//	<-d.Ready()                                    // sensor attached
+//	ch, cancel := d.Subscribe(containerID, 4096)   // every event of one container
+//
+// New loads and checks the rules (file:line errors) without touching the
+// kernel; Run loads the sensor and fails with a clear error without root or
+// kernel BTF. emit is never called concurrently. Subscribe delivers
+// event.Event values (JSON-serialisable, documented in package event);
+// slow subscribers lose events (counted) and never slow the pipeline.
+// To evaluate rules without a kernel (tests, `capture read --filter`), use
+// package rules: rules.Compile / Ruleset.Eval / rules.CompileFilter, or
+// LoadRules here for the default or configured rule set.
+//
+// # Metrics
+//
+// With Deps.Registerer set: riposte_detector_events_total{type},
+// riposte_detector_kernel_dropped_total{type},
+// riposte_detector_queue_dropped_total, riposte_detector_queue_length,
+// riposte_detector_subscriber_dropped_total,
+// riposte_detector_decode_errors_total,
+// riposte_detector_rule_errors_total{rule},
+// riposte_detector_alerts_total{rule}.
+//
+// # Concurrency and ownership
+//
+// A Detector is safe for concurrent use; Run runs once at a time. Run
+// closes the sensor and every subscription channel when it returns. The
+// caller owns the Docker client and closes it after Run returns.
+package detector

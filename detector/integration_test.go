@@ -1,0 +1,263 @@
+package detector_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/detector/resources"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// alerts collects what a running detector emits.
+type alerts struct {
+	mu  sync.Mutex
+	all []alert.Alert
+	ch  chan alert.Alert
+}
+
+func newAlerts() *alerts { return &alerts{ch: make(chan alert.Alert, 1024)} }
+
+func (a *alerts) emit(al alert.Alert) {
+	a.mu.Lock()
+	a.all = append(a.all, al)
+	a.mu.Unlock()
+	select {
+	case a.ch <- al:
+	default:
+	}
+}
+
+func (a *alerts) snapshot() []alert.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]alert.Alert(nil), a.all...)
+}
+
+// startDetector runs a detector until the test ends and waits until the
+// sensor is attached.
+func startDetector(t *testing.T, cfg detector.Config, cli *client.Client) (*detector.Detector, *alerts) {
+	t.Helper()
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	deps := detector.Deps{Docker: cli}
+	d, err := detector.New(cfg, deps)
+	if err != nil {
+		t.Fatalf("new detector: %v", err)
+	}
+	got := newAlerts()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, got.emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("detector not ready after 20s")
+	}
+	return d, got
+}
+
+// dockerExec runs cmd in the container like `docker exec` does and waits
+// for it to end.
+func dockerExec(t *testing.T, cli *client.Client, id string, tty bool, cmd ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: tty})
+	if err != nil {
+		t.Fatalf("exec create: %v", err)
+	}
+	resp, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{Tty: tty})
+	if err != nil {
+		t.Fatalf("exec attach: %v", err)
+	}
+	defer resp.Close()
+	_, _ = io.Copy(io.Discard, resp.Reader)
+}
+
+// TestDockerExecShadowAlerts is the acceptance test of issue 5: `docker
+// exec <c> sh -c 'cat /etc/shadow'` yields a shell alert and a sensitive
+// file alert, attributed to the container's id, name and image, within 1s.
+func TestDockerExecShadowAlerts(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
+	id := testutil.RunContainer(t, cli, "det-shadow", nil)
+	time.Sleep(500 * time.Millisecond) // let the start settle; the exec below is what is timed
+
+	start := time.Now()
+	dockerExec(t, cli, id, false, "sh", "-c", "cat /etc/shadow")
+	var shell, shadow *alert.Alert
+	deadline := time.After(time.Second)
+	for shell == nil || shadow == nil {
+		select {
+		case a := <-got.ch:
+			if a.Field("container.id") != id[:12] {
+				continue
+			}
+			switch {
+			case strings.Contains(strings.ToLower(a.Rule), "shell"):
+				shell = &a
+			case strings.Contains(strings.ToLower(a.Rule), "sensitive file"):
+				shadow = &a
+			}
+		case <-deadline:
+			t.Fatalf("within 1s of docker exec: shell alert=%v sensitive-file alert=%v; all alerts: %v", shell != nil, shadow != nil, ruleNames(got.snapshot()))
+		}
+	}
+	t.Logf("both alerts %v after the exec started", time.Since(start))
+	for _, a := range []*alert.Alert{shell, shadow} {
+		c := a.Container()
+		if c.ID != id[:12] || c.Name != "det-shadow" || c.Image != "riposte-test" || c.Tag != "1" {
+			t.Errorf("%s: container = %+v, want id %s name det-shadow image riposte-test:1", a.Rule, c, id[:12])
+		}
+		if a.Source != "syscall" || a.Priority < alert.PriorityNotice || a.ID == "" {
+			t.Errorf("%s: source %q priority %v uuid %q", a.Rule, a.Source, a.Priority, a.ID)
+		}
+		if _, ok := a.OutputFields["evt.time"].(int64); !ok {
+			t.Errorf("%s: evt.time is %T, want int64", a.Rule, a.OutputFields["evt.time"])
+		}
+	}
+	if shell.Rule != "Shell spawned in container" || shell.Field("proc.name") != "sh" || shell.Field("proc.cmdline") != "sh -c cat /etc/shadow" {
+		t.Errorf("shell alert: rule %q proc.name %q cmdline %q", shell.Rule, shell.Field("proc.name"), shell.Field("proc.cmdline"))
+	}
+	if shadow.Rule != "Read sensitive file untrusted" || shadow.Field("fd.name") != "/etc/shadow" || shadow.Field("proc.name") != "cat" {
+		t.Errorf("shadow alert: rule %q fd.name %q proc.name %q", shadow.Rule, shadow.Field("fd.name"), shadow.Field("proc.name"))
+	}
+	if shadow.Field("user.name") != "root" {
+		t.Errorf("shadow alert: user.name %q, want root", shadow.Field("user.name"))
+	}
+}
+
+// TestTerminalShell: `docker exec -t` gives the terminal variant of the
+// shell rule.
+func TestTerminalShell(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
+	id := testutil.RunContainer(t, cli, "det-tty", nil)
+	dockerExec(t, cli, id, true, "sh", "-c", "true")
+	waitRule(t, got, id, "Terminal shell in container", 3*time.Second)
+}
+
+// TestSubscribeSeesContainerEvents: a subscriber receives the exec and the
+// open of one container with full detail, and nothing of another.
+func TestSubscribeSeesContainerEvents(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	d, _ := startDetector(t, detector.Config{DisableResources: true}, cli)
+	id := testutil.RunContainer(t, cli, "det-sub", nil)
+	other := testutil.RunContainer(t, cli, "det-sub-other", nil)
+	ch, cancel := d.Subscribe(id[:12], 4096)
+	defer cancel()
+	dockerExec(t, cli, other, false, "cat", "/etc/hostname")
+	dockerExec(t, cli, id, false, "cat", "/etc/passwd")
+	var sawExec, sawOpen bool
+	timeout := time.After(5 * time.Second)
+	for !sawExec || !sawOpen {
+		select {
+		case ev := <-ch:
+			if ev.Container.ID != id {
+				t.Fatalf("subscriber of %s got an event of %s", id[:12], ev.Container.ID)
+			}
+			if ev.Type == event.Exec && ev.Comm == "cat" {
+				sawExec = len(ev.Args) == 2 && ev.Args[1] == "/etc/passwd"
+			}
+			if ev.Type == event.Open && ev.Path == "/etc/passwd" && ev.Comm == "cat" {
+				sawOpen = ev.Ret >= 0 && ev.PID != 0
+			}
+		case <-timeout:
+			t.Fatalf("subscriber: exec=%v open=%v", sawExec, sawOpen)
+		}
+	}
+	cancel()
+	cancel() // idempotent
+}
+
+// TestCPUBurnTriggersCPURule: a container spinning a core triggers the CPU
+// rule (thresholds lowered so that the test takes seconds).
+func TestCPUBurnTriggersCPURule(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, CPUPercent: 50, CPUFor: 2 * time.Second}}
+	_, got := startDetector(t, cfg, cli)
+	id := testutil.RunContainer(t, cli, "det-cpu", nil, "sh", "-c", "while :; do :; done")
+	a := waitRule(t, got, id, "Container CPU usage above threshold", 20*time.Second)
+	if a.Field("container.name") != "det-cpu" {
+		t.Errorf("container.name = %q", a.Field("container.name"))
+	}
+	if pct, _ := a.OutputFields["container.cpu.percent"].(float64); pct < 50 {
+		t.Errorf("container.cpu.percent = %v, want >= 50", a.OutputFields["container.cpu.percent"])
+	}
+}
+
+// TestIdleContainerNoAlert: a container started while the detector runs and
+// left idle for 30s yields no alert at all.
+func TestIdleContainerNoAlert(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, CPUPercent: 50, CPUFor: 2 * time.Second, MemoryGrowthBytes: 8 << 20}}
+	d, got := startDetector(t, cfg, cli)
+	id := testutil.RunContainer(t, cli, "det-idle", nil)
+	ch, cancel := d.Subscribe(id, 1<<16)
+	defer cancel()
+	time.Sleep(30 * time.Second)
+	for _, a := range got.snapshot() {
+		if a.Field("container.id") == id[:12] {
+			t.Errorf("idle container alerted: %s: %s", a.Rule, a.Output)
+		}
+	}
+	// The detector was watching it all along: an exec in it now is seen.
+	dockerExec(t, cli, id, false, "true")
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Type == event.Exec && ev.Comm == "true" {
+				t.Logf("no alert in 30s; the container's events are seen (exec of %q)", ev.Exe)
+				return
+			}
+		case <-timeout:
+			t.Fatal("no event from the idle container's exec: was it watched?")
+		}
+	}
+}
+
+func waitRule(t *testing.T, got *alerts, id, rule string, d time.Duration) alert.Alert {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case a := <-got.ch:
+			if a.Rule == rule && a.Field("container.id") == id[:12] {
+				return a
+			}
+		case <-deadline:
+			t.Fatalf("no %q alert for %s within %v; got %v", rule, id[:12], d, ruleNames(got.snapshot()))
+		}
+	}
+}
+
+func ruleNames(as []alert.Alert) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Rule+"@"+a.Field("container.name"))
+	}
+	return out
+}

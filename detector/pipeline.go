@@ -1,0 +1,247 @@
+package detector
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riposte-sec/riposte/detector/cgroup"
+	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/detector/procs"
+	"github.com/riposte-sec/riposte/detector/sensor"
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// pipeline holds the state of one Run.
+type pipeline struct {
+	d     *Detector
+	out   *emitter
+	table *procs.Table // owned by the state goroutine
+
+	cgroups map[uint64]cgroup.Ref // cgroup kernfs id -> container; owned by the state goroutine
+	users   map[string]userDB     // container id ("host" for the host) -> passwd; owned by the state goroutine
+
+	bootOffset time.Duration
+}
+
+type userDB struct {
+	names   map[uint32]string
+	fetched time.Time
+	ok      bool
+}
+
+func newPipeline(d *Detector, emit func(alert.Alert)) *pipeline {
+	return &pipeline{
+		d: d, out: &emitter{emit: emit},
+		table:      procs.New("/proc", 1<<16, 5*time.Second),
+		cgroups:    map[uint64]cgroup.Ref{},
+		users:      map[string]userDB{},
+		bootOffset: sensor.BootOffset(),
+	}
+}
+
+// state decodes records in order, keeps the process table, attributes
+// containers, feeds subscribers and hands events that rules care about to
+// the workers.
+func (p *pipeline) state(ctx context.Context, in <-chan []byte, out chan<- *Event) {
+	m := p.d.metrics
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	var rec sensor.Record
+	for {
+		var buf []byte
+		var ok bool
+		select {
+		case buf, ok = <-in:
+			if !ok {
+				return
+			}
+		case now := <-tick.C:
+			p.table.Sweep(now)
+			p.bootOffset = sensor.BootOffset()
+			continue
+		}
+		err := sensor.Decode(buf, p.bootOffset, &rec)
+		p.d.bufs.put(buf)
+		if err != nil {
+			m.nDecodeErrors.Add(1)
+			m.decodeErrors.Inc()
+			continue
+		}
+		m.nEvents.Add(1)
+		m.events.WithLabelValues(rec.Event.Type).Inc()
+		ev := new(Event)
+		*ev = rec.Event
+		p.attribute(&rec, ev)
+		p.process(ev)
+		if p.d.subs.active() {
+			if info, ok := p.d.cache.Peek(ev.Container.ID); ok {
+				applyInfo(ev, info)
+			}
+			p.d.subs.dispatch(ev)
+		}
+		if p.d.rules.Wants(ev.Type) {
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				// Shutting down: finish what is queued without blocking.
+			}
+		}
+	}
+}
+
+// attribute sets the event's container from the cgroup the kernel saw.
+func (p *pipeline) attribute(rec *sensor.Record, ev *Event) {
+	ref, ok := p.cgroups[rec.CgroupID]
+	if !ok {
+		ref, ok = cgroup.ParseName(rec.CgroupName)
+		if !ok && rec.CgroupName != "" && rec.CgroupName != "/" {
+			// A sub-cgroup of a container (systemd or nested runtimes
+			// inside it): the full path names the container.
+			if r, found, err := cgroup.ForPID("/proc", ev.PID); err == nil && found {
+				ref, ok = r, true
+			}
+		}
+		if len(p.cgroups) > 1<<14 {
+			clear(p.cgroups)
+		}
+		p.cgroups[rec.CgroupID] = ref
+	}
+	if ref.ID == "" {
+		ev.Container.ID = event.HostID
+		return
+	}
+	ev.Container.ID = ref.ID
+	ev.Container.Runtime = ref.Runtime
+}
+
+// process updates the process table and fills the process fields.
+func (p *pipeline) process(ev *Event) {
+	switch ev.Type {
+	case event.Fork:
+		pr := p.table.Fork(ev.PID, ev.PPID, ev.Comm, ev.TTY)
+		ev.Exe, ev.Args = pr.Exe, pr.Args
+	case event.Exec:
+		if ev.Exe != "" && !strings.HasPrefix(ev.Exe, "/") {
+			ev.Cwd = p.cwd(ev.PID)
+		}
+		p.table.Exec(ev.PID, ev.PPID, ev.Comm, ev.Exe, ev.Args, ev.TTY)
+	case event.Exit:
+		if pr := p.table.Get(ev.PID); pr != nil {
+			ev.Exe, ev.Args = pr.Exe, pr.Args
+		}
+		p.table.Exit(ev.PID, ev.Time)
+	default:
+		if pr := p.table.Lookup(ev.PID); pr != nil {
+			ev.Exe, ev.Args = pr.Exe, pr.Args
+			if pr.Comm != ev.Comm {
+				// The process renamed itself without exec (prctl
+				// PR_SET_NAME; busybox runs applets that way): the argv it
+				// inherited is not its own.
+				ev.Args = nil
+			}
+		}
+	}
+	if ev.Type == event.Open && ev.Path != "" && !strings.HasPrefix(ev.Path, "/") && ev.FD == 0 {
+		if cwd := p.cwd(ev.PID); cwd != "" {
+			ev.Cwd = cwd
+			ev.Path = path.Join(cwd, ev.Path)
+		}
+	}
+	if parent := p.table.Lookup(ev.PPID); parent != nil {
+		ev.PName, ev.PExe, ev.PArgs = parent.Comm, parent.Exe, parent.Args
+	}
+	ev.Ancestors = p.table.Ancestors(ev.PID, 8)
+	ev.User = p.userName(ev)
+}
+
+// cwd is the process's working directory as seen from inside its mount
+// namespace, "" when it is gone.
+func (p *pipeline) cwd(pid uint32) string {
+	c, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cwd")
+	if err != nil {
+		return ""
+	}
+	return c
+}
+
+// userName resolves the effective uid with the passwd file of the event's
+// container (the host's for host events).
+func (p *pipeline) userName(ev *Event) string {
+	db, ok := p.users[ev.Container.ID]
+	if !ok || (!db.ok && time.Since(db.fetched) > 5*time.Second) {
+		file := "/etc/passwd"
+		if !ev.Container.IsHost() {
+			file = fmt.Sprintf("/proc/%d/root/etc/passwd", ev.PID)
+		}
+		db = userDB{fetched: time.Now()}
+		if b, err := os.ReadFile(file); err == nil {
+			db.names, db.ok = parsePasswd(b), true
+		}
+		if len(p.users) > 4096 {
+			clear(p.users)
+		}
+		p.users[ev.Container.ID] = db
+	}
+	if n, ok := db.names[ev.EUID]; ok {
+		return n
+	}
+	if ev.EUID == 0 {
+		return "root"
+	}
+	return ""
+}
+
+func parsePasswd(b []byte) map[uint32]string {
+	out := map[uint32]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 3 {
+			continue
+		}
+		if uid, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+			if _, dup := out[uint32(uid)]; !dup {
+				out[uint32(uid)] = f[0]
+			}
+		}
+	}
+	return out
+}
+
+// enrich adds the container's name, image, labels and ports (may call the
+// Docker API on a cache miss).
+func (p *pipeline) enrich(ctx context.Context, ev *Event) {
+	if ev.Container.IsHost() {
+		ev.Container.ID = event.HostID
+		return
+	}
+	applyInfo(ev, p.d.cache.Get(ctx, ev.Container.ID))
+}
+
+// evaluate runs the rules and emits alerts.
+func (p *pipeline) evaluate(ev *Event) {
+	m := p.d.metrics
+	matched, env, err := p.d.rules.Match(ev)
+	if err != nil {
+		m.nRuleErrors.Add(1)
+		p.d.log.Debug("rule evaluation failed", "err", err)
+		for _, r := range p.d.rules.Rules() {
+			if strings.Contains(err.Error(), strconv.Quote(r.Name)) {
+				m.ruleErrors.WithLabelValues(r.Name).Inc()
+			}
+		}
+	}
+	for _, r := range matched {
+		a := p.d.rules.Alert(r, ev, env, p.d.hostname)
+		m.nAlerts.Add(1)
+		m.alerts.WithLabelValues(r.Name).Inc()
+		p.out.send(a)
+	}
+}

@@ -1,0 +1,196 @@
+package procs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Proc is one process.
+type Proc struct {
+	PID, PPID uint32
+	Comm      string   // kernel comm
+	Exe       string   // executable path as exec'd (or /proc/PID/exe when seeded)
+	Args      []string // argv
+	TTY       uint32
+	Exited    time.Time // zero while alive
+}
+
+// Table maps pids to processes.
+type Table struct {
+	procRoot string
+	max      int
+	grace    time.Duration
+	m        map[uint32]*Proc
+}
+
+// New returns an empty table reading /proc from procRoot, holding at most
+// max processes and keeping exited ones for grace.
+func New(procRoot string, max int, grace time.Duration) *Table {
+	if max <= 0 {
+		max = 1 << 16
+	}
+	return &Table{procRoot: procRoot, max: max, grace: grace, m: make(map[uint32]*Proc)}
+}
+
+// Len is the number of processes held, exited ones included.
+func (t *Table) Len() int { return len(t.m) }
+
+// Seed adds every process under procRoot. Processes that vanish while being
+// read are skipped.
+func (t *Table) Seed() error {
+	ents, err := os.ReadDir(t.procRoot)
+	if err != nil {
+		return fmt.Errorf("seed process table: %w", err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
+			continue
+		}
+		if p, err := t.read(uint32(pid)); err == nil {
+			t.put(p)
+		}
+	}
+	return nil
+}
+
+// Lookup returns the process, reading it from /proc when the table does not
+// know it yet (started before the detector and missed by Seed). It returns
+// nil when the process is unknown and gone.
+func (t *Table) Lookup(pid uint32) *Proc {
+	if p, ok := t.m[pid]; ok {
+		return p
+	}
+	p, err := t.read(pid)
+	if err != nil {
+		return nil
+	}
+	t.put(p)
+	return p
+}
+
+// Get returns the process without reading /proc, or nil.
+func (t *Table) Get(pid uint32) *Proc { return t.m[pid] }
+
+// Fork records a new process that inherits its parent's image.
+func (t *Table) Fork(pid, ppid uint32, comm string, tty uint32) *Proc {
+	p := &Proc{PID: pid, PPID: ppid, Comm: comm, TTY: tty}
+	if parent := t.Lookup(ppid); parent != nil {
+		p.Exe, p.Args = parent.Exe, parent.Args
+	}
+	t.put(p)
+	return p
+}
+
+// Exec records that pid now runs exe with args.
+func (t *Table) Exec(pid, ppid uint32, comm, exe string, args []string, tty uint32) *Proc {
+	p := &Proc{PID: pid, PPID: ppid, Comm: comm, Exe: exe, Args: args, TTY: tty}
+	t.put(p)
+	return p
+}
+
+// Exit marks pid as exited at now; Sweep removes it after the grace period.
+func (t *Table) Exit(pid uint32, now time.Time) {
+	if p, ok := t.m[pid]; ok {
+		p.Exited = now
+	}
+}
+
+// Sweep removes processes that exited more than the grace period before now.
+func (t *Table) Sweep(now time.Time) {
+	for pid, p := range t.m {
+		if !p.Exited.IsZero() && now.Sub(p.Exited) > t.grace {
+			delete(t.m, pid)
+		}
+	}
+}
+
+// Ancestors returns the names of pid's parent, grandparent, ... at most n.
+func (t *Table) Ancestors(pid uint32, n int) []string {
+	var out []string
+	p := t.Get(pid)
+	for p != nil && len(out) < n && p.PPID != 0 && p.PPID != p.PID {
+		p = t.Lookup(p.PPID)
+		if p == nil {
+			break
+		}
+		out = append(out, p.Comm)
+	}
+	return out
+}
+
+func (t *Table) put(p *Proc) {
+	if _, ok := t.m[p.PID]; !ok && len(t.m) >= t.max {
+		t.Sweep(time.Now().Add(t.grace))
+		if len(t.m) >= t.max {
+			for pid := range t.m { // full of live processes: forget one
+				delete(t.m, pid)
+				break
+			}
+		}
+	}
+	t.m[p.PID] = p
+}
+
+// read builds a Proc from /proc/<pid>.
+func (t *Table) read(pid uint32) (*Proc, error) {
+	dir := filepath.Join(t.procRoot, strconv.FormatUint(uint64(pid), 10))
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return nil, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	p, err := ParseStat(stat)
+	if err != nil {
+		return nil, err
+	}
+	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		p.Args = SplitArgv(cmd)
+	}
+	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+		p.Exe = exe
+	}
+	return p, nil
+}
+
+// ParseStat parses /proc/<pid>/stat: pid, comm, ppid and tty_nr.
+func ParseStat(b []byte) (*Proc, error) {
+	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		return nil, fmt.Errorf("parse stat: no comm in %q", b)
+	}
+	pid, err := strconv.ParseUint(strings.TrimSpace(string(b[:open])), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("parse stat: bad pid: %w", err)
+	}
+	// After ") ": state ppid pgrp session tty_nr ...
+	f := strings.Fields(string(b[close+1:]))
+	if len(f) < 5 {
+		return nil, fmt.Errorf("parse stat: %d fields after comm, want at least 5", len(f))
+	}
+	ppid, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("parse stat: bad ppid: %w", err)
+	}
+	tty, _ := strconv.ParseInt(f[4], 10, 64)
+	return &Proc{PID: uint32(pid), PPID: uint32(ppid), Comm: string(b[open+1 : close]), TTY: uint32(tty)}, nil
+}
+
+// SplitArgv splits a NUL-separated argv (as in /proc/<pid>/cmdline and the
+// sensor's exec events) into its arguments.
+func SplitArgv(b []byte) []string {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return nil
+	}
+	parts := bytes.Split(b, []byte{0})
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = string(p)
+	}
+	return out
+}

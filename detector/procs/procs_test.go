@@ -1,0 +1,101 @@
+package procs
+
+import (
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Proc
+		wantErr bool
+	}{
+		{"plain", "1234 (bash) S 1000 1234 1234 34816 1234 4194304", Proc{PID: 1234, PPID: 1000, Comm: "bash", TTY: 34816}, false},
+		{"comm with spaces and parens", "77 (my (odd) prog) R 1 77 77 0 -1 0", Proc{PID: 77, PPID: 1, Comm: "my (odd) prog"}, false},
+		{"no comm", "77 R 1", Proc{}, true},
+		{"short", "77 (x) R", Proc{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseStat([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(*got, tt.want) {
+				t.Fatalf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitArgv(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"sh\x00-c\x00cat /etc/shadow\x00", []string{"sh", "-c", "cat /etc/shadow"}},
+		{"sleep\x00", []string{"sleep"}},
+		{"a\x00\x00b\x00", []string{"a", "", "b"}},
+		{"", nil},
+		{"\x00\x00", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := SplitArgv([]byte(tt.in)); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("SplitArgv(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTableTree(t *testing.T) {
+	tab := New(t.TempDir(), 10, time.Second) // empty /proc: nothing is read from it
+	tab.Exec(10, 1, "containerd-shim", "/usr/bin/containerd-shim", []string{"containerd-shim"}, 0)
+	tab.Exec(20, 10, "sh", "/bin/sh", []string{"sh", "-c", "x"}, 0)
+	child := tab.Fork(30, 20, "sh", 0)
+	if child.Exe != "/bin/sh" || !reflect.DeepEqual(child.Args, []string{"sh", "-c", "x"}) {
+		t.Fatalf("fork did not inherit the parent's image: %+v", child)
+	}
+	tab.Exec(30, 20, "cat", "/bin/cat", []string{"cat", "/etc/shadow"}, 0)
+	if got := tab.Ancestors(30, 8); !reflect.DeepEqual(got, []string{"sh", "containerd-shim"}) {
+		t.Fatalf("ancestors = %q", got)
+	}
+	now := time.Now()
+	tab.Exit(20, now)
+	tab.Sweep(now.Add(500 * time.Millisecond))
+	if tab.Get(20) == nil {
+		t.Fatal("exited process removed before its grace period")
+	}
+	tab.Sweep(now.Add(2 * time.Second))
+	if tab.Get(20) != nil {
+		t.Fatal("exited process kept after its grace period")
+	}
+	if tab.Lookup(999999) != nil {
+		t.Fatal("Lookup of an unknown, absent pid returned a process")
+	}
+}
+
+func TestTableBounded(t *testing.T) {
+	tab := New(t.TempDir(), 3, time.Second)
+	for pid := uint32(1); pid <= 10; pid++ {
+		tab.Exec(pid, 0, "p", "/p", nil, 0)
+	}
+	if tab.Len() > 3 {
+		t.Fatalf("table holds %d processes, max 3", tab.Len())
+	}
+}
+
+func TestSeedFromProc(t *testing.T) {
+	tab := New("/proc", 0, time.Second)
+	if err := tab.Seed(); err != nil {
+		t.Fatal(err)
+	}
+	self := tab.Get(uint32(os.Getpid()))
+	if self == nil || self.Exe == "" || len(self.Args) == 0 || self.PPID != uint32(os.Getppid()) {
+		t.Fatalf("seeded self = %+v", self)
+	}
+}

