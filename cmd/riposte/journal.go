@@ -1,12 +1,293 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// defaultDataDir is where `riposte serve` keeps its data unless told.
+const defaultDataDir = "riposte-data"
 
 func newJournalCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "journal", Short: "Read and verify the incident-response journal"}
-	cmd.AddCommand(
-		&cobra.Command{Use: "show", Short: "Print journal entries", RunE: notBuilt("journal show")},
-		&cobra.Command{Use: "verify", Short: "Check the journal's hash chain", RunE: notBuilt("journal verify")},
-	)
+	cmd := &cobra.Command{
+		Use:   "journal",
+		Short: "Read and verify the incident-response journal",
+		Long: `The journal is the hash-chained record of everything riposte did: alerts received,
+playbooks matched, actions planned, run, skipped or held, approvals. It lives in the
+SQLite file <data>/riposte.db; both commands open it read-only and work while the
+server runs.`,
+	}
+	cmd.AddCommand(newJournalShowCmd(), newJournalVerifyCmd())
 	return cmd
+}
+
+func newJournalShowCmd() *cobra.Command {
+	var (
+		data    string
+		output  string
+		alertID string
+		since   string
+		types   []string
+	)
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Print journal entries",
+		Long: `Print journal entries, oldest first: a table, or with --output json one JSON object per
+line ({seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash}).
+
+--since takes an RFC 3339 time (2025-03-01T12:00:00Z), a date (2025-03-01, midnight UTC)
+or a duration back from now (90m, 2h, 7d).
+
+Exit status: 0 done, 2 bad input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
+			}
+			from, err := parseSince(since, time.Now())
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			f := store.Filter{AlertID: alertID, Since: from}
+			for _, t := range types {
+				f.Types = append(f.Types, store.EntryType(t))
+			}
+			s, err := openJournal(data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				err = showJSON(cmd.Context(), out, s, f)
+			} else {
+				err = showText(cmd.Context(), out, s, f)
+			}
+			if err != nil {
+				return withCode(exitFailed, fmt.Errorf("journal show: %w", err))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", defaultDataDir, "data directory (holds riposte.db)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one entry per line)")
+	cmd.Flags().StringVar(&alertID, "alert", "", "only entries about this alert id")
+	cmd.Flags().StringVar(&since, "since", "", "only entries at or after: RFC 3339 time, date, or duration ago (2h, 7d)")
+	cmd.Flags().StringArrayVar(&types, "type", nil, "only entries of this type (repeatable), e.g. action.succeeded")
+	return cmd
+}
+
+func newJournalVerifyCmd() *cobra.Command {
+	var (
+		data   string
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the journal's hash chain",
+		Long: `Recompute every entry's hash and check the chain: any entry edited, removed or
+reordered, and a cut tail, is reported by seq. On success it prints the head (last
+seq and hash): keep it somewhere else, so that a later rewrite of the whole chain
+can be caught too.
+
+Exit status: 0 the journal is intact, 1 it is not (the message names the first bad
+entry), 2 bad input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
+			}
+			s, err := openJournal(data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.Verify(cmd.Context())
+			if err != nil {
+				return withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				if err := enc.Encode(rep); err != nil {
+					return withCode(exitFailed, err)
+				}
+			}
+			if !rep.OK() {
+				return withCode(exitFailed, fmt.Errorf("journal verify: %s", rep.Problem.Message))
+			}
+			if output == "text" {
+				fmt.Fprintf(out, "journal ok: %d entries, head seq %d hash %s\n", rep.Entries, rep.Head.Seq, rep.Head.Hash)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", defaultDataDir, "data directory (holds riposte.db)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the report)")
+	return cmd
+}
+
+func openJournal(data string) (*store.Store, error) {
+	if data == "" {
+		return nil, withCode(exitBadInput, errors.New("--data: empty"))
+	}
+	s, err := store.Open(store.PathIn(data), store.Options{ReadOnly: true})
+	if err != nil {
+		return nil, withCode(exitBadInput, fmt.Errorf("%w (is --data %s the server's data directory?)", err, data))
+	}
+	return s, nil
+}
+
+func showJSON(ctx context.Context, out io.Writer, s *store.Store, f store.Filter) error {
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	for e, err := range s.Scan(ctx, f) {
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// textFlushEvery bounds what the table buffers: columns are aligned per
+// block of this many rows.
+const textFlushEvery = 500
+
+func showText(ctx context.Context, out io.Writer, s *store.Store, f store.Filter) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME (UTC)\tTYPE\tALERT\tPLAYBOOK\tACTION\tACTOR\tDETAIL")
+	// Detail as readable JSON: no \u003c for "<" (the stored text has them).
+	var buf bytes.Buffer
+	detailEnc := json.NewEncoder(&buf)
+	detailEnc.SetEscapeHTML(false)
+	n := 0
+	for e, err := range s.Scan(ctx, f) {
+		if err != nil {
+			return err
+		}
+		buf.Reset()
+		if err := detailEnc.Encode(e.Detail); err != nil {
+			return err
+		}
+		d := strings.TrimSpace(buf.String())
+		if d == "{}" || d == "null" {
+			d = ""
+		}
+		if e.SHA256 != "" {
+			d = strings.TrimSpace("sha256:" + e.SHA256[:12] + " " + d)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format("2006-01-02 15:04:05.000"),
+			e.Type, cell(e.AlertID, 36), cell(e.Playbook, 32), cell(e.Action, 24), cell(e.Actor, 32), cell(d, 100))
+		n++
+		if n%textFlushEvery == 0 {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(tw, "(no entries)")
+	}
+	return tw.Flush()
+}
+
+// cell makes a value fit a table cell: "-" when empty, tabs and newlines
+// as spaces, at most max runes.
+func cell(s string, max int) string {
+	if s == "" {
+		return "-"
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > max {
+		r := []rune(s)
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+// parseSince reads --since: an RFC 3339 time, a date (midnight UTC) or a
+// duration back from now ("90m", "2h", "7d", "1d12h").
+func parseSince(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	want := "want an RFC 3339 time (2025-03-01T12:00:00Z), a date (2025-03-01) or a duration back from now (90m, 2h, 7d)"
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05", s); err == nil {
+		return time.Time{}, fmt.Errorf("--since %q: the time has no zone: add Z (UTC) or an offset such as +02:00", s)
+	}
+	if strings.Trim(s, "0123456789") == "" {
+		return time.Time{}, fmt.Errorf("--since %q: a duration needs a unit (%sm, %sh, %sd)", s, s, s, s)
+	}
+	if d, ok, err := parseAgo(s); ok {
+		if err != nil {
+			return time.Time{}, fmt.Errorf("--since %q: %v", s, err)
+		}
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: %s", s, want)
+}
+
+// parseAgo reads a non-negative duration with an optional leading days
+// part: "7d", "1d12h", "90m". ok is false when s does not look like a
+// duration at all.
+func parseAgo(s string) (d time.Duration, ok bool, err error) {
+	if s == "" || (s[0] != '-' && s[0] != '+' && (s[0] < '0' || s[0] > '9')) {
+		return 0, false, nil
+	}
+	rest := s
+	var days int64
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, perr := strconv.ParseInt(s[:i], 10, 64)
+		if perr != nil {
+			return 0, false, nil
+		}
+		if n < 0 {
+			return 0, true, errors.New("a duration back from now cannot be negative")
+		}
+		if n > 100*365 {
+			return 0, true, errors.New("more than 100 years back")
+		}
+		days, rest = n, s[i+1:]
+	}
+	if rest != "" {
+		if d, err = time.ParseDuration(rest); err != nil {
+			return 0, false, nil
+		}
+	}
+	if d < 0 || strings.HasPrefix(rest, "-") {
+		return 0, true, errors.New("a duration back from now cannot be negative")
+	}
+	total := time.Duration(days)*24*time.Hour + d
+	if total < d {
+		return 0, true, errors.New("too far back")
+	}
+	return total, true, nil
 }

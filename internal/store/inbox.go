@@ -1,0 +1,371 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// Actor of the entries the store writes itself.
+const storeActor = "riposte"
+
+type acceptItem struct {
+	id  string
+	raw string
+	rec prepared // alert.received, or alert.duplicate with the type swapped
+}
+
+// Accept stores alerts durably; see Inbox.
+func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, error) {
+	if len(alerts) == 0 {
+		return nil, nil
+	}
+	// Encode in the caller's goroutine: the writer only runs SQL.
+	items := make([]acceptItem, len(alerts))
+	for i := range alerts {
+		a := &alerts[i]
+		if err := checkAlertID(a.ID); err != nil {
+			return nil, fmt.Errorf("accept alert %d: %w", i+1, err)
+		}
+		raw, err := a.MarshalJSON() // not json.Marshal: that compacts it again
+		if err != nil {
+			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+		}
+		detail := map[string]any{"rule": a.Rule, "priority": a.Priority.String()}
+		if c := a.Field("container.id"); c != "" {
+			detail["container_id"] = c
+		}
+		if a.Source != "" {
+			detail["source"] = a.Source
+		}
+		if a.Hostname != "" {
+			detail["hostname"] = a.Hostname
+		}
+		rec, err := prepareEntry(Entry{Type: AlertReceived, AlertID: a.ID, Actor: storeActor, Detail: detail})
+		if err != nil {
+			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+		}
+		items[i] = acceptItem{id: a.ID, raw: string(raw), rec: rec}
+	}
+	if s.w == nil {
+		return nil, ErrReadOnly
+	}
+	acc := &acceptReq{items: items, out: make([]Accepted, len(items))}
+	if err := s.w.send(ctx, &request{ctx: ctx, rows: 2 * len(items), acc: acc}); err != nil {
+		return nil, fmt.Errorf("accept alerts: %w", err)
+	}
+	return acc.out, nil
+}
+
+type acceptReq struct {
+	items []acceptItem
+	out   []Accepted
+}
+
+const (
+	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at) VALUES `
+	inboxPlaceholder = `(?, ?, ?)`
+	selectInboxHead  = `SELECT id FROM inbox WHERE id IN (`
+)
+
+// acceptAll runs Accept requests in the writer: one lookup of the ids
+// already there, one multi-row insert of the new alerts, one multi-row
+// append of their journal entries (all chunked).
+func (t *wtx) acceptAll(reqs []*request) error {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.acc.items)
+	}
+	ids := make([]any, 0, n)
+	for _, r := range reqs {
+		for i := range r.acc.items {
+			ids = append(ids, r.acc.items[i].id)
+		}
+	}
+	seen, err := t.existing(ids)
+	if err != nil {
+		return err
+	}
+	now := FormatTime(t.now)
+	args := make([]any, 0, 3*n)
+	entries := make([]prepared, 0, n)
+	var dups []string
+	for _, r := range reqs {
+		for i := range r.acc.items {
+			it := &r.acc.items[i]
+			e := it.rec
+			dup := seen[it.id]
+			if dup {
+				e.Type = AlertDuplicate
+				dups = append(dups, it.id)
+			} else {
+				seen[it.id] = true
+				args = append(args, it.id, it.raw, now)
+			}
+			entries = append(entries, e)
+			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup}
+		}
+	}
+	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 3, args); err != nil {
+		return err
+	}
+	for _, id := range dups {
+		if _, err := t.exec(`UPDATE inbox SET duplicates = duplicates + 1, last_duplicate_at = ? WHERE id = ?`, now, id); err != nil {
+			return err
+		}
+	}
+	return t.append(entries, nil)
+}
+
+// existing returns which of ids are in the inbox.
+func (t *wtx) existing(ids []any) (map[string]bool, error) {
+	seen := make(map[string]bool, len(ids))
+	for len(ids) > 0 {
+		n := chunkRows(len(ids))
+		key := chunkKey{selectInboxHead, n}
+		q, ok := t.w.chunkSQL[key]
+		if !ok {
+			q = selectInboxHead + "?" + strings.Repeat(", ?", n-1) + ")"
+			t.w.chunkSQL[key] = q
+		}
+		rows, err := t.query(q, ids[:n]...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				t.dirty = true
+				return nil, err
+			}
+			seen[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			t.dirty = true
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return seen, nil
+}
+
+func checkAlertID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("alert has no id")
+	case len(id) > alert.MaxIDLength:
+		return fmt.Errorf("alert id longer than %d bytes", alert.MaxIDLength)
+	}
+	return checkText(id)
+}
+
+// ClaimAlerts takes alerts waiting for processing; see Inbox.
+func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) ([]InboxItem, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim alerts: lease must be positive, got %s", lease)
+	}
+	type claimed struct {
+		raw      string
+		received string
+		attempts int
+	}
+	var got []claimed
+	err := s.write(ctx, max, func(t *wtx) error {
+		got = got[:0]
+		now := FormatTime(t.now)
+		var ids []int64
+		// Abandoned claims first (they are older), then pending by arrival.
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`SELECT rowid, raw, received_at, attempts FROM inbox WHERE state = 'processing' AND (lease_until <= ? OR owner <> ?) ORDER BY rowid LIMIT ?`,
+				[]any{now, s.owner, max}},
+			{`SELECT rowid, raw, received_at, attempts FROM inbox WHERE state = 'pending' ORDER BY rowid LIMIT ?`,
+				[]any{max}},
+		} {
+			if len(got) >= max {
+				break
+			}
+			q.args[len(q.args)-1] = max - len(got)
+			rows, err := t.query(q.sql, q.args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var c claimed
+				var id int64
+				if err := rows.Scan(&id, &c.raw, &c.received, &c.attempts); err != nil {
+					rows.Close()
+					t.dirty = true
+					return err
+				}
+				got = append(got, c)
+				ids = append(ids, id)
+			}
+			if err := rows.Close(); err != nil {
+				t.dirty = true
+				return err
+			}
+		}
+		until := FormatTime(t.now.Add(lease))
+		for _, id := range ids {
+			if _, err := t.exec(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE rowid = ?`,
+				s.owner, until, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim alerts: %w", err)
+	}
+	out := make([]InboxItem, 0, len(got))
+	for _, c := range got {
+		as, err := alert.Decode([]byte(c.raw))
+		if err != nil || len(as) != 1 {
+			return nil, fmt.Errorf("claim alerts: stored alert does not decode: %v", err)
+		}
+		at, err := parseTime(c.received)
+		if err != nil {
+			return nil, fmt.Errorf("claim alerts: %w", err)
+		}
+		out = append(out, InboxItem{Alert: as[0], ReceivedAt: at, Attempts: c.attempts + 1})
+	}
+	return out, nil
+}
+
+// FinishAlert marks an alert processed; see Inbox.
+func (s *Store) FinishAlert(ctx context.Context, id string, entries ...Entry) error {
+	prep, err := prepareEntries(entries)
+	if err != nil {
+		return fmt.Errorf("finish alert %s: %w", id, err)
+	}
+	err = s.write(ctx, 1+len(prep), func(t *wtx) error {
+		n, err := t.affected(`UPDATE inbox SET state = 'done', done_at = ?, owner = '', lease_until = '' WHERE id = ? AND state <> 'done'`,
+			FormatTime(t.now), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var one int
+			if err := t.queryRow(`SELECT 1 FROM inbox WHERE id = ?`, id).Scan(&one); err != nil {
+				return notFound(err)
+			}
+			return nil
+		}
+		return t.append(prep, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("finish alert %s: %w", id, err)
+	}
+	return nil
+}
+
+// Pruned counts what Prune deleted.
+type Pruned struct {
+	Alerts int64
+	Outbox int64
+}
+
+// pruneChunk bounds one prune transaction.
+const pruneChunk = 1000
+
+// Prune deletes alerts processed before now - DuplicateWindow (with their
+// action runs and approvals) and outbox messages delivered or dead for as
+// long. The journal is never pruned. Call it from time to time (hourly is
+// plenty); it works in small transactions between other writes.
+func (s *Store) Prune(ctx context.Context) (Pruned, error) {
+	var p Pruned
+	for {
+		var n int64
+		err := s.write(ctx, pruneChunk, func(t *wtx) error {
+			n = 0
+			cutoff := FormatTime(t.now.Add(-s.opts.DuplicateWindow))
+			rows, err := t.query(`SELECT id FROM inbox WHERE state = 'done' AND done_at < ? LIMIT ?`, cutoff, pruneChunk)
+			if err != nil {
+				return err
+			}
+			var ids []string
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					t.dirty = true
+					return err
+				}
+				ids = append(ids, id)
+			}
+			if err := rows.Close(); err != nil {
+				t.dirty = true
+				return err
+			}
+			for _, id := range ids {
+				if _, err := t.exec(`DELETE FROM action_runs WHERE alert_id = ?`, id); err != nil {
+					return err
+				}
+				if _, err := t.exec(`DELETE FROM inbox WHERE id = ?`, id); err != nil {
+					return err
+				}
+			}
+			n = int64(len(ids))
+			return nil
+		})
+		if err != nil {
+			return p, fmt.Errorf("prune store: %w", err)
+		}
+		p.Alerts += n
+		if n < pruneChunk {
+			break
+		}
+	}
+	err := s.write(ctx, pruneChunk, func(t *wtx) error {
+		cutoff := FormatTime(t.now.Add(-s.opts.DuplicateWindow))
+		n, err := t.affected(`DELETE FROM outbox WHERE state IN ('done', 'dead') AND updated_at < ?`, cutoff)
+		p.Outbox = n
+		return err
+	})
+	if err != nil {
+		return p, fmt.Errorf("prune store: %w", err)
+	}
+	return p, nil
+}
+
+// Stats returns counts for metrics.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM inbox WHERE state IN ('pending', 'processing') GROUP BY state`)
+	if err != nil {
+		return st, fmt.Errorf("read stats: %w", err)
+	}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("read stats: %w", err)
+		}
+		switch InboxState(state) {
+		case InboxPending:
+			st.InboxPending = n
+		case InboxProcessing:
+			st.InboxProcessing = n
+		}
+	}
+	rows.Close()
+	if err := s.rdb.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM outbox WHERE state IN ('pending', 'leased')),
+		(SELECT count(*) FROM approvals WHERE state = 'pending'),
+		(SELECT coalesce(max(seq), 0) FROM journal)`).Scan(&st.OutboxPending, &st.ApprovalsPending, &st.JournalSeq); err != nil {
+		return st, fmt.Errorf("read stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// notFound turns sql.ErrNoRows into ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// newID returns prefix-YYYYMMDD-HHMMSS-xxxxxxxxxx: readable, sortable by
+// time, and 40 random bits within one second (a flood opening thousands of
+// incidents a second still collides with odds below one in a million).
+func newID(prefix string, at time.Time) string {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + "-" + at.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Incident finds or opens the incident of (containerID, rule); see Incidents.
+func (s *Store) Incident(ctx context.Context, containerID, rule string, at time.Time) (string, bool, error) {
+	if err := errors.Join(checkText(containerID), checkText(rule)); err != nil {
+		return "", false, fmt.Errorf("find incident: %w", err)
+	}
+	if at.IsZero() {
+		at = s.now()
+	}
+	atS := FormatTime(at)
+	var id string
+	var created bool
+	err := s.write(ctx, 2, func(t *wtx) error {
+		id, created = "", false
+		var lastSeen string
+		err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
+			ORDER BY last_seen DESC LIMIT 1`, containerID, rule).Scan(&id, &lastSeen)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil {
+			ls, err := parseTime(lastSeen)
+			if err != nil {
+				t.dirty = true
+				return err
+			}
+			if !at.After(ls.Add(s.opts.IncidentWindow)) {
+				_, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + 1 WHERE id = ?`, atS, id)
+				return err
+			}
+		}
+		id, created = newID("inc", at), true
+		if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
+			id, containerID, rule, atS, atS); err != nil {
+			return err
+		}
+		e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: map[string]any{
+			"incident": id, "container_id": containerID, "rule": rule,
+		}})
+		if err != nil {
+			return err
+		}
+		return t.append([]prepared{e}, nil)
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("find incident of %s/%s: %w", containerID, rule, err)
+	}
+	return id, created, nil
+}
+
+const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`
+
+func scanIncident(sc interface{ Scan(...any) error }) (IncidentInfo, error) {
+	var in IncidentInfo
+	var opened, last, released string
+	if err := sc.Scan(&in.ID, &in.ContainerID, &in.Rule, &in.State, &opened, &last, &in.Alerts, &released); err != nil {
+		return in, err
+	}
+	var err error
+	if in.OpenedAt, err = parseTime(opened); err != nil {
+		return in, err
+	}
+	if in.LastSeen, err = parseTime(last); err != nil {
+		return in, err
+	}
+	in.ReleasedAt, err = parseTime(released)
+	return in, err
+}
+
+// GetIncident returns one incident, or ErrNotFound.
+func (s *Store) GetIncident(ctx context.Context, id string) (IncidentInfo, error) {
+	in, err := scanIncident(s.rdb.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = ?`, id))
+	if err != nil {
+		return in, fmt.Errorf("get incident %s: %w", id, notFound(err))
+	}
+	return in, nil
+}
+
+// ListIncidents returns incidents, newest first.
+func (s *Store) ListIncidents(ctx context.Context, f IncidentFilter) ([]IncidentInfo, error) {
+	var b strings.Builder
+	var args []any
+	b.WriteString(`SELECT ` + incidentColumns + ` FROM incidents`)
+	if f.State != "" {
+		b.WriteString(` WHERE state = ?`)
+		args = append(args, string(f.State))
+	}
+	b.WriteString(` ORDER BY opened_at DESC, id DESC`)
+	if f.Limit > 0 {
+		fmt.Fprintf(&b, ` LIMIT %d`, f.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	defer rows.Close()
+	var out []IncidentInfo
+	for rows.Next() {
+		in, err := scanIncident(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list incidents: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	return out, nil
+}
+
+// SetIncidentState opens or releases an incident; see Incidents.
+func (s *Store) SetIncidentState(ctx context.Context, id string, state IncidentState, entries ...Entry) (bool, error) {
+	if state != IncidentStateOpen && state != IncidentStateReleased {
+		return false, fmt.Errorf("set incident %s state: unknown state %q", id, state)
+	}
+	prep, err := prepareEntries(entries)
+	if err != nil {
+		return false, fmt.Errorf("set incident %s state: %w", id, err)
+	}
+	var changed bool
+	err = s.write(ctx, 1+len(prep), func(t *wtx) error {
+		changed = false
+		released := ""
+		if state == IncidentStateReleased {
+			released = FormatTime(t.now)
+		}
+		n, err := t.affected(`UPDATE incidents SET state = ?, released_at = ? WHERE id = ? AND state <> ?`,
+			string(state), released, id, string(state))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var one int
+			return notFound(t.queryRow(`SELECT 1 FROM incidents WHERE id = ?`, id).Scan(&one))
+		}
+		changed = true
+		return t.append(prep, nil)
+	})
+	if err != nil {
+		return false, fmt.Errorf("set incident %s state: %w", id, err)
+	}
+	return changed, nil
+}

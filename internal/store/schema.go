@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// migrations[i] takes the schema from version i to i+1. Append only: a
+// released migration is never edited.
+var migrations = []string{
+	// 1: everything.
+	`
+CREATE TABLE inbox (
+  id                TEXT PRIMARY KEY NOT NULL,   -- alert uuid or deterministic id
+  raw               TEXT NOT NULL,               -- the alert, Falco JSON shape
+  received_at       TEXT NOT NULL,               -- RFC 3339 UTC, 9 fraction digits
+  state             TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'processing', 'done')),
+  attempts          INTEGER NOT NULL DEFAULT 0,  -- claims
+  owner             TEXT NOT NULL DEFAULT '',    -- process that claimed it
+  lease_until       TEXT NOT NULL DEFAULT '',
+  duplicates        INTEGER NOT NULL DEFAULT 0,  -- accepts of the same id after the first
+  last_duplicate_at TEXT NOT NULL DEFAULT '',
+  done_at           TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX inbox_state ON inbox (state);
+
+CREATE TABLE journal (
+  seq       INTEGER PRIMARY KEY,
+  time      TEXT NOT NULL,
+  type      TEXT NOT NULL,
+  alert_id  TEXT NOT NULL DEFAULT '',
+  playbook  TEXT NOT NULL DEFAULT '',
+  action    TEXT NOT NULL DEFAULT '',
+  actor     TEXT NOT NULL DEFAULT '',
+  detail    TEXT NOT NULL DEFAULT '{}',
+  sha256    TEXT NOT NULL DEFAULT '',
+  prev_hash TEXT NOT NULL,
+  hash      TEXT NOT NULL
+);
+CREATE INDEX journal_alert ON journal (alert_id);
+CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+  BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;
+CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+  BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;
+
+CREATE TABLE journal_head (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seq  INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  time TEXT NOT NULL
+);
+
+CREATE TABLE incidents (
+  id           TEXT PRIMARY KEY NOT NULL,
+  container_id TEXT NOT NULL,
+  rule         TEXT NOT NULL,
+  state        TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'released')),
+  opened_at    TEXT NOT NULL,
+  last_seen    TEXT NOT NULL,
+  alerts       INTEGER NOT NULL DEFAULT 1,
+  released_at  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX incidents_open ON incidents (container_id, rule, last_seen) WHERE state = 'open';
+CREATE INDEX incidents_opened ON incidents (opened_at);
+
+CREATE TABLE action_runs (
+  alert_id    TEXT NOT NULL,
+  playbook    TEXT NOT NULL,
+  idx         INTEGER NOT NULL,
+  action      TEXT NOT NULL,
+  incident    TEXT NOT NULL DEFAULT '',
+  state       TEXT NOT NULL CHECK (state IN ('planned', 'started', 'succeeded', 'failed', 'skipped', 'held')),
+  destructive INTEGER NOT NULL DEFAULT 0,
+  result      TEXT NOT NULL DEFAULT '',    -- actions.Result as JSON
+  error       TEXT NOT NULL DEFAULT '',
+  attempts    INTEGER NOT NULL DEFAULT 0,  -- starts
+  owner       TEXT NOT NULL DEFAULT '',    -- process that started it
+  created_at  TEXT NOT NULL,
+  started_at  TEXT NOT NULL DEFAULT '',
+  updated_at  TEXT NOT NULL,
+  PRIMARY KEY (alert_id, playbook, idx)
+);
+CREATE INDEX action_runs_open ON action_runs (created_at) WHERE state IN ('planned', 'started', 'held');
+CREATE INDEX action_runs_destructive ON action_runs (started_at) WHERE destructive = 1;
+
+CREATE TABLE approvals (
+  id         TEXT PRIMARY KEY NOT NULL,
+  alert_id   TEXT NOT NULL,
+  playbook   TEXT NOT NULL,
+  idx        INTEGER NOT NULL,
+  action     TEXT NOT NULL,
+  incident   TEXT NOT NULL DEFAULT '',
+  deadline   TEXT NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'granted', 'denied', 'expired')),
+  decided_by TEXT NOT NULL DEFAULT '',
+  note       TEXT NOT NULL DEFAULT '',
+  detail     TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL,
+  decided_at TEXT NOT NULL DEFAULT '',
+  UNIQUE (alert_id, playbook, idx),
+  FOREIGN KEY (alert_id, playbook, idx) REFERENCES action_runs (alert_id, playbook, idx) ON DELETE CASCADE
+);
+CREATE INDEX approvals_pending ON approvals (deadline) WHERE state = 'pending';
+
+CREATE TABLE outbox (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL UNIQUE,           -- idempotency key
+  kind        TEXT NOT NULL,
+  target      TEXT NOT NULL DEFAULT '',
+  incident    TEXT NOT NULL DEFAULT '',
+  payload     TEXT NOT NULL,                  -- JSON
+  state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'leased', 'done', 'dead')),
+  attempts    INTEGER NOT NULL DEFAULT 0,     -- leases
+  next_at     TEXT NOT NULL,                  -- due time; for a leased message, its lease end
+  owner       TEXT NOT NULL DEFAULT '',
+  last_error  TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (next_at) WHERE state IN ('pending', 'leased');
+
+CREATE TABLE kv (
+  ns         TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+`,
+}
+
+// SchemaVersion is the schema this code reads and writes.
+var SchemaVersion = len(migrations)
+
+// migrate brings the schema up to SchemaVersion, one transaction per step.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	for {
+		v, err := schemaVersion(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("schema version %d is newer than this riposte's %d", v, SchemaVersion)
+		}
+		if v == SchemaVersion {
+			return nil
+		}
+		if err := migrateStep(ctx, conn, v); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+}
+
+func migrateStep(ctx context.Context, conn *sql.Conn, from int) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	// Re-read inside the write lock: another process may have migrated.
+	v, err := schemaVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if v == from {
+		if _, err := conn.ExecContext(ctx, migrations[from]); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, from+1); err != nil {
+			return err
+		}
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func schemaVersion(ctx context.Context, q queryer) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
