@@ -1,11 +1,118 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/app"
+	"github.com/riposte-sec/riposte/internal/registry"
+)
 
 func newActCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "act ACTION",
+	var (
+		configPath string
+		data       string
+		container  string
+		incident   string
+		with       []string
+		dryRun     bool
+		output     string
+	)
+	cmd := &cobra.Command{
+		Use:   "act ACTION --container REF [--with key=value]...",
 		Short: "Run one action by hand against a container",
-		RunE:  notBuilt("act"),
+		Long: `Act runs one action (riposte actions lists them) through the same guardrails and journal as
+playbook actions; the journal records you (the OS user) as the actor. When riposte serve holds the
+data directory, the action goes through it (authenticated with the intake token); otherwise act
+opens the store itself.
+
+Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.`,
+		Example: `  riposte act container.pause --container payments-api
+  riposte act container.kill --container 3f9a1c2b7d4e --with signal=TERM
+  riposte act container.snapshot --container web --with logs=200 --incident inc-20261120-091403-ab12cd`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
+			}
+			action := args[0]
+			spec, ok := registry.Catalog().Lookup(action)
+			if !ok {
+				return withCode(exitBadInput, fmt.Errorf("unknown action %q (riposte actions lists them)", action))
+			}
+			if spec.Container && container == "" {
+				return withCode(exitBadInput, fmt.Errorf("%s needs --container REF (id, short id or name)", action))
+			}
+			params := map[string]any{}
+			for _, kv := range with {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return withCode(exitBadInput, fmt.Errorf("--with %q: want key=value", kv))
+				}
+				p, ok := spec.Param(k)
+				if !ok {
+					return withCode(exitBadInput, fmt.Errorf("--with %s: %s has no parameter %q", kv, action, k))
+				}
+				if err := actions.CheckValue(p.Type, v); err != nil {
+					return withCode(exitBadInput, fmt.Errorf("--with %s: %w", kv, err))
+				}
+				params[k] = v
+			}
+			cfg, err := app.LoadConfig(configPath, app.Overrides{Data: data})
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			res, how, err := app.Act(cmd.Context(), cfg, app.ActRequest{Action: action, Container: container, Incident: incident,
+				With: params, DryRun: dryRun})
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				doc := map[string]any{"action": action, "container": container, "result": res, "how": how}
+				if err != nil {
+					doc["error"] = err.Error()
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if jerr := enc.Encode(doc); jerr != nil {
+					return withCode(exitFailed, jerr)
+				}
+			}
+			if err != nil {
+				if errors.Is(err, actions.ErrProtected) {
+					return withCode(exitFailed, fmt.Errorf("refused by a guardrail (journaled as action.blocked_protected): %w", err))
+				}
+				return withCode(exitFailed, err)
+			}
+			if output == "text" {
+				fmt.Fprintf(out, "%s %s: %s (%s)\n", action, container, orNone(res.Note), how)
+				if res.SHA256 != "" {
+					fmt.Fprintf(out, "  sha256 %s\n", res.SHA256)
+				}
+				for _, e := range res.Evidence {
+					fmt.Fprintf(out, "  %s  %d bytes  sha256 %s\n", e.Path, e.Size, e.SHA256)
+				}
+			}
+			return nil
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "config file (riposte.yaml)")
+	f.StringVar(&data, "data", "", "data directory (default ./riposte-data)")
+	f.StringVar(&container, "container", "", "container id, short id or name")
+	f.StringVar(&incident, "incident", "", "incident id to file evidence under")
+	f.StringArrayVar(&with, "with", nil, "action parameter key=value (repeatable)")
+	f.BoolVar(&dryRun, "dry-run", false, "journal what would happen, execute nothing")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "done"
+	}
+	return s
 }

@@ -1,11 +1,71 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/riposte-sec/riposte/internal/app"
+)
 
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		configPath string
+		o          app.Overrides
+	)
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP server and the response engine (and the detector when enabled)",
-		RunE:  notBuilt("serve"),
+		Long: `Serve takes alerts on POST /v1/alerts (and POST / for Falco's http_output), stores them
+durably, matches playbooks and runs their actions, journaling every step in <data>/riposte.db.
+
+Flags override the config file. The intake token comes from --token, the config's
+auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first start, mode 0600).
+SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, then exit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.LoadConfig(configPath, o)
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			log := app.NewLogger(cfg, cmd.ErrOrStderr())
+			token, where := o.Token, "--token"
+			if token == "" {
+				var generated bool
+				token, where, generated, err = cfg.Token()
+				if err != nil {
+					return withCode(exitBadInput, err)
+				}
+				if generated {
+					where += " (generated)"
+				}
+			}
+			a, err := app.Build(cfg, log)
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			defer a.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			err = a.Serve(ctx, token, func(addr string) {
+				fmt.Fprintf(cmd.OutOrStdout(), "riposte serving on http://%s (intake token: %s; data: %s)\n", addr, where, cfg.Data)
+			})
+			if err != nil {
+				return withCode(exitFailed, err)
+			}
+			return nil
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "config file (riposte.yaml)")
+	f.StringVar(&o.Listen, "listen", "", "HTTP listen address (default 127.0.0.1:8080)")
+	f.StringVar(&o.Data, "data", "", "data directory: SQLite store and evidence (default ./riposte-data)")
+	f.StringArrayVar(&o.Playbooks, "playbooks", nil, "playbook file or directory (repeatable; replaces the config's list)")
+	f.StringVar(&o.Token, "token", os.Getenv("RIPOSTE_TOKEN"), "intake bearer token (default $RIPOSTE_TOKEN)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "plan and journal everything, execute nothing")
+	return cmd
 }
+

@@ -4,6 +4,8 @@
 package registry
 
 import (
+	"strings"
+
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/notifiers/email"
 	"github.com/riposte-sec/riposte/notifiers/pagerduty"
@@ -41,4 +43,29 @@ func Catalog() *actions.Catalog {
 		panic(err)
 	}
 	return c
+}
+
+// IsNotification reports whether an action is a notification: delivered
+// through the durable outbox, never inline with containment.
+func IsNotification(action string) bool {
+	for _, specs := range [][]actions.Spec{slack.Specs(), pagerduty.Specs(), email.Specs(), webhook.Specs()} {
+		for _, s := range specs {
+			if s.Name == action {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// HowToConfigure says what enables an action that has no runner.
+func HowToConfigure(action string) string {
+	section, _, _ := strings.Cut(action, ".")
+	switch section {
+	case "slack", "pagerduty", "email", "webhook":
+		return "add a notifiers." + section + " section to the config"
+	case "capture":
+		return "enable the detector (detector.enabled: true); captures need its event stream"
+	}
+	return "add a " + section + " section to the config"
 }

@@ -1,0 +1,343 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/engine"
+	"github.com/riposte-sec/riposte/internal/metrics"
+	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
+)
+
+// Overrides are the command-line flags that take precedence over the
+// config file. Zero values leave the file's setting.
+type Overrides struct {
+	Listen    string
+	Data      string
+	Playbooks []string
+	Token     string
+	DryRun    bool
+}
+
+// LoadConfig reads the config file (or the defaults when path is "") and
+// applies the overrides.
+func LoadConfig(path string, o Overrides) (config.Config, error) {
+	cfg := config.Defaults()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return config.Config{}, err
+		}
+	}
+	if o.Listen != "" {
+		cfg.Listen = o.Listen
+	}
+	if o.Data != "" {
+		cfg.Data = o.Data
+	}
+	if len(o.Playbooks) > 0 {
+		cfg.Playbooks = o.Playbooks
+	}
+	if o.DryRun {
+		cfg.DryRun = true
+	}
+	cfg.Engine.DryRun = cfg.Engine.DryRun || cfg.DryRun
+	return cfg, nil
+}
+
+// NewLogger builds the process logger from the config.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// App is a wired riposte.
+type App struct {
+	Config       config.Config
+	Log          *slog.Logger
+	Store        *store.Store
+	Playbooks    *playbooks.Set
+	Engine       *engine.Engine
+	Integrations *Integrations
+	// Detector is the eBPF sensor when detector.enabled; nil otherwise.
+	Detector *detector.Detector
+	Metrics  *metrics.Metrics
+	Registry     *prometheus.Registry
+}
+
+// Build opens the store, loads the playbooks and builds the integrations
+// and the engine. Every playbook action must have an integration (or the
+// configuration says dry_run), else Build fails naming what to configure.
+func Build(cfg config.Config, log *slog.Logger) (*App, error) {
+	if len(cfg.Playbooks) == 0 {
+		return nil, errors.New("no playbooks: set playbooks in the config or pass --playbooks PATH")
+	}
+	set, err := playbooks.Load(registry.Catalog(), cfg.Playbooks...)
+	if err != nil {
+		return nil, fmt.Errorf("load playbooks: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return buildCore(cfg, log, set)
+}
+
+// buildCore builds the store, the integrations and the engine; set nil
+// means no playbooks (a hand-run action).
+func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App, err error) {
+	if set == nil {
+		if set, err = playbooks.Parse(registry.Catalog()); err != nil {
+			return nil, err
+		}
+	}
+	a := &App{Config: cfg, Log: log, Playbooks: set, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Metrics = metrics.New(a.Registry)
+	a.Store, err = store.Open(store.PathIn(cfg.Data), store.Options{IncidentWindow: cfg.Store.IncidentWindow, Logger: log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.Integrations, err = BuildIntegrations(&cfg, IntegrationDeps{Logger: log, Data: cfg.Data,
+		SlackThreads: slackThreads{a.Store}, SlackDispatcher: dispatcher{a}})
+	if err != nil {
+		return nil, err
+	}
+	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {
+		return nil, fmt.Errorf("the playbooks use actions riposte cannot run with this config:\n%w", err)
+	}
+	deps := engine.Deps{
+		Store: a.Store, Playbooks: set, Catalog: registry.Catalog(), Runners: a.Integrations.Runners,
+		Queued: registry.IsNotification, Logger: log.With("component", "engine"), Metrics: a.Metrics,
+	}
+	if s := a.Integrations.Slack; s != nil {
+		deps.Updates = s
+		if s.Interactive() {
+			deps.Approvals = slackApprovals{s}
+		}
+	}
+	a.Engine, err = engine.New(cfg.Engine, deps)
+	if err != nil {
+		return nil, err
+	}
+	var dcfg detector.Config
+	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
+		return nil, err
+	}
+	for i, r := range dcfg.Rules {
+		dcfg.Rules[i] = cfg.Resolve(r)
+	}
+	if dcfg.Enabled {
+		a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: a.Integrations.DockerClient, Registerer: a.Registry})
+		if err != nil {
+			return nil, fmt.Errorf("detector: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// runDetector feeds the detector's alerts to the engine: emit never
+// blocks the sensor (a full queue drops, counted), and a submitter stores
+// what is queued in batches, so that a burst shares commits. When the
+// detector stops, what is queued is still stored.
+func (a *App) runDetector(ctx context.Context) error {
+	queue := make(chan alert.Alert, 4096)
+	dropped := a.Metrics.AlertsRejected.WithLabelValues("detector_queue_full")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		batch := make([]alert.Alert, 0, 256)
+		for first := range queue {
+			batch = append(batch[:0], first)
+		more:
+			for len(batch) < cap(batch) {
+				select {
+				case x, ok := <-queue:
+					if !ok {
+						break more
+					}
+					batch = append(batch, x)
+				default:
+					break more
+				}
+			}
+			if _, err := a.Engine.Submit(context.WithoutCancel(ctx), batch, "detector"); err != nil {
+				a.Log.Error("store detector alerts", "alerts", len(batch), "err", err)
+			}
+		}
+	}()
+	err := a.Detector.Run(ctx, func(x alert.Alert) {
+		select {
+		case queue <- x:
+		default:
+			dropped.Inc()
+		}
+	})
+	close(queue) // Run has returned: emit is not called any more
+	<-done
+	return err
+}
+
+// Close releases the integrations, then the store.
+func (a *App) Close() error {
+	var errs []error
+	if a.Integrations != nil {
+		errs = append(errs, a.Integrations.Close())
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// inbox adapts the store to the HTTP server and wakes the engine.
+type inbox struct{ a *App }
+
+func (i inbox) Accept(ctx context.Context, alerts []alert.Alert) ([]server.Accepted, error) {
+	acc, err := i.a.Store.Accept(ctx, alerts)
+	if err != nil {
+		return nil, err
+	}
+	i.a.Engine.Notify()
+	out := make([]server.Accepted, len(acc))
+	for k, x := range acc {
+		out[k] = server.Accepted{ID: x.ID, Duplicate: x.Duplicate}
+	}
+	return out, nil
+}
+
+// ServeInfo is written to <data>/serve.json while serve runs, so that
+// `riposte act` can reach the running server.
+type ServeInfo struct {
+	PID     int       `json:"pid"`
+	Listen  string    `json:"listen"`
+	Started time.Time `json:"started"`
+}
+
+// ServeInfoPath is where ServeInfo lives.
+func ServeInfoPath(data string) string { return filepath.Join(data, "serve.json") }
+
+// Serve runs the HTTP server and the engine until ctx ends. ready, when not
+// nil, receives the listening address once the server accepts requests.
+func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) error {
+	hmacSecret, err := a.Config.HMACSecret()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody},
+		server.Deps{
+			Inbox: inbox{a}, Logger: a.Log.With("component", "http"), Metrics: a.Metrics, Gatherer: a.Registry,
+			Ready: a.ready, Routes: a.routes(token),
+		})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
+	}
+	info, _ := json.Marshal(ServeInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Started: time.Now().UTC()})
+	if err := os.WriteFile(ServeInfoPath(a.Config.Data), info, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("write serve info: %w", err)
+	}
+	defer os.Remove(ServeInfoPath(a.Config.Data))
+
+	startPprof(a.Log)
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engDone := make(chan error, 1)
+	go func() { engDone <- a.Engine.Run(engCtx) }()
+	go a.watchQueues(engCtx)
+	if s := a.Integrations.Slack; s != nil && a.Integrations.SlackSocketMode {
+		go func() {
+			if err := s.RunSocketMode(engCtx); err != nil && engCtx.Err() == nil {
+				a.Log.Error("slack socket mode stopped", "err", err)
+			}
+		}()
+	}
+
+	detErr := make(chan error, 1)
+	if a.Detector != nil {
+		go func() { detErr <- a.runDetector(engCtx) }()
+		select {
+		case <-a.Detector.Ready():
+			a.Log.Info("detector attached", "rules", len(a.Detector.Rules().Rules()))
+		case err := <-detErr:
+			ln.Close()
+			stopEngine()
+			<-engDone
+			return fmt.Errorf("start detector: %w", err)
+		}
+	} else {
+		detErr <- nil
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	a.Log.Info("riposte serving", "listen", ln.Addr().String(), "data", a.Config.Data, "playbooks", len(a.Playbooks.Playbooks()),
+		"dry_run", a.Config.Engine.DryRun)
+	// HTTP first: stop taking alerts, drain requests in flight (their
+	// alerts are durable once answered), then let the engine finish the
+	// alerts it holds.
+	httpErr := srv.Serve(ctx, ln)
+	stopEngine()
+	engErr := <-engDone
+	detectorErr := <-detErr
+	a.Log.Info("riposte stopped")
+	return errors.Join(httpErr, engErr, detectorErr)
+}
+
+func (a *App) ready(ctx context.Context) error {
+	if err := a.Engine.Ready(ctx); err != nil {
+		return err
+	}
+	_, err := a.Store.Head(ctx)
+	return err
+}
+
+// watchQueues exports queue depths.
+func (a *App) watchQueues(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := a.Store.Stats(ctx)
+		if err != nil {
+			continue
+		}
+		a.Metrics.QueueDepth.WithLabelValues("inbox").Set(float64(st.InboxPending + st.InboxProcessing))
+		a.Metrics.QueueDepth.WithLabelValues("outbox").Set(float64(st.OutboxPending))
+		a.Metrics.QueueDepth.WithLabelValues("approvals").Set(float64(st.ApprovalsPending))
+	}
+}

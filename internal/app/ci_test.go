@@ -1,0 +1,117 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/client"
+
+	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+func ciConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := config.Parse("ci.yaml", []byte("detector:\n  enabled: true\n  disable_resources: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = filepath.Join(t.TempDir(), "data")
+	return cfg
+}
+
+func inspect(t *testing.T, cli *client.Client, id string) (paused bool, networks int) {
+	t.Helper()
+	info, err := cli.ContainerInspect(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Paused, len(info.NetworkSettings.Networks)
+}
+
+// TestCIFailsAMisbehavingJob: the job's command passes, but a container
+// reads /etc/shadow from a shell while it runs, so riposte ci contains it
+// and exits with ExitIncidents; the reports say why.
+func TestCIFailsAMisbehavingJob(t *testing.T) {
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	id := testutil.RunContainer(t, cli, "ci-test-bad", nil)
+	var out bytes.Buffer
+	cfg := ciConfig(t)
+	rep, code, err := RunCI(context.Background(), cfg, CIOptions{
+		Command: []string{"docker", "exec", "ci-test-bad", "sh", "-c", "cat /etc/shadow >/dev/null; echo tests passed"},
+		Stdout:  &out, Stderr: &out,
+	})
+	if err != nil {
+		t.Fatalf("RunCI: %v\n%s", err, out.String())
+	}
+	if code != ExitIncidents || rep.ExitCode != 0 {
+		t.Fatalf("exit %d (command %d), want %d\n%s", code, rep.ExitCode, ExitIncidents, out.String())
+	}
+	if !strings.Contains(out.String(), "tests passed") {
+		t.Errorf("the command's output did not reach stdout:\n%s", out.String())
+	}
+	rules := map[string]bool{}
+	for _, in := range rep.Incidents {
+		rules[in.Rule] = true
+		if in.ContainerID != id[:12] || in.Container != "ci-test-bad" {
+			t.Errorf("incident attributed to %s (%s), want %s", in.ContainerID, in.Container, id[:12])
+		}
+	}
+	if !rules["Read sensitive file untrusted"] {
+		t.Errorf("no sensitive-file incident: %+v", rep.Incidents)
+	}
+	if paused, nets := inspect(t, cli, id); !paused || nets != 0 {
+		t.Errorf("container paused=%v networks=%d, want paused and cut off", paused, nets)
+	}
+	files, err := rep.WriteFiles(filepath.Join(t.TempDir(), "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back CIReport
+	js, _ := os.ReadFile(files[0])
+	if err := json.Unmarshal(js, &back); err != nil || len(back.Incidents) != len(rep.Incidents) {
+		t.Errorf("JSON report: %v %s", err, js)
+	}
+	var suites junitSuites
+	x, _ := os.ReadFile(files[1])
+	if err := xml.Unmarshal(x, &suites); err != nil || suites.Suites[0].Failures != len(rep.Incidents) {
+		t.Errorf("JUnit report: %v %s", err, x)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "failing the job (exit 86)") || !strings.Contains(text.String(), "container.pause") {
+		t.Errorf("summary:\n%s", text.String())
+	}
+}
+
+// TestCIPassesACleanJob: nothing suspicious happens, so riposte ci exits
+// with the command's own status and touches nothing.
+func TestCIPassesACleanJob(t *testing.T) {
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	id := testutil.RunContainer(t, cli, "ci-test-good", nil)
+	for _, tc := range []struct {
+		applet string
+		want   int
+	}{{"true", 0}, {"false", 1}} {
+		var out bytes.Buffer
+		cmd := []string{"docker", "exec", "ci-test-good", tc.applet}
+		rep, code, err := RunCI(context.Background(), ciConfig(t), CIOptions{Command: cmd, Stdout: &out, Stderr: &out})
+		if err != nil {
+			t.Fatalf("RunCI: %v\n%s", err, out.String())
+		}
+		if code != tc.want || len(rep.Incidents) != 0 {
+			t.Fatalf("%s: exit %d with %d incidents, want %d and none: %+v\n%s", tc.applet, code, len(rep.Incidents), tc.want, rep.Incidents, out.String())
+		}
+	}
+	if paused, nets := inspect(t, cli, id); paused || nets == 0 {
+		t.Errorf("clean job touched the container: paused=%v networks=%d", paused, nets)
+	}
+}

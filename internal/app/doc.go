@@ -1,0 +1,9 @@
+// Package app wires riposte together for the commands: it reads the
+// configuration, opens the store, loads playbooks, builds the integrations
+// from the registry, and runs the engine, the HTTP server and the detector.
+// cmd/riposte only parses flags and calls in here.
+//
+// An *App owns everything it opened; Close releases it. Serve blocks until
+// its context ends, then drains (HTTP requests, in-flight alerts) before it
+// returns.
+package app

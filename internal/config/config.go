@@ -1,0 +1,336 @@
+package config
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/riposte-sec/riposte/internal/engine"
+)
+
+// Config is riposte.yaml.
+type Config struct {
+	// Listen is the HTTP address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Data holds the SQLite file and the evidence. Default ./riposte-data.
+	Data string `yaml:"data"`
+	// Playbooks are files or directories, relative to the config file.
+	Playbooks []string `yaml:"playbooks"`
+	// DryRun plans and journals everything and executes nothing.
+	DryRun bool `yaml:"dry_run"`
+	// Log level (debug, info, warn, error) and format (text, json).
+	Log Log `yaml:"log"`
+	// Auth of the alert intake.
+	Auth Auth `yaml:"auth"`
+	// Store tuning.
+	Store Store `yaml:"store"`
+	// Engine tuning and guardrails (blast radius, approvers).
+	Engine engine.Config `yaml:"engine"`
+
+	// Integration sections, decoded by their packages.
+	Detector  yaml.Node `yaml:"detector"`
+	Docker    yaml.Node `yaml:"docker"`
+	Capture   yaml.Node `yaml:"capture"`
+	Notifiers Notifiers `yaml:"notifiers"`
+
+	// File is where the config was read from ("" for defaults).
+	File string `yaml:"-"`
+}
+
+// FallbackLog is notifiers.fallback's value that delivers the
+// notifications of unconfigured notifiers to the log.
+const FallbackLog = "log"
+
+// Notifiers are the notifier sections.
+type Notifiers struct {
+	// Fallback: "" (default) refuses to start when a playbook uses a
+	// notifier that is not configured; "log" writes its notifications to
+	// riposte's log instead (demos, make run).
+	Fallback  string    `yaml:"fallback"`
+	Slack     yaml.Node `yaml:"slack"`
+	PagerDuty yaml.Node `yaml:"pagerduty"`
+	Email     yaml.Node `yaml:"email"`
+	Webhook   yaml.Node `yaml:"webhook"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // default info
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Auth configures how intake requests authenticate.
+type Auth struct {
+	// TokenEnv / TokenFile name where the bearer token is. When neither is
+	// set and RIPOSTE_TOKEN is empty, serve generates one into
+	// <data>/token (mode 0600).
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+	// HMACSecretEnv / HMACSecretFile enable signed requests.
+	HMACSecretEnv  string `yaml:"hmac_secret_env"`
+	HMACSecretFile string `yaml:"hmac_secret_file"`
+	// MaxBody caps a request body in bytes. Default 1 MiB.
+	MaxBody int64 `yaml:"max_body"`
+}
+
+// Store tunes the SQLite store.
+type Store struct {
+	// IncidentWindow groups alerts of one container and rule. Default 10m.
+	IncidentWindow time.Duration `yaml:"incident_window"`
+}
+
+// Defaults returns the configuration used without a file.
+func Defaults() Config {
+	return Config{Listen: "127.0.0.1:8080", Data: "riposte-data", Log: Log{Level: "info", Format: "text"}}
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+// Load reads a config file strictly. Relative playbook paths are taken
+// relative to the file.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return Config{}, err
+	}
+	for i, p := range c.Playbooks {
+		c.Playbooks[i] = c.Resolve(p)
+	}
+	if c.Data != Defaults().Data {
+		c.Data = c.Resolve(c.Data)
+	}
+	return c, nil
+}
+
+// Resolve makes a path from the config file relative to the file's folder
+// (absolute paths, and paths when there is no file, are kept).
+func (c *Config) Resolve(p string) string {
+	if c.File == "" || filepath.IsAbs(p) || p == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+// Parse decodes config text; name is used in errors.
+func Parse(name string, data []byte) (Config, error) {
+	c := Defaults()
+	c.File = name
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && err != io.EOF {
+		return Config{}, positioned(name, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// positioned turns yaml.v3's "yaml: line 3: ..." messages into
+// "file:3: ...", one per line.
+func positioned(name string, err error) error {
+	var te *yaml.TypeError
+	var msgs []string
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var errs []error
+	for _, m := range msgs {
+		if loc := yamlLine.FindStringSubmatchIndex(m); loc != nil {
+			line, _ := strconv.Atoi(m[loc[2]:loc[3]])
+			m = m[:loc[0]] + m[loc[1]:]
+			errs = append(errs, fmt.Errorf("%s:%d: %s", name, line, strings.TrimPrefix(m, "yaml: ")))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", name, m))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks values that YAML types cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: want debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: want text or json, got %q", c.Log.Format))
+	}
+	if c.Auth.TokenEnv != "" && c.Auth.TokenFile != "" {
+		errs = append(errs, errors.New("auth: set token_env or token_file, not both"))
+	}
+	if c.Auth.HMACSecretEnv != "" && c.Auth.HMACSecretFile != "" {
+		errs = append(errs, errors.New("auth: set hmac_secret_env or hmac_secret_file, not both"))
+	}
+	if f := c.Notifiers.Fallback; f != "" && f != FallbackLog {
+		errs = append(errs, fmt.Errorf("notifiers.fallback: want log or nothing, got %q", f))
+	}
+	if c.Auth.MaxBody < 0 {
+		errs = append(errs, errors.New("auth.max_body: must not be negative"))
+	}
+	if c.Engine.BlastRadius.Max < 0 {
+		errs = append(errs, errors.New("engine.blast_radius.max: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Decode decodes an integration section strictly into out (a pointer to
+// a struct with yaml tags): an unknown key or a wrong type is an error with
+// file:line. An absent section leaves out as it is (its defaults).
+func Decode(file, section string, n *yaml.Node, out any) error {
+	if n == nil || n.Kind == 0 {
+		return nil
+	}
+	errs := checkKeys(file, section, n, reflect.TypeOf(out))
+	if err := n.Decode(out); err != nil {
+		errs = append(errs, positioned(file, err))
+	}
+	return errors.Join(errs...)
+}
+
+// checkKeys reports mapping keys that t has no yaml field for.
+func checkKeys(file, path string, n *yaml.Node, t reflect.Type) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case t == reflect.TypeOf(yaml.Node{}):
+		return nil
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		var errs []error
+		for i, e := range n.Content {
+			errs = append(errs, checkKeys(file, fmt.Sprintf("%s[%d]", path, i), e, t.Elem())...)
+		}
+		return errs
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		var errs []error
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, checkKeys(file, path+"."+n.Content[i].Value, n.Content[i+1], t.Elem())...)
+		}
+		return errs
+	case t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode:
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	var collect func(reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("yaml")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if strings.Contains(opts, "inline") {
+				collect(f.Type)
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			fields[name] = f.Type
+			names = append(names, name)
+		}
+	}
+	collect(t)
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s:%d: %s.%s: unknown field (want one of %s)", file, k.Line, path, k.Value, strings.Join(names, ", ")))
+			continue
+		}
+		errs = append(errs, checkKeys(file, path+"."+k.Value, v, ft)...)
+	}
+	return errs
+}
+
+// Token returns the intake bearer token: from auth.token_env / token_file,
+// else RIPOSTE_TOKEN, else <data>/token, generated on first use (0600).
+// generated reports a new token; the value is never logged.
+func (c *Config) Token() (token string, where string, generated bool, err error) {
+	switch {
+	case c.Auth.TokenEnv != "":
+		v := strings.TrimSpace(os.Getenv(c.Auth.TokenEnv))
+		if v == "" {
+			return "", "", false, fmt.Errorf("auth.token_env: environment variable %s is not set or empty", c.Auth.TokenEnv)
+		}
+		return v, "env " + c.Auth.TokenEnv, false, nil
+	case c.Auth.TokenFile != "":
+		b, err := os.ReadFile(c.Auth.TokenFile)
+		if err != nil {
+			return "", "", false, fmt.Errorf("auth.token_file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", "", false, fmt.Errorf("auth.token_file: %s is empty", c.Auth.TokenFile)
+		}
+		return v, "file " + c.Auth.TokenFile, false, nil
+	}
+	if v := strings.TrimSpace(os.Getenv("RIPOSTE_TOKEN")); v != "" {
+		return v, "env RIPOSTE_TOKEN", false, nil
+	}
+	path := filepath.Join(c.Data, "token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), "file " + path, false, nil
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", "", false, fmt.Errorf("generate token: %w", err)
+	}
+	v := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return "", "", false, fmt.Errorf("generate token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", "", false, fmt.Errorf("generate token: %w", err)
+	}
+	return v, "file " + path, true, nil
+}
+
+// HMACSecret returns the signing secret for signed intake requests, or nil
+// when none is configured.
+func (c *Config) HMACSecret() ([]byte, error) {
+	switch {
+	case c.Auth.HMACSecretEnv != "":
+		v := strings.TrimSpace(os.Getenv(c.Auth.HMACSecretEnv))
+		if v == "" {
+			return nil, fmt.Errorf("auth.hmac_secret_env: environment variable %s is not set or empty", c.Auth.HMACSecretEnv)
+		}
+		return []byte(v), nil
+	case c.Auth.HMACSecretFile != "":
+		b, err := os.ReadFile(c.Auth.HMACSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.hmac_secret_file: %w", err)
+		}
+		return bytes.TrimSpace(b), nil
+	}
+	return nil, nil
+}

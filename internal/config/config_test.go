@@ -1,0 +1,113 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStrict(t *testing.T) {
+	tests := []struct {
+		name, yml, want string
+	}{
+		{"unknown top-level key", "listen: :80\nlisen: x\n", "riposte.yaml:2: field lisen not found in type config.Config"},
+		{"wrong type", "engine:\n  workers: many\n", "riposte.yaml:2: cannot unmarshal !!str `many` into int"},
+		{"bad duration", "engine:\n  action_timeout: soon\n", "riposte.yaml:2: cannot unmarshal !!str `soon` into time.Duration"},
+		{"bad log level", "log: {level: loud}\n", `riposte.yaml: log.level: want debug, info, warn or error, got "loud"`},
+		{"both token sources", "auth: {token_env: A, token_file: /x}\n", "riposte.yaml: auth: set token_env or token_file, not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("riposte.yaml", []byte(tt.yml))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error %v\nwant  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	c, err := Parse("x.yaml", []byte(`
+listen: 0.0.0.0:9000
+dry_run: true
+engine:
+  workers: 8
+  blast_radius: {max: 3, window: 5m}
+  approvers: ["@oncall"]
+docker:
+  anything: here
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:9000" || !c.DryRun || c.Engine.Workers != 8 || c.Engine.BlastRadius.Max != 3 ||
+		c.Engine.BlastRadius.Window != 5*time.Minute || c.Data != "riposte-data" || c.Docker.Kind == 0 {
+		t.Errorf("parsed %+v", c)
+	}
+}
+
+func TestDecodeSection(t *testing.T) {
+	type inner struct {
+		Name string `yaml:"name"`
+	}
+	type section struct {
+		Enabled *bool         `yaml:"enabled"`
+		Grace   time.Duration `yaml:"grace"`
+		Items   []inner       `yaml:"items"`
+	}
+	c, err := Parse("r.yaml", []byte("docker:\n  enabled: true\n  items:\n    - name: a\n    - nmae: b\n  gracе: 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s section
+	err = Decode(c.File, "docker", &c.Docker, &s)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"r.yaml:5: docker.items[1].nmae: unknown field (want one of name)", "r.yaml:6: docker.gracе: unknown field"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	c, err = Parse("r.yaml", []byte("docker:\n  enabled: false\n  grace: 3s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = section{}
+	if err := Decode(c.File, "docker", &c.Docker, &s); err != nil || s.Enabled == nil || *s.Enabled || s.Grace != 3*time.Second {
+		t.Errorf("decode: %v %+v", err, s)
+	}
+	var untouched section
+	untouched.Grace = time.Minute
+	if err := Decode(c.File, "capture", &c.Capture, &untouched); err != nil || untouched.Grace != time.Minute {
+		t.Errorf("absent section changed defaults: %v %+v", err, untouched)
+	}
+}
+
+func TestTokenGeneratedOnce(t *testing.T) {
+	t.Setenv("RIPOSTE_TOKEN", "")
+	c := Defaults()
+	c.Data = t.TempDir()
+	tok, where, gen, err := c.Token()
+	if err != nil || !gen || len(tok) < 32 {
+		t.Fatalf("first: %q %s %v %v", tok, where, gen, err)
+	}
+	st, err := os.Stat(filepath.Join(c.Data, "token"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", st, err)
+	}
+	again, _, gen, err := c.Token()
+	if err != nil || gen || again != tok {
+		t.Errorf("second call: %q gen=%v err=%v", again, gen, err)
+	}
+	t.Setenv("RIPOSTE_TOKEN", "from-env-0123456789")
+	if v, where, _, _ := c.Token(); v != "from-env-0123456789" || where != "env RIPOSTE_TOKEN" {
+		t.Errorf("env token: %q %s", v, where)
+	}
+	c.Auth.TokenEnv = "RIPOSTE_TEST_UNSET_TOKEN"
+	if _, _, _, err := c.Token(); err == nil || !strings.Contains(err.Error(), "RIPOSTE_TEST_UNSET_TOKEN is not set") {
+		t.Errorf("unset token_env: %v", err)
+	}
+}

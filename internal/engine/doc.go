@@ -1,0 +1,39 @@
+// Package engine is riposte's response pipeline: it takes accepted alerts
+// from the durable inbox, matches playbooks, applies the guardrails and runs
+// the actions, journaling every step.
+//
+//	inbox ─> dispatcher ─(by container)─> workers ─> match ─> plan ─> guard ─> run ─> journal
+//	                                                                    └─ notifications ─> outbox ─> delivery workers
+//
+// Per alert, for every matched playbook, every action in order:
+//
+//   - `if` false: journaled action.skipped, nothing runs;
+//   - a render or `if` error: action.failed;
+//   - dry run (global or playbook): action.skipped_dry_run;
+//   - gated (the playbook has an approval): held, action.held_for_approval,
+//     waits for a human (Slack Approve/Deny) or its timeout (on_timeout);
+//   - notifications (slack, pagerduty, email, webhook): queued durably in
+//     the outbox in the same transaction that records them, and delivered
+//     by separate workers with backoff, so a slow or down service never
+//     delays containment;
+//   - journal.note: a note entry;
+//   - everything else runs here: claimed (action.started, with the
+//     blast-radius budget checked atomically for destructive actions; over
+//     budget, the action is held for approval instead), run with a timeout,
+//     recorded as action.succeeded, action.failed or, when a guardrail
+//     refused, action.blocked_protected.
+//
+// A held action does not block the actions after it. A failed action stops
+// the playbook's remaining actions unless it says on_error: continue.
+//
+// Idempotency: every action is keyed by (alert id, playbook, index) in the
+// store, and each transition is recorded atomically with its journal entry.
+// After a crash, claimed alerts come back; finished actions are not run
+// again; an action that had started but never recorded its outcome is
+// journaled action.in_doubt and run again (every responder action is safe
+// to repeat: pausing a paused container succeeds with a note).
+//
+// Alerts about the same container are handled in order by one worker;
+// different containers in parallel. An *Engine is safe for concurrent use;
+// Run returns when its context ends, after in-flight alerts are finished.
+package engine

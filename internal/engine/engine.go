@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/metrics"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
+)
+
+// Deps are the engine's collaborators. Store, Playbooks and Catalog are
+// required.
+type Deps struct {
+	Store     store.Backend
+	Playbooks *playbooks.Set
+	Catalog   *actions.Catalog
+	// Runners implement actions, by action name. An action a playbook names
+	// without a runner fails with a clear error when it runs.
+	Runners map[string]actions.Runner
+	// Queued reports whether an action is a notification, delivered through
+	// the outbox instead of run inline. nil: none is.
+	Queued func(action string) bool
+	// Approvals asks humans for approvals (Slack); nil: approvals are only
+	// decided through Decide or time out.
+	Approvals ApprovalRequester
+	// Updates reports later steps of an incident on the messages already
+	// sent about it (Slack's message is updated); nil: none.
+	Updates StepUpdater
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+}
+
+// Engine runs playbooks on accepted alerts.
+type Engine struct {
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	m         *metrics.Metrics
+	now       func() time.Time
+	playbooks atomic.Pointer[playbooks.Set]
+
+	wake       chan struct{} // new alerts in the inbox
+	wakeOutbox chan struct{} // new messages in the outbox
+	running    atomic.Bool
+
+	// in-flight alerts, by id, so that a re-claim after a lease expiry
+	// never hands the same alert to two workers.
+	mu       sync.Mutex
+	inflight map[string]bool
+	queues   map[string][]store.InboxItem // per container, in order
+	sem      chan struct{}                // bounds concurrent workers
+	wg       sync.WaitGroup
+}
+
+// New builds an engine.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	if deps.Store == nil || deps.Playbooks == nil || deps.Catalog == nil {
+		return nil, errors.New("new engine: store, playbooks and catalog are required")
+	}
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New(nil)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Queued == nil {
+		deps.Queued = func(string) bool { return false }
+	}
+	e := &Engine{
+		cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics, now: deps.Now,
+		wake: make(chan struct{}, 1), wakeOutbox: make(chan struct{}, 1),
+		inflight: map[string]bool{}, queues: map[string][]store.InboxItem{},
+		sem: make(chan struct{}, cfg.Workers),
+	}
+	e.playbooks.Store(deps.Playbooks)
+	return e, nil
+}
+
+// SetPlaybooks swaps the playbook set; alerts already in a worker finish
+// with the set they started with.
+func (e *Engine) SetPlaybooks(s *playbooks.Set) { e.playbooks.Store(s) }
+
+// Notify wakes the engine: alerts are waiting in the inbox.
+func (e *Engine) Notify() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) notifyOutbox() {
+	select {
+	case e.wakeOutbox <- struct{}{}:
+	default:
+	}
+}
+
+// Submit stores alerts durably (as the webhook does) and wakes the engine;
+// the detector feeds the engine through it.
+func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string) ([]store.Accepted, error) {
+	acc, err := e.deps.Store.Accept(ctx, alerts)
+	if err != nil {
+		return nil, fmt.Errorf("submit alerts: %w", err)
+	}
+	dups := 0
+	for _, a := range acc {
+		if a.Duplicate {
+			dups++
+		}
+	}
+	e.m.AlertsReceived.WithLabelValues(source).Add(float64(len(acc) - dups))
+	e.m.AlertsDuplicate.Add(float64(dups))
+	e.Notify()
+	return acc, nil
+}
+
+// Ready reports whether the engine is running.
+func (e *Engine) Ready(context.Context) error {
+	if !e.running.Load() {
+		return errors.New("engine not running")
+	}
+	return nil
+}
+
+// Run processes alerts until ctx ends, then waits for in-flight alerts to
+// finish (their actions have their own timeouts) and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	e.running.Store(true)
+	defer e.running.Store(false)
+	var bg sync.WaitGroup
+	// In-flight work finishes on its own context, so that SIGTERM drains
+	// instead of cutting a pause in half.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	for i := 0; i < e.cfg.Outbox.Workers; i++ {
+		bg.Add(1)
+		go func() { defer bg.Done(); e.deliverLoop(ctx, work) }()
+	}
+	bg.Add(1)
+	go func() { defer bg.Done(); e.approvalLoop(ctx, work) }()
+
+	err := e.dispatchLoop(ctx, work)
+	e.wg.Wait() // alerts already handed to workers
+	bg.Wait()
+	return err
+}
+
+// dispatchLoop claims alerts and hands them to per-container queues.
+func (e *Engine) dispatchLoop(ctx, work context.Context) error {
+	poll := time.NewTicker(e.cfg.Poll)
+	defer poll.Stop()
+	for {
+		n, err := e.dispatchOnce(work)
+		if err != nil {
+			e.log.Error("claim alerts", "err", err)
+		}
+		if n > 0 && err == nil {
+			// More may be waiting; go again unless stopping.
+			select {
+			case <-ctx.Done():
+				return nil
+			default:
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// dispatchOnce claims up to the free capacity and queues the claims; it
+// returns how many new alerts it queued.
+func (e *Engine) dispatchOnce(work context.Context) (int, error) {
+	e.mu.Lock()
+	free := e.cfg.Batch - len(e.inflight)
+	e.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
+	items, err := e.deps.Store.ClaimAlerts(work, free, e.cfg.Lease)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, it := range items {
+		if e.inflight[it.Alert.ID] {
+			continue // still being processed here; its lease ran out
+		}
+		e.inflight[it.Alert.ID] = true
+		n++
+		key := it.Alert.Field("container.id")
+		q, busy := e.queues[key]
+		e.queues[key] = append(q, it)
+		if !busy {
+			e.wg.Add(1)
+			go e.drain(work, key)
+		}
+	}
+	return n, nil
+}
+
+// drain processes one container's queue in order.
+func (e *Engine) drain(ctx context.Context, key string) {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		q := e.queues[key]
+		if len(q) == 0 {
+			delete(e.queues, key)
+			e.mu.Unlock()
+			return
+		}
+		it := q[0]
+		e.queues[key] = q[1:]
+		e.mu.Unlock()
+
+		e.sem <- struct{}{}
+		e.process(ctx, it)
+		<-e.sem
+
+		e.mu.Lock()
+		wasFull := len(e.inflight) >= e.cfg.Batch
+		delete(e.inflight, it.Alert.ID)
+		e.mu.Unlock()
+		if wasFull {
+			e.Notify() // the dispatcher stopped claiming; room again
+		}
+	}
+}
+
+// InFlight is how many claimed alerts are not finished yet.
+func (e *Engine) InFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.inflight)
+}

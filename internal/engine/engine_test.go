@@ -1,0 +1,517 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
+)
+
+// recorder is a test double of a responder or notifier: it records every
+// request and answers with what the test says.
+type recorder struct {
+	mu    sync.Mutex
+	calls []actions.Request
+	fail  func(req actions.Request, n int) error // n: calls so far for this action
+}
+
+func (r *recorder) Run(_ context.Context, req actions.Request) (actions.Result, error) {
+	r.mu.Lock()
+	n := 0
+	for _, c := range r.calls {
+		if c.Action == req.Action {
+			n++
+		}
+	}
+	r.calls = append(r.calls, req)
+	fail := r.fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(req, n); err != nil {
+			return actions.Result{}, err
+		}
+	}
+	return actions.Result{Note: req.Action + " done", SHA256: strings.Repeat("ab", 32)}, nil
+}
+
+func (r *recorder) count(action string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.calls {
+		if c.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+type fixture struct {
+	t     *testing.T
+	st    *store.Store
+	eng   *Engine
+	rec   *recorder
+	dir   string
+	stop  context.CancelFunc
+	done  chan error
+	clock time.Time
+}
+
+func newFixture(t *testing.T, cfg Config, yml string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(store.PathIn(dir), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	set, err := playbooks.Parse(registry.Catalog(), playbooks.Source{Name: "test.yaml", Data: []byte(yml)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	runners := map[string]actions.Runner{}
+	for _, s := range registry.Specs() {
+		runners[s.Name] = rec
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 20 * time.Millisecond
+	}
+	cfg.Outbox.BaseBackoff = 10 * time.Millisecond
+	cfg.Outbox.MaxBackoff = 20 * time.Millisecond
+	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: registry.Catalog(), Runners: runners, Queued: registry.IsNotification})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, st: st, eng: eng, rec: rec, dir: dir}
+}
+
+func (f *fixture) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.stop = cancel
+	f.done = make(chan error, 1)
+	go func() { f.done <- f.eng.Run(ctx) }()
+	f.t.Cleanup(f.shutdown)
+}
+
+func (f *fixture) shutdown() {
+	if f.stop == nil {
+		return
+	}
+	f.stop()
+	select {
+	case err := <-f.done:
+		if err != nil {
+			f.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		f.t.Error("Run did not return after cancel")
+	}
+	f.stop = nil
+}
+
+var seq int
+
+func shellAlert(container string) alert.Alert {
+	seq++
+	fields := map[string]any{"proc.cmdline": "sh -i"}
+	if container != "" {
+		fields["container.id"] = container
+		fields["container.name"] = "web-" + container[:4]
+	}
+	return alert.Alert{ID: fmt.Sprintf("alert-%d-%d", time.Now().UnixNano(), seq), Rule: "Terminal shell in container",
+		Priority: alert.PriorityWarning, Time: time.Now().UTC(), Source: "syscall", Hostname: "node-1",
+		Output: "shell", OutputFields: fields}
+}
+
+func (f *fixture) submit(alerts ...alert.Alert) {
+	f.t.Helper()
+	if _, err := f.eng.Submit(context.Background(), alerts, "test"); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// waitFor polls the journal until cond holds for the alert's entry types.
+func (f *fixture) waitFor(what string, cond func([]store.Entry) bool, filter store.Filter) []store.Entry {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		es, err := f.st.Entries(context.Background(), filter)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if cond(es) {
+			return es
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out waiting for %s; journal:\n%s", what, dump(es))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func dump(es []store.Entry) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "  %d %s %s %s %s %v\n", e.Seq, e.Type, e.Playbook, e.Action, e.Actor, e.Detail)
+	}
+	return b.String()
+}
+
+func types(es []store.Entry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = string(e.Type)
+		if e.Action != "" {
+			out[i] += " " + e.Action
+		}
+	}
+	return out
+}
+
+func has(es []store.Entry, t store.EntryType) bool {
+	for _, e := range es {
+		if e.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+func count(es []store.Entry, t store.EntryType) int {
+	n := 0
+	for _, e := range es {
+		if e.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+const containPlaybook = `
+- playbook: contain
+  match: {rules: ["Terminal shell in container"]}
+  actions:
+    - do: container.snapshot
+    - do: container.pause
+    - do: journal.note
+      with: {text: 'contained {{ .Field "container.name" }}'}
+`
+
+func TestRunsActionsInOrderAndJournals(t *testing.T) {
+	f := newFixture(t, Config{}, containPlaybook)
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	es := f.waitFor("note", func(es []store.Entry) bool { return has(es, store.Note) }, store.Filter{AlertID: a.ID})
+	want := []string{
+		"alert.received",
+		"playbook.matched container.snapshot", "action.planned container.snapshot", "action.started container.snapshot", "action.succeeded container.snapshot",
+		"action.planned container.pause", "action.started container.pause", "action.succeeded container.pause",
+		"action.planned journal.note", "note journal.note",
+	}
+	if got := types(es); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("journal:\n%s\nwant %v", dump(es), want)
+	}
+	if es[4].SHA256 != strings.Repeat("ab", 32) {
+		t.Errorf("evidence hash not journaled: %+v", es[4])
+	}
+	if es[9].Detail["text"] != "contained web-3f9a" {
+		t.Errorf("note = %v", es[9].Detail)
+	}
+	if f.rec.count("container.pause") != 1 || f.rec.calls[1].Container != "3f9a1c2b7d4e" || f.rec.calls[1].Incident == "" ||
+		f.rec.calls[1].Actor != "playbook:contain" || len(f.rec.calls[1].Steps) != 1 {
+		t.Errorf("pause request = %+v", f.rec.calls[1])
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		yml  string
+	}{
+		{"global", Config{DryRun: true}, containPlaybook},
+		{"playbook", Config{}, strings.Replace(containPlaybook, "  actions:", "  dry_run: true\n  actions:", 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.cfg, tc.yml)
+			f.start()
+			a := shellAlert("3f9a1c2b7d4e")
+			f.submit(a)
+			es := f.waitFor("3 dry-run skips", func(es []store.Entry) bool { return count(es, store.ActionSkippedDryRun) == 3 }, store.Filter{AlertID: a.ID})
+			if len(f.rec.calls) != 0 || has(es, store.ActionStarted) || has(es, store.Note) {
+				t.Errorf("dry run executed something: calls=%d\n%s", len(f.rec.calls), dump(es))
+			}
+		})
+	}
+}
+
+func TestProtectedAndFailures(t *testing.T) {
+	f := newFixture(t, Config{}, `
+- playbook: p
+  actions:
+    - do: container.pause
+      on_error: continue
+    - do: container.kill
+    - do: container.stop
+`)
+	f.rec.fail = func(req actions.Request, _ int) error {
+		switch req.Action {
+		case "container.pause":
+			return fmt.Errorf("pause container x: %w: label riposte.protect=true", actions.ErrProtected)
+		case "container.kill":
+			return actions.Retryable(errors.New("kill container x: docker daemon unreachable"))
+		}
+		return nil
+	}
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	es := f.waitFor("kill failed", func(es []store.Entry) bool { return has(es, store.ActionFailed) }, store.Filter{AlertID: a.ID})
+	time.Sleep(100 * time.Millisecond)
+	es, _ = f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
+	if !has(es, store.ActionBlockedProtected) {
+		t.Errorf("no blocked_protected:\n%s", dump(es))
+	}
+	if f.rec.count("container.stop") != 0 {
+		t.Error("stop ran after a failed kill without on_error: continue")
+	}
+	for _, e := range es {
+		if e.Type == store.ActionFailed && e.Detail["retryable"] != true {
+			t.Errorf("failure not marked retryable: %v", e.Detail)
+		}
+	}
+}
+
+func TestHostAlertSkipsContainerActions(t *testing.T) {
+	f := newFixture(t, Config{}, containPlaybook)
+	f.start()
+	a := shellAlert("")
+	a.OutputFields["container.id"] = "host"
+	f.submit(a)
+	es := f.waitFor("note", func(es []store.Entry) bool { return has(es, store.Note) }, store.Filter{AlertID: a.ID})
+	if count(es, ActionSkipped) != 2 || len(f.rec.calls) != 0 {
+		t.Errorf("container actions on a host alert:\n%s", dump(es))
+	}
+}
+
+func TestGatedApproval(t *testing.T) {
+	f := newFixture(t, Config{}, `
+- playbook: gated
+  approval: {approvers: [U1], timeout: 1h}
+  actions:
+    - do: container.pause
+      gated: true
+    - do: container.snapshot
+`)
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	f.waitFor("held and snapshot", func(es []store.Entry) bool {
+		return has(es, store.ActionHeldForApproval) && has(es, store.ActionSucceeded)
+	}, store.Filter{AlertID: a.ID})
+	if f.rec.count("container.pause") != 0 || f.rec.count("container.snapshot") != 1 {
+		t.Fatalf("calls before approval: %+v", f.rec.calls)
+	}
+	pending, err := f.st.PendingApprovals(context.Background())
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending approvals: %v %v", pending, err)
+	}
+	res, err := f.eng.Decide(context.Background(), pending[0].ID, true, "slack:U1 (jane)", "")
+	if err != nil || res.Note != "container.pause done" {
+		t.Fatalf("Decide: %+v %v", res, err)
+	}
+	if _, err := f.eng.Decide(context.Background(), pending[0].ID, true, "slack:U1 (jane)", ""); !errors.Is(err, ErrDecided) {
+		t.Errorf("second decision: %v", err)
+	}
+	es, _ := f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
+	if f.rec.count("container.pause") != 1 || !has(es, store.ApprovalGranted) {
+		t.Errorf("after approval: calls %d\n%s", f.rec.count("container.pause"), dump(es))
+	}
+	for _, e := range es {
+		if e.Type == store.ActionSucceeded && e.Action == "container.pause" && e.Actor != "slack:U1 (jane)" {
+			t.Errorf("approved action journaled with actor %q", e.Actor)
+		}
+	}
+}
+
+func TestApprovalTimeoutProceeds(t *testing.T) {
+	f := newFixture(t, Config{}, `
+- playbook: gated
+  approval: {approvers: [U1], timeout: 1ms, on_timeout: proceed}
+  actions:
+    - do: container.pause
+      gated: true
+- playbook: gated-abort
+  approval: {approvers: [U1], timeout: 1ms}
+  actions:
+    - do: container.kill
+      gated: true
+`)
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	es := f.waitFor("timeouts", func(es []store.Entry) bool {
+		return count(es, store.ApprovalTimeout) == 2 && has(es, store.ActionSucceeded)
+	},
+		store.Filter{AlertID: a.ID})
+	if f.rec.count("container.pause") != 1 || f.rec.count("container.kill") != 0 {
+		t.Errorf("after timeouts: pause %d kill %d\n%s", f.rec.count("container.pause"), f.rec.count("container.kill"), dump(es))
+	}
+}
+
+func TestBlastRadiusHolds(t *testing.T) {
+	f := newFixture(t, Config{BlastRadius: BlastRadius{Max: 2, Window: time.Hour}, Approvers: []string{"@oncall"}}, `
+- playbook: p
+  actions: [{do: container.pause}]
+`)
+	f.start()
+	var ids []string
+	for i := 0; i < 4; i++ {
+		a := shellAlert(fmt.Sprintf("%012d", i))
+		ids = append(ids, a.ID)
+		f.submit(a)
+	}
+	f.waitFor("2 held", func(es []store.Entry) bool {
+		return count(es, store.ActionHeldForApproval) == 2 && count(es, store.ActionSucceeded) == 2
+	},
+		store.Filter{})
+	if n := f.rec.count("container.pause"); n != 2 {
+		t.Errorf("paused %d containers, limit 2", n)
+	}
+	pending, _ := f.st.PendingApprovals(context.Background())
+	if len(pending) != 2 || !strings.Contains(fmt.Sprint(pending[0].Detail["reason"]), "blast radius") {
+		t.Errorf("pending = %+v", pending)
+	}
+}
+
+func TestNotificationsThroughOutbox(t *testing.T) {
+	f := newFixture(t, Config{}, `
+- playbook: p
+  actions:
+    - do: slack.notify
+      with: {channel: "#ir"}
+    - do: pagerduty.trigger
+    - do: container.pause
+`)
+	f.rec.fail = func(req actions.Request, n int) error {
+		switch {
+		case req.Action == "slack.notify" && n < 2:
+			return actions.Retryable(errors.New("post slack message: 503"))
+		case req.Action == "pagerduty.trigger":
+			return errors.New("trigger pagerduty: 400 invalid routing key")
+		}
+		return nil
+	}
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	es := f.waitFor("sent and failed", func(es []store.Entry) bool {
+		return has(es, store.NotificationSent) && has(es, store.NotificationFailed)
+	}, store.Filter{AlertID: a.ID})
+	if f.rec.count("slack.notify") != 3 || f.rec.count("pagerduty.trigger") != 1 || f.rec.count("container.pause") != 1 {
+		t.Errorf("calls: slack %d pd %d pause %d", f.rec.count("slack.notify"), f.rec.count("pagerduty.trigger"), f.rec.count("container.pause"))
+	}
+	if count(es, ActionQueued) != 2 {
+		t.Errorf("queued entries:\n%s", dump(es))
+	}
+}
+
+// TestReprocessingIsIdempotent: an alert processed twice (a crash after
+// the actions, before FinishAlert) runs nothing twice and journals each
+// step once.
+func TestReprocessingIsIdempotent(t *testing.T) {
+	f := newFixture(t, Config{}, containPlaybook)
+	a := shellAlert("3f9a1c2b7d4e")
+	if _, err := f.st.Accept(context.Background(), []alert.Alert{a}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := f.st.ClaimAlerts(context.Background(), 10, time.Minute)
+	if err != nil || len(items) != 1 {
+		t.Fatal(items, err)
+	}
+	f.eng.process(context.Background(), items[0])
+	items[0].Attempts = 2
+	f.eng.process(context.Background(), items[0])
+	es, _ := f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
+	if f.rec.count("container.pause") != 1 || count(es, store.ActionPlanned) != 3 || count(es, store.PlaybookMatched) != 1 || count(es, store.Note) != 1 {
+		t.Errorf("second processing repeated work: pause %d\n%s", f.rec.count("container.pause"), dump(es))
+	}
+}
+
+func TestManualAct(t *testing.T) {
+	f := newFixture(t, Config{}, containPlaybook)
+	res, err := f.eng.Act(context.Background(), Manual{Action: "container.kill", Container: "web", Params: actions.Params{"signal": "TERM"}, Actor: "cli:root"})
+	if err != nil || res.SHA256 == "" {
+		t.Fatalf("Act: %+v %v", res, err)
+	}
+	if len(f.rec.calls) != 1 || f.rec.calls[0].Container != "web" || f.rec.calls[0].Params["signal"] != "TERM" {
+		t.Errorf("request %+v", f.rec.calls)
+	}
+	es, _ := f.st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.ActionSucceeded}})
+	if len(es) != 1 || es[0].Actor != "cli:root" || es[0].Playbook != ManualPlaybook {
+		t.Errorf("journal: %s", dump(es))
+	}
+	if _, err := f.eng.Act(context.Background(), Manual{Action: "container.kill", Container: "web", Params: actions.Params{"signal": "NOPE"}}); err == nil ||
+		!strings.Contains(err.Error(), "parameter signal") {
+		t.Errorf("bad param: %v", err)
+	}
+	if _, err := f.eng.Act(context.Background(), Manual{Action: "container.pause"}); err == nil || !strings.Contains(err.Error(), "no container") {
+		t.Errorf("no container: %v", err)
+	}
+	res, err = f.eng.Act(context.Background(), Manual{Action: "container.pause", Container: "web", DryRun: true, Actor: "cli:root"})
+	if err != nil || !strings.Contains(res.Note, "dry run") || len(f.rec.calls) != 1 {
+		t.Errorf("dry run act: %+v %v calls %d", res, err, len(f.rec.calls))
+	}
+	f.rec.fail = func(actions.Request, int) error { return fmt.Errorf("pause: %w", actions.ErrProtected) }
+	if _, err := f.eng.Act(context.Background(), Manual{Action: "container.pause", Container: "riposte", Actor: "cli:root"}); !errors.Is(err, actions.ErrProtected) {
+		t.Errorf("protected act: %v", err)
+	}
+}
+
+func TestSameContainerInOrder(t *testing.T) {
+	f := newFixture(t, Config{Workers: 4}, `
+- playbook: p
+  actions: [{do: container.snapshot}]
+`)
+	var mu sync.Mutex
+	running := map[string]bool{}
+	f.rec.fail = func(req actions.Request, _ int) error {
+		mu.Lock()
+		if running[req.Container] {
+			mu.Unlock()
+			return errors.New("two actions on one container at once")
+		}
+		running[req.Container] = true
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		running[req.Container] = false
+		mu.Unlock()
+		return nil
+	}
+	f.start()
+	var alerts []alert.Alert
+	for i := 0; i < 30; i++ {
+		alerts = append(alerts, shellAlert(fmt.Sprintf("%012d", i%3)))
+	}
+	f.submit(alerts...)
+	es := f.waitFor("30 snapshots", func(es []store.Entry) bool {
+		return count(es, store.ActionSucceeded)+count(es, store.ActionFailed) == 30
+	}, store.Filter{})
+	if count(es, store.ActionFailed) != 0 {
+		t.Errorf("overlapping actions on one container:\n%s", dump(es))
+	}
+	_ = filepath.Join
+}

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// Manual is an action a human asked for: a Slack button, a slash command,
+// `riposte act`.
+type Manual struct {
+	Action    string
+	Container string // id, short id or name
+	Incident  string // "" when not tied to one
+	Params    actions.Params
+	// Actor is who asked: "slack:U024BE7LH (jane)", "cli:root".
+	Actor  string
+	DryRun bool
+	// Report shows the step on the incident's notifications (Slack
+	// message). Slack's own handler reports button presses itself.
+	Report bool
+}
+
+// ManualPlaybook is the playbook name manual actions are journaled under.
+const ManualPlaybook = "manual"
+
+// Act runs one action by hand, through the same guardrails (dry run,
+// protected containers in the responder) and the same journal as playbook
+// actions. Humans are their own approval: the blast-radius limit does not
+// hold their actions. It does not need Run.
+func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
+	spec, ok := e.deps.Catalog.Lookup(m.Action)
+	if !ok {
+		return actions.Result{}, fmt.Errorf("act: unknown action %q", m.Action)
+	}
+	for name, v := range m.Params {
+		p, ok := spec.Param(name)
+		if !ok {
+			return actions.Result{}, fmt.Errorf("act %s: unknown parameter %q", m.Action, name)
+		}
+		if err := actions.CheckValue(p.Type, v); err != nil {
+			return actions.Result{}, fmt.Errorf("act %s: parameter %s: %w", m.Action, name, err)
+		}
+	}
+	if spec.Container && m.Container == "" {
+		return actions.Result{}, fmt.Errorf("act %s: no container given", m.Action)
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return actions.Result{}, fmt.Errorf("act %s: %w", m.Action, err)
+	}
+	key := store.ActionKey{AlertID: "manual-" + hex.EncodeToString(id[:]), Playbook: ManualPlaybook}
+	entry := func(t store.EntryType, detail map[string]any) store.Entry {
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		detail["container"] = m.Container
+		if m.Incident != "" {
+			detail["incident"] = m.Incident
+		}
+		return store.Entry{Type: t, AlertID: key.AlertID, Playbook: ManualPlaybook, Action: m.Action, Actor: m.Actor, Detail: detail}
+	}
+	planned := entry(store.ActionPlanned, map[string]any{"with": map[string]any(m.Params)})
+	if m.DryRun || e.cfg.DryRun {
+		_, _, err := e.deps.Store.RecordAction(ctx, store.ActionUpdate{Key: key, Action: m.Action, Incident: m.Incident, State: store.ActionStateSkipped},
+			planned, entry(store.ActionSkippedDryRun, nil))
+		if err != nil {
+			return actions.Result{}, fmt.Errorf("act %s: %w", m.Action, err)
+		}
+		e.m.Actions.WithLabelValues(m.Action, statusDryRun).Inc()
+		return actions.Result{Note: "dry run: nothing executed"}, nil
+	}
+	claim, err := e.deps.Store.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: m.Action, Incident: m.Incident, Destructive: spec.Destructive},
+		planned, entry(store.ActionStarted, nil))
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("act %s: %w", m.Action, err)
+	}
+	if claim.Outcome != store.ClaimRun {
+		return actions.Result{}, fmt.Errorf("act %s: %s", m.Action, claim.Outcome)
+	}
+	req := actions.Request{Action: m.Action, Params: m.Params, Incident: m.Incident, Container: m.Container, Actor: m.Actor, Key: key.String()}
+	if req.Params == nil {
+		req.Params = actions.Params{}
+	}
+	status, res, err := e.runClaimed(ctx, key, spec, req, entry)
+	if m.Report && m.Incident != "" {
+		e.reportSteps(ctx, m.Incident, key.String(), []actions.Step{{Action: m.Action, Status: status, Note: res.Note, Actor: m.Actor, Time: e.now()}})
+	}
+	if err != nil {
+		return actions.Result{}, err
+	}
+	if status == statusProtected {
+		return actions.Result{}, fmt.Errorf("act %s on %s: %w: %s", m.Action, m.Container, actions.ErrProtected, res.Note)
+	}
+	if m.Action == ActionRelease && m.Incident != "" {
+		e.release(ctx, m.Incident, m.Actor)
+	}
+	return res, nil
+}
+
+// ActionRelease undoes containment; a released incident is closed.
+const ActionRelease = "container.release"
+
+// release closes the incident and resolves its page, if PagerDuty is
+// configured.
+func (e *Engine) release(ctx context.Context, incident, actor string) {
+	changed, err := e.deps.Store.SetIncidentState(ctx, incident, store.IncidentStateReleased,
+		store.Entry{Type: store.IncidentReleased, Actor: actor, Detail: map[string]any{"incident": incident}})
+	if err != nil {
+		e.log.Warn("release incident", "incident", incident, "err", err)
+		return
+	}
+	const resolve = "pagerduty.resolve"
+	if _, ok := e.deps.Runners[resolve]; !ok || !changed {
+		return
+	}
+	payload, err := encodeRequest(actions.Request{Action: resolve, Incident: incident, Actor: actor, Key: "release/" + incident})
+	if err != nil {
+		return
+	}
+	if _, err := e.deps.Store.Enqueue(ctx, []store.Message{{Key: "resolve/" + incident, Kind: resolve, Incident: incident, Payload: payload}}); err != nil {
+		e.log.Error("queue pagerduty resolve", "incident", incident, "err", err)
+		return
+	}
+	e.notifyOutbox()
+}
+
+// IncidentAcknowledged is journaled when a human takes an incident.
+const IncidentAcknowledged store.EntryType = "incident.acknowledged"
+
+// Acknowledge records that a human took the incident.
+func (e *Engine) Acknowledge(ctx context.Context, incident, actor string) (actions.Result, error) {
+	in, err := e.deps.Store.GetIncident(ctx, incident)
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("acknowledge incident %s: %w", incident, err)
+	}
+	_, err = e.deps.Store.Append(ctx, store.Entry{Type: IncidentAcknowledged, Actor: actor,
+		Detail: map[string]any{"incident": in.ID, "container": in.ContainerID, "rule": in.Rule}})
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("acknowledge incident %s: %w", incident, err)
+	}
+	return actions.Result{Note: "acknowledged by " + actor}, nil
+}

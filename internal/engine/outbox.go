@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// deliverLoop leases due outbox messages and delivers them until ctx ends.
+func (e *Engine) deliverLoop(ctx, work context.Context) {
+	poll := time.NewTicker(e.cfg.Poll)
+	defer poll.Stop()
+	for {
+		items, err := e.deps.Store.ClaimOutbox(work, 8, e.cfg.Outbox.Lease)
+		if err != nil {
+			e.log.Error("claim outbox", "err", err)
+		}
+		for _, it := range items {
+			e.deliver(work, it)
+		}
+		if len(items) > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			default:
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wakeOutbox:
+		case <-poll.C:
+		}
+	}
+}
+
+// retryAfter is implemented by notifier errors that carry the far end's
+// Retry-After.
+type retryAfter interface{ RetryAfter() time.Duration }
+
+// deliver sends one message and records the outcome: delivered (journaled
+// notification.sent), retry later with backoff, or dead after a permanent
+// error or too many attempts (journaled notification.failed).
+func (e *Engine) deliver(ctx context.Context, it store.OutboxItem) {
+	entry := store.Entry{Action: it.Kind, Detail: map[string]any{"outbox_id": it.ID, "attempts": it.Attempts}}
+	res, err := e.send(ctx, it, &entry)
+	now := e.now()
+	if err == nil {
+		entry.Type = store.NotificationSent
+		if res.Note != "" {
+			entry.Detail["note"] = res.Note
+		}
+		for k, v := range res.Detail {
+			entry.Detail[k] = v
+		}
+		if aerr := e.deps.Store.AckOutbox(ctx, it.ID, entry); aerr != nil {
+			e.log.Error("ack outbox", "id", it.ID, "err", aerr)
+		}
+		e.m.NotifyAttempts.WithLabelValues(it.Kind, "delivered").Inc()
+		return
+	}
+	if actions.IsRetryable(err) && it.Attempts < e.cfg.Outbox.MaxAttempts {
+		delay := store.Backoff(it.Attempts, e.cfg.Outbox.BaseBackoff, e.cfg.Outbox.MaxBackoff)
+		var ra retryAfter
+		if errors.As(err, &ra) && ra.RetryAfter() > delay {
+			delay = ra.RetryAfter()
+		}
+		if ferr := e.deps.Store.FailOutbox(ctx, it.ID, now.Add(delay), err.Error()); ferr != nil {
+			e.log.Error("reschedule outbox", "id", it.ID, "err", ferr)
+		}
+		e.m.NotifyAttempts.WithLabelValues(it.Kind, "retry").Inc()
+		e.log.Warn("notification failed, will retry", "kind", it.Kind, "attempt", it.Attempts, "in", delay, "err", err)
+		return
+	}
+	entry.Type = store.NotificationFailed
+	entry.Detail["error"] = err.Error()
+	if ferr := e.deps.Store.FailOutbox(ctx, it.ID, time.Time{}, err.Error(), entry); ferr != nil {
+		e.log.Error("fail outbox", "id", it.ID, "err", ferr)
+	}
+	e.m.NotifyAttempts.WithLabelValues(it.Kind, "dead").Inc()
+	e.log.Error("notification failed for good", "kind", it.Kind, "attempts", it.Attempts, "err", err)
+}
+
+func (e *Engine) send(ctx context.Context, it store.OutboxItem, entry *store.Entry) (actions.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ActionTimeout)
+	defer cancel()
+	if it.Kind == KindStepUpdate {
+		return e.sendSteps(ctx, it, entry)
+	}
+	if it.Kind == KindApprovalRequest {
+		var p approvalPayload
+		if err := json.Unmarshal(it.Payload, &p); err != nil {
+			return actions.Result{}, fmt.Errorf("decode approval request: %w", err)
+		}
+		entry.AlertID, entry.Playbook, entry.Actor = p.Approval.Key.AlertID, p.Approval.Key.Playbook, "riposte"
+		entry.Detail["approval"] = p.Approval.ID
+		if e.deps.Approvals == nil {
+			return actions.Result{}, errors.New("request approval: no approval notifier configured")
+		}
+		return actions.Result{Note: "approval requested"}, e.deps.Approvals.RequestApproval(ctx, p.Approval, p.Request)
+	}
+	req, err := decodeRequest(it.Payload)
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("decode %s message: %w", it.Kind, err)
+	}
+	entry.AlertID, entry.Actor = req.Alert.ID, req.Actor
+	if k, ok := parseKey(req.Key); ok {
+		entry.Playbook = k.Playbook
+	}
+	return e.run(ctx, req)
+}
+
+// parseKey reads an ActionKey back from its String form.
+func parseKey(s string) (store.ActionKey, bool) {
+	var k store.ActionKey
+	last := -1
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' {
+			last = i
+			break
+		}
+	}
+	if last < 0 {
+		return k, false
+	}
+	first := -1
+	for i := 0; i < last; i++ {
+		if s[i] == '/' {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return k, false
+	}
+	if _, err := fmt.Sscanf(s[last+1:], "%d", &k.Index); err != nil {
+		return k, false
+	}
+	k.AlertID, k.Playbook = s[:first], s[first+1:last]
+	return k, true
+}
+
+func isNotFound(err error) bool { return errors.Is(err, actions.ErrNotFound) }

@@ -1,0 +1,297 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
+)
+
+// Journal entry types the engine adds to the store's set.
+const (
+	// ActionSkipped: the action's `if` was false, or it needs a container
+	// and the alert is about the host.
+	ActionSkipped store.EntryType = "action.skipped"
+	// ActionQueued: a notification is durably in the outbox.
+	ActionQueued store.EntryType = "action.queued"
+)
+
+// process runs every matched playbook for one claimed alert.
+func (e *Engine) process(ctx context.Context, it store.InboxItem) {
+	start := e.now()
+	a := &it.Alert
+	set := e.playbooks.Load()
+	c := a.Container()
+	incident, _, err := e.deps.Store.Incident(ctx, c.ID, a.Rule, a.Time)
+	if err != nil {
+		// Leave it claimed: the lease runs out and it is tried again.
+		e.log.Error("open incident", "alert", a.ID, "err", err)
+		return
+	}
+	for _, plan := range set.Match(a) {
+		e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
+		e.runPlan(ctx, a, incident, plan, it.Attempts > 1)
+	}
+	if err := e.deps.Store.FinishAlert(ctx, a.ID); err != nil {
+		e.log.Error("finish alert", "alert", a.ID, "err", err)
+	}
+	e.m.ProcessSeconds.Observe(e.now().Sub(start).Seconds())
+}
+
+// step is the context of one planned action.
+type step struct {
+	alert    *alert.Alert
+	incident string
+	book     *playbooks.Playbook
+	planned  playbooks.Planned
+	key      store.ActionKey
+	spec     actions.Spec
+	actor    string
+	// pre are the entries written with the first transition of this
+	// action: playbook.matched (first action only) and action.planned.
+	pre []store.Entry
+}
+
+func (s *step) entry(t store.EntryType, detail map[string]any) store.Entry {
+	return store.Entry{Type: t, AlertID: s.alert.ID, Playbook: s.book.Name, Action: s.planned.Do, Actor: s.actor, Detail: detail}
+}
+
+func (s *step) request(steps []actions.Step) actions.Request {
+	req := actions.Request{
+		Action: s.planned.Do, Params: s.planned.With, Alert: *s.alert, Incident: s.incident,
+		Actor: s.actor, Key: s.key.String(), Steps: steps,
+	}
+	if s.alert.InContainer() {
+		req.Container = s.alert.Field("container.id")
+	}
+	return req
+}
+
+func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool) {
+	b := plan.Playbook
+	dry := e.cfg.DryRun || b.DryRun
+	var steps []actions.Step
+	notified := false
+	defer func() {
+		// The message a notifier already sent about this incident shows
+		// what happened after it.
+		if notified && !dry {
+			e.reportSteps(ctx, incident, a.ID+"/"+b.Name, steps)
+		}
+	}()
+	for i, pa := range plan.Actions {
+		s := &step{
+			alert: a, incident: incident, book: b, planned: pa, spec: pa.Action.Spec, actor: "playbook:" + b.Name,
+			key: store.ActionKey{AlertID: a.ID, Playbook: b.Name, Index: pa.Index},
+		}
+		if i == 0 {
+			s.pre = append(s.pre, s.entry(store.PlaybookMatched, map[string]any{
+				"incident": incident, "order": b.Order, "actions": len(b.Actions), "dry_run": dry, "retry": retry,
+			}))
+		}
+		s.pre = append(s.pre, s.entry(store.ActionPlanned, map[string]any{"index": pa.Index, "with": map[string]any(pa.With), "incident": incident}))
+
+		status, note, err := e.runStep(ctx, s, dry, steps)
+		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
+		if e.deps.Queued(pa.Do) && status == statusQueued {
+			notified = true
+		}
+		if err != nil && pa.Action.OnError != playbooks.ErrorContinue {
+			break
+		}
+	}
+}
+
+// Statuses reported in steps and metrics.
+const (
+	statusSucceeded = "succeeded"
+	statusFailed    = "failed"
+	statusQueued    = "queued"
+	statusSkipped   = "skipped"
+	statusDryRun    = "skipped_dry_run"
+	statusProtected = "blocked_protected"
+	statusHeld      = "held_for_approval"
+	statusDone      = "already_done"
+)
+
+// runStep takes one action through the guardrails. err is non-nil only when
+// the action failed (which stops the playbook unless on_error: continue).
+func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step) (status, note string, err error) {
+	pa := s.planned
+	record := func(state store.ActionState, res *actions.Result, errText string, entries ...store.Entry) {
+		_, _, rerr := e.deps.Store.RecordAction(ctx, store.ActionUpdate{
+			Key: s.key, Action: pa.Do, Incident: s.incident, Destructive: s.spec.Destructive,
+			State: state, Result: res, Error: errText,
+		}, append(s.pre, entries...)...)
+		if rerr != nil {
+			e.log.Error("record action", "key", s.key.String(), "err", rerr)
+		}
+	}
+	count := func(status string) { e.m.Actions.WithLabelValues(pa.Do, status).Inc() }
+
+	switch {
+	case pa.Skip != "":
+		record(store.ActionStateSkipped, nil, "", s.entry(ActionSkipped, map[string]any{"reason": pa.Skip}))
+		count(statusSkipped)
+		return statusSkipped, pa.Skip, nil
+	case pa.Err != nil:
+		record(store.ActionStateFailed, nil, pa.Err.Error(), s.entry(store.ActionFailed, map[string]any{"error": pa.Err.Error()}))
+		count(statusFailed)
+		return statusFailed, pa.Err.Error(), pa.Err
+	case s.spec.Container && !s.alert.InContainer():
+		const why = "the alert is not about a container"
+		record(store.ActionStateSkipped, nil, "", s.entry(ActionSkipped, map[string]any{"reason": why}))
+		count(statusSkipped)
+		return statusSkipped, why, nil
+	case dry:
+		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkippedDryRun, map[string]any{"with": map[string]any(pa.With)}))
+		count(statusDryRun)
+		return statusDryRun, "dry run", nil
+	case pa.Action.Gated && s.book.Approval != nil:
+		ap := s.book.Approval
+		e.hold(ctx, s, ap.Approvers, ap.Timeout, ap.OnTimeout == playbooks.TimeoutProceed, "playbook approval", steps)
+		count(statusHeld)
+		return statusHeld, "waiting for approval", nil
+	case pa.Do == "journal.note":
+		text := pa.With.String("text", "")
+		record(store.ActionStateSucceeded, &actions.Result{Note: text}, "", s.entry(store.Note, map[string]any{"text": text}))
+		count(statusSucceeded)
+		return statusSucceeded, text, nil
+	case e.deps.Queued(pa.Do):
+		return e.enqueue(ctx, s, steps)
+	}
+	return e.execute(ctx, s, steps)
+}
+
+// enqueue records a notification as done-by-being-queued and puts it in the
+// outbox, in one transaction.
+func (e *Engine) enqueue(ctx context.Context, s *step, steps []actions.Step) (string, string, error) {
+	payload, err := encodeRequest(s.request(steps))
+	if err != nil {
+		return statusFailed, err.Error(), fmt.Errorf("encode notification: %w", err)
+	}
+	msg := store.Message{Key: "notify/" + s.key.String(), Kind: s.planned.Do, Incident: s.incident, Payload: payload}
+	_, applied, err := e.deps.Store.RecordAction(ctx, store.ActionUpdate{
+		Key: s.key, Action: s.planned.Do, Incident: s.incident, State: store.ActionStateSucceeded,
+		Result: &actions.Result{Note: "queued for delivery"}, Enqueue: []store.Message{msg},
+	}, append(s.pre, s.entry(ActionQueued, map[string]any{"outbox_key": msg.Key}))...)
+	if err != nil {
+		e.log.Error("queue notification", "key", s.key.String(), "err", err)
+		e.m.Actions.WithLabelValues(s.planned.Do, statusFailed).Inc()
+		return statusFailed, err.Error(), err
+	}
+	if applied {
+		e.m.Actions.WithLabelValues(s.planned.Do, statusQueued).Inc()
+		e.notifyOutbox()
+	}
+	return statusQueued, "queued", nil
+}
+
+// execute claims the action (blast radius counted atomically), runs it and
+// records the outcome.
+func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (string, string, error) {
+	pa := s.planned
+	req := s.request(steps)
+	cr := store.ClaimRequest{Key: s.key, Action: pa.Do, Incident: s.incident, Destructive: s.spec.Destructive}
+	if s.spec.Destructive && e.cfg.BlastRadius.Max > 0 {
+		cr.Budget = store.Budget{Max: e.cfg.BlastRadius.Max, Window: e.cfg.BlastRadius.Window}
+	}
+	claim, err := e.deps.Store.ClaimAction(ctx, cr, append(s.pre, s.entry(store.ActionStarted, nil))...)
+	if err != nil {
+		e.log.Error("claim action", "key", s.key.String(), "err", err)
+		return statusFailed, err.Error(), err
+	}
+	switch claim.Outcome {
+	case store.ClaimRun:
+	case store.ClaimInDoubt:
+		// Started by a process that crashed before recording the outcome.
+		// Every action is safe to repeat, so run it again, journaled.
+		_, applied, err := e.deps.Store.RecordAction(ctx, store.ActionUpdate{Key: s.key, State: store.ActionStateStarted},
+			s.entry(store.ActionInDoubt, map[string]any{"attempts": claim.Run.Attempts, "decision": "run again"}),
+			s.entry(store.ActionStarted, nil))
+		if err != nil || !applied {
+			return statusDone, "taken over elsewhere", err
+		}
+	case store.ClaimOverBudget:
+		e.hold(ctx, s, e.cfg.Approvers, e.cfg.ApprovalTimeout, false,
+			fmt.Sprintf("blast radius: more than %d destructive actions within %s", e.cfg.BlastRadius.Max, e.cfg.BlastRadius.Window), steps)
+		e.m.Actions.WithLabelValues(pa.Do, statusHeld).Inc()
+		return statusHeld, "held: blast-radius limit reached", nil
+	case store.ClaimHeld:
+		return statusHeld, "waiting for approval", nil
+	default: // done or busy: someone else ran or runs it
+		return statusDone, string(claim.Outcome), nil
+	}
+	status, res, err := e.runClaimed(ctx, s.key, s.spec, req, s.entry)
+	return status, res.Note, err
+}
+
+// runClaimed runs a claimed action and records its outcome.
+func (e *Engine) runClaimed(ctx context.Context, key store.ActionKey, spec actions.Spec, req actions.Request,
+	entry func(store.EntryType, map[string]any) store.Entry) (string, actions.Result, error) {
+	start := e.now()
+	res, runErr := e.run(ctx, req)
+	e.m.ActionSeconds.WithLabelValues(req.Action).Observe(e.now().Sub(start).Seconds())
+	upd := store.ActionUpdate{Key: key, Action: req.Action, Incident: req.Incident, Destructive: spec.Destructive}
+	var status string
+	var ent store.Entry
+	switch {
+	case runErr == nil:
+		upd.State, upd.Result, status = store.ActionStateSucceeded, &res, statusSucceeded
+		ent = entry(store.ActionSucceeded, resultDetail(res, start, e.now()))
+		ent.SHA256 = res.SHA256
+		if spec.Destructive && !req.Alert.Time.IsZero() {
+			e.m.ContainmentDelay.Observe(e.now().Sub(req.Alert.Time).Seconds())
+		}
+	case errors.Is(runErr, actions.ErrProtected):
+		upd.State, upd.Error, status = store.ActionStateSkipped, runErr.Error(), statusProtected
+		ent = entry(store.ActionBlockedProtected, map[string]any{"reason": runErr.Error()})
+	default:
+		upd.State, upd.Error, status = store.ActionStateFailed, runErr.Error(), statusFailed
+		ent = entry(store.ActionFailed, map[string]any{"error": runErr.Error(), "retryable": actions.IsRetryable(runErr),
+			"duration_ms": e.now().Sub(start).Milliseconds()})
+	}
+	if _, _, err := e.deps.Store.RecordAction(ctx, upd, ent); err != nil {
+		e.log.Error("record action outcome", "key", key.String(), "err", err)
+	}
+	e.m.Actions.WithLabelValues(req.Action, status).Inc()
+	switch status {
+	case statusFailed:
+		e.log.Warn("action failed", "action", req.Action, "key", key.String(), "err", runErr)
+		return status, actions.Result{Note: runErr.Error()}, runErr
+	case statusProtected:
+		return status, actions.Result{Note: runErr.Error()}, nil
+	}
+	return status, res, nil
+}
+
+func (e *Engine) run(ctx context.Context, req actions.Request) (actions.Result, error) {
+	r, ok := e.deps.Runners[req.Action]
+	if !ok {
+		return actions.Result{}, fmt.Errorf("run %s: no integration configured for this action", req.Action)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ActionTimeout)
+	defer cancel()
+	return r.Run(ctx, req)
+}
+
+func resultDetail(res actions.Result, start, end time.Time) map[string]any {
+	d := map[string]any{"duration_ms": end.Sub(start).Milliseconds()}
+	if res.Note != "" {
+		d["note"] = res.Note
+	}
+	if len(res.Evidence) > 0 {
+		d["evidence"] = res.Evidence
+	}
+	for k, v := range res.Detail {
+		if _, taken := d[k]; !taken {
+			d[k] = v
+		}
+	}
+	return d
+}

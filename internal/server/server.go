@@ -1,0 +1,330 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/metrics"
+)
+
+// Signature headers for senders that sign instead of sending a token:
+//
+//	X-Riposte-Timestamp: <unix seconds>
+//	X-Riposte-Signature: v1=<hex HMAC-SHA256(secret, "v1:" + timestamp + ":" + body)>
+//
+// The timestamp must be within SignatureWindow of the server's clock, so a
+// captured request cannot be replayed later (a replay within the window
+// carries the same alert ids and is journaled as a duplicate).
+const (
+	HeaderTimestamp = "X-Riposte-Timestamp"
+	HeaderSignature = "X-Riposte-Signature"
+	SignatureWindow = 5 * time.Minute
+)
+
+// Sign computes the X-Riposte-Signature value for a body sent at ts.
+func Sign(secret []byte, ts time.Time, body []byte) (timestamp, signature string) {
+	timestamp = strconv.FormatInt(ts.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("v1:" + timestamp + ":"))
+	mac.Write(body)
+	return timestamp, "v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Config is the HTTP server's configuration.
+type Config struct {
+	// Tokens accepted as "Authorization: Bearer <token>" (several, to rotate).
+	Tokens []string
+	// HMACSecret, when set, accepts signed requests (see HeaderSignature).
+	HMACSecret []byte
+	// MaxBody caps an intake request body (413 above). Default 1 MiB.
+	MaxBody int64
+	// DrainTimeout bounds graceful shutdown. Default 10s.
+	DrainTimeout time.Duration
+}
+
+// Accepted is what the inbox did with one alert.
+type Accepted struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// Inbox stores alerts durably. Accept returns only once they are.
+type Inbox interface {
+	Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, error)
+}
+
+// Deps are the server's collaborators. Inbox is required.
+type Deps struct {
+	Inbox   Inbox
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// Gatherer serves /metrics; nil: /metrics answers 404.
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the server should take traffic (store open,
+	// engine running); nil: always ready.
+	Ready func(ctx context.Context) error
+	// Routes are extra handlers by pattern ("POST /v1/slack/interactions");
+	// they authenticate their own requests.
+	Routes map[string]http.Handler
+	// Now is the clock (tests); nil: time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP front.
+type Server struct {
+	cfg  Config
+	deps Deps
+	mux  *http.ServeMux
+}
+
+// New builds a server.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Inbox == nil {
+		return nil, errors.New("new server: no inbox")
+	}
+	if len(cfg.Tokens) == 0 && len(cfg.HMACSecret) == 0 {
+		return nil, errors.New("new server: no token and no HMAC secret: every intake request must be authenticated")
+	}
+	for _, t := range cfg.Tokens {
+		if len(t) < 16 {
+			return nil, errors.New("new server: a token is shorter than 16 characters")
+		}
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New(nil)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s.mux.HandleFunc("/v1/alerts", s.intake)
+	s.mux.HandleFunc("/{$}", s.intake)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if deps.Gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for pattern, h := range deps.Routes {
+		s.mux.Handle(pattern, h)
+	}
+	return s, nil
+}
+
+// Handler returns the server's routes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve answers on ln until ctx ends, then drains in-flight requests.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	if err := hs.Shutdown(drain); err != nil {
+		return fmt.Errorf("drain http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) reject(w http.ResponseWriter, status int, reason, msg string) {
+	s.deps.Metrics.AlertsRejected.WithLabelValues(reason).Inc()
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="riposte"`)
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
+	start := s.deps.Now()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.reject(w, http.StatusMethodNotAllowed, metrics.RejectMethod, "method "+r.Method+" not allowed: POST alerts")
+		return
+	}
+	bearer, hasBearer := bearerToken(r)
+	signed := r.Header.Get(HeaderSignature) != ""
+	switch {
+	case hasBearer:
+		if !s.tokenOK(bearer) {
+			s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, "invalid bearer token")
+			return
+		}
+	case signed && len(s.cfg.HMACSecret) > 0:
+		// checked once the body is read
+	default:
+		s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, "missing credentials: send Authorization: Bearer <token> or an "+HeaderSignature+" header")
+		return
+	}
+	if msg := checkContentType(r.Header.Get("Content-Type")); msg != "" {
+		s.reject(w, http.StatusUnsupportedMediaType, metrics.RejectContentType, msg)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.reject(w, http.StatusRequestEntityTooLarge, metrics.RejectTooLarge, fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		s.reject(w, http.StatusBadRequest, metrics.RejectMalformed, "read body: "+err.Error())
+		return
+	}
+	if !hasBearer {
+		if msg := s.checkSignature(r, body); msg != "" {
+			s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, msg)
+			return
+		}
+	}
+	alerts, err := alert.Decode(body)
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, metrics.RejectMalformed, err.Error())
+		return
+	}
+	accepted, err := s.deps.Inbox.Accept(r.Context(), alerts)
+	if err != nil {
+		s.deps.Logger.Error("store alerts", "alerts", len(alerts), "err", err)
+		w.Header().Set("Retry-After", "1")
+		s.reject(w, http.StatusServiceUnavailable, metrics.RejectUnavailable, "alerts not stored, retry: "+err.Error())
+		return
+	}
+	dups := 0
+	for _, a := range accepted {
+		if a.Duplicate {
+			dups++
+		}
+	}
+	s.deps.Metrics.AlertsReceived.WithLabelValues("webhook").Add(float64(len(accepted) - dups))
+	s.deps.Metrics.AlertsDuplicate.Add(float64(dups))
+	s.deps.Metrics.AcceptSeconds.Observe(s.deps.Now().Sub(start).Seconds())
+	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": accepted})
+}
+
+func (s *Server) tokenOK(got string) bool {
+	ok := 0
+	for _, t := range s.cfg.Tokens {
+		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+	}
+	return ok == 1
+}
+
+func (s *Server) checkSignature(r *http.Request, body []byte) string {
+	ts := r.Header.Get(HeaderTimestamp)
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return "missing or malformed " + HeaderTimestamp + " header (unix seconds)"
+	}
+	sent := time.Unix(sec, 0)
+	if d := s.deps.Now().Sub(sent); d > SignatureWindow || d < -SignatureWindow {
+		return HeaderTimestamp + " is more than 5 minutes from the server's clock"
+	}
+	_, want := Sign(s.cfg.HMACSecret, sent, body)
+	if !hmac.Equal([]byte(r.Header.Get(HeaderSignature)), []byte(want)) {
+		return "invalid " + HeaderSignature
+	}
+	return ""
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true // present but not a bearer token: fails the check
+	}
+	return strings.TrimSpace(token), true
+}
+
+// checkContentType accepts what Falco (application/json) and NDJSON senders
+// use; "" means fine.
+func checkContentType(ct string) string {
+	if ct == "" {
+		return "missing Content-Type: send application/json or application/x-ndjson"
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "malformed Content-Type " + strconv.Quote(ct)
+	}
+	switch mt {
+	case "application/json", "application/x-ndjson", "application/ndjson", "application/jsonl":
+		return ""
+	}
+	return "unsupported Content-Type " + strconv.Quote(mt) + ": send application/json or application/x-ndjson"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// BearerAuth wraps h so that only requests with one of tokens as their
+// bearer token reach it; others get 401.
+func BearerAuth(tokens []string, h http.Handler) http.Handler {
+	s := &Server{cfg: Config{Tokens: tokens}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearerToken(r)
+		if !ok || !s.tokenOK(tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="riposte"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
