@@ -130,7 +130,7 @@ type loader struct {
 	errs    []error
 	// current item, for errors
 	curFile string
-	book  string
+	book    string
 }
 
 func (l *loader) errorf(line int, field, format string, args ...any) {

@@ -68,4 +68,3 @@ SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, t
 	f.BoolVar(&o.DryRun, "dry-run", false, "plan and journal everything, execute nothing")
 	return cmd
 }
-

@@ -84,7 +84,7 @@ type App struct {
 	// Detector is the eBPF sensor when detector.enabled; nil otherwise.
 	Detector *detector.Detector
 	Metrics  *metrics.Metrics
-	Registry     *prometheus.Registry
+	Registry *prometheus.Registry
 }
 
 // Build opens the store, loads the playbooks and builds the integrations
