@@ -132,10 +132,3 @@ func TestPlaybookLint(t *testing.T) {
 		t.Errorf("lint invalid: exit %d, %s", code, errText)
 	}
 }
-
-func TestNotBuiltCommandsExit2(t *testing.T) {
-	_, errText, code := run(t, "", "ci", "--", "true")
-	if code != exitBadInput || !strings.Contains(errText, "not built yet") {
-		t.Errorf("ci: exit %d %q", code, errText)
-	}
-}

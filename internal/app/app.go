@@ -23,6 +23,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/registry"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
@@ -141,6 +142,21 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 		if s.Interactive() {
 			deps.Approvals = slackApprovals{s}
 		}
+	}
+	if present(&cfg.Stream) {
+		var scfg outputs.Config
+		if err := config.Decode(cfg.File, "stream", &cfg.Stream, &scfg); err != nil {
+			return nil, err
+		}
+		if err := scfg.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+		set, err := outputs.New(scfg, outputs.Deps{Logger: log.With("component", "stream")})
+		if err != nil {
+			return nil, fmt.Errorf("stream outputs: %w", err)
+		}
+		a.Integrations.closers = append(a.Integrations.closers, set.Close)
+		deps.Stream = streamer{set}
 	}
 	a.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {

@@ -12,18 +12,63 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/registry"
 	"github.com/riposte-sec/riposte/internal/testutil"
+	"github.com/riposte-sec/riposte/playbooks"
 )
 
+// ciConfig is the built-in ci-guard playbook limited to this test's
+// containers: other packages' tests run containers (and shells) on the same
+// daemon at the same time, and must not be contained by this one.
 func ciConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg, err := config.Parse("ci.yaml", []byte("detector:\n  enabled: true\n  disable_resources: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Data = filepath.Join(t.TempDir(), "data")
+	dir := t.TempDir()
+	cfg.Data = filepath.Join(dir, "data")
+	pb := strings.Replace(CIPlaybook, `when: 'container.id != "" && container.id != "host"'`, `when: 'container.name startsWith "ci-test-"'`, 1)
+	if pb == CIPlaybook {
+		t.Fatal("the built-in playbook changed; update the test's restriction")
+	}
+	cfg.Playbooks = []string{filepath.Join(dir, "ci-guard.yaml")}
+	if err := os.WriteFile(cfg.Playbooks[0], []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return cfg
+}
+
+// TestCIPlaybookMatchesContainersOnly: the built-in playbook loads, takes
+// any container alert of Warning or above, and leaves host alerts alone.
+func TestCIPlaybookMatchesContainersOnly(t *testing.T) {
+	set, err := playbooks.Parse(registry.Catalog(), playbooks.Source{Name: "ci", Data: []byte(CIPlaybook)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(p alert.Priority, container string) *alert.Alert {
+		return &alert.Alert{ID: "x", Rule: "any", Priority: p, OutputFields: map[string]any{"container.id": container}}
+	}
+	for _, tc := range []struct {
+		a    *alert.Alert
+		want int
+	}{
+		{mk(alert.PriorityWarning, "3f9a1c2b7d4e"), 1},
+		{mk(alert.PriorityCritical, "3f9a1c2b7d4e"), 1},
+		{mk(alert.PriorityNotice, "3f9a1c2b7d4e"), 0},
+		{mk(alert.PriorityCritical, "host"), 0},
+		{mk(alert.PriorityCritical, ""), 0},
+	} {
+		plans := set.Match(tc.a)
+		if len(plans) != tc.want {
+			t.Errorf("%v in %q: %d plans, want %d", tc.a.Priority, tc.a.Field("container.id"), len(plans), tc.want)
+		}
+		if len(plans) == 1 && len(plans[0].Actions) != 3 {
+			t.Errorf("actions %+v", plans[0].Actions)
+		}
+	}
 }
 
 func inspect(t *testing.T, cli *client.Client, id string) (paused bool, networks int) {

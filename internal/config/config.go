@@ -44,6 +44,9 @@ type Config struct {
 	Docker    yaml.Node `yaml:"docker"`
 	Capture   yaml.Node `yaml:"capture"`
 	Notifiers Notifiers `yaml:"notifiers"`
+	// Stream sends alerts and journal entries to syslog, JSON-lines files
+	// and programs (notifiers/stream/outputs).
+	Stream yaml.Node `yaml:"stream"`
 
 	// File is where the config was read from ("" for defaults).
 	File string `yaml:"-"`

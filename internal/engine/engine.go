@@ -34,6 +34,9 @@ type Deps struct {
 	// Updates reports later steps of an incident on the messages already
 	// sent about it (Slack's message is updated); nil: none.
 	Updates StepUpdater
+	// Stream sends alerts and journal entries to syslog, files and
+	// programs; nil: none configured.
+	Stream  Streamer
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time
@@ -86,6 +89,11 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		sem: make(chan struct{}, cfg.Workers),
 	}
 	e.playbooks.Store(deps.Playbooks)
+	if deps.Stream != nil {
+		if err := e.initStreamCursor(context.Background()); err != nil {
+			return nil, fmt.Errorf("new engine: stream cursor: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -151,6 +159,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); e.approvalLoop(ctx, work) }()
+	if e.deps.Stream != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); e.followJournal(ctx, work) }()
+	}
 
 	err := e.dispatchLoop(ctx, work)
 	e.wg.Wait() // alerts already handed to workers

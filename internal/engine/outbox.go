@@ -48,6 +48,10 @@ type retryAfter interface{ RetryAfter() time.Duration }
 // notification.sent), retry later with backoff, or dead after a permanent
 // error or too many attempts (journaled notification.failed).
 func (e *Engine) deliver(ctx context.Context, it store.OutboxItem) {
+	if e.deps.Stream != nil && it.Kind == e.deps.Stream.Kind() {
+		e.deliverStream(ctx, it)
+		return
+	}
 	entry := store.Entry{Action: it.Kind, Detail: map[string]any{"outbox_id": it.ID, "attempts": it.Attempts}}
 	res, err := e.send(ctx, it, &entry)
 	now := e.now()
@@ -147,3 +151,51 @@ func parseKey(s string) (store.ActionKey, bool) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, actions.ErrNotFound) }
+
+// deliverStream sends one stream record. Successful deliveries are not
+// journaled (that would double the journal) unless the output says they are
+// worth it (program runs); failures that end a message are.
+func (e *Engine) deliverStream(ctx context.Context, it store.OutboxItem) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ActionTimeout)
+	defer cancel()
+	detail, err := e.deps.Stream.Deliver(ctx, it.Message)
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["outbox_id"], detail["attempts"] = it.ID, it.Attempts
+	entry := store.Entry{Action: it.Kind, Actor: "riposte", Detail: detail}
+	if err == nil {
+		var entries []store.Entry
+		if e.deps.Stream.Journal(detail) {
+			entry.Type = store.NotificationSent
+			entries = append(entries, entry)
+		}
+		if aerr := e.deps.Store.AckOutbox(ctx, it.ID, entries...); aerr != nil {
+			e.log.Error("ack outbox", "id", it.ID, "err", aerr)
+		}
+		e.m.NotifyAttempts.WithLabelValues(it.Kind, "delivered").Inc()
+		return
+	}
+	if actions.IsRetryable(err) && it.Attempts < e.cfg.Outbox.MaxAttempts {
+		delay := store.Backoff(it.Attempts, e.cfg.Outbox.BaseBackoff, e.cfg.Outbox.MaxBackoff)
+		var entries []store.Entry
+		if e.deps.Stream.Journal(detail) { // every program run is journaled
+			entry.Type = store.NotificationFailed
+			entry.Detail["error"], entry.Detail["retry_in_ms"] = err.Error(), delay.Milliseconds()
+			entries = append(entries, entry)
+		}
+		if ferr := e.deps.Store.FailOutbox(ctx, it.ID, e.now().Add(delay), err.Error(), entries...); ferr != nil {
+			e.log.Error("reschedule outbox", "id", it.ID, "err", ferr)
+		}
+		e.m.NotifyAttempts.WithLabelValues(it.Kind, "retry").Inc()
+		e.log.Warn("stream delivery failed, will retry", "output", it.Target, "attempt", it.Attempts, "in", delay, "err", err)
+		return
+	}
+	entry.Type = store.NotificationFailed
+	entry.Detail["error"] = err.Error()
+	if ferr := e.deps.Store.FailOutbox(ctx, it.ID, time.Time{}, err.Error(), entry); ferr != nil {
+		e.log.Error("fail outbox", "id", it.ID, "err", ferr)
+	}
+	e.m.NotifyAttempts.WithLabelValues(it.Kind, "dead").Inc()
+	e.log.Error("stream delivery failed for good", "output", it.Target, "attempts", it.Attempts, "err", err)
+}

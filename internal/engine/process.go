@@ -33,6 +33,7 @@ func (e *Engine) process(ctx context.Context, it store.InboxItem) {
 		e.log.Error("open incident", "alert", a.ID, "err", err)
 		return
 	}
+	e.streamAlert(ctx, a, incident)
 	for _, plan := range set.Match(a) {
 		e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
 		e.runPlan(ctx, a, incident, plan, it.Attempts > 1)

@@ -334,6 +334,9 @@ func TestFailures(t *testing.T) {
 		cfg := config(t, p)
 		cfg.Username, cfg.PasswordEnv = "", ""
 		p.Close()
+		// Not the closed peer's port: another test may bind it again at once.
+		// Nothing listens on tcpmux (port 1), so the connection is refused.
+		cfg.Host, cfg.Port = "127.0.0.1", 1
 		e := newEmail(t, cfg)
 		_, err := e.Run(t.Context(), request(loadAlert(t)))
 		if !actions.IsRetryable(err) {
