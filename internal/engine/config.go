@@ -7,7 +7,7 @@ type Config struct {
 	// Workers process alerts; alerts of one container go to one worker.
 	Workers int `yaml:"workers"` // default 4
 	// Batch is how many alerts one claim takes from the inbox.
-	Batch int `yaml:"batch"` // default 256
+	Batch int `yaml:"batch"` // default 1024
 	// Lease is how long a claimed alert stays claimed before another
 	// process may take it (a crashed one never finishes it).
 	Lease time.Duration `yaml:"lease"` // default 2m
@@ -53,7 +53,7 @@ func (c Config) withDefaults() Config {
 		c.Workers = 4
 	}
 	if c.Batch <= 0 {
-		c.Batch = 256
+		c.Batch = 1024
 	}
 	if c.Lease <= 0 {
 		c.Lease = 2 * time.Minute

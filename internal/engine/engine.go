@@ -230,7 +230,11 @@ func (e *Engine) dispatchOnce(work context.Context) (int, error) {
 	return n, nil
 }
 
-// drain processes one container's queue in order.
+// maxRun bounds how many queued alerts of one container are processed
+// together (one incident lookup, batched recordings).
+const maxRun = 64
+
+// drain processes one container's queue in order, a run at a time.
 func (e *Engine) drain(ctx context.Context, key string) {
 	defer e.wg.Done()
 	for {
@@ -241,17 +245,20 @@ func (e *Engine) drain(ctx context.Context, key string) {
 			e.mu.Unlock()
 			return
 		}
-		it := q[0]
-		e.queues[key] = q[1:]
+		n := min(len(q), maxRun)
+		run := append([]store.InboxItem(nil), q[:n]...)
+		e.queues[key] = q[n:]
 		e.mu.Unlock()
 
 		e.sem <- struct{}{}
-		e.process(ctx, it)
+		e.process(ctx, run)
 		<-e.sem
 
 		e.mu.Lock()
 		wasFull := len(e.inflight) >= e.cfg.Batch
-		delete(e.inflight, it.Alert.ID)
+		for _, it := range run {
+			delete(e.inflight, it.Alert.ID)
+		}
 		e.mu.Unlock()
 		if wasFull {
 			e.Notify() // the dispatcher stopped claiming; room again

@@ -441,9 +441,9 @@ func TestReprocessingIsIdempotent(t *testing.T) {
 	if err != nil || len(items) != 1 {
 		t.Fatal(items, err)
 	}
-	f.eng.process(context.Background(), items[0])
+	f.eng.process(context.Background(), items)
 	items[0].Attempts = 2
-	f.eng.process(context.Background(), items[0])
+	f.eng.process(context.Background(), items)
 	es, _ := f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
 	if f.rec.count("container.pause") != 1 || count(es, store.ActionPlanned) != 3 || count(es, store.PlaybookMatched) != 1 || count(es, store.Note) != 1 {
 		t.Errorf("second processing repeated work: pause %d\n%s", f.rec.count("container.pause"), dump(es))

@@ -21,27 +21,73 @@ const (
 	ActionQueued store.EntryType = "action.queued"
 )
 
-// process runs every matched playbook for one claimed alert.
-func (e *Engine) process(ctx context.Context, it store.InboxItem) {
+// process runs every matched playbook for a run of claimed alerts of one
+// container, in order: their incidents in one store request, their
+// recordings batched, and every alert finished with the last batch.
+func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 	start := e.now()
-	a := &it.Alert
-	set := e.playbooks.Load()
-	c := a.Container()
-	incident, _, err := e.deps.Store.Incident(ctx, c.ID, a.Rule, a.Time)
+	qs := make([]store.IncidentQuery, len(items))
+	for i := range items {
+		a := &items[i].Alert
+		qs[i] = store.IncidentQuery{ContainerID: a.Field("container.id"), Rule: a.Rule, At: a.Time}
+	}
+	refs, err := e.deps.Store.IncidentsFor(ctx, qs)
 	if err != nil {
-		// Leave it claimed: the lease runs out and it is tried again.
-		e.log.Error("open incident", "alert", a.ID, "err", err)
+		// Left claimed: the lease runs out and they are tried again.
+		e.log.Error("open incidents", "alerts", len(items), "err", err)
 		return
 	}
-	e.streamAlert(ctx, a, incident)
-	for _, plan := range set.Match(a) {
-		e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
-		e.runPlan(ctx, a, incident, plan, it.Attempts > 1)
+	set := e.playbooks.Load()
+	b := &batch{}
+	finish := make([]string, len(items))
+	for i := range items {
+		it := &items[i]
+		a, incident := &it.Alert, refs[i].ID
+		finish[i] = a.ID
+		e.streamAlert(ctx, a, incident)
+		for _, plan := range set.Match(a) {
+			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
+			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, b)
+		}
 	}
-	if err := e.deps.Store.FinishAlert(ctx, a.ID); err != nil {
-		e.log.Error("finish alert", "alert", a.ID, "err", err)
+	if err := e.flush(ctx, b, finish...); err != nil {
+		// Left claimed: the lease runs out and they are processed again;
+		// what was recorded is not recorded twice.
+		e.log.Error("finish alerts", "alerts", len(items), "err", err)
 	}
-	e.m.ProcessSeconds.Observe(e.now().Sub(start).Seconds())
+	took := e.now().Sub(start).Seconds()
+	for range items {
+		e.m.ProcessSeconds.Observe(took)
+	}
+}
+
+// batch collects the transitions of one alert that need no round trip of
+// their own (skips, dry runs, notes, queued notifications), so that they
+// reach the store in one request: before any step that must come after
+// them in the journal (an action that runs, a hold), and at the end with
+// the alert's finish. A dry-run alert is then one write, not one per step.
+type batch struct {
+	updates []store.ActionUpdate
+	queued  bool // some update puts messages in the outbox
+}
+
+func (b *batch) add(u store.ActionUpdate) {
+	b.updates = append(b.updates, u)
+	b.queued = b.queued || len(u.Enqueue) > 0
+}
+
+// flush applies what is collected, finishing the given alerts in the same
+// transaction.
+func (e *Engine) flush(ctx context.Context, b *batch, finish ...string) error {
+	if len(b.updates) == 0 && len(finish) == 0 {
+		return nil
+	}
+	_, err := e.deps.Store.Apply(ctx, store.Batch{Actions: b.updates, Finish: finish})
+	if err == nil && b.queued {
+		e.notifyOutbox()
+	}
+	b.updates, b.queued = nil, false
+	return err
 }
 
 // step is the context of one planned action.
@@ -73,7 +119,7 @@ func (s *step) request(steps []actions.Step) actions.Request {
 	return req
 }
 
-func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool) {
+func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, bt *batch) {
 	b := plan.Playbook
 	dry := e.cfg.DryRun || b.DryRun
 	var steps []actions.Step
@@ -82,6 +128,10 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 		// The message a notifier already sent about this incident shows
 		// what happened after it.
 		if notified && !dry {
+			// The notification must be in the outbox before its update.
+			if err := e.flush(ctx, bt); err != nil {
+				e.log.Error("record actions", "alert", a.ID, "err", err)
+			}
 			e.reportSteps(ctx, incident, a.ID+"/"+b.Name, steps)
 		}
 	}()
@@ -97,7 +147,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 		}
 		s.pre = append(s.pre, s.entry(store.ActionPlanned, map[string]any{"index": pa.Index, "with": map[string]any(pa.With), "incident": incident}))
 
-		status, note, err := e.runStep(ctx, s, dry, steps)
+		status, note, err := e.runStep(ctx, s, dry, steps, bt)
 		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
 		if e.deps.Queued(pa.Do) && status == statusQueued {
 			notified = true
@@ -122,16 +172,21 @@ const (
 
 // runStep takes one action through the guardrails. err is non-nil only when
 // the action failed (which stops the playbook unless on_error: continue).
-func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step) (status, note string, err error) {
+func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step, b *batch) (status, note string, err error) {
 	pa := s.planned
 	record := func(state store.ActionState, res *actions.Result, errText string, entries ...store.Entry) {
-		_, _, rerr := e.deps.Store.RecordAction(ctx, store.ActionUpdate{
+		b.add(store.ActionUpdate{
 			Key: s.key, Action: pa.Do, Incident: s.incident, Destructive: s.spec.Destructive,
-			State: state, Result: res, Error: errText,
-		}, append(s.pre, entries...)...)
-		if rerr != nil {
-			e.log.Error("record action", "key", s.key.String(), "err", rerr)
+			State: state, Result: res, Error: errText, Entries: append(s.pre, entries...),
+		})
+	}
+	// Steps with a round trip of their own come after what is collected.
+	flushFirst := func() error {
+		if err := e.flush(ctx, b); err != nil {
+			e.log.Error("record actions", "key", s.key.String(), "err", err)
+			return err
 		}
+		return nil
 	}
 	count := func(status string) { e.m.Actions.WithLabelValues(pa.Do, status).Inc() }
 
@@ -154,6 +209,9 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		count(statusDryRun)
 		return statusDryRun, "dry run", nil
 	case pa.Action.Gated && s.book.Approval != nil:
+		if err := flushFirst(); err != nil {
+			return statusFailed, err.Error(), err
+		}
 		ap := s.book.Approval
 		e.hold(ctx, s, ap.Approvers, ap.Timeout, ap.OnTimeout == playbooks.TimeoutProceed, "playbook approval", steps)
 		count(statusHeld)
@@ -164,32 +222,28 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		count(statusSucceeded)
 		return statusSucceeded, text, nil
 	case e.deps.Queued(pa.Do):
-		return e.enqueue(ctx, s, steps)
+		return e.enqueue(s, steps, b)
+	}
+	if err := flushFirst(); err != nil {
+		return statusFailed, err.Error(), err
 	}
 	return e.execute(ctx, s, steps)
 }
 
 // enqueue records a notification as done-by-being-queued and puts it in the
-// outbox, in one transaction.
-func (e *Engine) enqueue(ctx context.Context, s *step, steps []actions.Step) (string, string, error) {
+// outbox, in one transaction (with the rest of the batch).
+func (e *Engine) enqueue(s *step, steps []actions.Step, b *batch) (string, string, error) {
 	payload, err := encodeRequest(s.request(steps))
 	if err != nil {
 		return statusFailed, err.Error(), fmt.Errorf("encode notification: %w", err)
 	}
 	msg := store.Message{Key: "notify/" + s.key.String(), Kind: s.planned.Do, Incident: s.incident, Payload: payload}
-	_, applied, err := e.deps.Store.RecordAction(ctx, store.ActionUpdate{
+	b.add(store.ActionUpdate{
 		Key: s.key, Action: s.planned.Do, Incident: s.incident, State: store.ActionStateSucceeded,
 		Result: &actions.Result{Note: "queued for delivery"}, Enqueue: []store.Message{msg},
-	}, append(s.pre, s.entry(ActionQueued, map[string]any{"outbox_key": msg.Key}))...)
-	if err != nil {
-		e.log.Error("queue notification", "key", s.key.String(), "err", err)
-		e.m.Actions.WithLabelValues(s.planned.Do, statusFailed).Inc()
-		return statusFailed, err.Error(), err
-	}
-	if applied {
-		e.m.Actions.WithLabelValues(s.planned.Do, statusQueued).Inc()
-		e.notifyOutbox()
-	}
+		Entries: append(s.pre, s.entry(ActionQueued, map[string]any{"outbox_key": msg.Key})),
+	})
+	e.m.Actions.WithLabelValues(s.planned.Do, statusQueued).Inc()
 	return statusQueued, "queued", nil
 }
 

@@ -234,6 +234,9 @@ type Incidents interface {
 	// new one (created is then true and incident.opened is journaled in the
 	// same transaction).
 	Incident(ctx context.Context, containerID, rule string, at time.Time) (id string, created bool, err error)
+	// IncidentsFor is Incident for several alerts, in order, in one
+	// transaction (the engine's batches).
+	IncidentsFor(ctx context.Context, qs []IncidentQuery) ([]IncidentRef, error)
 	GetIncident(ctx context.Context, id string) (IncidentInfo, error)
 	// ListIncidents returns incidents, newest first.
 	ListIncidents(ctx context.Context, f IncidentFilter) ([]IncidentInfo, error)
@@ -242,6 +245,18 @@ type Incidents interface {
 	// incident already was in that state. A released incident is never
 	// joined again: the next alert opens a new one.
 	SetIncidentState(ctx context.Context, id string, state IncidentState, entries ...Entry) (changed bool, err error)
+}
+
+// IncidentQuery asks for the incident of one alert.
+type IncidentQuery struct {
+	ContainerID, Rule string
+	At                time.Time
+}
+
+// IncidentRef is the incident an alert belongs to.
+type IncidentRef struct {
+	ID      string
+	Created bool
 }
 
 // IncidentState is open or released.

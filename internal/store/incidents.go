@@ -32,51 +32,73 @@ func newID(prefix string, at time.Time) string {
 
 // Incident finds or opens the incident of (containerID, rule); see Incidents.
 func (s *Store) Incident(ctx context.Context, containerID, rule string, at time.Time) (string, bool, error) {
-	if err := errors.Join(checkText(containerID), checkText(rule)); err != nil {
-		return "", false, fmt.Errorf("find incident: %w", err)
+	refs, err := s.IncidentsFor(ctx, []IncidentQuery{{ContainerID: containerID, Rule: rule, At: at}})
+	if err != nil {
+		return "", false, err
 	}
-	if at.IsZero() {
-		at = s.now()
-	}
-	atS := FormatTime(at)
-	var id string
-	var created bool
-	err := s.write(ctx, 2, func(t *wtx) error {
-		id, created = "", false
-		var lastSeen string
-		err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
-			ORDER BY last_seen DESC LIMIT 1`, containerID, rule).Scan(&id, &lastSeen)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
+	return refs[0].ID, refs[0].Created, nil
+}
+
+// IncidentsFor finds or opens the incidents of several alerts, in order,
+// in one transaction; see Incidents.
+func (s *Store) IncidentsFor(ctx context.Context, qs []IncidentQuery) ([]IncidentRef, error) {
+	for i := range qs {
+		if err := errors.Join(checkText(qs[i].ContainerID), checkText(qs[i].Rule)); err != nil {
+			return nil, fmt.Errorf("find incident: %w", err)
 		}
-		if err == nil {
-			ls, err := parseTime(lastSeen)
+		if qs[i].At.IsZero() {
+			qs[i].At = s.now()
+		}
+	}
+	refs := make([]IncidentRef, len(qs))
+	err := s.write(ctx, 2*len(qs), func(t *wtx) error {
+		for i, q := range qs {
+			id, created, err := t.incident(q.ContainerID, q.Rule, q.At, s.opts.IncidentWindow)
 			if err != nil {
-				t.dirty = true
-				return err
+				return fmt.Errorf("find incident of %s/%s: %w", q.ContainerID, q.Rule, err)
 			}
-			if !at.After(ls.Add(s.opts.IncidentWindow)) {
-				_, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + 1 WHERE id = ?`, atS, id)
-				return err
-			}
+			refs[i] = IncidentRef{ID: id, Created: created}
 		}
-		id, created = newID("inc", at), true
-		if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
-			id, containerID, rule, atS, atS); err != nil {
-			return err
-		}
-		e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: map[string]any{
-			"incident": id, "container_id": containerID, "rule": rule,
-		}})
-		if err != nil {
-			return err
-		}
-		return t.append([]prepared{e}, nil)
+		return nil
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("find incident of %s/%s: %w", containerID, rule, err)
+		return nil, err
 	}
-	return id, created, nil
+	return refs, nil
+}
+
+// incident is one find-or-open inside a write transaction.
+func (t *wtx) incident(containerID, rule string, at time.Time, window time.Duration) (string, bool, error) {
+	atS := FormatTime(at)
+	var id, lastSeen string
+	err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
+		ORDER BY last_seen DESC LIMIT 1`, containerID, rule).Scan(&id, &lastSeen)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", false, err
+	}
+	if err == nil {
+		ls, err := parseTime(lastSeen)
+		if err != nil {
+			t.dirty = true
+			return "", false, err
+		}
+		if !at.After(ls.Add(window)) {
+			_, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + 1 WHERE id = ?`, atS, id)
+			return id, false, err
+		}
+	}
+	id = newID("inc", at)
+	if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
+		id, containerID, rule, atS, atS); err != nil {
+		return "", false, err
+	}
+	e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: map[string]any{
+		"incident": id, "container_id": containerID, "rule": rule,
+	}})
+	if err != nil {
+		return "", false, err
+	}
+	return id, true, t.append([]prepared{e}, nil)
 }
 
 const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`
