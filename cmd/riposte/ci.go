@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,7 +34,7 @@ riposte itself could not start. Offending containers stay quarantined and paused
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 0 {
-				return withCode(exitBadInput, fmt.Errorf("put the command after --: riposte ci [flags] -- CMD ARGS..."))
+				return withCode(exitBadInput, errors.New("put the command after --, as in: riposte ci [flags] -- CMD [ARGS]"))
 			}
 			if o.Data == "" {
 				o.Data = "riposte-ci"

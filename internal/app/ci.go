@@ -97,7 +97,7 @@ type CIAction struct {
 // command's when there was no incident, ExitIncidents otherwise.
 func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, int, error) {
 	if len(opts.Command) == 0 {
-		return nil, 0, errors.New("no command: riposte ci [flags] -- CMD ARGS...")
+		return nil, 0, errors.New("no command: give it after --, as in riposte ci [flags] -- CMD [ARGS]")
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 2 * time.Second

@@ -57,14 +57,13 @@ func (r *recorder) count(action string) int {
 }
 
 type fixture struct {
-	t     *testing.T
-	st    *store.Store
-	eng   *Engine
-	rec   *recorder
-	dir   string
-	stop  context.CancelFunc
-	done  chan error
-	clock time.Time
+	t    *testing.T
+	st   *store.Store
+	eng  *Engine
+	rec  *recorder
+	dir  string
+	stop context.CancelFunc
+	done chan error
 }
 
 func newFixture(t *testing.T, cfg Config, yml string) *fixture {
@@ -278,12 +277,9 @@ func TestProtectedAndFailures(t *testing.T) {
 	f.start()
 	a := shellAlert("3f9a1c2b7d4e")
 	f.submit(a)
-	es := f.waitFor("kill failed", func(es []store.Entry) bool { return has(es, store.ActionFailed) }, store.Filter{AlertID: a.ID})
-	time.Sleep(100 * time.Millisecond)
-	es, _ = f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
-	if !has(es, store.ActionBlockedProtected) {
-		t.Errorf("no blocked_protected:\n%s", dump(es))
-	}
+	es := f.waitFor("pause blocked, kill failed", func(es []store.Entry) bool {
+		return has(es, store.ActionBlockedProtected) && has(es, store.ActionFailed)
+	}, store.Filter{AlertID: a.ID})
 	if f.rec.count("container.stop") != 0 {
 		t.Error("stop ran after a failed kill without on_error: continue")
 	}
@@ -377,11 +373,8 @@ func TestBlastRadiusHolds(t *testing.T) {
   actions: [{do: container.pause}]
 `)
 	f.start()
-	var ids []string
 	for i := 0; i < 4; i++ {
-		a := shellAlert(fmt.Sprintf("%012d", i))
-		ids = append(ids, a.ID)
-		f.submit(a)
+		f.submit(shellAlert(fmt.Sprintf("%012d", i)))
 	}
 	f.waitFor("2 held", func(es []store.Entry) bool {
 		return count(es, store.ActionHeldForApproval) == 2 && count(es, store.ActionSucceeded) == 2
