@@ -12,6 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "make run needs root: the eBPF detector loads kernel programs and the responders use the Docker socket" >&2
 	exit 1
 fi
+./scripts/install-deps.sh
 ./scripts/ensure-dockerd.sh
 mkdir -p "$data"
 exec "$bin" serve --config "$config" --data "$data"
