@@ -77,10 +77,3 @@ func newRootCmd() *cobra.Command {
 	)
 	return root
 }
-
-// notBuilt is the body of commands whose issue has not landed yet.
-func notBuilt(name string) func(*cobra.Command, []string) error {
-	return func(*cobra.Command, []string) error {
-		return withCode(exitBadInput, fmt.Errorf("%s: not built yet", name))
-	}
-}
