@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
 	"github.com/riposte-sec/riposte/playbooks"
+	"github.com/riposte-sec/riposte/responders/capture"
 )
 
 // Overrides are the command-line flags that take precedence over the
@@ -130,6 +132,22 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	if err != nil {
 		return nil, err
 	}
+	var dcfg detector.Config
+	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
+		return nil, err
+	}
+	for i, r := range dcfg.Rules {
+		dcfg.Rules[i] = cfg.Resolve(r)
+	}
+	if dcfg.Enabled {
+		a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: a.Integrations.DockerClient, Registerer: a.Registry})
+		if err != nil {
+			return nil, fmt.Errorf("detector: %w", err)
+		}
+		if err := a.buildCapture(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {
 		return nil, fmt.Errorf("the playbooks use actions riposte cannot run with this config:\n%w", err)
 	}
@@ -162,20 +180,47 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	if err != nil {
 		return nil, err
 	}
-	var dcfg detector.Config
-	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
-		return nil, err
-	}
-	for i, r := range dcfg.Rules {
-		dcfg.Rules[i] = cfg.Resolve(r)
-	}
-	if dcfg.Enabled {
-		a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: a.Integrations.DockerClient, Registerer: a.Registry})
-		if err != nil {
-			return nil, fmt.Errorf("detector: %w", err)
-		}
-	}
 	return a, nil
+}
+
+// buildCapture adds capture.start, which records from the detector's event
+// stream. Captures run in the background: their final hashes are journaled
+// when they end (capture.finished), under the action's own key.
+func (a *App) buildCapture(cfg config.Config, log *slog.Logger) error {
+	var ccfg capture.Config
+	if err := config.Decode(cfg.File, "capture", &cfg.Capture, &ccfg); err != nil {
+		return err
+	}
+	if ccfg.EvidenceDir == "" {
+		ccfg.EvidenceDir = a.Integrations.Docker.Config().EvidenceDir // snapshots and captures share the incident folder
+	}
+	c, err := capture.New(ccfg, capture.Deps{Events: a.Detector, Docker: a.Integrations.DockerClient, Guard: a.Integrations.Docker,
+		Logger: log.With("integration", "capture"), OnFinish: a.captureFinished})
+	if err != nil {
+		return fmt.Errorf("capture responder: %w", err)
+	}
+	a.Integrations.closers = append(a.Integrations.closers, c.Close)
+	a.Integrations.register(c, capture.Specs())
+	return nil
+}
+
+// CaptureFinished is journaled when a background capture ends, with the
+// hash of its manifest.
+const CaptureFinished store.EntryType = "capture.finished"
+
+func (a *App) captureFinished(f capture.Finished) {
+	e := store.Entry{Type: CaptureFinished, Action: f.Request.Action, Actor: f.Request.Actor, AlertID: f.Request.Alert.ID,
+		SHA256: f.Result.SHA256, Detail: map[string]any{"capture": f.CaptureID, "incident": f.Request.Incident,
+			"container": f.Request.Container, "note": f.Result.Note, "evidence": f.Result.Evidence, "key": f.Request.Key}}
+	if p, ok := strings.CutPrefix(f.Request.Actor, "playbook:"); ok {
+		e.Playbook = p
+	}
+	if f.Err != nil {
+		e.Detail["error"] = f.Err.Error()
+	}
+	if _, err := a.Store.Append(context.Background(), e); err != nil {
+		a.Log.Error("journal capture end", "capture", f.CaptureID, "err", err)
+	}
 }
 
 // runDetector feeds the detector's alerts to the engine: emit never
