@@ -138,6 +138,18 @@ const volatile __u32 cgroup_v2 = 0; // 1: attribute by the v2 default hierarchy
 const volatile __u64 wakeup_bytes = 0;
 // 1: with wakeup_bytes set, exec events still wake the reader at once.
 const volatile __u32 exec_wakeup = 1;
+// 1: read-only opens of shared libraries, the loader cache and locale data
+// are dropped in the kernel (counted in map filtered): every exec makes a
+// dozen of them, no rule looks at them, and not sending them is most of
+// what keeps an exec-heavy workload fast.
+const volatile __u32 skip_lib_reads = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EV_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} filtered SEC(".maps");
 
 static __always_inline void submit(struct event *e, int urgent)
 {
@@ -452,6 +464,27 @@ static __always_inline struct event *syscall_event(__u32 type, long nr, long ret
 	return e;
 }
 
+static __always_inline int has_prefix(const char *s, const char *pre, int n)
+{
+	for (int i = 0; i < 24; i++) {
+		if (i >= n)
+			return 1;
+		if (s[i] != pre[i])
+			return 0;
+	}
+	return 1;
+}
+
+// A read-only open of a library, the loader cache or locale data.
+static __always_inline int lib_read(const char *p, __u64 flags)
+{
+	if ((flags & 03) != 0 || (flags & (0100 | 01000)) != 0) // O_ACCMODE, O_CREAT, O_TRUNC
+		return 0;
+	return has_prefix(p, "/lib/", 5) || has_prefix(p, "/lib64/", 7) || has_prefix(p, "/usr/lib/", 9) ||
+	       has_prefix(p, "/usr/lib64/", 11) || has_prefix(p, "/etc/ld.so.cache", 16) ||
+	       has_prefix(p, "/usr/share/locale/", 18) || has_prefix(p, "/usr/lib/locale/", 16);
+}
+
 static __always_inline int on_open(struct pt_regs *regs, long nr, long ret)
 {
 	const char *name;
@@ -492,6 +525,14 @@ static __always_inline int on_open(struct pt_regs *regs, long nr, long ret)
 	e->arg[1] = mode;
 	e->arg[2] = dfd;
 	bpf_probe_read_user_str(e->path, sizeof(e->path), name);
+	if (skip_lib_reads && lib_read(e->path, flags)) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		__u32 k = EV_OPEN;
+		__u64 *n = bpf_map_lookup_elem(&filtered, &k);
+		if (n)
+			*n += 1;
+		return 0;
+	}
 	submit(e, 0);
 	return 0;
 }

@@ -49,6 +49,7 @@ type SensorEvent struct {
 const (
 	SensorMapDrops          = "drops"
 	SensorMapEvents         = "events"
+	SensorMapFiltered       = "filtered"
 	SensorProgHandleExec    = "handle_exec"
 	SensorProgHandleExit    = "handle_exit"
 	SensorProgHandleFork    = "handle_fork"
@@ -56,6 +57,7 @@ const (
 	SensorVarCgroupV2       = "cgroup_v2"
 	SensorVarExecWakeup     = "exec_wakeup"
 	SensorVarSelfTgid       = "self_tgid"
+	SensorVarSkipLibReads   = "skip_lib_reads"
 	SensorVarWakeupBytes    = "wakeup_bytes"
 )
 
@@ -111,18 +113,20 @@ type SensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SensorMapSpecs struct {
-	Drops  *ebpf.MapSpec `ebpf:"drops"`
-	Events *ebpf.MapSpec `ebpf:"events"`
+	Drops    *ebpf.MapSpec `ebpf:"drops"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Filtered *ebpf.MapSpec `ebpf:"filtered"`
 }
 
 // SensorVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SensorVariableSpecs struct {
-	CgroupV2    *ebpf.VariableSpec `ebpf:"cgroup_v2"`
-	ExecWakeup  *ebpf.VariableSpec `ebpf:"exec_wakeup"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CgroupV2     *ebpf.VariableSpec `ebpf:"cgroup_v2"`
+	ExecWakeup   *ebpf.VariableSpec `ebpf:"exec_wakeup"`
+	SelfTgid     *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SkipLibReads *ebpf.VariableSpec `ebpf:"skip_lib_reads"`
+	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // SensorObjects contains all objects after they have been loaded into the kernel.
@@ -145,14 +149,16 @@ func (o *SensorObjects) Close() error {
 //
 // It can be passed to LoadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SensorMaps struct {
-	Drops  *ebpf.Map `ebpf:"drops"`
-	Events *ebpf.Map `ebpf:"events"`
+	Drops    *ebpf.Map `ebpf:"drops"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Filtered *ebpf.Map `ebpf:"filtered"`
 }
 
 func (m *SensorMaps) Close() error {
 	return _SensorClose(
 		m.Drops,
 		m.Events,
+		m.Filtered,
 	)
 }
 
@@ -160,10 +166,11 @@ func (m *SensorMaps) Close() error {
 //
 // It can be passed to LoadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SensorVariables struct {
-	CgroupV2    *ebpf.Variable `ebpf:"cgroup_v2"`
-	ExecWakeup  *ebpf.Variable `ebpf:"exec_wakeup"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CgroupV2     *ebpf.Variable `ebpf:"cgroup_v2"`
+	ExecWakeup   *ebpf.Variable `ebpf:"exec_wakeup"`
+	SelfTgid     *ebpf.Variable `ebpf:"self_tgid"`
+	SkipLibReads *ebpf.Variable `ebpf:"skip_lib_reads"`
+	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // SensorPrograms contains all programs after they have been loaded into the kernel.

@@ -231,7 +231,7 @@ func TestBenchOverhead(t *testing.T) {
 	onWmin, onWmed := stat(onW)
 	offCmin, offCmed := stat(offC)
 	onCmin, onCmed := stat(onC)
-	t.Logf("FIGURE overhead_wall loop(1000x fork+exec cat, ~24 events each, %d events/round) off min=%v med=%v on min=%v med=%v overhead min=%.1f%% med=%.1f%%",
+	t.Logf("FIGURE overhead_wall loop(1000x fork+exec cat, %d events/round) off min=%v med=%v on min=%v med=%v overhead min=%.1f%% med=%.1f%%",
 		events/7, offWmin, offWmed, onWmin, onWmed, pct(onWmin, offWmin), pct(onWmed, offWmed))
 	t.Logf("FIGURE overhead_loop_cpu off min=%v med=%v on min=%v med=%v overhead min=%.1f%% med=%.1f%%",
 		offCmin, offCmed, onCmin, onCmed, pct(onCmin, offCmin), pct(onCmed, offCmed))

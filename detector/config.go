@@ -39,6 +39,11 @@ type Config struct {
 	Resources resources.Config `yaml:"resources"`
 	// DisableResources turns the cgroup sampler off.
 	DisableResources bool `yaml:"disable_resources"`
+	// ReportLibraryReads sends read-only opens of shared libraries, the
+	// loader cache and locale data to user space. By default the kernel
+	// drops them (a dozen per exec, no rule looks at them); captures and
+	// rules then do not see them either.
+	ReportLibraryReads bool `yaml:"report_library_reads"`
 }
 
 // Defaults.

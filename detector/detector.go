@@ -116,6 +116,9 @@ func (d *Detector) Stats() Stats {
 		if k, err := sn.Drops(); err == nil {
 			s.KernelDrops = k
 		}
+		if f, err := sn.Filtered(); err == nil {
+			s.KernelFiltered = f
+		}
 	}
 	if s.KernelDrops == nil {
 		d.mu.Lock()
@@ -156,7 +159,8 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 	if err != nil {
 		return fmt.Errorf("run detector: %w", err)
 	}
-	opts := sensor.Options{RingBufferBytes: d.cfg.RingBufferBytes, Cgroup: mode, IgnorePID: uint32(os.Getpid())}
+	opts := sensor.Options{RingBufferBytes: d.cfg.RingBufferBytes, Cgroup: mode, IgnorePID: uint32(os.Getpid()),
+		SkipLibraryReads: !d.cfg.ReportLibraryReads}
 	if d.cfg.PollInterval > 0 {
 		size := d.cfg.RingBufferBytes
 		if size == 0 {

@@ -2,6 +2,7 @@ package detector_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -260,4 +261,65 @@ func ruleNames(as []alert.Alert) []string {
 		out = append(out, a.Rule+"@"+a.Field("container.name"))
 	}
 	return out
+}
+
+// TestLibraryReadsFilteredInKernel: by default the kernel drops read-only
+// opens of libraries (counted), not writes there and not other reads; with
+// report_library_reads they come through.
+func TestLibraryReadsFilteredInKernel(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	for _, report := range []bool{false, true} {
+		t.Run(fmt.Sprintf("report_library_reads=%v", report), func(t *testing.T) {
+			d, _ := startDetector(t, detector.Config{DisableResources: true, ReportLibraryReads: report}, cli)
+			id := testutil.RunContainer(t, cli, fmt.Sprintf("det-lib-%v", report), nil)
+			ch, cancel := d.Subscribe(id[:12], 4096)
+			defer cancel()
+			before := d.Stats().KernelFiltered
+			dockerExec(t, cli, id, false, "sh", "-c", "mkdir -p /lib && echo x > /lib/libfake.so && cat /lib/libfake.so /etc/hostname")
+			var wrote, readLib, readOther bool
+			timeout := time.After(5 * time.Second)
+		loop:
+			for {
+				select {
+				case ev := <-ch:
+					if ev.Type != event.Open {
+						continue
+					}
+					switch {
+					case ev.Path == "/lib/libfake.so" && ev.Flags&3 != 0:
+						wrote = true
+					case ev.Path == "/lib/libfake.so":
+						readLib = true
+					case ev.Path == "/etc/hostname":
+						readOther = true
+					}
+					if wrote && readOther && (readLib || !report) {
+						// give a filtered read a moment to (wrongly) arrive
+						if !report {
+							select {
+							case ev := <-ch:
+								if ev.Type == event.Open && ev.Path == "/lib/libfake.so" && ev.Flags&3 == 0 {
+									readLib = true
+								}
+							case <-time.After(300 * time.Millisecond):
+							}
+						}
+						break loop
+					}
+				case <-timeout:
+					break loop
+				}
+			}
+			if !wrote || !readOther {
+				t.Fatalf("write below /lib seen %v, read of /etc/hostname seen %v", wrote, readOther)
+			}
+			if readLib != report {
+				t.Errorf("read-only open of /lib/libfake.so seen %v, want %v", readLib, report)
+			}
+			if filtered := d.Stats().KernelFiltered - before; (filtered > 0) == report {
+				t.Errorf("kernel filtered %d events with report_library_reads=%v", filtered, report)
+			}
+		})
+	}
 }

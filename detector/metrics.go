@@ -13,6 +13,7 @@ type Stats struct {
 	Events          uint64            // records decoded
 	QueueDrops      uint64            // records the reader could not queue
 	KernelDrops     map[string]uint64 // per event type, events the kernel could not put in the ring buffer
+	KernelFiltered  uint64            // library reads the kernel dropped on purpose (Config.ReportLibraryReads)
 	SubscriberDrops uint64            // events a slow subscriber missed
 	DecodeErrors    uint64
 	RuleErrors      uint64

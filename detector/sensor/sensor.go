@@ -42,6 +42,10 @@ type Options struct {
 	// IgnorePID is a process whose events the kernel drops (the detector
 	// itself, so that reading /proc does not feed back). 0 ignores none.
 	IgnorePID uint32
+	// SkipLibraryReads drops, in the kernel, read-only opens below /lib,
+	// /lib64, /usr/lib, /usr/lib64 and locale data, and of /etc/ld.so.cache:
+	// a dozen per exec that no rule looks at. Counted by Filtered.
+	SkipLibraryReads bool
 }
 
 // Sensor is the loaded and attached eBPF sensor.
@@ -112,6 +116,13 @@ func Open(opts Options) (*Sensor, error) {
 	if err := spec.Variables[bpf.SensorVarSelfTgid].Set(opts.IgnorePID); err != nil {
 		return nil, fmt.Errorf("load eBPF sensor: set own pid: %w", err)
 	}
+	skip := uint32(0)
+	if opts.SkipLibraryReads {
+		skip = 1
+	}
+	if err := spec.Variables[bpf.SensorVarSkipLibReads].Set(skip); err != nil {
+		return nil, fmt.Errorf("load eBPF sensor: set library-read filter: %w", err)
+	}
 	s := &Sensor{}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
@@ -179,6 +190,21 @@ func (s *Sensor) Drops() (map[string]uint64, error) {
 		out[typeNames[t]] = sum
 	}
 	return out, nil
+}
+
+// Filtered returns how many open events the kernel filter dropped
+// (SkipLibraryReads).
+func (s *Sensor) Filtered() (uint64, error) {
+	const evOpen = 4 // enum event_type in sensor.c
+	var perCPU []uint64
+	if err := s.objs.Filtered.Lookup(uint32(evOpen), &perCPU); err != nil {
+		return 0, fmt.Errorf("read filter counter: %w", err)
+	}
+	var sum uint64
+	for _, v := range perCPU {
+		sum += v
+	}
+	return sum, nil
 }
 
 // Close detaches the programs and frees the maps; a blocked Read returns
