@@ -31,5 +31,10 @@ lint:
 run: build
 	./scripts/run.sh $(BIN) $(CONFIG) $(DATA)
 
+# With `make run` serving in another terminal: attack a demo container and
+# show what riposte did.
+demo: build
+	./scripts/demo.sh
+
 clean:
 	rm -rf bin $(DATA)
