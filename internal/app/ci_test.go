@@ -160,3 +160,25 @@ func TestCIPassesACleanJob(t *testing.T) {
 		t.Errorf("clean job touched the container: paused=%v networks=%d", paused, nets)
 	}
 }
+
+// TestCIReleaseUndoesContainment: with --release the offending container is
+// reconnected and unpaused once the report is written; the job still fails.
+func TestCIReleaseUndoesContainment(t *testing.T) {
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	id := testutil.RunContainer(t, cli, "ci-test-release", nil)
+	var out bytes.Buffer
+	rep, code, err := RunCI(context.Background(), ciConfig(t), CIOptions{
+		Command: []string{"docker", "exec", "ci-test-release", "cat", "/etc/shadow"},
+		Stdout:  &out, Stderr: &out, Release: true,
+	})
+	if err != nil {
+		t.Fatalf("RunCI: %v\n%s", err, out.String())
+	}
+	if code != ExitIncidents || !rep.Released || len(rep.Incidents) == 0 {
+		t.Fatalf("exit %d, released %v, incidents %d\n%s", code, rep.Released, len(rep.Incidents), out.String())
+	}
+	if paused, nets := inspect(t, cli, id); paused || nets == 0 {
+		t.Errorf("after --release: paused=%v networks=%d, want running and connected", paused, nets)
+	}
+}
