@@ -10,6 +10,7 @@ runs=${BENCH_RUNS:-50}
 tmp=$(mktemp -d)
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap "kill \$pid 2>/dev/null; echo kept $tmp" EXIT
 go build -o "$tmp/riposte" ./cmd/riposte
 go build -o "$tmp/containment" ./internal/benchtools/containment
 docker image inspect riposte-test:1 >/dev/null 2>&1 || go test -count=1 -run TestEnsureTestImage ./internal/testutil >/dev/null

@@ -102,6 +102,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"syntax", `{"rule": }`, "decode alerts: alert 1: invalid JSON at line 1 column 10: invalid character '}' looking for beginning of value"},
 		{"second of batch bad", "[" + with("rule", "a") + "," + with("priority", "x") + "]", `alert 2: decode alert: field priority: unknown priority: "x"`},
 		{"uuid with space", with("uuid", "a b"), `decode alert: field uuid: must be printable ASCII without spaces: "a b"`},
+		{"rule with NUL", with("rule", "a\x00b"), `decode alert: field rule: contains a control character: "a\u0000b"`},
+		{"container id with newline", with("output_fields", map[string]any{"container.id": "abc\ndef"}), `decode alert: field output_fields.container.id: contains a control character: "abc\ndef"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

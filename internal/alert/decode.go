@@ -100,6 +100,9 @@ func decodeOne(raw []byte) (Alert, error) {
 	if w.Rule == nil || strings.TrimSpace(*w.Rule) == "" {
 		return Alert{}, &FieldError{Field: "rule", Reason: "missing"}
 	}
+	if hasControl(*w.Rule) {
+		return Alert{}, &FieldError{Field: "rule", Value: quote(*w.Rule), Reason: "contains a control character"}
+	}
 	a.Rule = *w.Rule
 	if w.Priority == nil {
 		return Alert{}, &FieldError{Field: "priority", Reason: "missing"}
@@ -130,6 +133,9 @@ func decodeOne(raw []byte) (Alert, error) {
 	}
 	if a.OutputFields == nil {
 		a.OutputFields = map[string]any{}
+	}
+	if id, ok := a.OutputFields["container.id"].(string); ok && hasControl(id) {
+		return Alert{}, &FieldError{Field: "output_fields.container.id", Value: quote(id), Reason: "contains a control character"}
 	}
 	if w.UUID != nil && *w.UUID != "" {
 		if len(*w.UUID) > MaxIDLength {
@@ -238,4 +244,15 @@ func snippet(b []byte) string {
 		return "nothing"
 	}
 	return string(b)
+}
+
+// hasControl reports a character below U+0020 (NUL, newline, ...): rule
+// names and container ids key incidents and must be plain text.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }

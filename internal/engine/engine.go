@@ -54,12 +54,14 @@ type Engine struct {
 	wake       chan struct{} // new alerts in the inbox
 	wakeOutbox chan struct{} // new messages in the outbox
 	running    atomic.Bool
+	work       atomic.Pointer[context.Context] // Run's context for in-flight work
 
 	// in-flight alerts, by id, so that a re-claim after a lease expiry
 	// never hands the same alert to two workers.
 	mu       sync.Mutex
 	inflight map[string]bool
 	queues   map[string][]store.InboxItem // per container, in order
+	closing  bool                         // Run is returning: queue nothing more
 	sem      chan struct{}                // bounds concurrent workers
 	wg       sync.WaitGroup
 }
@@ -116,10 +118,22 @@ func (e *Engine) notifyOutbox() {
 	}
 }
 
-// Submit stores alerts durably (as the webhook does) and wakes the engine;
-// the detector feeds the engine through it.
+// Submit stores alerts durably (as the webhook does) and processes them;
+// the detector feeds the engine through it. While the engine runs, the
+// alerts are stored already claimed, with their incidents, and go straight
+// to the workers: the shortest path from a kernel event to containment.
 func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string) ([]store.Accepted, error) {
-	acc, err := e.deps.Store.Accept(ctx, alerts)
+	var acc []store.Accepted
+	var err error
+	if e.running.Load() {
+		var items []store.InboxItem
+		acc, items, err = e.deps.Store.AcceptClaimed(ctx, alerts, e.cfg.Lease)
+		if err == nil {
+			e.queue(*e.work.Load(), items)
+		}
+	} else {
+		acc, err = e.deps.Store.Accept(ctx, alerts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("submit alerts: %w", err)
 	}
@@ -131,7 +145,9 @@ func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string
 	}
 	e.m.AlertsReceived.WithLabelValues(source).Add(float64(len(acc) - dups))
 	e.m.AlertsDuplicate.Add(float64(dups))
-	e.Notify()
+	if !e.running.Load() {
+		e.Notify()
+	}
 	return acc, nil
 }
 
@@ -146,13 +162,16 @@ func (e *Engine) Ready(context.Context) error {
 // Run processes alerts until ctx ends, then waits for in-flight alerts to
 // finish (their actions have their own timeouts) and returns.
 func (e *Engine) Run(ctx context.Context) error {
-	e.running.Store(true)
-	defer e.running.Store(false)
 	var bg sync.WaitGroup
 	// In-flight work finishes on its own context, so that SIGTERM drains
 	// instead of cutting a pause in half.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
+	e.work.Store(&work)
+	e.mu.Lock()
+	e.closing = false
+	e.mu.Unlock()
+	e.running.Store(true)
 	for i := 0; i < e.cfg.Outbox.Workers; i++ {
 		bg.Add(1)
 		go func() { defer bg.Done(); e.deliverLoop(ctx, work) }()
@@ -165,6 +184,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	err := e.dispatchLoop(ctx, work)
+	// From now on Submit stores without claiming, and nothing new reaches
+	// the workers: the next start takes what is left.
+	e.running.Store(false)
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
 	e.wg.Wait() // alerts already handed to workers
 	bg.Wait()
 	return err
@@ -210,9 +235,18 @@ func (e *Engine) dispatchOnce(work context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return e.queue(work, items), nil
+}
+
+// queue hands claimed alerts to the per-container queues, skipping those
+// already in flight here, and returns how many it queued.
+func (e *Engine) queue(work context.Context, items []store.InboxItem) int {
 	n := 0
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closing {
+		return 0 // claimed by this process, so the next start takes them at once
+	}
 	for _, it := range items {
 		if e.inflight[it.Alert.ID] {
 			continue // still being processed here; its lease ran out
@@ -227,7 +261,7 @@ func (e *Engine) dispatchOnce(work context.Context) (int, error) {
 			go e.drain(work, key)
 		}
 	}
-	return n, nil
+	return n
 }
 
 // maxRun bounds how many queued alerts of one container are processed

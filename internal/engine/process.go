@@ -26,23 +26,34 @@ const (
 // recordings batched, and every alert finished with the last batch.
 func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 	start := e.now()
-	qs := make([]store.IncidentQuery, len(items))
+	// Incidents: found already for alerts the engine stored itself
+	// (Submit), in one request for the others.
+	var qs []store.IncidentQuery
+	var missing []int
 	for i := range items {
-		a := &items[i].Alert
-		qs[i] = store.IncidentQuery{ContainerID: a.Field("container.id"), Rule: a.Rule, At: a.Time}
+		if items[i].Incident == "" {
+			a := &items[i].Alert
+			qs = append(qs, store.IncidentQuery{ContainerID: a.Field("container.id"), Rule: a.Rule, At: a.Time})
+			missing = append(missing, i)
+		}
 	}
-	refs, err := e.deps.Store.IncidentsFor(ctx, qs)
-	if err != nil {
-		// Left claimed: the lease runs out and they are tried again.
-		e.log.Error("open incidents", "alerts", len(items), "err", err)
-		return
+	if len(qs) > 0 {
+		refs, err := e.deps.Store.IncidentsFor(ctx, qs)
+		if err != nil {
+			// Left claimed: the lease runs out and they are tried again.
+			e.log.Error("open incidents", "alerts", len(items), "err", err)
+			return
+		}
+		for k, i := range missing {
+			items[i].Incident = refs[k].ID
+		}
 	}
 	set := e.playbooks.Load()
 	b := &batch{}
 	finish := make([]string, len(items))
 	for i := range items {
 		it := &items[i]
-		a, incident := &it.Alert, refs[i].ID
+		a, incident := &it.Alert, it.Incident
 		finish[i] = a.ID
 		e.streamAlert(ctx, a, incident)
 		for _, plan := range set.Match(a) {

@@ -72,6 +72,10 @@ type Inbox interface {
 	// result has one element per alert, in order. Concurrent callers share
 	// one commit (group commit).
 	Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, error)
+	// AcceptClaimed is Accept, with the new alerts also claimed for this
+	// store and their incidents found, in the same transaction, for a
+	// caller that processes them at once.
+	AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease time.Duration) ([]Accepted, []InboxItem, error)
 	// ClaimAlerts takes up to max alerts that wait for processing, oldest
 	// first: pending ones, ones whose lease ran out, and ones a previous
 	// process had claimed (it crashed). They stay claimed for lease.
@@ -107,6 +111,9 @@ type InboxItem struct {
 	// Attempts counts claims, this one included: above 1 the alert was
 	// claimed before and not finished (crash, or lease ran out).
 	Attempts int
+	// Incident is the alert's incident when AcceptClaimed found it; ""
+	// for ClaimAlerts (the engine finds it while processing).
+	Incident string
 }
 
 // Journal is the append-only, hash-chained incident-response journal.

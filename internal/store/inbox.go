@@ -17,10 +17,43 @@ type acceptItem struct {
 	id  string
 	raw string
 	rec prepared // alert.received, or alert.duplicate with the type swapped
+	// for AcceptClaimed: what the incident is looked up by
+	container, rule string
+	at              time.Time
 }
 
 // Accept stores alerts durably; see Inbox.
 func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, error) {
+	acc, err := s.accept(ctx, alerts, 0)
+	if err != nil || acc == nil {
+		return nil, err
+	}
+	return acc.out, nil
+}
+
+// AcceptClaimed stores alerts durably like Accept and, in the same
+// transaction, claims the new ones for this store (for lease) and finds or
+// opens their incidents: for a caller that processes them at once (the
+// engine, with its own detector's alerts), which saves the claim and the
+// incident round trips on the way to containment. items are the new
+// alerts, in order, with Incident set; duplicates are only in accepted.
+func (s *Store) AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease time.Duration) (accepted []Accepted, items []InboxItem, err error) {
+	if lease <= 0 {
+		return nil, nil, fmt.Errorf("accept alerts: lease must be positive, got %s", lease)
+	}
+	acc, err := s.accept(ctx, alerts, lease)
+	if err != nil || acc == nil {
+		return nil, nil, err
+	}
+	for i, a := range acc.out {
+		if !a.Duplicate {
+			items = append(items, InboxItem{Alert: alerts[i], ReceivedAt: acc.at, Attempts: 1, Incident: acc.incidents[i]})
+		}
+	}
+	return acc.out, items, nil
+}
+
+func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration) (*acceptReq, error) {
 	if len(alerts) == 0 {
 		return nil, nil
 	}
@@ -50,20 +83,36 @@ func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, e
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
 		items[i] = acceptItem{id: a.ID, raw: string(raw), rec: rec}
+		if claim > 0 {
+			items[i].container, items[i].rule, items[i].at = a.Field("container.id"), a.Rule, a.Time
+			if err := errors.Join(checkText(items[i].container), checkText(items[i].rule)); err != nil {
+				return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+			}
+		}
 	}
 	if s.w == nil {
 		return nil, ErrReadOnly
 	}
-	acc := &acceptReq{items: items, out: make([]Accepted, len(items))}
-	if err := s.w.send(ctx, &request{ctx: ctx, rows: 2 * len(items), acc: acc}); err != nil {
+	acc := &acceptReq{items: items, out: make([]Accepted, len(items)), claim: claim}
+	rows := 2 * len(items)
+	if claim > 0 {
+		rows *= 2
+		acc.incidents = make([]string, len(items))
+	}
+	if err := s.w.send(ctx, &request{ctx: ctx, rows: rows, acc: acc}); err != nil {
 		return nil, fmt.Errorf("accept alerts: %w", err)
 	}
-	return acc.out, nil
+	return acc, nil
 }
 
 type acceptReq struct {
 	items []acceptItem
 	out   []Accepted
+	// claim > 0: the new alerts are claimed for this long and their
+	// incidents found (AcceptClaimed), in incidents; at is when.
+	claim     time.Duration
+	incidents []string
+	at        time.Time
 }
 
 const (
@@ -118,7 +167,44 @@ func (t *wtx) acceptAll(reqs []*request) error {
 			return err
 		}
 	}
-	return t.append(entries, nil)
+	if err := t.append(entries, nil); err != nil {
+		return err
+	}
+	return t.claimAccepted(reqs)
+}
+
+// claimAccepted claims the new alerts of AcceptClaimed requests for this
+// store and finds their incidents.
+func (t *wtx) claimAccepted(reqs []*request) error {
+	for _, r := range reqs {
+		acc := r.acc
+		if acc.claim <= 0 {
+			continue
+		}
+		acc.at = t.now
+		until := FormatTime(t.now.Add(acc.claim))
+		for i := range acc.items {
+			acc.incidents[i] = ""
+			if acc.out[i].Duplicate {
+				continue
+			}
+			it := &acc.items[i]
+			if _, err := t.exec(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = 1 WHERE id = ?`,
+				t.w.s.owner, until, it.id); err != nil {
+				return err
+			}
+			at := it.at
+			if at.IsZero() {
+				at = t.now
+			}
+			id, _, err := t.incident(it.container, it.rule, at, t.w.s.opts.IncidentWindow)
+			if err != nil {
+				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
+			}
+			acc.incidents[i] = id
+		}
+	}
+	return nil
 }
 
 // existing returns which of ids are in the inbox.

@@ -97,7 +97,9 @@ func run(n int, image, data string) error {
 		}
 		return c.ID, cli.ContainerStart(ctx, c.ID, container.StartOptions{})
 	}
-	remove := func(id string) { _ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}) }
+	remove := func(id string) {
+		_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+	}
 	var viaAPI, bare []time.Duration
 	pausedAt := map[string]time.Time{} // short id -> pause event
 	misses := 0
