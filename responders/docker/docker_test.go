@@ -17,6 +17,26 @@ import (
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
+// pausedSoon waits (2s at most) until Docker reports the container paused
+// or not: dockerd applies containerd's pause/resume events to its state
+// asynchronously, and under load a late event shows the old state briefly.
+func pausedSoon(t *testing.T, cli interface {
+	ContainerInspect(context.Context, string) (container.InspectResponse, error)
+}, id string, want bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		info, err := cli.ContainerInspect(context.Background(), id)
+		if err == nil && info.State != nil && info.State.Paused == want {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestPauseUnpause(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	r := testResponder(t, cli, nil)
@@ -27,20 +47,19 @@ func TestPauseUnpause(t *testing.T) {
 	for _, tc := range refs {
 		t.Run(tc.kind, func(t *testing.T) {
 			res := mustRun(t, r, "container.pause", tc.ref, nil)
-			if res.Note != "paused" || !inspect(t, cli, id).State.Paused {
+			if res.Note != "paused" || !pausedSoon(t, cli, id, true) {
 				t.Fatalf("pause by %s: note %q, paused %v", tc.kind, res.Note, inspect(t, cli, id).State.Paused)
 			}
 			if res.Detail["container_id"] != id || res.Detail["container_name"] != name {
 				t.Errorf("detail %v does not name the container", res.Detail)
 			}
 			res = mustRun(t, r, "container.pause", tc.ref, nil)
-			if res.Note != "already paused" || !inspect(t, cli, id).State.Paused {
+			if res.Note != "already paused" || !pausedSoon(t, cli, id, true) {
 				t.Fatalf("pause again: note %q", res.Note)
 			}
 			res = mustRun(t, r, "container.unpause", tc.ref, nil)
-			st := inspect(t, cli, id).State
-			if res.Note != "unpaused" || st.Paused || !st.Running {
-				t.Fatalf("unpause: note %q, state %+v", res.Note, st)
+			if res.Note != "unpaused" || !pausedSoon(t, cli, id, false) || !inspect(t, cli, id).State.Running {
+				t.Fatalf("unpause: note %q, state %+v", res.Note, inspect(t, cli, id).State)
 			}
 			res = mustRun(t, r, "container.unpause", tc.ref, nil)
 			if res.Note != "not paused" {

@@ -72,7 +72,31 @@ func (r *Responder) pause(ctx context.Context, _ actions.Request, c target) (act
 	if err != nil {
 		return r.afterConflict(ctx, c, err, settled)
 	}
+	r.settle(ctx, c, paused)
 	return actions.Result{Note: "paused"}, nil
+}
+
+// settle waits, briefly, until the daemon's view of the container agrees
+// with what an action just did. Docker applies containerd's pause and
+// resume events to its state asynchronously, so an inspect right after the
+// call can still show the old state (and a late event can briefly show it
+// again); waiting here keeps the next action's idempotency checks (is it
+// already paused?) truthful. Not reaching it is not an error: the call
+// succeeded.
+func (r *Responder) settle(ctx context.Context, c target, want func(container.InspectResponse) bool) {
+	deadline := time.Now().Add(time.Second)
+	for delay := time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 50*time.Millisecond) {
+		info, err := r.reinspect(ctx, c)
+		if err != nil || want(info) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+	r.log.Warn("docker state did not follow the action within 1s", "container", c.short())
 }
 
 func (r *Responder) unpause(ctx context.Context, _ actions.Request, c target) (actions.Result, error) {
@@ -89,6 +113,7 @@ func (r *Responder) unpause(ctx context.Context, _ actions.Request, c target) (a
 	if err != nil {
 		return r.afterConflict(ctx, c, err, settled)
 	}
+	r.settle(ctx, c, func(info container.InspectResponse) bool { return !paused(info) })
 	return actions.Result{Note: "unpaused"}, nil
 }
 
