@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/glob"
 )
 
 // LoadError is one problem in a playbook file.
@@ -340,7 +341,7 @@ func (l *loader) match(n *yaml.Node, m *Match) {
 		if rules, ok := l.strList(kv[1], "match.rules"); ok {
 			m.Rules = rules
 			for _, r := range rules {
-				if isGlob(r) {
+				if glob.Has(r) {
 					m.globbed = append(m.globbed, r)
 				} else {
 					m.exact = append(m.exact, r)
@@ -546,5 +547,3 @@ func templateError(err error) string {
 	}
 	return msg
 }
-
-func isGlob(s string) bool { return strings.ContainsAny(s, "*?") }

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
-	"unicode/utf8"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/glob"
 )
 
 // Set is a loaded, ordered set of playbooks with a rule-name index.
@@ -211,49 +211,11 @@ func (m *Match) matchesRule(rule string) bool {
 		}
 	}
 	for _, g := range m.globbed {
-		if globMatch(g, rule) {
+		if glob.Match(g, rule) {
 			return true
 		}
 	}
 	return false
-}
-
-// globMatch matches * (any run of characters) and ? (one character).
-func globMatch(pattern, s string) bool {
-	px, sx := 0, 0
-	nextPx, nextSx := -1, -1
-	for px < len(pattern) || sx < len(s) {
-		if px < len(pattern) {
-			switch c := pattern[px]; c {
-			case '*':
-				nextPx, nextSx = px, sx+1
-				px++
-				continue
-			case '?':
-				if sx < len(s) {
-					_, size := utf8.DecodeRuneInString(s[sx:])
-					px++
-					sx += size
-					continue
-				}
-			default:
-				if sx < len(s) && s[sx] == c {
-					px++
-					sx++
-					continue
-				}
-			}
-		}
-		if nextSx > 0 && nextSx <= len(s) {
-			// Resume after the last star, one more character consumed
-			// (a whole rune, so ? never lands inside one).
-			_, size := utf8.DecodeRuneInString(s[nextSx-1:])
-			px, sx = nextPx, nextSx-1+size
-			continue
-		}
-		return false
-	}
-	return true
 }
 
 func (b *Playbook) plan(a *alert.Alert, env *Env) Plan {

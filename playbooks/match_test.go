@@ -221,34 +221,6 @@ func TestPlanRendersAndEvaluates(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
-	tests := []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"*", "", true},
-		{"*", "anything", true},
-		{"Shell spawned *", "Shell spawned by node", true},
-		{"Shell spawned *", "Shell spawned", false},
-		{"*shell*", "Terminal shell in container", true},
-		{"a?c", "abc", true},
-		{"a?c", "ac", false},
-		{"a*b*c", "aXbYbZc", true},
-		{"a*b*c", "aXbYbZ", false},
-		{"exact", "exact", true},
-		{"exact", "exact!", false},
-		{"caf?", "café", true},
-		{"*é?", "naïvéx", true},
-		{"*?", "é", true},
-		{"??", "é", false},
-	}
-	for _, tt := range tests {
-		if got := globMatch(tt.pattern, tt.s); got != tt.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
-		}
-	}
-}
-
 // TestGoldenReports runs every example alert through the example playbooks
 // and compares both outputs of `playbook test` with testdata/golden.
 func TestGoldenReports(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/glob"
 	"github.com/riposte-sec/riposte/internal/store"
 )
 
@@ -94,43 +95,6 @@ func (f Filter) Match(r Record) bool {
 	return true
 }
 
-// Glob matches s against pattern, where * is any run of characters
-// (including none and including dots and slashes) and ? is one character;
-// every other character stands for itself. It is the matching playbooks use
-// for rule names.
-func Glob(pattern, s string) bool {
-	px, sx := 0, 0
-	starPx, starSx := -1, -1
-	for px < len(pattern) || sx < len(s) {
-		if px < len(pattern) {
-			switch c := pattern[px]; c {
-			case '*':
-				starPx, starSx = px, sx
-				px++
-				continue
-			case '?':
-				if sx < len(s) {
-					_, size := utf8.DecodeRuneInString(s[sx:])
-					px++
-					sx += size
-					continue
-				}
-			default:
-				if sx < len(s) && s[sx] == c {
-					px++
-					sx++
-					continue
-				}
-			}
-		}
-		if starPx >= 0 && starSx < len(s) {
-			// Let the last star swallow one more character (a whole rune).
-			_, size := utf8.DecodeRuneInString(s[starSx:])
-			starSx += size
-			px, sx = starPx+1, starSx
-			continue
-		}
-		return false
-	}
-	return true
-}
+// Glob matches s against pattern, where * is any run of characters and ?
+// is one character: the matching playbooks use for rule names.
+func Glob(pattern, s string) bool { return glob.Match(pattern, s) }

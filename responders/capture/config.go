@@ -3,7 +3,6 @@ package capture
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -59,38 +58,8 @@ type Config struct {
 	MaxRunning int `yaml:"max_running"`
 }
 
-// ByteSize is a size in bytes that YAML may give as 1048576, 512KiB, 50MB
-// or 1GiB.
-type ByteSize int64
-
-// UnmarshalText parses a size.
-func (b *ByteSize) UnmarshalText(text []byte) error {
-	n, err := actions.AsBytes(string(text))
-	if err != nil {
-		return err
-	}
-	*b = ByteSize(n)
-	return nil
-}
-
-// MarshalText writes the size in bytes.
-func (b ByteSize) MarshalText() ([]byte, error) {
-	return []byte(strconv.FormatInt(int64(b), 10)), nil
-}
-
-// String writes the size the way people read it: 1GiB, 64KiB, 1000 bytes.
-func (b ByteSize) String() string {
-	n := int64(b)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
-}
+// ByteSize is a size in bytes (1048576, 512KiB, 50MB, 1GiB).
+type ByteSize = actions.ByteSize
 
 func (cfg Config) withDefaults() Config {
 	if cfg.MaxDuration == 0 {

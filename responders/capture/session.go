@@ -84,7 +84,7 @@ type session struct {
 func newSession(c *Capture, req actions.Request, info container.InspectResponse, p params) *session {
 	now := time.Now().UTC()
 	name := strings.TrimPrefix(info.Name, "/")
-	incident := safeSegment(req.Incident, "manual")
+	incident := actions.PathSegment(req.Incident, "manual")
 	base := filepath.Join(c.cfg.EvidenceDir, incident, shortID(info.ID))
 	s := &session{c: c, req: req, p: p, info: info, name: name, started: now, endsAt: now.Add(p.duration),
 		stopCh: make(chan struct{}), done: make(chan struct{}), notes: append([]string(nil), p.notes...)}
@@ -898,27 +898,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// safeSegment makes s usable as one path element (the docker responder
-// names incident directories the same way, so that snapshots and captures
-// of an incident share its directory).
-func safeSegment(s, def string) string {
-	var sb strings.Builder
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-			sb.WriteRune(c)
-		default:
-			sb.WriteRune('_')
-		}
-		if sb.Len() >= 128 {
-			break
-		}
-	}
-	out := strings.TrimLeft(sb.String(), ".")
-	if out == "" {
-		return def
-	}
-	return out
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,38 +94,8 @@ type TimeoutConfig struct {
 	Snapshot time.Duration `yaml:"snapshot"`
 }
 
-// ByteSize is a size in bytes that YAML may give as 1048576, 512KiB, 50MB
-// or 1GiB.
-type ByteSize int64
-
-// UnmarshalText parses a size.
-func (b *ByteSize) UnmarshalText(text []byte) error {
-	n, err := actions.AsBytes(string(text))
-	if err != nil {
-		return err
-	}
-	*b = ByteSize(n)
-	return nil
-}
-
-// MarshalText writes the size in bytes.
-func (b ByteSize) MarshalText() ([]byte, error) {
-	return []byte(strconv.FormatInt(int64(b), 10)), nil
-}
-
-// String writes the size the way people read it: 1GiB, 64KiB, 1000 bytes.
-func (b ByteSize) String() string {
-	n := int64(b)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
-}
+// ByteSize is a size in bytes (1048576, 512KiB, 50MB, 1GiB).
+type ByteSize = actions.ByteSize
 
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg Config) withDefaults() Config {

@@ -115,21 +115,3 @@ func TestDetectSelf(t *testing.T) {
 		})
 	}
 }
-
-func TestSafeSegment(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"inc-42", "inc-42"},
-		{"", "manual"},
-		{"../../etc", "_.._etc"},
-		{"..", "manual"},
-		{"a b/c", "a_b_c"},
-		{strings.Repeat("x", 300), strings.Repeat("x", 128)},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			if got := safeSegment(tc.in, "manual"); got != tc.want {
-				t.Errorf("safeSegment(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}

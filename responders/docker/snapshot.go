@@ -177,7 +177,7 @@ func (r *Responder) snapshot(ctx context.Context, req actions.Request, c target)
 	defer cancel()
 
 	started := time.Now().UTC()
-	incident := safeSegment(req.Incident, "manual")
+	incident := actions.PathSegment(req.Incident, "manual")
 	base := filepath.Join(r.cfg.EvidenceDir, incident, c.short())
 	if err := os.MkdirAll(base, 0o750); err != nil {
 		return actions.Result{}, fmt.Errorf("create evidence directory: %w", err)
@@ -431,28 +431,6 @@ func claimDir(base, id string) (string, string, error) {
 		}
 	}
 	return "", "", fmt.Errorf("create evidence directory: too many snapshots named %s in %s", id, base)
-}
-
-// safeSegment makes s usable as one path element: letters, digits, '.',
-// '_' and '-' are kept, anything else becomes '_'; "" becomes def.
-func safeSegment(s, def string) string {
-	var sb strings.Builder
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-			sb.WriteRune(c)
-		default:
-			sb.WriteRune('_')
-		}
-		if sb.Len() >= 128 {
-			break
-		}
-	}
-	out := strings.TrimLeft(sb.String(), ".")
-	if out == "" {
-		return def
-	}
-	return out
 }
 
 // VerifyBundle checks a sealed evidence bundle: every file the manifest
