@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
 echo "== detector benchmarks (kernel, real events) =="
-RIPOSTE_BENCH=1 $GO test -count=1 -timeout 10m -run '^TestBench' -v ./detector/ 2>&1 |
+RIPOSTE_BENCH=1 $GO test -tags bench -count=1 -timeout 10m -run '^TestBench' -v ./detector/ 2>&1 |
 	grep -E 'FIGURE|^--- FAIL|^FAIL|skipping' | sed -E 's/^ *bench_test.go:[0-9]+: //'
 
 echo "== rule engine (user space only) =="
