@@ -54,16 +54,37 @@ func (e *Engine) deliver(ctx context.Context, it store.OutboxItem) {
 	}
 	entry := store.Entry{Action: it.Kind, Detail: map[string]any{"outbox_id": it.ID, "attempts": it.Attempts}}
 	res, err := e.send(ctx, it, &entry)
-	now := e.now()
 	if err == nil {
-		entry.Type = store.NotificationSent
 		if res.Note != "" {
 			entry.Detail["note"] = res.Note
 		}
 		for k, v := range res.Detail {
 			entry.Detail[k] = v
 		}
-		if aerr := e.deps.Store.AckOutbox(ctx, it.ID, entry); aerr != nil {
+	}
+	e.settle(ctx, it, err, entry, journalSent)
+}
+
+// Which delivery outcomes are journaled besides a message's death (which
+// always is).
+const (
+	journalSent  = 1 << iota // a delivery (notification.sent)
+	journalRetry             // a failed attempt that will be retried
+)
+
+// settle records a delivery's outcome in the outbox: delivered, retry later
+// with backoff (or the far end's Retry-After), or dead after a permanent
+// error or too many attempts (journaled notification.failed). entry is the
+// journal entry to write, its Type set here; journal says when besides
+// death.
+func (e *Engine) settle(ctx context.Context, it store.OutboxItem, err error, entry store.Entry, journal int) {
+	if err == nil {
+		var entries []store.Entry
+		if journal&journalSent != 0 {
+			entry.Type = store.NotificationSent
+			entries = append(entries, entry)
+		}
+		if aerr := e.deps.Store.AckOutbox(ctx, it.ID, entries...); aerr != nil {
 			e.log.Error("ack outbox", "id", it.ID, "err", aerr)
 		}
 		e.m.NotifyAttempts.WithLabelValues(it.Kind, "delivered").Inc()
@@ -75,11 +96,17 @@ func (e *Engine) deliver(ctx context.Context, it store.OutboxItem) {
 		if errors.As(err, &ra) && ra.RetryAfter() > delay {
 			delay = ra.RetryAfter()
 		}
-		if ferr := e.deps.Store.FailOutbox(ctx, it.ID, now.Add(delay), err.Error()); ferr != nil {
+		var entries []store.Entry
+		if journal&journalRetry != 0 {
+			entry.Type = store.NotificationFailed
+			entry.Detail["error"], entry.Detail["retry_in_ms"] = err.Error(), delay.Milliseconds()
+			entries = append(entries, entry)
+		}
+		if ferr := e.deps.Store.FailOutbox(ctx, it.ID, e.now().Add(delay), err.Error(), entries...); ferr != nil {
 			e.log.Error("reschedule outbox", "id", it.ID, "err", ferr)
 		}
 		e.m.NotifyAttempts.WithLabelValues(it.Kind, "retry").Inc()
-		e.log.Warn("notification failed, will retry", "kind", it.Kind, "attempt", it.Attempts, "in", delay, "err", err)
+		e.log.Warn("delivery failed, will retry", "kind", it.Kind, "target", it.Target, "attempt", it.Attempts, "in", delay, "err", err)
 		return
 	}
 	entry.Type = store.NotificationFailed
@@ -88,7 +115,7 @@ func (e *Engine) deliver(ctx context.Context, it store.OutboxItem) {
 		e.log.Error("fail outbox", "id", it.ID, "err", ferr)
 	}
 	e.m.NotifyAttempts.WithLabelValues(it.Kind, "dead").Inc()
-	e.log.Error("notification failed for good", "kind", it.Kind, "attempts", it.Attempts, "err", err)
+	e.log.Error("delivery failed for good", "kind", it.Kind, "target", it.Target, "attempts", it.Attempts, "err", err)
 }
 
 func (e *Engine) send(ctx context.Context, it store.OutboxItem, entry *store.Entry) (actions.Result, error) {
@@ -164,38 +191,9 @@ func (e *Engine) deliverStream(ctx context.Context, it store.OutboxItem) {
 	}
 	detail["outbox_id"], detail["attempts"] = it.ID, it.Attempts
 	entry := store.Entry{Action: it.Kind, Actor: "riposte", Detail: detail}
-	if err == nil {
-		var entries []store.Entry
-		if e.deps.Stream.Journal(detail) {
-			entry.Type = store.NotificationSent
-			entries = append(entries, entry)
-		}
-		if aerr := e.deps.Store.AckOutbox(ctx, it.ID, entries...); aerr != nil {
-			e.log.Error("ack outbox", "id", it.ID, "err", aerr)
-		}
-		e.m.NotifyAttempts.WithLabelValues(it.Kind, "delivered").Inc()
-		return
+	journal := 0
+	if e.deps.Stream.Journal(detail) { // every program run is journaled
+		journal = journalSent | journalRetry
 	}
-	if actions.IsRetryable(err) && it.Attempts < e.cfg.Outbox.MaxAttempts {
-		delay := store.Backoff(it.Attempts, e.cfg.Outbox.BaseBackoff, e.cfg.Outbox.MaxBackoff)
-		var entries []store.Entry
-		if e.deps.Stream.Journal(detail) { // every program run is journaled
-			entry.Type = store.NotificationFailed
-			entry.Detail["error"], entry.Detail["retry_in_ms"] = err.Error(), delay.Milliseconds()
-			entries = append(entries, entry)
-		}
-		if ferr := e.deps.Store.FailOutbox(ctx, it.ID, e.now().Add(delay), err.Error(), entries...); ferr != nil {
-			e.log.Error("reschedule outbox", "id", it.ID, "err", ferr)
-		}
-		e.m.NotifyAttempts.WithLabelValues(it.Kind, "retry").Inc()
-		e.log.Warn("stream delivery failed, will retry", "output", it.Target, "attempt", it.Attempts, "in", delay, "err", err)
-		return
-	}
-	entry.Type = store.NotificationFailed
-	entry.Detail["error"] = err.Error()
-	if ferr := e.deps.Store.FailOutbox(ctx, it.ID, time.Time{}, err.Error(), entry); ferr != nil {
-		e.log.Error("fail outbox", "id", it.ID, "err", ferr)
-	}
-	e.m.NotifyAttempts.WithLabelValues(it.Kind, "dead").Inc()
-	e.log.Error("stream delivery failed for good", "output", it.Target, "attempts", it.Attempts, "err", err)
+	e.settle(ctx, it, err, entry, journal)
 }
