@@ -3,10 +3,15 @@ package cgroup
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-const id = "3f4e8c1a9b2d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+const (
+	id         = "3f4e8c1a9b2d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+	uid        = "0b7e6a1c-1111-2222-3333-444455556666"
+	uidSystemd = "0b7e6a1c_1111_2222_3333_444455556666"
+)
 
 func TestParseName(t *testing.T) {
 	tests := []struct {
@@ -53,8 +58,21 @@ func TestParsePath(t *testing.T) {
 		{"podman rootful v2", "/machine.slice/libpod-" + id + ".scope/container", Ref{ID: id, Runtime: Podman}, true},
 		{"podman rootless", "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope", Ref{ID: id, Runtime: Podman}, true},
 		{"podman cgroupfs v1", "/libpod_parent/libpod-" + id, Ref{ID: id, Runtime: Podman}, true},
-		{"kubernetes cgroupfs", "/kubepods/besteffort/pod0b7e6a1c-1111-2222-3333-444455556666/" + id, Ref{ID: id, Runtime: Containerd}, true},
-		{"kubernetes systemd", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b7e.slice/cri-containerd-" + id + ".scope", Ref{ID: id, Runtime: Containerd}, true},
+		{"kubernetes cgroupfs", "/kubepods/besteffort/pod" + uid + "/" + id, Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes cgroupfs guaranteed", "/kubepods/pod" + uid + "/" + id, Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes cgroupfs burstable", "/kubepods/burstable/pod" + uid + "/" + id, Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes systemd besteffort", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSystemd + ".slice/cri-containerd-" + id + ".scope", Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes systemd burstable", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSystemd + ".slice/cri-containerd-" + id + ".scope", Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes systemd guaranteed", "/kubepods.slice/kubepods-pod" + uidSystemd + ".slice/cri-containerd-" + id + ".scope", Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes static pod hash uid", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7f9c2e4b1a3d5c6e8f0a1b2c3d4e5f6a.slice/cri-containerd-" + id + ".scope", Ref{ID: id, Runtime: Containerd, PodUID: "7f9c2e4b1a3d5c6e8f0a1b2c3d4e5f6a"}, true},
+		{"kubernetes cri-o systemd", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSystemd + ".slice/crio-" + id + ".scope", Ref{ID: id, Runtime: CRIO, PodUID: uid}, true},
+		{"kubernetes cri-o sub-cgroup", "/kubepods.slice/kubepods-pod" + uidSystemd + ".slice/crio-" + id + ".scope/container", Ref{ID: id, Runtime: CRIO, PodUID: uid}, true},
+		{"kubernetes docker cgroupfs (dockershim)", "/kubepods/besteffort/pod" + uid + "/" + id, Ref{ID: id, Runtime: Containerd, PodUID: uid}, true},
+		{"kubernetes pod sandbox slice only", "/kubepods.slice/kubepods-pod" + uidSystemd + ".slice", Ref{}, false},
+		{"pod-like name outside kubepods", "/system.slice/pod" + uid + "/" + id, Ref{ID: id, Runtime: Containerd}, true},
+		{"kubepods with a malformed uid", "/kubepods/besteffort/podXYZ/" + id, Ref{ID: id, Runtime: Containerd}, true},
+		{"cri-o outside kubernetes", "/system.slice/crio-" + id + ".scope", Ref{ID: id, Runtime: CRIO}, true},
+		{"podman rootful v2 scope only", "/machine.slice/libpod-" + id + ".scope", Ref{ID: id, Runtime: Podman}, true},
 		{"host root", "/", Ref{}, false},
 		{"host service", "/system.slice/ssh.service", Ref{}, false},
 		{"user session", "/user.slice/user-0.slice/session-1.scope", Ref{}, false},
@@ -167,4 +185,32 @@ func TestDetectModeHere(t *testing.T) {
 	if _, err := DetectMode("/"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{
+		"/docker/" + id,
+		"/system.slice/docker-" + id + ".scope",
+		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidSystemd + ".slice/cri-containerd-" + id + ".scope",
+		"/kubepods/pod" + uid + "/" + id,
+		"/kubepods.slice/kubepods-pod_.slice/crio-" + id + ".scope",
+		"", "/", "//", "kubepods/pod/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		r, ok := ParsePath(path)
+		if !ok {
+			if r != (Ref{}) {
+				t.Fatalf("ParsePath(%q) = %+v without ok", path, r)
+			}
+			return
+		}
+		if !isID(r.ID) || r.Runtime == "" || strings.Contains(r.PodUID, "_") {
+			t.Fatalf("ParsePath(%q) = %+v", path, r)
+		}
+		if r.PodUID != "" && !strings.Contains(path, "kubepods") {
+			t.Fatalf("ParsePath(%q): pod uid %q outside kubepods", path, r.PodUID)
+		}
+	})
 }

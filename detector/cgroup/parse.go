@@ -21,6 +21,7 @@ const (
 type Ref struct {
 	ID      string // 64 hex characters
 	Runtime string // Docker, Podman, Containerd or CRIO; Docker for a bare id
+	PodUID  string // Kubernetes pod uid from a kubepods path, dashes restored; "" outside Kubernetes
 }
 
 // prefixes maps systemd scope / cgroupfs leaf prefixes to runtimes.
@@ -52,11 +53,20 @@ func ParseName(name string) (ref Ref, ok bool) {
 	return Ref{}, false
 }
 
-// ParsePath finds the container in a cgroup path such as
-// "/docker/<id>", "/system.slice/docker-<id>.scope",
-// "/machine.slice/libpod-<id>.scope/container" or
-// "/kubepods/besteffort/pod<uid>/<id>". The deepest recognisable component
+// ParsePath finds the container in a cgroup path (v2, or a v1 controller's)
+// written by one of the layouts below. The deepest recognisable component
 // wins, so a container's own sub-cgroups are attributed to it.
+//
+//	/docker/<id>                                  Docker, cgroupfs driver
+//	/system.slice/docker-<id>.scope               Docker, systemd driver
+//	/machine.slice/libpod-<id>.scope[/container]  Podman
+//	/kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope
+//	/kubepods.slice/kubepods-pod<uid>.slice/cri-containerd-<id>.scope   (guaranteed QoS)
+//	/kubepods/<qos>/pod<uid>/<id>, /kubepods/pod<uid>/<id>              (cgroupfs driver)
+//	... crio-<id>.scope                           CRI-O, either driver
+//
+// Under kubepods the pod uid is taken from the pod's cgroup; the systemd
+// driver writes its dashes as underscores, PodUID has them back.
 func ParsePath(path string) (ref Ref, ok bool) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i := len(parts) - 1; i >= 0; i-- {
@@ -64,10 +74,52 @@ func ParsePath(path string) (ref Ref, ok bool) {
 			if r.Runtime == Docker && i > 0 {
 				r.Runtime = runtimeOfParent(parts[i-1])
 			}
+			r.PodUID = podUID(parts[:i])
 			return r, true
 		}
 	}
 	return Ref{}, false
+}
+
+// podUID returns the pod uid named by the directories above a container's
+// cgroup, "" unless they are a kubelet's kubepods hierarchy.
+func podUID(parents []string) string {
+	if len(parents) == 0 || !strings.HasPrefix(parents[0], "kubepods") {
+		return ""
+	}
+	for i := len(parents) - 1; i >= 1; i-- {
+		name := parents[i]
+		var uid string
+		if slice, ok := strings.CutSuffix(name, ".slice"); ok {
+			// systemd driver: kubepods[-<qos>]-pod<uid with _>.slice
+			j := strings.LastIndex(slice, "-pod")
+			if j < 0 || !strings.HasPrefix(slice, "kubepods-") {
+				continue
+			}
+			uid = strings.ReplaceAll(slice[j+len("-pod"):], "_", "-")
+		} else if rest, ok := strings.CutPrefix(name, "pod"); ok {
+			uid = rest // cgroupfs driver: pod<uid>
+		}
+		if isUID(uid) {
+			return uid
+		}
+	}
+	return ""
+}
+
+// isUID accepts a Kubernetes pod uid: a UUID, or the hex config hash a
+// static pod gets.
+func isUID(s string) bool {
+	if len(s) < 8 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // runtimeOfParent names the runtime of a bare id by its parent directory.
