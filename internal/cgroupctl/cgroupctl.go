@@ -1,0 +1,359 @@
+package cgroupctl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Cgroup is one cgroup directory in one hierarchy.
+type Cgroup struct {
+	Mount string // mount point of the hierarchy, e.g. /sys/fs/cgroup/freezer
+	Path  string // path inside it as /proc/<pid>/cgroup writes it, e.g. /docker/<id>
+	V2    bool   // unified hierarchy; false: a v1 hierarchy with the freezer controller
+}
+
+// Dir is the cgroup's directory.
+func (c Cgroup) Dir() string { return filepath.Join(c.Mount, c.Path) }
+
+func (c Cgroup) String() string {
+	if c.V2 {
+		return "v2:" + c.Path
+	}
+	return "v1 freezer:" + c.Path
+}
+
+// check refuses the zero Cgroup and a hierarchy's root.
+func (c Cgroup) check(action string) error {
+	if c.Mount == "" {
+		return fmt.Errorf("%s cgroup: no hierarchy mount point", action)
+	}
+	if p := filepath.Clean("/" + c.Path); p == "/" {
+		return fmt.Errorf("%s cgroup %s: refusing the root cgroup (it holds the host)", action, c)
+	}
+	return nil
+}
+
+// Freeze stops every process of the cgroup and its descendants and waits
+// until the kernel reports them frozen.
+func (c Cgroup) Freeze(ctx context.Context) error { return c.setFrozen(ctx, true) }
+
+// Thaw resumes the cgroup's processes and waits until the kernel reports it
+// thawed.
+func (c Cgroup) Thaw(ctx context.Context) error { return c.setFrozen(ctx, false) }
+
+func (c Cgroup) setFrozen(ctx context.Context, frozen bool) error {
+	action := map[bool]string{true: "freeze", false: "thaw"}[frozen]
+	if err := c.check(action); err != nil {
+		return err
+	}
+	var file, value string
+	switch {
+	case c.V2:
+		file, value = "cgroup.freeze", map[bool]string{true: "1", false: "0"}[frozen]
+	default:
+		file, value = "freezer.state", map[bool]string{true: "FROZEN", false: "THAWED"}[frozen]
+	}
+	write := func() error {
+		if err := os.WriteFile(filepath.Join(c.Dir(), file), []byte(value), 0); err != nil {
+			return fmt.Errorf("%s cgroup %s: %w", action, c, err)
+		}
+		return nil
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	err := poll(ctx, func() (bool, error) {
+		got, err := c.Frozen()
+		if err != nil || got == frozen {
+			return got == frozen, err
+		}
+		if !c.V2 && frozen {
+			// A v1 freezer can stay FREEZING when a task was busy; the
+			// kernel documentation says to write FROZEN again.
+			return false, write()
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s cgroup %s: wait for the kernel: %w", action, c, err)
+	}
+	return nil
+}
+
+// Frozen reports whether the kernel has finished freezing the cgroup (v2
+// "frozen 1" in cgroup.events, v1 freezer.state FROZEN).
+func (c Cgroup) Frozen() (bool, error) {
+	if c.V2 {
+		ev, err := c.events()
+		return ev["frozen"] == "1", err
+	}
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "freezer.state"))
+	if err != nil {
+		return false, fmt.Errorf("read freezer state of %s: %w", c, err)
+	}
+	return strings.TrimSpace(string(b)) == "FROZEN", nil
+}
+
+func (c Cgroup) events() (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "cgroup.events"))
+	if err != nil {
+		return nil, fmt.Errorf("read cgroup.events of %s: %w", c, err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Procs lists the processes of the cgroup and of its descendants.
+func (c Cgroup) Procs() ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(c.Dir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path != c.Dir() {
+				return nil // a child cgroup removed while walking
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path != c.Dir() {
+				return nil
+			}
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("parse %s/cgroup.procs: bad pid %q", path, f)
+			}
+			pids = append(pids, pid)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list processes of cgroup %s: %w", c, err)
+	}
+	return pids, nil
+}
+
+// Kill kills every process of the cgroup and its descendants and waits until
+// none is left: one write to cgroup.kill on a v2 kernel that has it (5.14+),
+// else SIGKILL to every pid of cgroup.procs, again until the cgroup is
+// empty (a fork can race a signal). A frozen v1 cgroup is thawed after the
+// signals are sent, since its tasks cannot die frozen; a frozen v2 cgroup's
+// tasks die without thawing.
+func (c Cgroup) Kill(ctx context.Context) error {
+	if err := c.check("kill"); err != nil {
+		return err
+	}
+	if c.V2 {
+		err := os.WriteFile(filepath.Join(c.Dir(), "cgroup.kill"), []byte("1"), 0)
+		if err == nil {
+			if err := poll(ctx, func() (bool, error) {
+				ev, err := c.events()
+				return err == nil && ev["populated"] == "0", err
+			}); err != nil {
+				return fmt.Errorf("kill cgroup %s: wait for it to empty: %w", c, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kill cgroup %s: %w", c, err)
+		}
+	}
+	err := poll(ctx, func() (bool, error) {
+		pids, err := c.Procs()
+		if err != nil || len(pids) == 0 {
+			return len(pids) == 0, err
+		}
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return false, fmt.Errorf("signal pid %d: %w", pid, err)
+			}
+		}
+		if !c.V2 {
+			if frozen, err := c.Frozen(); err == nil && frozen {
+				if err := os.WriteFile(filepath.Join(c.Dir(), "freezer.state"), []byte("THAWED"), 0); err != nil {
+					return false, fmt.Errorf("thaw to let signals land: %w", err)
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("kill cgroup %s: %w", c, err)
+	}
+	return nil
+}
+
+// poll calls done until it reports true or fails, backing off from 1ms to
+// 50ms, until ctx ends.
+func poll(ctx context.Context, done func() (bool, error)) error {
+	wait := time.Millisecond
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// Paths are a process's cgroups in the hierarchies containment uses; a zero
+// Cgroup (Mount "") means that hierarchy is not mounted or lists no path.
+type Paths struct {
+	Freezer Cgroup // v1 freezer hierarchy
+	Unified Cgroup // v2 hierarchy
+}
+
+// Container picks the cgroup to contain a process by: the v1 freezer cgroup
+// when the process is in a non-root one (Docker on a v1 or hybrid host),
+// else its non-root v2 cgroup. It errs when both are roots: the process is
+// a host process.
+func (p Paths) Container() (Cgroup, error) {
+	for _, c := range []Cgroup{p.Freezer, p.Unified} {
+		if c.check("pick") == nil {
+			return c, nil
+		}
+	}
+	return Cgroup{}, errors.New("pick cgroup: the process is in no container cgroup (root of every hierarchy)")
+}
+
+// PathsOf reads /proc/<pid>/cgroup and /proc/self/mountinfo under procRoot
+// ("/proc" normally).
+func PathsOf(procRoot string, pid int) (Paths, error) {
+	cg, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return Paths{}, fmt.Errorf("find cgroups of pid %d: %w", pid, err)
+	}
+	mi, err := os.ReadFile(filepath.Join(procRoot, "self", "mountinfo"))
+	if err != nil {
+		return Paths{}, fmt.Errorf("find cgroups of pid %d: %w", pid, err)
+	}
+	p, err := ParsePaths(cg, mi)
+	if err != nil {
+		return Paths{}, fmt.Errorf("find cgroups of pid %d: %w", pid, err)
+	}
+	return p, nil
+}
+
+// ParsePaths combines /proc/<pid>/cgroup content with /proc/self/mountinfo
+// content. A hierarchy mounted with a non-root root (inside a cgroup
+// namespace or a bind mount) is used only when the process's path lies
+// under it.
+func ParsePaths(procCgroup, mountinfo []byte) (Paths, error) {
+	var freezerPath, v2Path string
+	var haveFreezer, haveV2 bool
+	sc := bufio.NewScanner(bytes.NewReader(procCgroup))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		id, rest, ok1 := strings.Cut(line, ":")
+		ctrls, path, ok2 := strings.Cut(rest, ":")
+		if _, err := strconv.Atoi(id); !ok1 || !ok2 || err != nil || !strings.HasPrefix(path, "/") {
+			return Paths{}, fmt.Errorf("parse cgroup line %d: want ID:CONTROLLERS:/PATH, got %q", n, line)
+		}
+		if id == "0" && ctrls == "" {
+			v2Path, haveV2 = path, true
+			continue
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			if c == "freezer" {
+				freezerPath, haveFreezer = path, true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Paths{}, fmt.Errorf("read cgroup file: %w", err)
+	}
+	var out Paths
+	sc = bufio.NewScanner(bytes.NewReader(mountinfo))
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		left, right, ok := strings.Cut(sc.Text(), " - ")
+		lf, rf := strings.Fields(left), strings.Fields(right)
+		if !ok || len(lf) < 5 || len(rf) < 3 {
+			continue
+		}
+		root, mount := unescape(lf[3]), unescape(lf[4])
+		switch {
+		case rf[0] == "cgroup2" && haveV2 && out.Unified.Mount == "":
+			if rel, ok := under(v2Path, root); ok {
+				out.Unified = Cgroup{Mount: mount, Path: rel, V2: true}
+			}
+		case rf[0] == "cgroup" && haveFreezer && out.Freezer.Mount == "" && hasOpt(rf[2], "freezer"):
+			if rel, ok := under(freezerPath, root); ok {
+				out.Freezer = Cgroup{Mount: mount, Path: rel}
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// under returns path relative to a mount whose root is root.
+func under(path, root string) (string, bool) {
+	if root == "/" {
+		return path, true
+	}
+	if path == root {
+		return "/", true
+	}
+	if rest, ok := strings.CutPrefix(path, root+"/"); ok {
+		return "/" + rest, true
+	}
+	return "", false
+}
+
+func hasOpt(opts, want string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
