@@ -72,7 +72,9 @@ func RandomID(t testing.TB) string {
 
 // Create makes the cgroup path (and its missing parents) under mount. At
 // cleanup it kills whatever is left in it and removes the directories it
-// made.
+// made. Parallel tests that share a parent should create it first from
+// their common parent test: a directory is removed by the test that made
+// it, and only once empty.
 func Create(t testing.TB, mount, path string, v2 bool) cgroupctl.Cgroup {
 	t.Helper()
 	c := cgroupctl.Cgroup{Mount: mount, Path: path, V2: v2}
