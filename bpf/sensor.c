@@ -87,6 +87,7 @@ enum event_type {
 struct event {
 	__u64 ts;        // bpf_ktime_get_boot_ns
 	__u64 cgroup_id; // kernfs id of the attributed cgroup
+	__u64 cgroup2_id; // kernfs id of the task's v2 (default hierarchy) cgroup
 	__s64 ret;       // syscall return value; exit: exit code
 	__u64 arg[4];    // numeric syscall arguments, per type
 	__u32 type;
@@ -210,6 +211,9 @@ static __always_inline __u32 vpid_of(struct task_struct *t)
 static __always_inline void fill_cgroup(struct event *e, struct task_struct *t)
 {
 	struct kernfs_node *kn;
+	// Also the v2 cgroup in v1 mode: on a hybrid host a container may sit
+	// in the unified hierarchy only (a kubelet with the v2 layout).
+	e->cgroup2_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 	if (cgroup_v2) {
 		kn = t->cgroups->dfl_cgrp->kn;
 	} else {
@@ -239,6 +243,7 @@ static __always_inline void fill_header(struct event *e, struct task_struct *t, 
 	const struct cred *cred = t->cred;
 	e->ts = bpf_ktime_get_boot_ns();
 	e->cgroup_id = 0;
+	e->cgroup2_id = 0;
 	e->ret = 0;
 	e->arg[0] = e->arg[1] = e->arg[2] = e->arg[3] = 0;
 	e->type = type;

@@ -14,33 +14,34 @@ import (
 )
 
 type SensorEvent struct {
-	_        structs.HostLayout
-	Ts       uint64
-	CgroupId uint64
-	Ret      int64
-	Arg      [4]uint64
-	Type     uint32
-	Syscall  uint32
-	Pid      uint32
-	Tid      uint32
-	Ppid     uint32
-	Vpid     uint32
-	Uid      uint32
-	Gid      uint32
-	Euid     uint32
-	Tty      uint32
-	Flags    uint32
-	ArgvLen  uint32
-	Family   uint16
-	Lport    uint16
-	Rport    uint16
-	SockType uint16
-	Laddr    [16]uint8
-	Raddr    [16]uint8
-	Comm     [16]int8
-	Cgroup   [128]int8
-	Path     [256]int8
-	Argv     [1024]int8
+	_         structs.HostLayout
+	Ts        uint64
+	CgroupId  uint64
+	Cgroup2Id uint64
+	Ret       int64
+	Arg       [4]uint64
+	Type      uint32
+	Syscall   uint32
+	Pid       uint32
+	Tid       uint32
+	Ppid      uint32
+	Vpid      uint32
+	Uid       uint32
+	Gid       uint32
+	Euid      uint32
+	Tty       uint32
+	Flags     uint32
+	ArgvLen   uint32
+	Family    uint16
+	Lport     uint16
+	Rport     uint16
+	SockType  uint16
+	Laddr     [16]uint8
+	Raddr     [16]uint8
+	Comm      [16]int8
+	Cgroup    [128]int8
+	Path      [256]int8
+	Argv      [1024]int8
 }
 
 // Names of all BPF objects in the ELF.

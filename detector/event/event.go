@@ -106,6 +106,7 @@ type Container struct {
 	Labels   map[string]string `json:"labels,omitempty"`  // container labels
 	Runtime  string            `json:"runtime,omitempty"` // "docker", "podman", "containerd", "cri-o"
 	Ports    []uint16          `json:"ports,omitempty"`   // declared ports: image EXPOSE and published ports
+	PodUID   string            `json:"pod_uid,omitempty"` // Kubernetes pod, from the cgroup path
 	CgroupID uint64            `json:"cgroup_id,omitempty"`
 	Cgroup   string            `json:"cgroup,omitempty"` // the cgroup name the kernel reported
 }

@@ -19,7 +19,34 @@ type Env struct {
 	FD        FD        `expr:"fd"`
 	Container Container `expr:"container"`
 	User      User      `expr:"user"`
+	K8s       K8s       `expr:"k8s"`
 }
+
+// K8s holds k8s.* fields: the pod of a container, from the CRI labels the
+// kubelet puts on it (io.kubernetes.pod.*) and, for the uid, from the pod's
+// cgroup path when no runtime answers.
+type K8s struct {
+	Pod Pod `expr:"pod"`
+	NS  NS  `expr:"ns"`
+}
+
+// Pod holds k8s.pod.* fields.
+type Pod struct {
+	Name string `expr:"name"`
+	UID  string `expr:"uid"`
+}
+
+// NS holds k8s.ns.* fields.
+type NS struct {
+	Name string `expr:"name"`
+}
+
+// CRI labels the kubelet sets on every container of a pod.
+const (
+	LabelPodName      = "io.kubernetes.pod.name"
+	LabelPodNamespace = "io.kubernetes.pod.namespace"
+	LabelPodUID       = "io.kubernetes.pod.uid"
+)
 
 // Evt holds evt.* fields.
 type Evt struct {
@@ -163,6 +190,12 @@ func NewEnv(ev *event.Event) *Env {
 	}
 	c.Image = Image{Repository: ev.Container.Image, Tag: ev.Container.Tag, Digest: ev.Container.Digest}
 	c.Labels = ev.Container.Labels
+	env.K8s.Pod.Name = ev.Container.Labels[LabelPodName]
+	env.K8s.NS.Name = ev.Container.Labels[LabelPodNamespace]
+	env.K8s.Pod.UID = ev.Container.PodUID
+	if env.K8s.Pod.UID == "" {
+		env.K8s.Pod.UID = ev.Container.Labels[LabelPodUID]
+	}
 	c.Runtime = ev.Container.Runtime
 	for _, port := range ev.Container.Ports {
 		c.Ports = append(c.Ports, int64(port))

@@ -432,3 +432,48 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+func TestAlertK8sFields(t *testing.T) {
+	rs := defaultRules(t)
+	const uid = "0b7e6a1c-1111-2222-3333-444455556666"
+	tests := []struct {
+		name string
+		set  func(c *event.Container)
+		want map[string]any // nil: no k8s fields
+	}{
+		{"pod uid from the cgroup path, no runtime", func(c *event.Container) { c.PodUID = uid },
+			map[string]any{"k8s.pod.uid": uid, "k8s.pod.name": "", "k8s.ns.name": ""}},
+		{"CRI labels", func(c *event.Container) {
+			c.Labels = map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", LabelPodUID: uid}
+		}, map[string]any{"k8s.pod.uid": uid, "k8s.pod.name": "web-0", "k8s.ns.name": "shop"}},
+		{"path uid wins over a label", func(c *event.Container) {
+			c.PodUID = uid
+			c.Labels = map[string]string{LabelPodName: "web-0", LabelPodUID: "other"}
+		}, map[string]any{"k8s.pod.uid": uid, "k8s.pod.name": "web-0", "k8s.ns.name": ""}},
+		{"plain Docker container", func(c *event.Container) {}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := inContainer(openOf("cat", "/etc/shadow", 0))
+			tt.set(&ev.Container)
+			alerts, err := rs.Eval(&ev, "node-1")
+			if err != nil || len(alerts) != 1 {
+				t.Fatalf("Eval = %d alerts, %v", len(alerts), err)
+			}
+			f := alerts[0].OutputFields
+			if tt.want == nil {
+				for _, k := range k8sFields {
+					if _, ok := f[k]; ok {
+						t.Errorf("output_fields has %s outside Kubernetes", k)
+					}
+				}
+				return
+			}
+			for k, v := range tt.want {
+				if f[k] != v {
+					t.Errorf("output_fields[%q] = %#v, want %#v", k, f[k], v)
+				}
+			}
+		})
+	}
+}

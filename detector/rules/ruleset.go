@@ -135,6 +135,9 @@ var standardFields = []string{
 var resourceFields = []string{"evt.time", "evt.type", "container.id", "container.name",
 	"container.image.repository", "container.image.tag"}
 
+// k8sFields go into the alerts of containers that belong to a pod.
+var k8sFields = []string{"k8s.pod.name", "k8s.ns.name", "k8s.pod.uid"}
+
 var netFields = []string{"fd.name", "fd.type", "fd.l4proto", "fd.sip", "fd.sport", "fd.cip", "fd.cport"}
 
 var fieldsByType = map[string][]string{
@@ -164,6 +167,11 @@ func (rs *Ruleset) Alert(r *Rule, ev *event.Event, env *Env, hostname string) al
 	}
 	for _, set := range [][]string{base, fieldsByType[ev.Type], r.out.fieldNames()} {
 		for _, name := range set {
+			fields[name] = rs.fields.value(env, name)
+		}
+	}
+	if env.K8s.Pod.UID != "" || env.K8s.Pod.Name != "" {
+		for _, name := range k8sFields {
 			fields[name] = rs.fields.value(env, name)
 		}
 	}

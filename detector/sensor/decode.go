@@ -54,6 +54,7 @@ type Record struct {
 	Event      event.Event
 	CgroupName string
 	CgroupID   uint64
+	Cgroup2ID  uint64 // the task's v2 cgroup, whichever hierarchy CgroupID is in
 	BootNanos  uint64 // kernel timestamp, CLOCK_BOOTTIME
 }
 
@@ -70,7 +71,7 @@ func Decode(raw []byte, bootOffset time.Duration, rec *Record) error {
 	if r.Type == 0 || int(r.Type) >= len(typeNames) {
 		return fmt.Errorf("decode event: unknown event type %d", r.Type)
 	}
-	*rec = Record{CgroupName: cstr(r.Cgroup[:]), CgroupID: r.CgroupId, BootNanos: r.Ts}
+	*rec = Record{CgroupName: cstr(r.Cgroup[:]), CgroupID: r.CgroupId, Cgroup2ID: r.Cgroup2Id, BootNanos: r.Ts}
 	ev := &rec.Event
 	ev.Type = typeNames[r.Type]
 	ev.Syscall = syscallNames[r.Syscall]
