@@ -44,6 +44,11 @@ type Config struct {
 	// drops them (a dozen per exec, no rule looks at them); captures and
 	// rules then do not see them either.
 	ReportLibraryReads bool `yaml:"report_library_reads"`
+	// Cgroup chooses the hierarchy that attributes processes to
+	// containers: "v1" (the pids controller's cgroup, then the v2 cgroup of
+	// processes whose v1 cgroup is no container), "v2" (the unified
+	// hierarchy), or "" / "auto": v2 when /sys/fs/cgroup is a cgroup2 mount.
+	Cgroup string `yaml:"cgroup"`
 }
 
 // Defaults.
@@ -81,6 +86,11 @@ func (c Config) validate() error {
 	}
 	if err := c.Resources.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("detector: %w", err))
+	}
+	switch c.Cgroup {
+	case "", "auto", "v1", "v2":
+	default:
+		errs = append(errs, fmt.Errorf("detector: cgroup must be auto, v1 or v2, got %q", c.Cgroup))
 	}
 	return errors.Join(errs...)
 }

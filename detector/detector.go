@@ -159,6 +159,19 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 	if err != nil {
 		return fmt.Errorf("run detector: %w", err)
 	}
+	modeFrom := "detected"
+	switch d.cfg.Cgroup {
+	case "v1":
+		mode, modeFrom = cgroup.V1, "config"
+	case "v2":
+		mode, modeFrom = cgroup.V2, "config"
+	}
+	var v2 *cgroup.Resolver
+	if mounts, err := cgroup.ReadMounts(); err != nil {
+		d.log.Warn("cgroup v2 attribution off", "err", err)
+	} else if mounts.V2 != "" {
+		v2 = cgroup.NewResolver(mounts.V2)
+	}
 	opts := sensor.Options{RingBufferBytes: d.cfg.RingBufferBytes, Cgroup: mode, IgnorePID: uint32(os.Getpid()),
 		SkipLibraryReads: !d.cfg.ReportLibraryReads}
 	if d.cfg.PollInterval > 0 {
@@ -173,9 +186,11 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		return err
 	}
 	d.metrics.sensor.Store(s)
-	d.log.Info("detector running", "cgroup", mode.String(), "rules", len(d.rules.Rules()), "workers", d.cfg.Workers)
+	d.log.Info("detector running", "cgroup", mode.String(), "cgroup_choice", modeFrom, "cgroup_v2_fallback", mode == cgroup.V1 && v2 != nil,
+		"rules", len(d.rules.Rules()), "workers", d.cfg.Workers)
 
 	p := newPipeline(d, emit)
+	p.mode, p.v2 = mode, v2
 	if err := p.table.Seed(); err != nil {
 		d.log.Warn("seed process table", "err", err)
 	}

@@ -24,6 +24,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"negative queue", Config{QueueSize: -1}, "detector: queue_size must be positive, got -1"},
 		{"too many workers", Config{Workers: 1000}, "detector: workers must be between 1 and 64, got 1000"},
 		{"ring not a power of two", Config{RingBufferBytes: 5000}, "detector: ring_buffer_bytes must be a power of two of at least 4096, got 5000"},
+		{"unknown cgroup hierarchy", Config{Cgroup: "v3"}, `detector: cgroup must be auto, v1 or v2, got "v3"`},
 		{"missing rules path", Config{Rules: []string{"/nonexistent/rules.yaml"}}, "read rules: stat /nonexistent/rules.yaml: no such file or directory"},
 	}
 	for _, tt := range tests {

@@ -24,7 +24,10 @@ type pipeline struct {
 	out   *emitter
 	table *procs.Table // owned by the state goroutine
 
-	cgroups map[uint64]cgroup.Ref // cgroup kernfs id -> container; owned by the state goroutine
+	cgroups  map[uint64]cgroup.Ref // cgroup kernfs id (the sensor's hierarchy) -> container; owned by the state goroutine
+	cgroups2 map[uint64]cgroup.Ref // v2 cgroup id -> container; owned by the state goroutine
+	mode     cgroup.Mode           // the hierarchy the sensor attributes by
+	v2       *cgroup.Resolver      // v2 ids to paths; nil without a cgroup2 mount
 	users   map[string]userDB     // container id ("host" for the host) -> passwd; owned by the state goroutine
 
 	bootOffset time.Duration
@@ -41,6 +44,7 @@ func newPipeline(d *Detector, emit func(alert.Alert)) *pipeline {
 		d: d, out: &emitter{emit: emit},
 		table:      procs.New("/proc", 1<<16, 5*time.Second),
 		cgroups:    map[uint64]cgroup.Ref{},
+		cgroups2:   map[uint64]cgroup.Ref{},
 		users:      map[string]userDB{},
 		bootOffset: sensor.BootOffset(),
 	}
@@ -96,8 +100,52 @@ func (p *pipeline) state(ctx context.Context, in <-chan []byte, out chan<- *Even
 	}
 }
 
-// attribute sets the event's container from the cgroup the kernel saw.
+// attribute sets the event's container from the cgroup the kernel saw. In
+// v2 mode the full path of the v2 cgroup names the container (and its pod);
+// in v1 mode the pids cgroup does, and the v2 cgroup is asked when that is
+// no container: on a hybrid host a kubelet may place pods in the unified
+// hierarchy only.
 func (p *pipeline) attribute(rec *sensor.Record, ev *Event) {
+	var ref cgroup.Ref
+	if p.mode == cgroup.V2 {
+		ref = p.byV2(rec.CgroupID)
+	}
+	if ref.ID == "" {
+		ref = p.byName(rec, ev)
+	}
+	if ref.ID == "" && p.mode == cgroup.V1 {
+		ref = p.byV2(rec.Cgroup2ID)
+	}
+	if ref.ID == "" {
+		ev.Container.ID = event.HostID
+		return
+	}
+	ev.Container.ID = ref.ID
+	ev.Container.Runtime = ref.Runtime
+	ev.Container.PodUID = ref.PodUID
+}
+
+// byV2 resolves a v2 cgroup id to its path and parses it, remembering the
+// answer (a miss walks the hierarchy once per unknown id).
+func (p *pipeline) byV2(id uint64) cgroup.Ref {
+	if p.v2 == nil || id == 0 {
+		return cgroup.Ref{}
+	}
+	ref, ok := p.cgroups2[id]
+	if !ok {
+		if path, found := p.v2.Path(id); found {
+			ref, _ = cgroup.ParsePath(path)
+		}
+		if len(p.cgroups2) > 1<<14 {
+			clear(p.cgroups2)
+		}
+		p.cgroups2[id] = ref
+	}
+	return ref
+}
+
+// byName attributes by the cgroup name the sensor reported.
+func (p *pipeline) byName(rec *sensor.Record, ev *Event) cgroup.Ref {
 	ref, ok := p.cgroups[rec.CgroupID]
 	if !ok {
 		ref, ok = cgroup.ParseName(rec.CgroupName)
@@ -113,12 +161,7 @@ func (p *pipeline) attribute(rec *sensor.Record, ev *Event) {
 		}
 		p.cgroups[rec.CgroupID] = ref
 	}
-	if ref.ID == "" {
-		ev.Container.ID = event.HostID
-		return
-	}
-	ev.Container.ID = ref.ID
-	ev.Container.Runtime = ref.Runtime
+	return ref
 }
 
 // process updates the process table and fills the process fields.

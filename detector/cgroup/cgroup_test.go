@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -213,4 +214,45 @@ func FuzzParsePath(f *testing.F) {
 			t.Fatalf("ParsePath(%q): pod uid %q outside kubepods", path, r.PodUID)
 		}
 	})
+}
+
+// The resolver over a plain directory tree: ids are inode numbers, as on
+// cgroup2.
+func TestResolver(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "kubepods.slice", "kubepods-pod"+uidSystemd+".slice", "cri-containerd-"+id+".scope")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ino := func(p string) uint64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	r := NewResolver(root)
+	p, ok := r.Path(ino(dir))
+	if !ok || p != "/kubepods.slice/kubepods-pod"+uidSystemd+".slice/cri-containerd-"+id+".scope" {
+		t.Fatalf("Path = %q, %v", p, ok)
+	}
+	if ref, _ := ParsePath(p); ref.PodUID != uid {
+		t.Fatalf("ParsePath(%q) = %+v", p, ref)
+	}
+	if p, ok := r.Path(ino(root)); !ok || p != "/" {
+		t.Fatalf("root: Path = %q, %v", p, ok)
+	}
+	if r.Walks() != 1 {
+		t.Fatalf("walks = %d, want 1 (hits are cached)", r.Walks())
+	}
+	later := filepath.Join(root, "docker", id)
+	if err := os.MkdirAll(later, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := r.Path(ino(later)); !ok || p != "/docker/"+id || r.Walks() != 2 {
+		t.Fatalf("new cgroup: Path = %q, %v after %d walks", p, ok, r.Walks())
+	}
+	if _, ok := r.Path(1 << 62); ok {
+		t.Fatal("unknown id resolved")
+	}
 }

@@ -130,10 +130,16 @@ func Sleep(t testing.TB, c cgroupctl.Cgroup) *Proc {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	if err := os.WriteFile(filepath.Join(c.Dir(), "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
-		t.Fatalf("move pid %d into %s: %v", cmd.Process.Pid, c.Dir(), err)
-	}
+	Move(t, c, cmd.Process.Pid)
 	return &Proc{Pid: cmd.Process.Pid, Done: done, cmd: cmd}
+}
+
+// Move puts process pid into c.
+func Move(t testing.TB, c cgroupctl.Cgroup, pid int) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(c.Dir(), "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatalf("move pid %d into %s: %v", pid, c.Dir(), err)
+	}
 }
 
 // Status returns a field of /proc/<pid>/status ("State" gives e.g.
