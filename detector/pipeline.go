@@ -28,7 +28,7 @@ type pipeline struct {
 	cgroups2 map[uint64]cgroup.Ref // v2 cgroup id -> container; owned by the state goroutine
 	mode     cgroup.Mode           // the hierarchy the sensor attributes by
 	v2       *cgroup.Resolver      // v2 ids to paths; nil without a cgroup2 mount
-	users   map[string]userDB     // container id ("host" for the host) -> passwd; owned by the state goroutine
+	users    map[string]userDB     // container id ("host" for the host) -> passwd; owned by the state goroutine
 
 	bootOffset time.Duration
 }
