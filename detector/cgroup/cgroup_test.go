@@ -3,6 +3,7 @@ package cgroup
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,5 +255,36 @@ func TestResolver(t *testing.T) {
 	}
 	if _, ok := r.Path(1 << 62); ok {
 		t.Fatal("unknown id resolved")
+	}
+}
+
+func BenchmarkParsePath(b *testing.B) {
+	p := "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSystemd + ".slice/cri-containerd-" + id + ".scope"
+	for b.Loop() {
+		if r, ok := ParsePath(p); !ok || r.PodUID != uid {
+			b.Fatal(r)
+		}
+	}
+}
+
+// BenchmarkResolverMiss is the cost of one miss (a walk) over a node with
+// 100 pods of 3 containers each.
+func BenchmarkResolverMiss(b *testing.B) {
+	root := b.TempDir()
+	for pod := 0; pod < 100; pod++ {
+		for c := 0; c < 3; c++ {
+			dir := filepath.Join(root, "kubepods.slice", "kubepods-burstable.slice",
+				"kubepods-burstable-pod"+strings.Repeat(string(rune('a'+pod%6)), 8)+strconv.Itoa(pod)+".slice",
+				"cri-containerd-"+strconv.Itoa(c)+".scope")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	r := NewResolver(root)
+	for b.Loop() {
+		if _, ok := r.Path(1 << 62); ok {
+			b.Fatal("resolved an unknown id")
+		}
 	}
 }
