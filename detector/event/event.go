@@ -135,9 +135,10 @@ func (c Container) MatchesID(id string) bool {
 }
 
 // Cmdline is the command line as Falco writes proc.cmdline: the process
-// name followed by its arguments.
+// name followed by its arguments, without a trailing space when there are
+// none.
 func (e *Event) Cmdline() string {
-	if len(e.Args) == 0 {
+	if len(e.Args) <= 1 {
 		return e.Comm
 	}
 	return e.Comm + " " + strings.Join(e.Args[1:], " ")

@@ -45,6 +45,9 @@ func TestCmdlineAndJSON(t *testing.T) {
 	if got := (&Event{Comm: "kworker"}).Cmdline(); got != "kworker" {
 		t.Fatalf("Cmdline without args = %q", got)
 	}
+	if got := (&Event{Comm: "top", Args: []string{"/usr/bin/top"}}).Cmdline(); got != "top" {
+		t.Fatalf("Cmdline with argv[0] only = %q, want no trailing space", got)
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
