@@ -110,12 +110,40 @@ func (t *Table) Sweep(now time.Time) {
 	}
 }
 
-// Ancestors returns the names of pid's parent, grandparent, ... at most n.
+// IsRuntimeHelper reports whether comm is one of runc's transient
+// processes (runc itself, runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT]).
+// They start a container's processes and exit at once; the started process
+// is then reparented to the container's shim, its lasting parent.
+func IsRuntimeHelper(comm string) bool {
+	return comm == "runc" || strings.HasPrefix(comm, "runc:[")
+}
+
+// Parent returns the parent of a process whose parent pid is ppid: the
+// first ancestor that is not a runtime helper (IsRuntimeHelper), so that
+// the same `docker exec` yields the same parent (the shim) whether runc had
+// exited by the time of the event or not. Nil when unknown.
+func (t *Table) Parent(ppid uint32) *Proc {
+	p := t.Lookup(ppid)
+	for hops := 0; p != nil && IsRuntimeHelper(p.Comm) && hops < 4; hops++ {
+		if p.PPID == 0 || p.PPID == p.PID {
+			return p
+		}
+		next := t.Lookup(p.PPID)
+		if next == nil {
+			return p
+		}
+		p = next
+	}
+	return p
+}
+
+// Ancestors returns the names of pid's parent, grandparent, ... at most n,
+// runtime helpers skipped as in Parent.
 func (t *Table) Ancestors(pid uint32, n int) []string {
 	var out []string
 	p := t.Get(pid)
 	for p != nil && len(out) < n && p.PPID != 0 && p.PPID != p.PID {
-		p = t.Lookup(p.PPID)
+		p = t.Parent(p.PPID)
 		if p == nil {
 			break
 		}

@@ -79,6 +79,54 @@ func TestTableTree(t *testing.T) {
 	}
 }
 
+// TestParentSkipsRuntimeHelpers: a process runc started has the shim as
+// its parent, whether runc is still in the table or it already exited and
+// the process was reparented to the shim.
+func TestParentSkipsRuntimeHelpers(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(tab *Table)
+		ppid   uint32
+		parent string
+		anames []string
+	}{
+		{"runc still running", func(tab *Table) {
+			tab.Exec(40, 10, "runc", "/usr/bin/runc", []string{"runc", "exec"}, 0)
+			tab.Exec(41, 40, "sh", "/bin/sh", []string{"sh"}, 0)
+		}, 40, "containerd-shim", []string{"containerd-shim", "containerd"}},
+		{"runc init's chain", func(tab *Table) {
+			tab.Exec(40, 10, "runc", "/usr/bin/runc", nil, 0)
+			tab.Exec(42, 40, "runc:[2:INIT]", "/proc/self/exe", nil, 0)
+			tab.Exec(41, 42, "sh", "/bin/sh", []string{"sh"}, 0)
+		}, 42, "containerd-shim", []string{"containerd-shim", "containerd"}},
+		{"reparented to the shim", func(tab *Table) {
+			tab.Exec(41, 10, "sh", "/bin/sh", []string{"sh"}, 0)
+		}, 10, "containerd-shim", []string{"containerd-shim", "containerd"}},
+		{"a shell parent is kept", func(tab *Table) {
+			tab.Exec(40, 10, "bash", "/bin/bash", nil, 0)
+			tab.Exec(41, 40, "sh", "/bin/sh", []string{"sh"}, 0)
+		}, 40, "bash", []string{"bash", "containerd-shim", "containerd"}},
+		{"runc whose parent is unknown", func(tab *Table) {
+			tab.Exec(40, 999999, "runc", "/usr/bin/runc", nil, 0)
+			tab.Exec(41, 40, "sh", "/bin/sh", []string{"sh"}, 0)
+		}, 40, "runc", []string{"runc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab := New(t.TempDir(), 0, time.Second)
+			tab.Exec(5, 0, "containerd", "/usr/bin/containerd", nil, 0)
+			tab.Exec(10, 5, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", nil, 0)
+			tt.setup(tab)
+			if p := tab.Parent(tt.ppid); p == nil || p.Comm != tt.parent {
+				t.Fatalf("Parent(%d) = %+v, want %s", tt.ppid, p, tt.parent)
+			}
+			if got := tab.Ancestors(41, 8); !reflect.DeepEqual(got, tt.anames) {
+				t.Fatalf("Ancestors = %q, want %q", got, tt.anames)
+			}
+		})
+	}
+}
+
 func TestTableBounded(t *testing.T) {
 	tab := New(t.TempDir(), 3, time.Second)
 	for pid := uint32(1); pid <= 10; pid++ {

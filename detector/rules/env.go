@@ -247,9 +247,11 @@ func sockFD(ev *event.Event) FD {
 		fd.Name = ev.Path
 		return fd
 	}
-	// The server is the remote end of what this process connected to, and
-	// the local end of what it accepted, bound or listens on.
-	if ev.Type == event.Connect {
+	// fd.name is always client->server. The server is the remote end of
+	// what this process connected to, and the local end of what it
+	// accepted, bound or listens on. A socket met as dup's old fd or as an
+	// exec'd process's stdin/stdout has no known role: see localIsClient.
+	if ev.Type == event.Connect || ((ev.Type == event.Dup || ev.Type == event.Exec) && localIsClient(fd.LPort, fd.RPort)) {
 		fd.SIP, fd.SPort, fd.CIP, fd.CPort = fd.RIP, fd.RPort, fd.LIP, fd.LPort
 	} else {
 		fd.SIP, fd.SPort, fd.CIP, fd.CPort = fd.LIP, fd.LPort, fd.RIP, fd.RPort
@@ -258,6 +260,24 @@ func sockFD(ev *event.Event) FD {
 		fd.Name = hostPort(fd.CIP, fd.CPort) + "->" + hostPort(fd.SIP, fd.SPort)
 	}
 	return fd
+}
+
+// Linux's default ip_local_port_range, where connect picks client ports.
+const ephemeralLow, ephemeralHigh = 32768, 60999
+
+func ephemeral(port int64) bool { return port >= ephemeralLow && port <= ephemeralHigh }
+
+// localIsClient guesses the role of a connected socket of unknown origin:
+// the end on an ephemeral port (ip_local_port_range's default) is the
+// client; when both or neither are, the end on the higher port is. A
+// reverse shell's socket (connected out from an ephemeral port to the
+// attacker's listener) and a bind shell's (accepted on its listening port)
+// are both named client->server, like connect and accept.
+func localIsClient(lport, rport int64) bool {
+	if ephemeral(lport) != ephemeral(rport) {
+		return ephemeral(lport)
+	}
+	return lport > rport
 }
 
 func hostPort(ip string, port int64) string {

@@ -516,3 +516,39 @@ func TestAlertK8sFields(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketNameClientToServer: fd.name reads client->server in connect,
+// accept, listen, dup and exec-with-a-socket events alike, so that one
+// reverse shell shows the same connection in all of its alerts.
+func TestSocketNameClientToServer(t *testing.T) {
+	const reverse = "172.17.0.2:40000->10.0.0.9:4444" // the container connected out to a listener on 4444
+	const bind = "10.0.0.9:40000->172.17.0.2:4444"    // a client connected in to a listener in the container on 4444
+	tests := []struct {
+		name string
+		ev   event.Event
+		want string
+	}{
+		{"connect", netOf(event.Connect, "10.0.0.9", 4444, "172.17.0.2", 40000), reverse},
+		{"dup of a connected-out socket", netOf(event.Dup, "10.0.0.9", 4444, "172.17.0.2", 40000), reverse},
+		{"exec with a connected-out stdin", func() event.Event {
+			ev := netOf(event.Exec, "10.0.0.9", 4444, "172.17.0.2", 40000)
+			ev.StdinNet = true
+			return ev
+		}(), reverse},
+		{"accept", netOf(event.Accept, "10.0.0.9", 40000, "172.17.0.2", 4444), bind},
+		{"dup of an accepted socket", netOf(event.Dup, "10.0.0.9", 40000, "172.17.0.2", 4444), bind},
+		{"dup, neither port ephemeral: higher port is the client", netOf(event.Dup, "10.0.0.9", 443, "172.17.0.2", 1024),
+			"172.17.0.2:1024->10.0.0.9:443"},
+		{"dup, both ephemeral: higher port is the client", netOf(event.Dup, "10.0.0.9", 40000, "172.17.0.2", 50000),
+			"172.17.0.2:50000->10.0.0.9:40000"},
+		{"listen", netOf(event.Listen, "", 0, "0.0.0.0", 4444), "0.0.0.0:0->0.0.0.0:4444"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := tt.ev
+			if got := NewEnv(&ev).FD.Name; got != tt.want {
+				t.Fatalf("fd.name = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
