@@ -93,6 +93,21 @@ type Event struct {
 	CPUSeconds        float64 `json:"cpu_seconds,omitempty"`         // cpu_high: how long it stayed above the threshold
 	MemoryBytes       int64   `json:"memory_bytes,omitempty"`        // memory_growth: current usage
 	MemoryGrowthBytes int64   `json:"memory_growth_bytes,omitempty"` // memory_growth: growth over the window
+
+	// TopProcesses are, for cpu_high, the container's processes that used
+	// the most CPU over the window and, for memory_growth, those whose
+	// resident set grew the most; the first is also the event's process
+	// (PID, Comm).
+	TopProcesses []ProcUsage `json:"top_processes,omitempty"`
+}
+
+// ProcUsage is one process's share of a resource event.
+type ProcUsage struct {
+	PID            uint32  `json:"pid"`
+	Comm           string  `json:"comm"`
+	CPUPercent     float64 `json:"cpu_percent,omitempty"`      // 100 = one core, over the window
+	RSSBytes       int64   `json:"rss_bytes,omitempty"`        // resident set now
+	RSSGrowthBytes int64   `json:"rss_growth_bytes,omitempty"` // growth since the window warmed
 }
 
 // Container identifies the container of an event. ID is HostID for host

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"path"
 	"strconv"
@@ -134,13 +135,15 @@ type Image struct {
 // CPU holds container.cpu.* fields (cpu_high events).
 type CPU struct {
 	Percent float64 `expr:"percent"` // 100 = one core
-	Seconds float64 `expr:"seconds"` // time spent above the threshold
+	Seconds float64 `expr:"seconds"` // length of the window whose mean reached the threshold
+	Top     string  `expr:"top"`     // busiest processes over the window: "xmrig(4242) 97.1%, sh(4200) 0.0%"
 }
 
 // Memory holds container.memory.* fields (memory_growth events).
 type Memory struct {
-	Bytes  int64 `expr:"bytes"`  // working set
-	Growth int64 `expr:"growth"` // growth over the window, bytes
+	Bytes  int64  `expr:"bytes"`  // working set
+	Growth int64  `expr:"growth"` // growth over the window, bytes
+	Top    string `expr:"top"`    // processes that grew most: "python(77) +64.0MiB rss=70.2MiB"
 }
 
 // User holds user.* fields.
@@ -202,6 +205,14 @@ func NewEnv(ev *event.Event) *Env {
 	}
 	c.CPU = CPU{Percent: ev.CPUPercent, Seconds: ev.CPUSeconds}
 	c.Memory = Memory{Bytes: ev.MemoryBytes, Growth: ev.MemoryGrowthBytes}
+	switch ev.Type {
+	case event.CPUHigh:
+		c.CPU.Top = topString(ev.TopProcesses, func(u event.ProcUsage) string { return fmt.Sprintf("%.1f%%", u.CPUPercent) })
+	case event.MemoryGrowth:
+		c.Memory.Top = topString(ev.TopProcesses, func(u event.ProcUsage) string {
+			return fmt.Sprintf("%+.1fMiB rss=%.1fMiB", float64(u.RSSGrowthBytes)/(1<<20), float64(u.RSSBytes)/(1<<20))
+		})
+	}
 
 	switch ev.Type {
 	case event.Open:
@@ -235,6 +246,16 @@ func NewEnv(ev *event.Event) *Env {
 		}
 	}
 	return env
+}
+
+// topString spells a resource event's top processes as
+// "name(pid) value, ...".
+func topString(top []event.ProcUsage, value func(event.ProcUsage) string) string {
+	parts := make([]string, 0, len(top))
+	for _, u := range top {
+		parts = append(parts, fmt.Sprintf("%s(%d) %s", u.Comm, u.PID, value(u)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sockFD(ev *event.Event) FD {
