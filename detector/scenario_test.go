@@ -23,7 +23,7 @@ func runOnInternalNetwork(t *testing.T, cli *client.Client, name string) (id, ip
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	netName := fmt.Sprintf("det-net-%d", os.Getpid())
+	netName := fmt.Sprintf("%s-net-%d", name, os.Getpid())
 	_ = cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
 	_ = cli.NetworkRemove(ctx, netName)
 	nw, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{Internal: true})
@@ -107,6 +107,25 @@ func TestContainerScenarios(t *testing.T) {
 			// (the unit tests cover it); report whether it fired.
 			_, nc := seen["Netcat remote code execution in container"]
 			t.Logf("netcat -e rule fired: %v", nc)
+			// One reverse shell, one direction: client (the container's
+			// ephemeral port) -> server (the listener on 4444) in each of
+			// its alerts, never the listener first.
+			toListener := map[string]bool{}
+			for _, a := range got.snapshot() {
+				name := a.Field("fd.name")
+				if a.Field("container.id") != id[:12] || !strings.Contains(name, ip+":4444") {
+					continue
+				}
+				if !strings.HasSuffix(name, "->"+ip+":4444") {
+					t.Errorf("%s: fd.name %q, want client->%s:4444", a.Rule, name, ip)
+				}
+				toListener[a.Rule] = true
+			}
+			for _, r := range []string{"Outbound connection to non-allowed destination", "Redirect STDOUT/STDIN to network connection in container", "Reverse shell in container"} {
+				if !toListener[r] {
+					t.Errorf("%s: no alert with the connection to %s:4444", r, ip)
+				}
+			}
 			return
 		}
 		if time.Now().After(deadline) {

@@ -231,6 +231,7 @@ func TestDefaultRulesMatch(t *testing.T) {
 			[]string{"Read environment variable from /proc files"}},
 		{"cat its own environ", inContainer(with(openOf("cat", "/proc/7/environ", 0), func(e *event.Event) { e.VPID = 7 })), nil},
 		{"cat /proc/self/environ", inContainer(openOf("cat", "/proc/self/environ", 0)), nil},
+		{"passwd writes /etc/shadow", inContainer(openOf("passwd", "/etc/shadow", 0o2)), nil},
 		{"runc writes /etc/hosts", inContainer(openOf("runc:[2:INIT]", "/etc/hosts", 0o101)), nil},
 		{"echo >> ~/.bashrc", inContainer(openOf("sh", "/root/.bashrc", 0o2101)), []string{"Modify Shell Configuration File"}},
 		{"write /etc/profile.d/x.sh", inContainer(openOf("sh", "/etc/profile.d/x.sh", 0o1101)), []string{"Modify Shell Configuration File", "Write below etc"}},

