@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/riposte-sec/riposte/detector"
+	exrules "github.com/riposte-sec/riposte/examples/rules"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/testutil"
-	exrules "github.com/riposte-sec/riposte/examples/rules"
 )
 
 // rulesWithAPIServer writes the default rules to a folder with the
