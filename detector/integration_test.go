@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -192,19 +193,27 @@ func TestSubscribeSeesContainerEvents(t *testing.T) {
 }
 
 // TestCPUBurnTriggersCPURule: a container spinning a core triggers the CPU
-// rule (thresholds lowered so that the test takes seconds).
+// rule and the alert names the looping process (thresholds lowered so that
+// the test takes seconds; 10 % because on a shared 2-core host under load
+// the loop may get only a fraction of a core, and what is tested here is the
+// window and the attribution: the threshold arithmetic is unit-tested).
 func TestCPUBurnTriggersCPURule(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	t.Parallel()
-	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, CPUPercent: 50, CPUFor: 2 * time.Second}}
+	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, CPUPercent: 10, CPUFor: 2 * time.Second}}
 	_, got := startDetector(t, cfg, cli)
-	id := testutil.RunContainer(t, cli, "det-cpu", nil, "sh", "-c", "while :; do :; done")
+	name := fmt.Sprintf("det-cpu-%d", os.Getpid())
+	id := testutil.RunContainer(t, cli, name, nil, "sh", "-c", "while :; do :; done")
 	a := waitRule(t, got, id, "Container CPU usage above threshold", 20*time.Second)
-	if a.Field("container.name") != "det-cpu" {
+	if a.Field("container.name") != name {
 		t.Errorf("container.name = %q", a.Field("container.name"))
 	}
-	if pct, _ := a.OutputFields["container.cpu.percent"].(float64); pct < 50 {
-		t.Errorf("container.cpu.percent = %v, want >= 50", a.OutputFields["container.cpu.percent"])
+	if pct, _ := a.OutputFields["container.cpu.percent"].(float64); pct < 10 {
+		t.Errorf("container.cpu.percent = %v, want >= 10", a.OutputFields["container.cpu.percent"])
+	}
+	// The busy loop is the container's shell: the alert names it.
+	if a.Field("proc.name") != "sh" || !strings.HasPrefix(a.Field("container.cpu.top"), "sh(") {
+		t.Errorf("proc.name = %q, container.cpu.top = %q, want the looping sh first", a.Field("proc.name"), a.Field("container.cpu.top"))
 	}
 }
 
