@@ -197,7 +197,7 @@ func (p *pipeline) process(ev *Event) {
 			ev.Path = path.Join(cwd, ev.Path)
 		}
 	}
-	if parent := p.table.Parent(ev.PPID); parent != nil {
+	if parent := p.table.ParentOf(ev.PID, ev.PPID); parent != nil {
 		ev.PName, ev.PExe, ev.PArgs = parent.Comm, parent.Exe, parent.Args
 	}
 	ev.Ancestors = p.table.Ancestors(ev.PID, 8)

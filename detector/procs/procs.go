@@ -137,6 +137,21 @@ func (t *Table) Parent(ppid uint32) *Proc {
 	return p
 }
 
+// ParentOf returns the parent of pid, whose parent pid was ppid at the
+// event: Parent(ppid) or, when that process is unknown and gone (runc exits
+// as soon as it has started a process), the parent pid has now in /proc,
+// the shim it was reparented to. Nil when neither is known.
+func (t *Table) ParentOf(pid, ppid uint32) *Proc {
+	if p := t.Parent(ppid); p != nil {
+		return p
+	}
+	cur, err := t.read(pid)
+	if err != nil || cur.PPID == ppid || cur.PPID == 0 {
+		return nil
+	}
+	return t.Parent(cur.PPID)
+}
+
 // Ancestors returns the names of pid's parent, grandparent, ... at most n,
 // runtime helpers skipped as in Parent.
 func (t *Table) Ancestors(pid uint32, n int) []string {

@@ -2,6 +2,7 @@ package procs
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -124,6 +125,30 @@ func TestParentSkipsRuntimeHelpers(t *testing.T) {
 				t.Fatalf("Ancestors = %q, want %q", got, tt.anames)
 			}
 		})
+	}
+}
+
+// TestParentOfReparented: when the event's parent (runc) is gone and
+// unknown, the parent is the one /proc shows now (the shim).
+func TestParentOfReparented(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "41"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := "41 (telnet) S 10 41 41 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 0"
+	if err := os.WriteFile(filepath.Join(root, "41", "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tab := New(root, 0, time.Second)
+	tab.Exec(10, 1, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", nil, 0)
+	if p := tab.ParentOf(41, 40); p == nil || p.Comm != "containerd-shim" {
+		t.Fatalf("ParentOf(41, 40) = %+v, want the shim", p)
+	}
+	if p := tab.ParentOf(41, 10); p == nil || p.Comm != "containerd-shim" {
+		t.Fatalf("ParentOf(41, 10) = %+v, want the shim", p)
+	}
+	if p := tab.ParentOf(99, 98); p != nil {
+		t.Fatalf("ParentOf of an unknown process = %+v, want nil", p)
 	}
 }
 
