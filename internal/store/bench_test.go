@@ -155,3 +155,43 @@ func benchApply(b *testing.B, perApply, workers int) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "alerts/s")
 }
+
+// BenchmarkAcceptCost reports what one accepted alert costs the process,
+// for 64 callers with one alert per Accept (the HTTP intake's shape) and
+// 16 callers with 20 alerts per Accept (NDJSON batches): CPU time of the
+// whole process (user + system) per alert, heap allocations per alert,
+// fsyncs of the write-ahead log per alert, and bytes the process passed to
+// write(2) per alert (WAL frames, checkpoints into the database), also as
+// pages of the store's page size. Run it with enough alerts that the
+// inbox's indexes outgrow a page and checkpoints happen:
+//
+//	go test -run '^$' -bench AcceptCost -benchtime 40000x ./internal/store
+func BenchmarkAcceptCost(b *testing.B) {
+	for _, bc := range []struct {
+		name             string
+		callers, perCall int
+	}{{"c64x1", 64, 1}, {"c16x20", 16, 20}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openTest(b, Options{})
+			var pageSize int64
+			if err := s.rdb.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
+				b.Fatal(err)
+			}
+			c0, err := readCost()
+			if err != nil {
+				b.Skipf("no cost counters on this system: %v", err)
+			}
+			f0 := s.w.syncs.Load()
+			benchAccept(b, s, bc.callers, bc.perCall)
+			c1, err := readCost()
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(c1.cpu-c0.cpu)/n, "cpu-ns/alert")
+			b.ReportMetric(float64(c1.mallocs-c0.mallocs)/n, "allocs/alert")
+			b.ReportMetric(float64(s.w.syncs.Load()-f0)/n, "fsyncs/alert")
+			b.ReportMetric(float64(c1.written-c0.written)/n/float64(pageSize), "pages/alert")
+		})
+	}
+}
