@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,17 +69,7 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
-		detail := map[string]any{"rule": a.Rule, "priority": a.Priority.String()}
-		if c := a.Field("container.id"); c != "" {
-			detail["container_id"] = c
-		}
-		if a.Source != "" {
-			detail["source"] = a.Source
-		}
-		if a.Hostname != "" {
-			detail["hostname"] = a.Hostname
-		}
-		rec, err := prepareEntry(Entry{Type: AlertReceived, AlertID: a.ID, Actor: storeActor, Detail: detail})
+		rec, err := receivedEntry(a)
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
@@ -103,6 +94,32 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 		return nil, fmt.Errorf("accept alerts: %w", err)
 	}
 	return acc, nil
+}
+
+// receivedDetail is alert.received's detail. Its fields are in key order
+// and empty optional ones are left out, so it encodes to the same bytes as
+// the map[string]any a reader decodes it into, without building the map.
+type receivedDetail struct {
+	ContainerID string `json:"container_id,omitempty"`
+	Hostname    string `json:"hostname,omitempty"`
+	Priority    string `json:"priority"`
+	Rule        string `json:"rule"`
+	Source      string `json:"source,omitempty"`
+}
+
+// receivedEntry is the alert.received entry of a, validated and encoded.
+func receivedEntry(a *alert.Alert) (prepared, error) {
+	d, err := json.Marshal(receivedDetail{
+		ContainerID: a.Field("container.id"), Hostname: a.Hostname,
+		Priority: a.Priority.String(), Rule: a.Rule, Source: a.Source,
+	})
+	if err != nil {
+		return prepared{}, fmt.Errorf("marshal detail: %w", err)
+	}
+	if err := checkText(string(d)); err != nil {
+		return prepared{}, fmt.Errorf("field detail: %w", err)
+	}
+	return prepared{Entry: Entry{Type: AlertReceived, AlertID: a.ID, Actor: storeActor}, detail: string(d)}, nil
 }
 
 type acceptReq struct {

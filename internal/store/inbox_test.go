@@ -401,3 +401,43 @@ func TestFsyncFailureBreaksStore(t *testing.T) {
 		t.Fatalf("write after a failed fsync: %v", err)
 	}
 }
+
+// The alert.received detail is encoded from a struct; it must be the bytes
+// the map it used to be built from encodes to, or entries written before
+// and after would differ in shape.
+func TestReceivedDetailMatchesMap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    alert.Alert
+	}{
+		{"all fields", testAlert("a-1")},
+		{"no optional fields", alert.Alert{ID: "a-2", Rule: "r", Priority: alert.PriorityCritical}},
+		{"escapes", alert.Alert{ID: "a-3", Rule: `<b>"x" & y</b>` + "\u2028\t", Priority: alert.PriorityNotice,
+			Source: "k8s_audit", Hostname: "h\\ost", OutputFields: map[string]any{"container.id": "é<>"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			m := map[string]any{"rule": a.Rule, "priority": a.Priority.String()}
+			if c := a.Field("container.id"); c != "" {
+				m["container_id"] = c
+			}
+			if a.Source != "" {
+				m["source"] = a.Source
+			}
+			if a.Hostname != "" {
+				m["hostname"] = a.Hostname
+			}
+			want, err := marshalDetail(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := receivedEntry(&a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.detail != string(want) {
+				t.Errorf("detail %s, want %s", got.detail, want)
+			}
+		})
+	}
+}
