@@ -136,11 +136,15 @@ const (
 	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at) VALUES `
 	inboxPlaceholder = `(?, ?, ?)`
 	selectInboxHead  = `SELECT id FROM inbox WHERE id IN (`
+
+	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, owner, lease_until, state, attempts) VALUES `
+	claimedPlaceholder = `(?, ?, ?, ?, ?, 'processing', 1)`
 )
 
 // acceptAll runs Accept requests in the writer: one lookup of the ids
-// already there, one multi-row insert of the new alerts, one multi-row
-// append of their journal entries (all chunked).
+// already there, one multi-row insert of the new alerts (AcceptClaimed's
+// inserted as claimed, so that they never pass through 'pending'), one
+// multi-row append of their journal entries (all chunked).
 func (t *wtx) acceptAll(reqs []*request) error {
 	n := 0
 	for _, r := range reqs {
@@ -158,17 +162,26 @@ func (t *wtx) acceptAll(reqs []*request) error {
 	}
 	now := FormatTime(t.now)
 	args := make([]any, 0, 3*n)
+	var claimed []any // AcceptClaimed's new alerts: stored already claimed
 	entries := make([]prepared, 0, n)
 	var dups []string
 	for _, r := range reqs {
+		var until string
+		if r.acc.claim > 0 {
+			until = FormatTime(t.now.Add(r.acc.claim))
+		}
 		for i := range r.acc.items {
 			it := &r.acc.items[i]
 			e := it.rec
 			dup := seen[it.id]
-			if dup {
+			switch {
+			case dup:
 				e.Type = AlertDuplicate
 				dups = append(dups, it.id)
-			} else {
+			case r.acc.claim > 0:
+				seen[it.id] = true
+				claimed = append(claimed, it.id, it.raw, now, t.w.s.owner, until)
+			default:
 				seen[it.id] = true
 				args = append(args, it.id, it.raw, now)
 			}
@@ -177,6 +190,9 @@ func (t *wtx) acceptAll(reqs []*request) error {
 		}
 	}
 	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 3, args); err != nil {
+		return err
+	}
+	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 5, claimed); err != nil {
 		return err
 	}
 	for _, id := range dups {
@@ -190,8 +206,8 @@ func (t *wtx) acceptAll(reqs []*request) error {
 	return t.claimAccepted(reqs)
 }
 
-// claimAccepted claims the new alerts of AcceptClaimed requests for this
-// store and finds their incidents.
+// claimAccepted finds the incidents of AcceptClaimed's new alerts (acceptAll
+// inserted them already claimed for this store).
 func (t *wtx) claimAccepted(reqs []*request) error {
 	for _, r := range reqs {
 		acc := r.acc
@@ -199,17 +215,12 @@ func (t *wtx) claimAccepted(reqs []*request) error {
 			continue
 		}
 		acc.at = t.now
-		until := FormatTime(t.now.Add(acc.claim))
 		for i := range acc.items {
 			acc.incidents[i] = ""
 			if acc.out[i].Duplicate {
 				continue
 			}
 			it := &acc.items[i]
-			if _, err := t.exec(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = 1 WHERE id = ?`,
-				t.w.s.owner, until, it.id); err != nil {
-				return err
-			}
 			at := it.at
 			if at.IsZero() {
 				at = t.now

@@ -441,3 +441,51 @@ func TestReceivedDetailMatchesMap(t *testing.T) {
 		})
 	}
 }
+
+// AcceptClaimed stores the new alerts already claimed by this store, with
+// their incidents; a duplicate is neither claimed again nor returned.
+func TestAcceptClaimed(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	mustAccept(t, s, "old")
+	acc, items, err := s.AcceptClaimed(ctx, []alert.Alert{testAlert("new-1"), testAlert("old"), testAlert("new-2")}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acc) != 3 || acc[0].Duplicate || !acc[1].Duplicate || acc[2].Duplicate {
+		t.Fatalf("accepted %+v, want new, duplicate, new", acc)
+	}
+	if len(items) != 2 || items[0].Alert.ID != "new-1" || items[1].Alert.ID != "new-2" {
+		t.Fatalf("items %+v, want new-1 and new-2", items)
+	}
+	for _, it := range items {
+		if it.Attempts != 1 || it.Incident == "" {
+			t.Errorf("item %s: attempts %d, incident %q; want 1 and an incident", it.Alert.ID, it.Attempts, it.Incident)
+		}
+	}
+	for _, tc := range []struct {
+		id, state, owner string
+		attempts         int
+	}{
+		{"new-1", "processing", s.owner, 1},
+		{"new-2", "processing", s.owner, 1},
+		{"old", "pending", "", 0},
+	} {
+		var state, owner, until string
+		var attempts int
+		if err := s.rdb.QueryRow(`SELECT state, owner, lease_until, attempts FROM inbox WHERE id = ?`, tc.id).Scan(&state, &owner, &until, &attempts); err != nil {
+			t.Fatal(err)
+		}
+		if state != tc.state || owner != tc.owner || attempts != tc.attempts || (tc.state == "processing") != (until != "") {
+			t.Errorf("%s: state %s, owner %q, lease %q, attempts %d; want %s, %q, a lease iff processing, %d",
+				tc.id, state, owner, until, attempts, tc.state, tc.owner, tc.attempts)
+		}
+	}
+	got, err := s.ClaimAlerts(ctx, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Alert.ID != "old" {
+		t.Errorf("ClaimAlerts after AcceptClaimed got %d alerts, want only old", len(got))
+	}
+}
