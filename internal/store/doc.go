@@ -46,6 +46,13 @@
 // write is idempotent, so retrying is safe. Reads use a separate pool of
 // read-only connections and never wait for the writer.
 //
+// The writer never checkpoints (its connection runs wal_autocheckpoint(0)):
+// a checkpointer goroutine with its own connection runs PRAGMA
+// wal_checkpoint(PASSIVE) every 200 ms, copying the WAL into the database
+// without taking a lock the writer waits for; once everything is copied
+// the writer's next transaction starts the WAL over. Close stops it before
+// the connections close.
+//
 // # Durability
 //
 // WAL mode, synchronous=NORMAL, plus the syncer's own fsync of the -wal

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,17 +69,7 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
-		detail := map[string]any{"rule": a.Rule, "priority": a.Priority.String()}
-		if c := a.Field("container.id"); c != "" {
-			detail["container_id"] = c
-		}
-		if a.Source != "" {
-			detail["source"] = a.Source
-		}
-		if a.Hostname != "" {
-			detail["hostname"] = a.Hostname
-		}
-		rec, err := prepareEntry(Entry{Type: AlertReceived, AlertID: a.ID, Actor: storeActor, Detail: detail})
+		rec, err := receivedEntry(a)
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
@@ -105,6 +96,32 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 	return acc, nil
 }
 
+// receivedDetail is alert.received's detail. Its fields are in key order
+// and empty optional ones are left out, so it encodes to the same bytes as
+// the map[string]any a reader decodes it into, without building the map.
+type receivedDetail struct {
+	ContainerID string `json:"container_id,omitempty"`
+	Hostname    string `json:"hostname,omitempty"`
+	Priority    string `json:"priority"`
+	Rule        string `json:"rule"`
+	Source      string `json:"source,omitempty"`
+}
+
+// receivedEntry is the alert.received entry of a, validated and encoded.
+func receivedEntry(a *alert.Alert) (prepared, error) {
+	d, err := json.Marshal(receivedDetail{
+		ContainerID: a.Field("container.id"), Hostname: a.Hostname,
+		Priority: a.Priority.String(), Rule: a.Rule, Source: a.Source,
+	})
+	if err != nil {
+		return prepared{}, fmt.Errorf("marshal detail: %w", err)
+	}
+	if err := checkText(string(d)); err != nil {
+		return prepared{}, fmt.Errorf("field detail: %w", err)
+	}
+	return prepared{Entry: Entry{Type: AlertReceived, AlertID: a.ID, Actor: storeActor}, detail: string(d)}, nil
+}
+
 type acceptReq struct {
 	items []acceptItem
 	out   []Accepted
@@ -119,11 +136,15 @@ const (
 	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at) VALUES `
 	inboxPlaceholder = `(?, ?, ?)`
 	selectInboxHead  = `SELECT id FROM inbox WHERE id IN (`
+
+	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, owner, lease_until, state, attempts) VALUES `
+	claimedPlaceholder = `(?, ?, ?, ?, ?, 'processing', 1)`
 )
 
 // acceptAll runs Accept requests in the writer: one lookup of the ids
-// already there, one multi-row insert of the new alerts, one multi-row
-// append of their journal entries (all chunked).
+// already there, one multi-row insert of the new alerts (AcceptClaimed's
+// inserted as claimed, so that they never pass through 'pending'), one
+// multi-row append of their journal entries (all chunked).
 func (t *wtx) acceptAll(reqs []*request) error {
 	n := 0
 	for _, r := range reqs {
@@ -141,17 +162,26 @@ func (t *wtx) acceptAll(reqs []*request) error {
 	}
 	now := FormatTime(t.now)
 	args := make([]any, 0, 3*n)
+	var claimed []any // AcceptClaimed's new alerts: stored already claimed
 	entries := make([]prepared, 0, n)
 	var dups []string
 	for _, r := range reqs {
+		var until string
+		if r.acc.claim > 0 {
+			until = FormatTime(t.now.Add(r.acc.claim))
+		}
 		for i := range r.acc.items {
 			it := &r.acc.items[i]
 			e := it.rec
 			dup := seen[it.id]
-			if dup {
+			switch {
+			case dup:
 				e.Type = AlertDuplicate
 				dups = append(dups, it.id)
-			} else {
+			case r.acc.claim > 0:
+				seen[it.id] = true
+				claimed = append(claimed, it.id, it.raw, now, t.w.s.owner, until)
+			default:
 				seen[it.id] = true
 				args = append(args, it.id, it.raw, now)
 			}
@@ -160,6 +190,9 @@ func (t *wtx) acceptAll(reqs []*request) error {
 		}
 	}
 	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 3, args); err != nil {
+		return err
+	}
+	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 5, claimed); err != nil {
 		return err
 	}
 	for _, id := range dups {
@@ -173,8 +206,8 @@ func (t *wtx) acceptAll(reqs []*request) error {
 	return t.claimAccepted(reqs)
 }
 
-// claimAccepted claims the new alerts of AcceptClaimed requests for this
-// store and finds their incidents.
+// claimAccepted finds the incidents of AcceptClaimed's new alerts (acceptAll
+// inserted them already claimed for this store).
 func (t *wtx) claimAccepted(reqs []*request) error {
 	for _, r := range reqs {
 		acc := r.acc
@@ -182,17 +215,12 @@ func (t *wtx) claimAccepted(reqs []*request) error {
 			continue
 		}
 		acc.at = t.now
-		until := FormatTime(t.now.Add(acc.claim))
 		for i := range acc.items {
 			acc.incidents[i] = ""
 			if acc.out[i].Duplicate {
 				continue
 			}
 			it := &acc.items[i]
-			if _, err := t.exec(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = 1 WHERE id = ?`,
-				t.w.s.owner, until, it.id); err != nil {
-				return err
-			}
 			at := it.at
 			if at.IsZero() {
 				at = t.now

@@ -401,3 +401,91 @@ func TestFsyncFailureBreaksStore(t *testing.T) {
 		t.Fatalf("write after a failed fsync: %v", err)
 	}
 }
+
+// The alert.received detail is encoded from a struct; it must be the bytes
+// the map it used to be built from encodes to, or entries written before
+// and after would differ in shape.
+func TestReceivedDetailMatchesMap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    alert.Alert
+	}{
+		{"all fields", testAlert("a-1")},
+		{"no optional fields", alert.Alert{ID: "a-2", Rule: "r", Priority: alert.PriorityCritical}},
+		{"escapes", alert.Alert{ID: "a-3", Rule: `<b>"x" & y</b>` + "\u2028\t", Priority: alert.PriorityNotice,
+			Source: "k8s_audit", Hostname: "h\\ost", OutputFields: map[string]any{"container.id": "é<>"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			m := map[string]any{"rule": a.Rule, "priority": a.Priority.String()}
+			if c := a.Field("container.id"); c != "" {
+				m["container_id"] = c
+			}
+			if a.Source != "" {
+				m["source"] = a.Source
+			}
+			if a.Hostname != "" {
+				m["hostname"] = a.Hostname
+			}
+			want, err := marshalDetail(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := receivedEntry(&a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.detail != string(want) {
+				t.Errorf("detail %s, want %s", got.detail, want)
+			}
+		})
+	}
+}
+
+// AcceptClaimed stores the new alerts already claimed by this store, with
+// their incidents; a duplicate is neither claimed again nor returned.
+func TestAcceptClaimed(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	mustAccept(t, s, "old")
+	acc, items, err := s.AcceptClaimed(ctx, []alert.Alert{testAlert("new-1"), testAlert("old"), testAlert("new-2")}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acc) != 3 || acc[0].Duplicate || !acc[1].Duplicate || acc[2].Duplicate {
+		t.Fatalf("accepted %+v, want new, duplicate, new", acc)
+	}
+	if len(items) != 2 || items[0].Alert.ID != "new-1" || items[1].Alert.ID != "new-2" {
+		t.Fatalf("items %+v, want new-1 and new-2", items)
+	}
+	for _, it := range items {
+		if it.Attempts != 1 || it.Incident == "" {
+			t.Errorf("item %s: attempts %d, incident %q; want 1 and an incident", it.Alert.ID, it.Attempts, it.Incident)
+		}
+	}
+	for _, tc := range []struct {
+		id, state, owner string
+		attempts         int
+	}{
+		{"new-1", "processing", s.owner, 1},
+		{"new-2", "processing", s.owner, 1},
+		{"old", "pending", "", 0},
+	} {
+		var state, owner, until string
+		var attempts int
+		if err := s.rdb.QueryRow(`SELECT state, owner, lease_until, attempts FROM inbox WHERE id = ?`, tc.id).Scan(&state, &owner, &until, &attempts); err != nil {
+			t.Fatal(err)
+		}
+		if state != tc.state || owner != tc.owner || attempts != tc.attempts || (tc.state == "processing") != (until != "") {
+			t.Errorf("%s: state %s, owner %q, lease %q, attempts %d; want %s, %q, a lease iff processing, %d",
+				tc.id, state, owner, until, attempts, tc.state, tc.owner, tc.attempts)
+		}
+	}
+	got, err := s.ClaimAlerts(ctx, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Alert.ID != "old" {
+		t.Errorf("ClaimAlerts after AcceptClaimed got %d alerts, want only old", len(got))
+	}
+}

@@ -35,6 +35,7 @@ type writer struct {
 	syncIdle chan struct{} // holds a token while the syncer has nothing to do
 	syncDone chan struct{}
 	broken   atomic.Pointer[error] // set by a failed fsync: the store refuses writes
+	syncs    atomic.Int64          // fsyncs of the WAL by the syncer (benchmarks)
 
 	stmts    map[string]*sql.Stmt
 	chunkSQL map[chunkKey]string
@@ -446,7 +447,7 @@ func (w *writer) syncLoop() {
 		var err error
 		if p := w.broken.Load(); p != nil {
 			err = *p
-		} else if err = w.wal.Sync(); err != nil {
+		} else if err = w.syncWAL(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: nothing committed since the last good fsync can be
 			// trusted to be on disk. Refuse every write until a restart
@@ -462,6 +463,11 @@ func (w *writer) syncLoop() {
 		default:
 		}
 	}
+}
+
+func (w *writer) syncWAL() error {
+	w.syncs.Add(1)
+	return w.wal.Sync()
 }
 
 func (w *writer) stmt(query string) *sql.Stmt {
