@@ -1,0 +1,22 @@
+// Package kubernetes is the Kubernetes responder: the pod.* actions
+// (pod.label, pod.isolate, pod.release) against one cluster's API server
+// through client-go.
+//
+// The target pod comes from the alert's k8s.ns.name and k8s.pod.name fields
+// (Falco's, and the detector's when the container has CRI labels), or from
+// the `pod: NAMESPACE/NAME` parameter of a hand-run action. Pods in a
+// protected namespace, pods carrying the protect label and pods in a
+// namespace carrying it are refused with an error wrapping
+// actions.ErrProtected before anything is written.
+//
+// pod.isolate labels the pod with the quarantine label, whose value names a
+// variant (deny-all, or a hash of the allow-lists), and makes sure a
+// NetworkPolicy riposte-quarantine-<variant> in the pod's namespace selects
+// that label and denies all ingress and egress but what the allow-lists
+// permit. pod.release removes the label (and what pod.label set), and
+// deletes the policy once no pod in the namespace carries its variant.
+//
+// A Responder is safe for concurrent use; actions in one namespace are
+// serialised so that a release cannot delete a policy an isolate is about
+// to rely on. It owns no resources: nothing to close.
+package kubernetes

@@ -1,0 +1,28 @@
+package kubernetes
+
+import "github.com/riposte-sec/riposte/internal/actions"
+
+var podParam = actions.Param{Name: "pod", Type: actions.String, Help: "NAMESPACE/NAME; default the alert's k8s.ns.name and k8s.pod.name"}
+
+// Specs describes the actions this responder implements.
+func Specs() []actions.Spec {
+	return []actions.Spec{
+		{Name: "pod.label", Help: "Set labels and annotations on the pod, with riposte.incident and riposte.rule annotations; an empty value removes a key.",
+			Params: []actions.Param{podParam,
+				{Name: "labels", Type: actions.StringList, Help: "key=value entries; key= removes"},
+				{Name: "annotations", Type: actions.StringList, Help: "key=value entries; key= removes"},
+			},
+			Privileges: []string{"get, patch on pods; get on namespaces"}},
+		{Name: "pod.isolate", Help: "Label the pod with the quarantine label and make sure a NetworkPolicy in its namespace selects it and denies all ingress and egress but the allow-lists.",
+			Params: []actions.Param{podParam,
+				{Name: "allow_cidrs", Type: actions.StringList, Help: "CIDRs still reachable both ways (e.g. 10.0.0.10/32)"},
+				{Name: "allow_namespaces", Type: actions.StringList, Help: "namespaces still reachable both ways (e.g. kube-system for DNS, monitoring)"},
+				{Name: "egress_only", Type: actions.Bool, Default: "false", Help: "deny egress only; leave ingress alone"},
+			},
+			Privileges:  []string{"get, patch, list on pods; get on namespaces; get, create on networkpolicies"},
+			Destructive: true},
+		{Name: "pod.release", Help: "Undo pod.isolate and pod.label: remove the quarantine label and what pod.label set, and delete the quarantine NetworkPolicy once no pod uses it.",
+			Params:     []actions.Param{podParam},
+			Privileges: []string{"get, patch, list on pods; get on namespaces; delete on networkpolicies"}},
+	}
+}
