@@ -19,6 +19,7 @@ import (
 	"github.com/riposte-sec/riposte/notifiers/webhook"
 	"github.com/riposte-sec/riposte/playbooks"
 	"github.com/riposte-sec/riposte/responders/docker"
+	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
 
 // IntegrationDeps are what integrations are built with.
@@ -97,6 +98,18 @@ func BuildIntegrations(cfg *config.Config, deps IntegrationDeps) (in *Integratio
 	}
 	in.Docker = d
 	in.register(d, docker.Specs())
+
+	if present(&cfg.Kubernetes) {
+		var c kubernetes.Config
+		if err := config.Decode(cfg.File, "kubernetes", &cfg.Kubernetes, &c); err != nil {
+			return nil, err
+		}
+		k, err := kubernetes.New(c, kubernetes.Deps{Logger: deps.Logger.With("integration", "kubernetes")})
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes responder: %w", err)
+		}
+		in.register(k, kubernetes.Specs())
+	}
 
 	n := &cfg.Notifiers
 	if present(&n.Slack) {

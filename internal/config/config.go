@@ -40,10 +40,12 @@ type Config struct {
 	Engine engine.Config `yaml:"engine"`
 
 	// Integration sections, decoded by their packages.
-	Detector  yaml.Node `yaml:"detector"`
-	Docker    yaml.Node `yaml:"docker"`
-	Capture   yaml.Node `yaml:"capture"`
-	Notifiers Notifiers `yaml:"notifiers"`
+	Detector yaml.Node `yaml:"detector"`
+	Docker   yaml.Node `yaml:"docker"`
+	Capture  yaml.Node `yaml:"capture"`
+	// Kubernetes enables the pod.* actions (responders/kubernetes).
+	Kubernetes yaml.Node `yaml:"kubernetes"`
+	Notifiers  Notifiers `yaml:"notifiers"`
 	// Stream sends alerts and journal entries to syslog, JSON-lines files
 	// and programs (notifiers/stream/outputs).
 	Stream yaml.Node `yaml:"stream"`

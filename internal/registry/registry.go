@@ -13,6 +13,7 @@ import (
 	"github.com/riposte-sec/riposte/notifiers/webhook"
 	"github.com/riposte-sec/riposte/responders/capture"
 	"github.com/riposte-sec/riposte/responders/docker"
+	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
 
 // JournalNote is the built-in action that writes a note to the IR journal.
@@ -26,6 +27,7 @@ func Specs() []actions.Spec {
 	var all []actions.Spec
 	all = append(all, docker.Specs()...)
 	all = append(all, capture.Specs()...)
+	all = append(all, kubernetes.Specs()...)
 	all = append(all, slack.Specs()...)
 	all = append(all, pagerduty.Specs()...)
 	all = append(all, email.Specs()...)
@@ -64,6 +66,8 @@ func HowToConfigure(action string) string {
 	switch section {
 	case "slack", "pagerduty", "email", "webhook":
 		return "add a notifiers." + section + " section to the config"
+	case "pod":
+		return "add a kubernetes section to the config"
 	case "capture":
 		return "enable the detector (detector.enabled: true); captures need its event stream"
 	}

@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/kubetest"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/responders/kubernetes"
+)
+
+func falcoPodAlertJSON(id, ns, pod string) string {
+	b, _ := json.Marshal(map[string]any{
+		"uuid": id, "time": time.Now().UTC().Format(time.RFC3339Nano),
+		"rule": "Terminal shell in container", "priority": "Warning", "source": "syscall", "hostname": "node-1",
+		"tags":   []string{"container", "shell"},
+		"output": "A shell was spawned in a container with an attached terminal (shell=sh)",
+		"output_fields": map[string]any{"container.id": "0123456789ab", "k8s.ns.name": ns, "k8s.pod.name": pod,
+			"proc.cmdline": "sh -i", "user.name": "root"},
+	})
+	return string(b)
+}
+
+// TestE2EFalcoAlertIsolatesPod: a Falco alert with k8s.* fields posted to
+// /v1/alerts isolates that pod on a real API server (a NetworkPolicy that
+// selects it and denies all), and an alert about a pod in a protected
+// namespace is journaled as blocked and leaves the pod untouched.
+func TestE2EFalcoAlertIsolatesPod(t *testing.T) {
+	k := kubetest.Start(t)
+	ns := k.Namespace(t, "payments", nil)
+	k.Pod(t, ns, "api-7d9f", map[string]string{"app": "api"})
+	guarded := k.Namespace(t, "infra", map[string]string{"riposte.protect": "true"})
+	k.Pod(t, guarded, "db-0", nil)
+
+	dir := t.TempDir()
+	pbPath := filepath.Join(dir, "playbooks.yaml")
+	pb := fmt.Sprintf(`
+- playbook: k8s-shell
+  match:
+    rules: ["Terminal shell in container"]
+    when: 'fields["k8s.ns.name"] in [%q, %q]'
+  actions:
+    - do: pod.isolate
+      with: {allow_namespaces: [kube-system]}
+`, ns, guarded)
+	if err := os.WriteFile(pbPath, []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf("playbooks: [%q]\nengine: {poll: 20ms}\nkubernetes:\n  kubeconfig: %q\n  timeout: 10s\n",
+		pbPath, k.Kubeconfig(t, k.AdminConfig()))
+	cfg, err := config.Parse(filepath.Join(dir, "riposte.yaml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = filepath.Join(dir, "data")
+	cfg.Listen = "127.0.0.1:0"
+	s := serveApp(t, cfg)
+
+	s.postAlert(t, falcoPodAlertJSON("k8s-e2e-1", ns, "api-7d9f"))
+	s.postAlert(t, falcoPodAlertJSON("k8s-e2e-2", guarded, "db-0"))
+
+	c := k.Client()
+	ctx := context.Background()
+	var done []store.Entry
+	waitUntil(t, "pod.isolate to succeed", 20*time.Second, func() bool {
+		done = journal(t, s.app, store.Filter{AlertID: "k8s-e2e-1", Types: []store.EntryType{store.ActionSucceeded, store.ActionFailed}})
+		return len(done) > 0
+	})
+	if done[0].Type != store.ActionSucceeded || done[0].Action != "pod.isolate" {
+		t.Fatalf("journal: %+v", done[0])
+	}
+	pod, err := c.CoreV1().Pods(ns).Get(ctx, "api-7d9f", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	polName, _ := done[0].Detail["policy"].(string)
+	pol, err := c.NetworkingV1().NetworkPolicies(ns).Get(ctx, polName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("policy %q from the journal: %v", polName, err)
+	}
+	if done[0].Detail["policy_uid"] != string(pol.UID) {
+		t.Fatalf("journal policy_uid %v, server %s", done[0].Detail["policy_uid"], pol.UID)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&pol.Spec.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+		t.Fatalf("policy selector %s does not select the pod (labels %v)", sel, pod.Labels)
+	}
+	if len(pol.Spec.PolicyTypes) != 2 || len(pol.Spec.Egress) != 1 || len(pol.Spec.Egress[0].To) != 1 || pol.Spec.Egress[0].To[0].NamespaceSelector == nil {
+		t.Fatalf("policy %+v: want ingress and egress denied but for kube-system", pol.Spec)
+	}
+
+	var blocked []store.Entry
+	waitUntil(t, "pod.isolate to be refused", 20*time.Second, func() bool {
+		blocked = journal(t, s.app, store.Filter{AlertID: "k8s-e2e-2", Types: []store.EntryType{store.ActionBlockedProtected, store.ActionSucceeded, store.ActionFailed}})
+		return len(blocked) > 0
+	})
+	if blocked[0].Type != store.ActionBlockedProtected {
+		t.Fatalf("protected pod: journal %+v", blocked[0])
+	}
+	db, err := c.CoreV1().Pods(guarded).Get(ctx, "db-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.Labels[kubernetes.DefaultQuarantineLabel]; ok {
+		t.Fatalf("protected pod labelled: %v", db.Labels)
+	}
+	pols, err := c.NetworkingV1().NetworkPolicies(guarded).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pols.Items) != 0 {
+		t.Fatalf("policies in the protected namespace: %d (err %v)", len(pols.Items), err)
+	}
+}
