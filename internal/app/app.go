@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,11 @@ type App struct {
 	Detector *detector.Detector
 	Metrics  *metrics.Metrics
 	Registry *prometheus.Registry
+
+	// detectorQueued counts the detector's alerts emitted but not yet
+	// stored, so that `riposte ci` does not write its report while some
+	// are still on their way to the inbox.
+	detectorQueued atomic.Int64
 }
 
 // Build opens the store, loads the playbooks and builds the integrations
@@ -251,12 +257,15 @@ func (a *App) runDetector(ctx context.Context) error {
 			if _, err := a.Engine.Submit(context.WithoutCancel(ctx), batch, "detector"); err != nil {
 				a.Log.Error("store detector alerts", "alerts", len(batch), "err", err)
 			}
+			a.detectorQueued.Add(-int64(len(batch)))
 		}
 	}()
 	err := a.Detector.Run(ctx, func(x alert.Alert) {
+		a.detectorQueued.Add(1)
 		select {
 		case queue <- x:
 		default:
+			a.detectorQueued.Add(-1)
 			dropped.Inc()
 		}
 	})

@@ -193,7 +193,7 @@ func (a *App) waitIdle(ctx context.Context, max time.Duration) {
 	deadline := time.Now().Add(max)
 	for time.Now().Before(deadline) {
 		st, err := a.Store.Stats(ctx)
-		if err == nil && st.InboxPending+st.InboxProcessing == 0 && a.Engine.InFlight() == 0 {
+		if err == nil && st.InboxPending+st.InboxProcessing == 0 && a.Engine.InFlight() == 0 && a.detectorQueued.Load() == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

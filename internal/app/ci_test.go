@@ -113,7 +113,7 @@ func TestCIFailsAMisbehavingJob(t *testing.T) {
 		t.Errorf("no sensitive-file incident: %+v", rep.Incidents)
 	}
 	if paused, nets := inspect(t, cli, id); !paused || nets != 0 {
-		t.Errorf("container paused=%v networks=%d, want paused and cut off", paused, nets)
+		t.Errorf("container paused=%v networks=%d, want paused and cut off; incidents: %+v\n%s", paused, nets, rep.Incidents, out.String())
 	}
 	files, err := rep.WriteFiles(filepath.Join(t.TempDir(), "report.json"))
 	if err != nil {
