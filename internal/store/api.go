@@ -55,6 +55,17 @@ type KV interface {
 	Put(ctx context.Context, ns, key string, value []byte) error
 }
 
+// Nonces remembers one-time keys (the canonical form of a signed request)
+// until they expire, across restarts, so that a captured request is refused
+// when it is sent again. It is not part of Backend: a backend without it
+// leaves its callers to an in-memory cache.
+type Nonces interface {
+	// FirstUse records key in ns until expires and reports whether it was
+	// not recorded already (or its record had expired). Concurrent calls
+	// with one key: exactly one is first.
+	FirstUse(ctx context.Context, ns, key string, expires time.Time) (first bool, err error)
+}
+
 // Maintenance is for the process that owns the store.
 type Maintenance interface {
 	// Stats returns counts for metrics (queue depths, journal length).
@@ -623,4 +634,5 @@ type Stats struct {
 
 var (
 	_ Backend = (*Store)(nil)
+	_ Nonces  = (*Store)(nil)
 )
