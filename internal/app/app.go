@@ -134,7 +134,8 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.Integrations, err = BuildIntegrations(&cfg, IntegrationDeps{Logger: log, Data: cfg.Data,
-		SlackThreads: slackThreads{a.Store}, SlackDispatcher: dispatcher{a}})
+		SlackThreads: slackThreads{a.Store}, SlackDispatcher: dispatcher{a},
+		SlackReplays: a.Store})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ type IntegrationDeps struct {
 	SlackThreads slack.Threads
 	// SlackDispatcher runs what Slack buttons and commands ask (the engine).
 	SlackDispatcher slack.Dispatcher
+	// SlackReplays remembers signed Slack requests across restarts (the
+	// store), so that a captured one is refused.
+	SlackReplays slack.Replays
 }
 
 // Integrations are the runners built from the configuration, by action
@@ -117,7 +120,8 @@ func BuildIntegrations(cfg *config.Config, deps IntegrationDeps) (in *Integratio
 		if err := config.Decode(cfg.File, "notifiers.slack", &n.Slack, &c); err != nil {
 			return nil, err
 		}
-		s, err := slack.New(c, slack.Deps{Logger: deps.Logger.With("integration", "slack"), Threads: deps.SlackThreads, Dispatcher: deps.SlackDispatcher})
+		s, err := slack.New(c, slack.Deps{Logger: deps.Logger.With("integration", "slack"), Threads: deps.SlackThreads, Dispatcher: deps.SlackDispatcher,
+			Replays: deps.SlackReplays})
 		if err != nil {
 			return nil, fmt.Errorf("slack notifier: %w", err)
 		}

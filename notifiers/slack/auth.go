@@ -2,11 +2,14 @@ package slack
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,68 +127,108 @@ func (g *groupCache) resolve(ctx context.Context, group string) (string, error) 
 // Signature verification -------------------------------------------------------
 
 // signatureWindow is Slack's: a request more than five minutes from our
-// clock is refused (slack.NewSecretsVerifier enforces it), and a signature
-// seen within the window is a replay.
+// clock is refused, and a request seen within the window is a replay.
 const signatureWindow = 5 * time.Minute
 
-// replayCache remembers the signatures of verified requests for the window.
-type replayCache struct {
+// Replays remembers the signed requests already served, so that a captured
+// request sent again is refused. The store implements it durably (a
+// restart does not forget); nil Deps.Replays keeps them in memory.
+type Replays interface {
+	// FirstUse records key in ns until expires and reports whether it was
+	// not recorded already (or had expired). Concurrent calls with one
+	// key: exactly one is first.
+	FirstUse(ctx context.Context, ns, key string, expires time.Time) (bool, error)
+}
+
+// replayNS is the namespace of Slack's request keys in Replays.
+const replayNS = "slack.request"
+
+// replayKey is the canonical request: the signed timestamp and the SHA-256
+// of the body. Everything the signature covers, and nothing an attacker can
+// vary without the secret (the signature's spelling, other headers).
+func replayKey(ts int64, body []byte) string {
+	sum := sha256.Sum256(body)
+	return strconv.FormatInt(ts, 10) + ":" + hex.EncodeToString(sum[:])
+}
+
+// memoryReplays is Replays in memory, bounded: when full of live keys it
+// refuses (fails closed) rather than forget one.
+type memoryReplays struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	seen map[[32]byte]time.Time
+	seen map[string]time.Time // key → expiry
 }
 
 const maxReplayEntries = 100_000
 
-// first records sig and reports whether it had not been seen in the window.
-func (r *replayCache) first(sig string) bool {
-	key := sha256.Sum256([]byte(sig))
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.seen == nil {
-		r.seen = make(map[[32]byte]time.Time)
+func (m *memoryReplays) FirstUse(_ context.Context, ns, key string, expires time.Time) (bool, error) {
+	k := ns + "\x00" + key
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = make(map[string]time.Time)
 	}
-	if at, ok := r.seen[key]; ok && now.Sub(at) <= 2*signatureWindow {
-		return false
+	if exp, ok := m.seen[k]; ok && now.Before(exp) {
+		return false, nil
 	}
-	if len(r.seen) >= maxReplayEntries {
-		for k, at := range r.seen {
-			if now.Sub(at) > 2*signatureWindow {
-				delete(r.seen, k)
+	if len(m.seen) >= maxReplayEntries {
+		for k, exp := range m.seen {
+			if !now.Before(exp) {
+				delete(m.seen, k)
 			}
 		}
-		if len(r.seen) >= maxReplayEntries {
-			return false
+		if len(m.seen) >= maxReplayEntries {
+			return false, errors.New("too many slack requests in the replay window")
 		}
 	}
-	r.seen[key] = now
-	return true
+	m.seen[k] = expires
+	return true, nil
 }
 
 // verify checks Slack's v0 signature of body, the five-minute window and
 // replays. The error says which check failed, never with the secret.
-func (s *Slack) verify(h http.Header, body []byte) error {
+func (s *Slack) verify(ctx context.Context, h http.Header, body []byte) error {
 	if s.signing == "" {
 		return errors.New("no signing secret configured")
 	}
-	sv, err := slack.NewSecretsVerifier(h, s.signing)
-	if err != nil {
-		switch {
-		case errors.Is(err, slack.ErrMissingHeaders):
-			return errors.New("unsigned request")
-		case errors.Is(err, slack.ErrExpiredTimestamp):
-			return errors.New("timestamp outside the five-minute window")
-		}
-		return errors.New("malformed signature headers")
+	sig, tsText := h.Get("X-Slack-Signature"), h.Get("X-Slack-Request-Timestamp")
+	if sig == "" || tsText == "" {
+		return errors.New("unsigned request")
 	}
-	if _, err := sv.Write(body); err != nil {
-		return fmt.Errorf("hash body: %w", err)
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if err != nil || ts <= 0 {
+		return errors.New("malformed X-Slack-Request-Timestamp: want unix seconds")
 	}
-	if err := sv.Ensure(); err != nil {
+	sent := time.Unix(ts, 0)
+	if d := s.now().Sub(sent); d > signatureWindow || d < -signatureWindow {
+		return errors.New("timestamp outside the five-minute window")
+	}
+	hexSig, ok := strings.CutPrefix(sig, "v0=")
+	if !ok {
+		return errors.New("malformed X-Slack-Signature: want v0=<hex>")
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil || len(got) != sha256.Size {
+		return errors.New("malformed X-Slack-Signature: want v0=<64 hex digits>")
+	}
+	mac := hmac.New(sha256.New, []byte(s.signing))
+	mac.Write([]byte("v0:" + tsText + ":"))
+	mac.Write(body)
+	// Compare the decoded bytes in constant time: the spelling of the hex
+	// (upper or lower case) is not part of what was signed.
+	if !hmac.Equal(mac.Sum(nil), got) {
 		return errors.New("bad signature")
 	}
-	if !s.replays.first(h.Get("X-Slack-Signature")) {
+	// Keep the key until the request can no longer pass the window check,
+	// with a window's margin for a clock that steps back.
+	expires := sent.Add(2 * signatureWindow)
+	first, err := s.replays.FirstUse(ctx, replayNS, replayKey(ts, body), expires)
+	if err != nil {
+		s.log.ErrorContext(ctx, "slack replay check failed; refusing the request", "err", err)
+		return errors.New("replay check unavailable")
+	}
+	if !first {
 		return errors.New("replayed request")
 	}
 	return nil

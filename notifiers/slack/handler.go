@@ -93,7 +93,7 @@ func (s *Slack) readVerified(w http.ResponseWriter, r *http.Request) ([]byte, bo
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return nil, false
 	}
-	if err := s.verify(r.Header, body); err != nil {
+	if err := s.verify(r.Context(), r.Header, body); err != nil {
 		s.log.WarnContext(r.Context(), "slack request refused", "path", r.URL.Path, "reason", err.Error(), "remote", r.RemoteAddr)
 		http.Error(w, "invalid slack signature", http.StatusUnauthorized)
 		return nil, false

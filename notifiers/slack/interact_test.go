@@ -17,6 +17,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/store"
 	rslack "github.com/riposte-sec/riposte/notifiers/slack"
 	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
 )
@@ -649,4 +650,95 @@ func FuzzParseInteraction(f *testing.F) {
 		}
 		_ = strconv.Quote(in.ResponseURL)
 	})
+}
+
+// TestReplayRefused sends one captured button press again: with the hex of
+// its signature upper-cased, and after a restart of riposte (a new notifier
+// and a reopened store). Each replay is refused before it reaches the
+// dispatcher; a new press is still accepted.
+func TestReplayRefused(t *testing.T) {
+	p := newPeer(t)
+	path := store.PathIn(t.TempDir())
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := &fakeDispatcher{result: actions.Result{Note: "snapshot taken"}}
+	s := newSlack(t, baseConfig(p), rslack.Deps{Dispatcher: disp, Replays: st})
+	if _, err := s.Run(t.Context(), notifyRequest(t, loadAlert(t), "inc-1", "k1")); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := p.Press(p.TopLevel()[0], "riposte:snapshot", bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := slackpeer.InteractionForm(cb)
+	sent := time.Now().Add(-time.Second)
+	captured := func(srv *httptest.Server) *http.Request {
+		return slackpeer.SignedRequest(signingSecret, srv.URL+"/v1/slack/interactions", form, sent)
+	}
+	srv := server(t, s)
+	if code, body := do(t, captured(srv)); code != 200 {
+		t.Fatalf("original request: %d %s", code, body)
+	}
+	variants := []struct {
+		name string
+		edit func(*http.Request)
+	}{
+		{"same request", func(*http.Request) {}},
+		{"upper-case hex", func(r *http.Request) {
+			r.Header.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(r.Header.Get("X-Slack-Signature"), "v0=")))
+		}},
+		{"mixed-case hex", func(r *http.Request) {
+			h := []byte(r.Header.Get("X-Slack-Signature"))
+			for i := 3; i < len(h); i += 2 {
+				if h[i] >= 'a' && h[i] <= 'f' {
+					h[i] -= 'a' - 'A'
+				}
+			}
+			r.Header.Set("X-Slack-Signature", string(h))
+		}},
+		{"extra header", func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.9") }},
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			r := captured(srv)
+			v.edit(r)
+			if code, body := do(t, r); code != 401 {
+				t.Errorf("replay: %d %s, want 401", code, body)
+			}
+		})
+	}
+
+	// Restart: the notifier and the store are closed and opened again.
+	eventually(t, "the original press", func() bool { acts, _, _ := disp.snapshot(); return len(acts) == 1 })
+	srv.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	s2 := newSlack(t, baseConfig(p), rslack.Deps{Dispatcher: disp, Replays: st})
+	srv2 := server(t, s2)
+	if code, body := do(t, captured(srv2)); code != 401 {
+		t.Errorf("replay after a restart: %d %s, want 401", code, body)
+	}
+	// A new press (another timestamp) is served.
+	fresh := slackpeer.SignedRequest(signingSecret, srv2.URL+"/v1/slack/interactions", form, time.Now())
+	if code, body := do(t, fresh); code != 200 {
+		t.Errorf("new request after a restart: %d %s, want 200", code, body)
+	}
+	eventually(t, "the new press", func() bool { acts, _, _ := disp.snapshot(); return len(acts) == 2 })
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if acts, _, _ := disp.snapshot(); len(acts) != 2 {
+		t.Errorf("%d presses reached the dispatcher, want 2 (the original and the new one)", len(acts))
+	}
 }

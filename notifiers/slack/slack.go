@@ -51,6 +51,9 @@ type Deps struct {
 	// Dispatcher runs what buttons and slash commands ask. Nil: every
 	// request is answered with "riposte cannot act from Slack here".
 	Dispatcher Dispatcher
+	// Replays remembers the signed requests served, so that a replay is
+	// refused. Nil: in memory (a restart forgets: give the store).
+	Replays Replays
 	// LookupEnv reads secrets from the environment. Nil: os.LookupEnv.
 	LookupEnv secret.LookupEnv
 	// Now is the clock. Nil: time.Now.
@@ -76,7 +79,7 @@ type Slack struct {
 	redact     secret.Redactor
 	locks      keyedMutex
 	groups     *groupCache
-	replays    *replayCache
+	replays    Replays
 
 	bgMu   sync.Mutex
 	closed bool
@@ -142,7 +145,10 @@ func New(cfg Config, deps Deps) (*Slack, error) {
 		s.api = slack.New(token, opts...)
 	}
 	s.groups = &groupCache{api: s.api, ttl: orDefault(cfg.GroupCacheTTL, 5*time.Minute), now: s.now}
-	s.replays = &replayCache{now: s.now}
+	s.replays = deps.Replays
+	if s.replays == nil {
+		s.replays = &memoryReplays{now: s.now}
+	}
 	return s, nil
 }
 
