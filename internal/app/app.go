@@ -298,7 +298,7 @@ func (i inbox) Accept(ctx context.Context, alerts []alert.Alert) ([]server.Accep
 	i.a.Engine.Notify()
 	out := make([]server.Accepted, len(acc))
 	for k, x := range acc {
-		out[k] = server.Accepted{ID: x.ID, Duplicate: x.Duplicate}
+		out[k] = server.Accepted{ID: x.ID, Duplicate: x.Duplicate, Conflict: x.Conflict}
 	}
 	return out, nil
 }

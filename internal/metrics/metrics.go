@@ -33,6 +33,7 @@ const (
 	RejectMalformed    = "malformed"
 	RejectMethod       = "method"
 	RejectUnavailable  = "unavailable"
+	RejectConflict     = "conflict" // uuid reused with other content
 )
 
 // New creates the metrics and registers them with reg (nil: not exported).

@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,6 +66,9 @@ type Config struct {
 type Accepted struct {
 	ID        string `json:"id"`
 	Duplicate bool   `json:"duplicate,omitempty"`
+	// Conflict: the id was stored before with other content; nothing was
+	// stored (the request is answered 409).
+	Conflict bool `json:"conflict,omitempty"`
 }
 
 // Inbox stores alerts durably. Accept returns only once they are.
@@ -93,7 +98,18 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	mux  *http.ServeMux
+
+	// Store failures: when the last one was (readyz is not ready for
+	// storeFailHold after it), and the log lines they were allowed.
+	mu             sync.Mutex
+	storeFailedAt  time.Time
+	storeLoggedAt  time.Time
+	storeFailQuiet int // failures not logged since storeLoggedAt
 }
+
+// storeFailHold is how long after a failed store write /readyz reports
+// not ready, and how often such failures are logged at most.
+const storeFailHold = 5 * time.Second
 
 // New builds a server.
 func New(cfg Config, deps Deps) (*Server, error) {
@@ -168,6 +184,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	failed := !s.storeFailedAt.IsZero() && s.deps.Now().Sub(s.storeFailedAt) < storeFailHold
+	s.mu.Unlock()
+	if failed {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "the store refused a write in the last " + storeFailHold.String()})
+		return
+	}
 	if s.deps.Ready != nil {
 		if err := s.deps.Ready(r.Context()); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
@@ -233,21 +256,64 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	}
 	accepted, err := s.deps.Inbox.Accept(r.Context(), alerts)
 	if err != nil {
-		s.deps.Logger.Error("store alerts", "alerts", len(alerts), "err", err)
+		// The store's error is for the log, not for the sender.
+		s.storeFailed(len(alerts), err)
 		w.Header().Set("Retry-After", "1")
-		s.reject(w, http.StatusServiceUnavailable, metrics.RejectUnavailable, "alerts not stored, retry: "+err.Error())
+		s.reject(w, http.StatusServiceUnavailable, metrics.RejectUnavailable, "alerts not stored, retry")
 		return
 	}
+	s.storeOK()
 	dups := 0
+	var conflicts []string
 	for _, a := range accepted {
 		if a.Duplicate {
 			dups++
+		}
+		if a.Conflict {
+			conflicts = append(conflicts, a.ID)
 		}
 	}
 	s.deps.Metrics.AlertsReceived.WithLabelValues("webhook").Add(float64(len(accepted) - dups))
 	s.deps.Metrics.AlertsDuplicate.Add(float64(dups))
 	s.deps.Metrics.AcceptSeconds.Observe(s.deps.Now().Sub(start).Seconds())
+	if len(conflicts) > 0 {
+		// The others in the request were stored (see accepted); a retry
+		// of the whole request is safe.
+		s.deps.Metrics.AlertsRejected.WithLabelValues(metrics.RejectConflict).Add(float64(len(conflicts)))
+		s.deps.Logger.Warn("alert uuid reused with different content; refused", "ids", clip(strings.Join(conflicts, ","), 512), "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusConflict, map[string]any{
+			"error":    fmt.Sprintf("uuid %s already received with different content: not stored", clip(conflicts[0], 128)),
+			"accepted": accepted,
+		})
+		return
+	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": accepted})
+}
+
+// storeFailed logs a refused write at most once per storeFailHold, with
+// the count of those not logged, and makes /readyz not ready.
+func (s *Server) storeFailed(alerts int, err error) {
+	now := s.deps.Now()
+	s.mu.Lock()
+	s.storeFailedAt = now
+	quiet := s.storeFailQuiet
+	log := s.storeLoggedAt.IsZero() || now.Sub(s.storeLoggedAt) >= storeFailHold
+	if log {
+		s.storeLoggedAt, s.storeFailQuiet = now, 0
+	} else {
+		s.storeFailQuiet++
+	}
+	s.mu.Unlock()
+	if log {
+		s.deps.Logger.Error("store alerts", "alerts", alerts, "err", err, "failures_not_logged", quiet)
+	}
+}
+
+// storeOK clears the failure state once a write succeeded.
+func (s *Server) storeOK() {
+	s.mu.Lock()
+	s.storeFailedAt = time.Time{}
+	s.mu.Unlock()
 }
 
 func (s *Server) tokenOK(got string) bool {
@@ -295,13 +361,27 @@ func checkContentType(ct string) string {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return "malformed Content-Type " + strconv.Quote(ct)
+		return "malformed Content-Type " + strconv.Quote(clip(ct, maxEcho))
 	}
 	switch mt {
 	case "application/json", "application/x-ndjson", "application/ndjson", "application/jsonl":
 		return ""
 	}
-	return "unsupported Content-Type " + strconv.Quote(mt) + ": send application/json or application/x-ndjson"
+	return "unsupported Content-Type " + strconv.Quote(clip(mt, maxEcho)) + ": send application/json or application/x-ndjson"
+}
+
+// maxEcho bounds what of a request is echoed in an error.
+const maxEcho = 64
+
+// clip returns s cut to at most n bytes (on a rune boundary), marked "…".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

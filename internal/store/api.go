@@ -103,6 +103,10 @@ type Accepted struct {
 	// Duplicate: the id was already in the inbox; nothing was stored and
 	// alert.duplicate was journaled.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Conflict: the id was in the inbox with different content (Duplicate
+	// is also set); nothing was stored and alert.duplicate was journaled
+	// with both contents' hashes and the refused alert.
+	Conflict bool `json:"conflict,omitempty"`
 }
 
 // InboxState is where an alert is in the inbox.

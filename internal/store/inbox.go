@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +137,7 @@ type acceptReq struct {
 const (
 	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at) VALUES `
 	inboxPlaceholder = `(?, ?, ?)`
-	selectInboxHead  = `SELECT id FROM inbox WHERE id IN (`
+	selectInboxHead  = `SELECT id, raw FROM inbox WHERE id IN (`
 
 	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, owner, lease_until, state, attempts) VALUES `
 	claimedPlaceholder = `(?, ?, ?, ?, ?, 'processing', 1)`
@@ -173,20 +175,29 @@ func (t *wtx) acceptAll(reqs []*request) error {
 		for i := range r.acc.items {
 			it := &r.acc.items[i]
 			e := it.rec
-			dup := seen[it.id]
+			stored, dup := seen[it.id]
+			conflict := dup && stored != it.raw
 			switch {
+			case conflict:
+				// Same uuid, other content: a sender bug or an attempt to
+				// pass an alert off under a known id. Nothing is stored;
+				// the journal keeps what was refused.
+				if e, err = conflictEntry(it, stored); err != nil {
+					return err
+				}
+				dups = append(dups, it.id)
 			case dup:
 				e.Type = AlertDuplicate
 				dups = append(dups, it.id)
 			case r.acc.claim > 0:
-				seen[it.id] = true
+				seen[it.id] = it.raw
 				claimed = append(claimed, it.id, it.raw, now, t.w.s.owner, until)
 			default:
-				seen[it.id] = true
+				seen[it.id] = it.raw
 				args = append(args, it.id, it.raw, now)
 			}
 			entries = append(entries, e)
-			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup}
+			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
 		}
 	}
 	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 3, args); err != nil {
@@ -204,6 +215,22 @@ func (t *wtx) acceptAll(reqs []*request) error {
 		return err
 	}
 	return t.claimAccepted(reqs)
+}
+
+// conflictEntry is the alert.duplicate entry of an alert whose uuid is in
+// the inbox with other content: the hashes of both, and the refused alert.
+func conflictEntry(it *acceptItem, stored string) (prepared, error) {
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	detail := map[string]any{
+		"conflict":       "uuid reused with different content; not stored",
+		"stored_sha256":  sum(stored),
+		"refused_sha256": sum(it.raw),
+	}
+	var refused map[string]any
+	if err := json.Unmarshal([]byte(it.raw), &refused); err == nil {
+		detail["refused"] = refused
+	}
+	return prepareEntry(Entry{Type: AlertDuplicate, AlertID: it.id, Actor: storeActor, Detail: detail})
 }
 
 // claimAccepted finds the incidents of AcceptClaimed's new alerts (acceptAll
@@ -235,9 +262,9 @@ func (t *wtx) claimAccepted(reqs []*request) error {
 	return nil
 }
 
-// existing returns which of ids are in the inbox.
-func (t *wtx) existing(ids []any) (map[string]bool, error) {
-	seen := make(map[string]bool, len(ids))
+// existing returns the stored content of those of ids that are in the inbox.
+func (t *wtx) existing(ids []any) (map[string]string, error) {
+	seen := make(map[string]string, len(ids))
 	for len(ids) > 0 {
 		n := chunkRows(len(ids))
 		key := chunkKey{selectInboxHead, n}
@@ -251,13 +278,13 @@ func (t *wtx) existing(ids []any) (map[string]bool, error) {
 			return nil, err
 		}
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var id, raw string
+			if err := rows.Scan(&id, &raw); err != nil {
 				rows.Close()
 				t.dirty = true
 				return nil, err
 			}
-			seen[id] = true
+			seen[id] = raw
 		}
 		if err := rows.Close(); err != nil {
 			t.dirty = true
