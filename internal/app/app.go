@@ -129,7 +129,7 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Metrics = metrics.New(a.Registry)
-	a.Store, err = store.Open(store.PathIn(cfg.Data), store.Options{IncidentWindow: cfg.Store.IncidentWindow, Logger: log.With("component", "store")})
+	a.Store, err = store.Open(store.PathIn(cfg.Data), store.Options{IncidentWindow: cfg.Store.IncidentWindow, ClockSkew: cfg.Store.ClockSkew, Logger: log.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -94,6 +94,9 @@ type Auth struct {
 type Store struct {
 	// IncidentWindow groups alerts of one container and rule. Default 10m.
 	IncidentWindow time.Duration `yaml:"incident_window"`
+	// ClockSkew: an alert whose time is further than this from when it was
+	// received is grouped by its receive time. Default 5m.
+	ClockSkew time.Duration `yaml:"clock_skew"`
 }
 
 // Defaults returns the configuration used without a file.
@@ -194,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxBody < 0 {
 		errs = append(errs, errors.New("auth.max_body: must not be negative"))
+	}
+	if c.Store.ClockSkew < 0 {
+		errs = append(errs, errors.New("store.clock_skew: must not be negative"))
 	}
 	if c.Engine.BlastRadius.Max < 0 {
 		errs = append(errs, errors.New("engine.blast_radius.max: must not be negative"))

@@ -33,7 +33,7 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 	for i := range items {
 		if items[i].Incident == "" {
 			a := &items[i].Alert
-			qs = append(qs, store.IncidentQuery{ContainerID: a.Field("container.id"), Rule: a.Rule, At: a.Time})
+			qs = append(qs, store.IncidentQuery{ContainerID: a.Field("container.id"), Rule: a.Rule, At: a.Time, ReceivedAt: items[i].ReceivedAt})
 			missing = append(missing, i)
 		}
 	}

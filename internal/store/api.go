@@ -272,7 +272,11 @@ type Incidents interface {
 // IncidentQuery asks for the incident of one alert.
 type IncidentQuery struct {
 	ContainerID, Rule string
-	At                time.Time
+	// At is the alert's time (the sender's clock).
+	At time.Time
+	// ReceivedAt, when set, is when the alert was received: At is used
+	// only when it is within Options.ClockSkew of it.
+	ReceivedAt time.Time
 }
 
 // IncidentRef is the incident an alert belongs to.

@@ -62,6 +62,7 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 	}
 	// Encode in the caller's goroutine: the writer only runs SQL.
 	items := make([]acceptItem, len(alerts))
+	now := s.now()
 	for i := range alerts {
 		a := &alerts[i]
 		if err := checkAlertID(a.ID); err != nil {
@@ -71,7 +72,7 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
-		rec, err := receivedEntry(a)
+		rec, err := receivedEntry(a, now, s.opts.ClockSkew)
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
@@ -102,6 +103,10 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 // and empty optional ones are left out, so it encodes to the same bytes as
 // the map[string]any a reader decodes it into, without building the map.
 type receivedDetail struct {
+	// AlertTime and ClockSkew are set when the sender's time is outside
+	// the clock skew tolerance (the entry's time is the receive time).
+	AlertTime   string `json:"alert_time,omitempty"`
+	ClockSkew   string `json:"clock_skew,omitempty"`
 	ContainerID string `json:"container_id,omitempty"`
 	Hostname    string `json:"hostname,omitempty"`
 	Priority    string `json:"priority"`
@@ -109,12 +114,18 @@ type receivedDetail struct {
 	Source      string `json:"source,omitempty"`
 }
 
-// receivedEntry is the alert.received entry of a, validated and encoded.
-func receivedEntry(a *alert.Alert) (prepared, error) {
-	d, err := json.Marshal(receivedDetail{
+// receivedEntry is the alert.received entry of a, received at now,
+// validated and encoded.
+func receivedEntry(a *alert.Alert, now time.Time, skew time.Duration) (prepared, error) {
+	rd := receivedDetail{
 		ContainerID: a.Field("container.id"), Hostname: a.Hostname,
 		Priority: a.Priority.String(), Rule: a.Rule, Source: a.Source,
-	})
+	}
+	if _, skewed := groupTime(a.Time, now, skew); skewed && !a.Time.IsZero() {
+		rd.AlertTime = FormatTime(a.Time)
+		rd.ClockSkew = a.Time.Sub(now).Round(time.Second).String()
+	}
+	d, err := json.Marshal(rd)
 	if err != nil {
 		return prepared{}, fmt.Errorf("marshal detail: %w", err)
 	}
@@ -248,11 +259,7 @@ func (t *wtx) claimAccepted(reqs []*request) error {
 				continue
 			}
 			it := &acc.items[i]
-			at := it.at
-			if at.IsZero() {
-				at = t.now
-			}
-			id, _, err := t.incident(it.container, it.rule, at, t.w.s.opts.IncidentWindow)
+			id, _, err := t.incident(it.container, it.rule, it.at, t.now)
 			if err != nil {
 				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
 			}

@@ -414,6 +414,11 @@ func TestReceivedDetailMatchesMap(t *testing.T) {
 		{"no optional fields", alert.Alert{ID: "a-2", Rule: "r", Priority: alert.PriorityCritical}},
 		{"escapes", alert.Alert{ID: "a-3", Rule: `<b>"x" & y</b>` + "\u2028\t", Priority: alert.PriorityNotice,
 			Source: "k8s_audit", Hostname: "h\\ost", OutputFields: map[string]any{"container.id": "é<>"}}},
+		{"sender clock off", func() alert.Alert {
+			a := testAlert("a-4")
+			a.Time = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+			return a
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := tc.a
@@ -427,11 +432,16 @@ func TestReceivedDetailMatchesMap(t *testing.T) {
 			if a.Hostname != "" {
 				m["hostname"] = a.Hostname
 			}
+			received := time.Date(2025, 3, 1, 12, 0, 1, 0, time.UTC)
+			if a.Time.Year() == 2099 {
+				m["alert_time"] = FormatTime(a.Time)
+				m["clock_skew"] = a.Time.Sub(received).Round(time.Second).String()
+			}
 			want, err := marshalDetail(m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := receivedEntry(&a)
+			got, err := receivedEntry(&a, received, 5*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}

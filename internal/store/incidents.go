@@ -53,7 +53,7 @@ func (s *Store) IncidentsFor(ctx context.Context, qs []IncidentQuery) ([]Inciden
 	refs := make([]IncidentRef, len(qs))
 	err := s.write(ctx, 2*len(qs), func(t *wtx) error {
 		for i, q := range qs {
-			id, created, err := t.incident(q.ContainerID, q.Rule, q.At, s.opts.IncidentWindow)
+			id, created, err := t.incident(q.ContainerID, q.Rule, q.At, q.ReceivedAt)
 			if err != nil {
 				return fmt.Errorf("find incident of %s/%s: %w", q.ContainerID, q.Rule, err)
 			}
@@ -67,8 +67,23 @@ func (s *Store) IncidentsFor(ctx context.Context, qs []IncidentQuery) ([]Inciden
 	return refs, nil
 }
 
-// incident is one find-or-open inside a write transaction.
-func (t *wtx) incident(containerID, rule string, at time.Time, window time.Duration) (string, bool, error) {
+// groupTime is the time an alert is grouped by: the sender's, unless it
+// is more than skew from the receive time (when known).
+func groupTime(sent, received time.Time, skew time.Duration) (time.Time, bool) {
+	if received.IsZero() {
+		return sent, false
+	}
+	if d := sent.Sub(received); sent.IsZero() || d > skew || d < -skew {
+		return received, true
+	}
+	return sent, false
+}
+
+// incident is one find-or-open inside a write transaction, by the alert's
+// time sent (and when it was received, if known).
+func (t *wtx) incident(containerID, rule string, sent, received time.Time) (string, bool, error) {
+	window := t.w.s.opts.IncidentWindow
+	at, skewed := groupTime(sent, received, t.w.s.opts.ClockSkew)
 	atS := FormatTime(at)
 	var id, lastSeen string
 	err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
@@ -92,9 +107,14 @@ func (t *wtx) incident(containerID, rule string, at time.Time, window time.Durat
 		id, containerID, rule, atS, atS); err != nil {
 		return "", false, err
 	}
-	e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: map[string]any{
-		"incident": id, "container_id": containerID, "rule": rule,
-	}})
+	detail := map[string]any{"incident": id, "container_id": containerID, "rule": rule}
+	if skewed {
+		// Both times, and which one grouped: the sender's clock is off.
+		detail["alert_time"] = FormatTime(sent)
+		detail["received_at"] = FormatTime(received)
+		detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
+	}
+	e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: detail})
 	if err != nil {
 		return "", false, err
 	}

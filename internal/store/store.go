@@ -28,6 +28,11 @@ type Options struct {
 	// and rule when it comes within this long of the incident's last alert.
 	// Default 10m.
 	IncidentWindow time.Duration
+	// ClockSkew is how far a sender's alert time may be from the time the
+	// alert was received and still group it into incidents; beyond it the
+	// receive time is used, so that an alert dated 2099 (or 1970) cannot
+	// hold an incident open for every later alert. Default 5m.
+	ClockSkew time.Duration
 	// DuplicateWindow is how long Prune keeps processed alerts, so that a
 	// repeated id is recognised as a duplicate. Default 24h.
 	DuplicateWindow time.Duration
@@ -54,6 +59,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.IncidentWindow <= 0 {
 		o.IncidentWindow = 10 * time.Minute
+	}
+	if o.ClockSkew <= 0 {
+		o.ClockSkew = 5 * time.Minute
 	}
 	if o.DuplicateWindow <= 0 {
 		o.DuplicateWindow = 24 * time.Hour
