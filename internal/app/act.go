@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
@@ -53,11 +55,9 @@ func (a *App) routes(token string) map[string]http.Handler {
 }
 
 func (a *App) serveAct(w http.ResponseWriter, r *http.Request) {
-	var req ActRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: "decode act request: " + err.Error()})
+	req, err := decodeActRequest(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: err.Error()})
 		return
 	}
 	actor := "api"
@@ -74,6 +74,45 @@ func (a *App) serveAct(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusUnprocessableEntity
 	}
 	server.WriteJSON(w, status, resp)
+}
+
+// decodeActRequest reads the body of POST /v1/act strictly: one JSON
+// object, no unknown field, a requested_by fit for the journal.
+func decodeActRequest(r io.Reader) (ActRequest, error) {
+	var req ActRequest
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return ActRequest{}, fmt.Errorf("decode act request: %w", err)
+	}
+	if err := checkRequestedBy(req.RequestedBy); err != nil {
+		return ActRequest{}, fmt.Errorf("decode act request: %w", err)
+	}
+	return req, nil
+}
+
+// maxRequestedBy bounds requested_by: an OS user name, not a document.
+const maxRequestedBy = 64
+
+// checkRequestedBy refuses a requested_by that could forge or garble the
+// journal's actor: control and format characters (a newline would start a
+// fake line in `journal show`, a bidi override reverse it), invalid UTF-8,
+// or more than maxRequestedBy bytes.
+func checkRequestedBy(s string) error {
+	if len(s) > maxRequestedBy {
+		return fmt.Errorf("field requested_by: longer than %d bytes", maxRequestedBy)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("field requested_by: not valid UTF-8")
+	}
+	for i, r := range s {
+		// Cc: newlines, escapes; Cf: bidi overrides, zero-width; Zl, Zp:
+		// line and paragraph separators.
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return fmt.Errorf("field requested_by: control or format character %U at byte %d", r, i)
+		}
+	}
+	return nil
 }
 
 // OSUser names the operator for the journal: "root", "jane".
