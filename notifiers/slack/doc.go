@@ -12,7 +12,10 @@
 //
 // Interactivity: InteractionsHandler and CommandsHandler serve
 // POST /v1/slack/interactions and POST /v1/slack/commands, verified with the
-// signing secret (v0 HMAC, five-minute window, replays refused). RunSocketMode
+// signing secret (v0 HMAC, five-minute window, replays refused: the
+// canonical request, timestamp and body hash, is recorded in Deps.Replays,
+// the store, so a re-spelled signature or a restart does not reopen it).
+// RunSocketMode
 // serves the same over Socket Mode. Containment buttons, the same slash
 // commands and approvals are reserved to the configured approvers (user ids
 // or user groups, membership cached); others get an ephemeral refusal and the
@@ -27,5 +30,5 @@
 //
 // A *Slack is safe for concurrent use. Button presses and commands are
 // answered at once and handled in the background; Close waits for that work.
-// The caller owns Deps.HTTPClient and Deps.Threads.
+// The caller owns Deps.HTTPClient, Deps.Threads and Deps.Replays.
 package slack
