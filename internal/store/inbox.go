@@ -238,7 +238,9 @@ func conflictEntry(it *acceptItem, stored string) (prepared, error) {
 		"refused_sha256": sum(it.raw),
 	}
 	var refused map[string]any
-	if err := json.Unmarshal([]byte(it.raw), &refused); err == nil {
+	dec := json.NewDecoder(strings.NewReader(it.raw))
+	dec.UseNumber() // numbers keep their exact text
+	if err := dec.Decode(&refused); err == nil {
 		detail["refused"] = refused
 	}
 	return prepareEntry(Entry{Type: AlertDuplicate, AlertID: it.id, Actor: storeActor, Detail: detail})
