@@ -23,9 +23,9 @@ import (
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
-	"github.com/riposte-sec/riposte/notifiers/email/smtppeer"
-	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdpeer"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/email/smtptest"
+	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdtest"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 )
 
 const (
@@ -40,9 +40,9 @@ const (
 // peers are the local Slack, PagerDuty and SMTP servers a served riposte
 // talks to in these tests.
 type peers struct {
-	slack *slackpeer.Peer
-	pd    *pdpeer.Peer
-	smtp  *smtppeer.Server
+	slack *slackpeertest.Peer
+	pd    *pdtest.Peer
+	smtp  *smtptest.Server
 	ca    string
 }
 
@@ -52,11 +52,11 @@ func startPeers(t *testing.T) *peers {
 	t.Setenv("E2E_SLACK_SIGNING_SECRET", e2eSigningSecret)
 	t.Setenv("E2E_PD_KEY", e2eRoutingKey)
 	t.Setenv("E2E_SMTP_PASSWORD", e2eSMTPPassword)
-	p := &peers{slack: slackpeer.New(e2eBotToken, e2eAppToken), pd: pdpeer.New()}
+	p := &peers{slack: slackpeertest.New(e2eBotToken, e2eAppToken), pd: pdtest.New()}
 	t.Cleanup(p.slack.Close)
 	t.Cleanup(p.pd.Close)
 	var err error
-	p.smtp, err = smtppeer.New(smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": e2eSMTPPassword}, RequireAuth: true})
+	p.smtp, err = smtptest.New(smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": e2eSMTPPassword}, RequireAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,13 +162,13 @@ func (s *served) postAlert(t *testing.T, body string) {
 }
 
 // press signs a button press as Slack does and posts it to the server.
-func (s *served) press(t *testing.T, p *slackpeer.Peer, msg slackpeer.Message, actionID string, user slack.User, secret string, at time.Time) int {
+func (s *served) press(t *testing.T, p *slackpeertest.Peer, msg slackpeertest.Message, actionID string, user slack.User, secret string, at time.Time) int {
 	t.Helper()
 	cb, err := p.Press(msg, actionID, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := slackpeer.SignedRequest(secret, "http://"+s.addr+"/v1/slack/interactions", slackpeer.InteractionForm(cb), at)
+	req := slackpeertest.SignedRequest(secret, "http://"+s.addr+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), at)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +421,7 @@ func TestE2EApprovalFromSlack(t *testing.T) {
       gated: true
 `))
 	s.postAlert(t, shellAlertJSON(id[:12], "e2e-slack-approve"))
-	var req slackpeer.Message
+	var req slackpeertest.Message
 	waitUntil(t, "approval request", 10*time.Second, func() bool {
 		for _, m := range p.slack.Messages() {
 			if strings.Contains(m.RawBlocks, "riposte:approve") {

@@ -18,7 +18,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/notifiers/stream"
-	"github.com/riposte-sec/riposte/notifiers/syslog/syslogpeer"
+	"github.com/riposte-sec/riposte/notifiers/syslog/syslogtest"
 )
 
 const testPID = 4242
@@ -70,13 +70,13 @@ func newSyslog(t testing.TB, cfg Config) *Syslog {
 	return s
 }
 
-func listen(t testing.TB, network string) *syslogpeer.Server {
+func listen(t testing.TB, network string) *syslogtest.Server {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if strings.HasPrefix(network, "unix") {
 		addr = filepath.Join(t.TempDir(), "log.sock")
 	}
-	p, err := syslogpeer.Listen(network, addr)
+	p, err := syslogtest.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func listen(t testing.TB, network string) *syslogpeer.Server {
 	return p
 }
 
-func next(t testing.TB, p *syslogpeer.Server) syslogpeer.Message {
+func next(t testing.TB, p *syslogtest.Server) syslogtest.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -96,7 +96,7 @@ func next(t testing.TB, p *syslogpeer.Server) syslogpeer.Message {
 }
 
 // checkMessage checks every field of a received message against the record.
-func checkMessage(t *testing.T, m syslogpeer.Message, r stream.Record, facility Facility, sdid string) {
+func checkMessage(t *testing.T, m syslogtest.Message, r stream.Record, facility Facility, sdid string) {
 	t.Helper()
 	if m.Facility != int(facility) || m.Severity != Severity(r.Priority) {
 		t.Errorf("facility/severity = %d/%d, want %d/%d", m.Facility, m.Severity, facility, Severity(r.Priority))
@@ -340,7 +340,7 @@ func TestTCPReconnect(t *testing.T) {
 	}
 
 	// Receiver back on the same address: the same record goes through.
-	p2, err := syslogpeer.Listen("tcp", addr)
+	p2, err := syslogtest.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestTCPReconnect(t *testing.T) {
 func TestUnixgramRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "log")
-	p, err := syslogpeer.Listen("unixgram", path)
+	p, err := syslogtest.Listen("unixgram", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestUnixgramRestart(t *testing.T) {
 	if err := s.Write(ctx, r); err == nil || !actions.IsRetryable(err) {
 		t.Fatalf("write with the daemon gone: %v, want retryable", err)
 	}
-	p2, err := syslogpeer.Listen("unixgram", path)
+	p2, err := syslogtest.Listen("unixgram", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func TestNonTransparentFraming(t *testing.T) {
 		t.Fatalf("got %d lines: %q", len(lines), lines)
 	}
 	for i, l := range lines {
-		m, err := syslogpeer.Parse([]byte(l))
+		m, err := syslogtest.Parse([]byte(l))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,7 +590,7 @@ func FuzzFormatParse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := syslogpeer.Parse(msg)
+		m, err := syslogtest.Parse(msg)
 		if err != nil {
 			t.Fatalf("unparsable message %q: %v", msg, err)
 		}
