@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -397,14 +396,7 @@ func journalRecord(t testing.TB) stream.Record {
 // Falco's `jq '{text: .output}' | curl -d @- -X POST https://hooks.slack.com/...`
 // done as documented: a script file, the URL from the environment.
 func TestSlackRecipe(t *testing.T) {
-	for _, tool := range []string{"jq", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testutil.Required() {
-				t.Fatalf("the Slack recipe test needs %s (install jq and curl)", tool)
-			}
-			t.Skipf("skipping: %s not installed (set %s=1 to make this a failure)", tool, testutil.RequireEnv)
-		}
-	}
+	testutil.Tools(t, "jq", "curl")
 	got := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -105,12 +105,7 @@ func dockerExec(t *testing.T, cli *client.Client, id string, tty bool, cmd ...st
 
 func requireTshark(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if testutil.Required() {
-			t.Fatalf("integration test cannot run: tshark is not installed (apt-get install tshark; %s=1 forbids skipping)", testutil.RequireEnv)
-		}
-		t.Skip("skipping: tshark is not installed (apt-get install tshark)")
-	}
+	testutil.Tools(t, "tshark")
 }
 
 func tshark(t *testing.T, args ...string) string {
