@@ -191,13 +191,7 @@ func shellAlertJSON(container, name string) string {
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, cond, "timed out waiting for %s", what)
 }
 
 func journal(t *testing.T, a *App, f store.Filter) []store.Entry {
@@ -396,7 +390,8 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 		return n
 	}
 	waitUntil(t, "delivery after restart", 15*time.Second, func() bool { return notified() == 1 })
-	time.Sleep(300 * time.Millisecond) // a second delivery would show by now
+	testutil.Never(t, 300*time.Millisecond, func() bool { return len(p.slack.Calls("chat.postMessage")) > 1 || notified() > 1 },
+		"slack got a second delivery after restart")
 	if n := len(p.slack.Calls("chat.postMessage")); n != 1 || len(p.slack.TopLevel()) != 1 {
 		t.Errorf("slack got %d chat.postMessage calls and holds %d messages, want exactly 1", n, len(p.slack.TopLevel()))
 	}
@@ -442,7 +437,16 @@ func TestE2EApprovalFromSlack(t *testing.T) {
 	if code := s.press(t, p.slack, req, "riposte:approve", alice, e2eSigningSecret, time.Now()); code != http.StatusOK {
 		t.Fatalf("second approve: %d", code)
 	}
-	time.Sleep(300 * time.Millisecond)
+	pauses := func() int {
+		n := 0
+		for _, e := range journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}}) {
+			if e.Action == "container.pause" {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.Never(t, 300*time.Millisecond, func() bool { return pauses() > 1 }, "the second approve ran container.pause again")
 	granted := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ApprovalGranted}})
 	var ran []store.Entry
 	for _, e := range journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}}) {
