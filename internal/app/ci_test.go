@@ -20,9 +20,10 @@ import (
 )
 
 // ciConfig is the built-in ci-guard playbook limited to this test's
-// containers: other packages' tests run containers (and shells) on the same
-// daemon at the same time, and must not be contained by this one.
-func ciConfig(t *testing.T) config.Config {
+// container (name, from testutil.UniqueName): other packages' tests, and
+// other checkouts', run containers (and shells) on the same daemon at the
+// same time, and must not be contained by this one.
+func ciConfig(t *testing.T, name string) config.Config {
 	t.Helper()
 	cfg, err := config.Parse("ci.yaml", []byte("detector:\n  enabled: true\n  disable_resources: true\n"))
 	if err != nil {
@@ -30,7 +31,7 @@ func ciConfig(t *testing.T) config.Config {
 	}
 	dir := t.TempDir()
 	cfg.Data = filepath.Join(dir, "data")
-	pb := strings.Replace(CIPlaybook, `when: 'container.id != "" && container.id != "host"'`, `when: 'container.name startsWith "ci-test-"'`, 1)
+	pb := strings.Replace(CIPlaybook, `when: 'container.id != "" && container.id != "host"'`, `when: 'container.name == "`+name+`"'`, 1)
 	if pb == CIPlaybook {
 		t.Fatal("the built-in playbook changed; update the test's restriction")
 	}
@@ -86,11 +87,12 @@ func inspect(t *testing.T, cli *client.Client, id string) (paused bool, networks
 func TestCIFailsAMisbehavingJob(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "ci-test-bad", nil)
+	name := testutil.UniqueName("ci-test-bad")
+	id := testutil.RunContainer(t, cli, name, nil)
 	var out bytes.Buffer
-	cfg := ciConfig(t)
+	cfg := ciConfig(t, name)
 	rep, code, err := RunCI(context.Background(), cfg, CIOptions{
-		Command: []string{"docker", "exec", "ci-test-bad", "sh", "-c", "cat /etc/shadow >/dev/null; echo tests passed"},
+		Command: []string{"docker", "exec", name, "sh", "-c", "cat /etc/shadow >/dev/null; echo tests passed"},
 		Stdout:  &out, Stderr: &out,
 	})
 	if err != nil {
@@ -105,7 +107,7 @@ func TestCIFailsAMisbehavingJob(t *testing.T) {
 	rules := map[string]bool{}
 	for _, in := range rep.Incidents {
 		rules[in.Rule] = true
-		if in.ContainerID != id[:12] || in.Container != "ci-test-bad" {
+		if in.ContainerID != id[:12] || in.Container != name {
 			t.Errorf("incident attributed to %s (%s), want %s", in.ContainerID, in.Container, id[:12])
 		}
 	}
@@ -141,14 +143,15 @@ func TestCIFailsAMisbehavingJob(t *testing.T) {
 func TestCIPassesACleanJob(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "ci-test-good", nil)
+	name := testutil.UniqueName("ci-test-good")
+	id := testutil.RunContainer(t, cli, name, nil)
 	for _, tc := range []struct {
 		applet string
 		want   int
 	}{{"true", 0}, {"false", 1}} {
 		var out bytes.Buffer
-		cmd := []string{"docker", "exec", "ci-test-good", tc.applet}
-		rep, code, err := RunCI(context.Background(), ciConfig(t), CIOptions{Command: cmd, Stdout: &out, Stderr: &out})
+		cmd := []string{"docker", "exec", name, tc.applet}
+		rep, code, err := RunCI(context.Background(), ciConfig(t, name), CIOptions{Command: cmd, Stdout: &out, Stderr: &out})
 		if err != nil {
 			t.Fatalf("RunCI: %v\n%s", err, out.String())
 		}
@@ -166,10 +169,11 @@ func TestCIPassesACleanJob(t *testing.T) {
 func TestCIReleaseUndoesContainment(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "ci-test-release", nil)
+	name := testutil.UniqueName("ci-test-release")
+	id := testutil.RunContainer(t, cli, name, nil)
 	var out bytes.Buffer
-	rep, code, err := RunCI(context.Background(), ciConfig(t), CIOptions{
-		Command: []string{"docker", "exec", "ci-test-release", "cat", "/etc/shadow"},
+	rep, code, err := RunCI(context.Background(), ciConfig(t, name), CIOptions{
+		Command: []string{"docker", "exec", name, "cat", "/etc/shadow"},
 		Stdout:  &out, Stderr: &out, Release: true,
 	})
 	if err != nil {

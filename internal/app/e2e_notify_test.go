@@ -229,10 +229,11 @@ const e2eNotifyPlaybook = `
 // and stale requests get 401.
 func TestE2ESlackPauseButton(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "e2e-slack-pause", nil)
+	name := testutil.UniqueName("e2e-slack-pause")
+	id := testutil.RunContainer(t, cli, name, nil)
 	p := startPeers(t)
 	s := serveApp(t, p.config(t, t.TempDir(), e2eNotifyPlaybook))
-	s.postAlert(t, shellAlertJSON(id[:12], "e2e-slack-pause"))
+	s.postAlert(t, shellAlertJSON(id[:12], name))
 
 	// Slack: one message with the response buttons.
 	waitUntil(t, "slack message", 10*time.Second, func() bool { return len(p.slack.TopLevel()) == 1 })
@@ -405,7 +406,8 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 // actor); a second press runs nothing.
 func TestE2EApprovalFromSlack(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "e2e-slack-approve", nil)
+	name := testutil.UniqueName("e2e-slack-approve")
+	id := testutil.RunContainer(t, cli, name, nil)
 	p := startPeers(t)
 	s := serveApp(t, p.config(t, t.TempDir(), `
 - playbook: gated-pause
@@ -415,7 +417,7 @@ func TestE2EApprovalFromSlack(t *testing.T) {
     - do: container.pause
       gated: true
 `))
-	s.postAlert(t, shellAlertJSON(id[:12], "e2e-slack-approve"))
+	s.postAlert(t, shellAlertJSON(id[:12], name))
 	var req slackpeertest.Message
 	waitUntil(t, "approval request", 10*time.Second, func() bool {
 		for _, m := range p.slack.Messages() {
@@ -476,4 +478,50 @@ func TestServeRefusesUnconfiguredNotifier(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pagerduty.trigger (used by page) is not configured: add a notifiers.pagerduty section to the config") {
 		t.Errorf("Build: %v", err)
 	}
+}
+
+// TestServeRefusesUnknownWebhookEndpoint: an endpoint name only the config
+// can judge is checked when serve builds the app, with the playbook's file
+// and line, not when the first alert is delivered.
+func TestServeRefusesUnknownWebhookEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	pb := filepath.Join(dir, "pb.yaml")
+	playbook := `- playbook: to-soar
+  actions:
+    - do: webhook.post
+      with: {endpoint: soar}
+    - do: webhook.post
+      with: {endpoint: "{{ .Rule }}"}
+    - do: webhook.post
+      with: {endpoint: siem}
+`
+	if err := os.WriteFile(pb, []byte(playbook), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "riposte.yaml")
+	if err := os.WriteFile(conf, []byte("notifiers:\n  webhook:\n    endpoints:\n      - {name: soar, url: \"http://127.0.0.1:9/hook\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(conf, Overrides{Data: filepath.Join(dir, "data"), Playbooks: []string{pb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(cfg, NewLogger(cfg, io.Discard))
+	want := pb + `:7: playbook "to-soar": actions[2]: with.endpoint: no webhook endpoint "siem" in the config (configured: soar)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Build: %v\nwant it to contain %s", err, want)
+	}
+	if strings.Contains(err.Error(), "actions[0]") || strings.Contains(err.Error(), "actions[1]") {
+		t.Errorf("a configured endpoint or a template was refused: %v", err)
+	}
+
+	// With the endpoint configured, the same playbooks build.
+	if err := os.WriteFile(pb, []byte(strings.Replace(playbook, "endpoint: siem", "endpoint: soar", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(cfg, NewLogger(cfg, io.Discard))
+	if err != nil {
+		t.Fatalf("Build with known endpoints: %v", err)
+	}
+	a.Close()
 }
