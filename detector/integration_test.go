@@ -100,7 +100,8 @@ func TestDockerExecShadowAlerts(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	t.Parallel()
 	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
-	id := testutil.RunContainer(t, cli, "det-shadow", nil)
+	name := testutil.UniqueName("det-shadow")
+	id := testutil.RunContainer(t, cli, name, nil)
 	time.Sleep(500 * time.Millisecond) // let the start settle; the exec below is what is timed
 
 	start := time.Now()
@@ -126,7 +127,7 @@ func TestDockerExecShadowAlerts(t *testing.T) {
 	t.Logf("both alerts %v after the exec started", time.Since(start))
 	for _, a := range []*alert.Alert{shell, shadow} {
 		c := a.Container()
-		if c.ID != id[:12] || c.Name != "det-shadow" || c.Image != "riposte-test" || c.Tag != "1" {
+		if c.ID != id[:12] || c.Name != name || c.Image != "riposte-test" || c.Tag != "1" {
 			t.Errorf("%s: container = %+v, want id %s name det-shadow image riposte-test:1", a.Rule, c, id[:12])
 		}
 		if a.Source != "syscall" || a.Priority < alert.PriorityNotice || a.ID == "" {
@@ -153,7 +154,7 @@ func TestTerminalShell(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	t.Parallel()
 	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
-	id := testutil.RunContainer(t, cli, "det-tty", nil)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-tty"), nil)
 	dockerExec(t, cli, id, true, "sh", "-c", "true")
 	waitRule(t, got, id, "Terminal shell in container", 3*time.Second)
 }
@@ -164,8 +165,8 @@ func TestSubscribeSeesContainerEvents(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	t.Parallel()
 	d, _ := startDetector(t, detector.Config{DisableResources: true}, cli)
-	id := testutil.RunContainer(t, cli, "det-sub", nil)
-	other := testutil.RunContainer(t, cli, "det-sub-other", nil)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-sub"), nil)
+	other := testutil.RunContainer(t, cli, testutil.UniqueName("det-sub-other"), nil)
 	ch, cancel := d.Subscribe(id[:12], 4096)
 	defer cancel()
 	dockerExec(t, cli, other, false, "cat", "/etc/hostname")
@@ -224,15 +225,18 @@ func TestIdleContainerNoAlert(t *testing.T) {
 	t.Parallel()
 	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, CPUPercent: 50, CPUFor: 2 * time.Second, MemoryGrowthBytes: 8 << 20}}
 	d, got := startDetector(t, cfg, cli)
-	id := testutil.RunContainer(t, cli, "det-idle", nil)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-idle"), nil)
 	ch, cancel := d.Subscribe(id, 1<<16)
 	defer cancel()
-	time.Sleep(30 * time.Second)
-	for _, a := range got.snapshot() {
-		if a.Field("container.id") == id[:12] {
-			t.Errorf("idle container alerted: %s: %s", a.Rule, a.Output)
+	testutil.Never(t, 30*time.Second, func() bool {
+		for _, a := range got.snapshot() {
+			if a.Field("container.id") == id[:12] {
+				t.Logf("idle container alerted: %s: %s", a.Rule, a.Output)
+				return true
+			}
 		}
-	}
+		return false
+	}, "an idle container alerted")
 	// The detector was watching it all along: an exec in it now is seen.
 	dockerExec(t, cli, id, false, "true")
 	timeout := time.After(5 * time.Second)
@@ -281,7 +285,7 @@ func TestLibraryReadsFilteredInKernel(t *testing.T) {
 	for _, report := range []bool{false, true} {
 		t.Run(fmt.Sprintf("report_library_reads=%v", report), func(t *testing.T) {
 			d, _ := startDetector(t, detector.Config{DisableResources: true, ReportLibraryReads: report}, cli)
-			id := testutil.RunContainer(t, cli, fmt.Sprintf("det-lib-%v", report), nil)
+			id := testutil.RunContainer(t, cli, testutil.UniqueName(fmt.Sprintf("det-lib-%v", report)), nil)
 			ch, cancel := d.Subscribe(id[:12], 4096)
 			defer cancel()
 			before := d.Stats().KernelFiltered

@@ -24,7 +24,6 @@ func runOnInternalNetwork(t *testing.T, cli *client.Client, name string) (id, ip
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	netName := fmt.Sprintf("%s-net-%d", name, os.Getpid())
-	_ = cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
 	_ = cli.NetworkRemove(ctx, netName)
 	nw, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{Internal: true})
 	if err != nil {
@@ -65,7 +64,7 @@ func TestContainerScenarios(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	t.Parallel()
 	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
-	id, ip := runOnInternalNetwork(t, cli, "det-scenarios")
+	id, ip := runOnInternalNetwork(t, cli, testutil.UniqueName("det-scenarios"))
 
 	// A listener on an undeclared port, and a netcat reverse shell to it
 	// over the container's own address (not loopback: "outbound").

@@ -527,7 +527,7 @@ func (l *loader) with(n *yaml.Node, where string, spec actions.Spec, out map[str
 			out[name] = Value{Literal: s, Template: t}
 			continue
 		}
-		if err := actions.CheckValue(p.Type, v); err != nil {
+		if err := p.Check(v); err != nil {
 			l.errorf(kv[1].Line, field, "%v", err)
 			continue
 		}

@@ -250,8 +250,8 @@ func (b *Playbook) plan(a *alert.Alert, env *Env) Plan {
 			if err != nil && pl.Err == nil {
 				pl.Err = fmt.Errorf("render with.%s: %s", name, templateError(err))
 			}
-			if p, ok := act.Spec.Param(name); ok && p.Type != actions.String && err == nil {
-				if cerr := actions.CheckValue(p.Type, out); cerr != nil && pl.Err == nil {
+			if p, ok := act.Spec.Param(name); ok && (p.Type != actions.String || len(p.Enum) > 0) && err == nil {
+				if cerr := p.Check(out); cerr != nil && pl.Err == nil {
 					pl.Err = fmt.Errorf("with.%s rendered to %q: %v", name, out, cerr)
 				}
 			}

@@ -58,7 +58,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 				if !ok {
 					return withCode(exitBadInput, fmt.Errorf("--with %s: %s has no parameter %q", kv, action, k))
 				}
-				if err := actions.CheckValue(p.Type, v); err != nil {
+				if err := p.Check(v); err != nil {
 					return withCode(exitBadInput, fmt.Errorf("--with %s: %w", kv, err))
 				}
 				params[k] = v

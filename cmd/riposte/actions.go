@@ -93,11 +93,12 @@ type actionJSON struct {
 }
 
 type paramJSON struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Required bool   `json:"required"`
-	Default  string `json:"default,omitempty"`
-	Help     string `json:"help"`
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Required bool     `json:"required"`
+	Default  string   `json:"default,omitempty"`
+	Enum     []string `json:"enum,omitempty"`
+	Help     string   `json:"help"`
 }
 
 func writeActionsJSON(w io.Writer, specs []actions.Spec) error {
@@ -111,7 +112,7 @@ func writeActionsJSON(w io.Writer, specs []actions.Spec) error {
 			a.Privileges = []string{}
 		}
 		for _, p := range s.Params {
-			a.Params = append(a.Params, paramJSON{Name: p.Name, Type: p.Type.String(), Required: p.Required, Default: p.Default, Help: p.Help})
+			a.Params = append(a.Params, paramJSON{Name: p.Name, Type: p.Type.String(), Required: p.Required, Default: p.Default, Enum: p.Enum, Help: p.Help})
 		}
 		doc.Actions = append(doc.Actions, a)
 	}
@@ -151,7 +152,7 @@ func writeActionsTable(w io.Writer, specs []actions.Spec) error {
 			}
 			if i < len(s.Params) {
 				p := s.Params[i]
-				param, typ, def = p.Name, p.Type.String(), paramDefault(p)
+				param, typ, def = p.Name, p.TypeName(), paramDefault(p)
 			} else if i == 0 {
 				param, typ, def = "-", "", ""
 			}
@@ -187,7 +188,7 @@ func describeActions(w io.Writer, specs []actions.Spec) error {
 			b.WriteString("  parameters:\n")
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			for _, p := range s.Params {
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", p.Name, p.Type, paramDefault(p), p.Help)
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", p.Name, p.TypeName(), paramDefault(p), p.Help)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -35,6 +35,7 @@ func TestActionsTable(t *testing.T) {
 		`(?m)^container\.pause\s+yes\s+-\s+access to the Docker API socket`,
 		`(?m)^container\.snapshot\s+no\s+logs\s+int\s.*\n\s+export\s+bool\s+true\s`,
 		`(?m)^journal\.note\s+no\s+text\s+string\s+\(required\)\s+-$`,
+		`(?m)^pagerduty\.trigger\s+no\s+severity\s+critical\|error\|warning\|info\s+from priority\s`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("table lacks a row matching %s:\n%s", want, out)
@@ -57,6 +58,7 @@ func TestActionsJSON(t *testing.T) {
 			Params      []struct {
 				Name, Type, Default, Help string
 				Required                  bool
+				Enum                      []string
 			} `json:"params"`
 		} `json:"actions"`
 	}
@@ -80,7 +82,8 @@ func TestActionsJSON(t *testing.T) {
 		}
 		for i, p := range a.Params {
 			sp := spec.Params[i]
-			if p.Name != sp.Name || p.Type != sp.Type.String() || p.Default != sp.Default || p.Required != sp.Required || p.Help != sp.Help {
+			if p.Name != sp.Name || p.Type != sp.Type.String() || p.Default != sp.Default || p.Required != sp.Required || p.Help != sp.Help ||
+				strings.Join(p.Enum, "|") != strings.Join(sp.Enum, "|") {
 				t.Errorf("%s.%s: %+v, spec %+v", a.Name, p.Name, p, sp)
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 const (
@@ -181,9 +183,7 @@ func TestRead(t *testing.T) {
 }
 
 func TestDetectModeHere(t *testing.T) {
-	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
-		t.Skip("no /sys/fs/cgroup")
-	}
+	testutil.Paths(t, "/sys/fs/cgroup")
 	if _, err := DetectMode("/"); err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,48 @@ type Param struct {
 	Type     ParamType
 	Required bool
 	Default  string // shown by `riposte actions`; "" when none
-	Help     string
+	// Enum, when set, lists the accepted values (compared after trimming
+	// space and lowering case); the playbook loader rejects any other.
+	Enum []string
+	Help string
+}
+
+// Check checks a literal value against the parameter's type and, for an
+// enum, against its values. The playbook loader calls it for literals and
+// again for templates once they are rendered.
+func (p Param) Check(v any) error {
+	if err := CheckValue(p.Type, v); err != nil {
+		return err
+	}
+	if len(p.Enum) == 0 {
+		return nil
+	}
+	s := strings.ToLower(strings.TrimSpace(fmt.Sprint(v)))
+	for _, e := range p.Enum {
+		if s == e {
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s, got %s", strings.Join(p.Enum, ", "), describe(v))
+}
+
+// TypeName is the parameter's type as `riposte actions` shows it: the
+// values of an enum ("critical|error|warning|info"), else the type.
+func (p Param) TypeName() string {
+	if len(p.Enum) > 0 {
+		return strings.Join(p.Enum, "|")
+	}
+	return p.Type.String()
+}
+
+// ParamChecker is implemented by a runner whose parameters depend on its
+// configuration (a webhook endpoint name). When serve builds the app it
+// calls CheckParams for every action of every playbook with the literal
+// `with` values (templates are known only per alert), so a name the config
+// does not define fails at start, naming the playbook's file and line,
+// instead of at delivery.
+type ParamChecker interface {
+	CheckParams(action string, with Params) error
 }
 
 // Spec is what an integration says about one action it implements.

@@ -3,8 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"os"
@@ -21,18 +19,11 @@ import (
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
-// ciName is a container name of this run's own: packages and runs share
-// one daemon, and a fixed name would let one run contain another's.
-func ciName(base string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "ci-test-" + base + "-" + hex.EncodeToString(b[:])
-}
-
 // ciConfig is the built-in ci-guard playbook limited to this test's
-// container: other packages' tests run containers (and shells) on the same
-// daemon at the same time, and must not be contained by this one.
-func ciConfig(t *testing.T, container string) config.Config {
+// container (name, from testutil.UniqueName): other packages' tests, and
+// other checkouts', run containers (and shells) on the same daemon at the
+// same time, and must not be contained by this one.
+func ciConfig(t *testing.T, name string) config.Config {
 	t.Helper()
 	cfg, err := config.Parse("ci.yaml", []byte("detector:\n  enabled: true\n  disable_resources: true\n"))
 	if err != nil {
@@ -40,7 +31,7 @@ func ciConfig(t *testing.T, container string) config.Config {
 	}
 	dir := t.TempDir()
 	cfg.Data = filepath.Join(dir, "data")
-	pb := strings.Replace(CIPlaybook, `when: 'container.id != "" && container.id != "host"'`, `when: 'container.name == "`+container+`"'`, 1)
+	pb := strings.Replace(CIPlaybook, `when: 'container.id != "" && container.id != "host"'`, `when: 'container.name == "`+name+`"'`, 1)
 	if pb == CIPlaybook {
 		t.Fatal("the built-in playbook changed; update the test's restriction")
 	}
@@ -96,7 +87,7 @@ func inspect(t *testing.T, cli *client.Client, id string) (paused bool, networks
 func TestCIFailsAMisbehavingJob(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	name := ciName("bad")
+	name := testutil.UniqueName("ci-test-bad")
 	id := testutil.RunContainer(t, cli, name, nil)
 	var out bytes.Buffer
 	cfg := ciConfig(t, name)
@@ -152,7 +143,7 @@ func TestCIFailsAMisbehavingJob(t *testing.T) {
 func TestCIPassesACleanJob(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	name := ciName("good")
+	name := testutil.UniqueName("ci-test-good")
 	id := testutil.RunContainer(t, cli, name, nil)
 	for _, tc := range []struct {
 		applet string
@@ -178,7 +169,7 @@ func TestCIPassesACleanJob(t *testing.T) {
 func TestCIReleaseUndoesContainment(t *testing.T) {
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
-	name := ciName("release")
+	name := testutil.UniqueName("ci-test-release")
 	id := testutil.RunContainer(t, cli, name, nil)
 	var out bytes.Buffer
 	rep, code, err := RunCI(context.Background(), ciConfig(t, name), CIOptions{

@@ -23,9 +23,9 @@ import (
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
-	"github.com/riposte-sec/riposte/notifiers/email/smtppeer"
-	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdpeer"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/email/smtptest"
+	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdtest"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 )
 
 const (
@@ -40,9 +40,9 @@ const (
 // peers are the local Slack, PagerDuty and SMTP servers a served riposte
 // talks to in these tests.
 type peers struct {
-	slack *slackpeer.Peer
-	pd    *pdpeer.Peer
-	smtp  *smtppeer.Server
+	slack *slackpeertest.Peer
+	pd    *pdtest.Peer
+	smtp  *smtptest.Server
 	ca    string
 }
 
@@ -52,11 +52,11 @@ func startPeers(t *testing.T) *peers {
 	t.Setenv("E2E_SLACK_SIGNING_SECRET", e2eSigningSecret)
 	t.Setenv("E2E_PD_KEY", e2eRoutingKey)
 	t.Setenv("E2E_SMTP_PASSWORD", e2eSMTPPassword)
-	p := &peers{slack: slackpeer.New(e2eBotToken, e2eAppToken), pd: pdpeer.New()}
+	p := &peers{slack: slackpeertest.New(e2eBotToken, e2eAppToken), pd: pdtest.New()}
 	t.Cleanup(p.slack.Close)
 	t.Cleanup(p.pd.Close)
 	var err error
-	p.smtp, err = smtppeer.New(smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": e2eSMTPPassword}, RequireAuth: true})
+	p.smtp, err = smtptest.New(smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": e2eSMTPPassword}, RequireAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,13 +162,13 @@ func (s *served) postAlert(t *testing.T, body string) {
 }
 
 // press signs a button press as Slack does and posts it to the server.
-func (s *served) press(t *testing.T, p *slackpeer.Peer, msg slackpeer.Message, actionID string, user slack.User, secret string, at time.Time) int {
+func (s *served) press(t *testing.T, p *slackpeertest.Peer, msg slackpeertest.Message, actionID string, user slack.User, secret string, at time.Time) int {
 	t.Helper()
 	cb, err := p.Press(msg, actionID, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := slackpeer.SignedRequest(secret, "http://"+s.addr+"/v1/slack/interactions", slackpeer.InteractionForm(cb), at)
+	req := slackpeertest.SignedRequest(secret, "http://"+s.addr+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), at)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -191,13 +191,7 @@ func shellAlertJSON(container, name string) string {
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, cond, "timed out waiting for %s", what)
 }
 
 func journal(t *testing.T, a *App, f store.Filter) []store.Entry {
@@ -235,10 +229,11 @@ const e2eNotifyPlaybook = `
 // and stale requests get 401.
 func TestE2ESlackPauseButton(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "e2e-slack-pause", nil)
+	name := testutil.UniqueName("e2e-slack-pause")
+	id := testutil.RunContainer(t, cli, name, nil)
 	p := startPeers(t)
 	s := serveApp(t, p.config(t, t.TempDir(), e2eNotifyPlaybook))
-	s.postAlert(t, shellAlertJSON(id[:12], "e2e-slack-pause"))
+	s.postAlert(t, shellAlertJSON(id[:12], name))
 
 	// Slack: one message with the response buttons.
 	waitUntil(t, "slack message", 10*time.Second, func() bool { return len(p.slack.TopLevel()) == 1 })
@@ -396,7 +391,8 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 		return n
 	}
 	waitUntil(t, "delivery after restart", 15*time.Second, func() bool { return notified() == 1 })
-	time.Sleep(300 * time.Millisecond) // a second delivery would show by now
+	testutil.Never(t, 300*time.Millisecond, func() bool { return len(p.slack.Calls("chat.postMessage")) > 1 || notified() > 1 },
+		"slack got a second delivery after restart")
 	if n := len(p.slack.Calls("chat.postMessage")); n != 1 || len(p.slack.TopLevel()) != 1 {
 		t.Errorf("slack got %d chat.postMessage calls and holds %d messages, want exactly 1", n, len(p.slack.TopLevel()))
 	}
@@ -410,7 +406,8 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 // actor); a second press runs nothing.
 func TestE2EApprovalFromSlack(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	id := testutil.RunContainer(t, cli, "e2e-slack-approve", nil)
+	name := testutil.UniqueName("e2e-slack-approve")
+	id := testutil.RunContainer(t, cli, name, nil)
 	p := startPeers(t)
 	s := serveApp(t, p.config(t, t.TempDir(), `
 - playbook: gated-pause
@@ -420,8 +417,8 @@ func TestE2EApprovalFromSlack(t *testing.T) {
     - do: container.pause
       gated: true
 `))
-	s.postAlert(t, shellAlertJSON(id[:12], "e2e-slack-approve"))
-	var req slackpeer.Message
+	s.postAlert(t, shellAlertJSON(id[:12], name))
+	var req slackpeertest.Message
 	waitUntil(t, "approval request", 10*time.Second, func() bool {
 		for _, m := range p.slack.Messages() {
 			if strings.Contains(m.RawBlocks, "riposte:approve") {
@@ -442,7 +439,16 @@ func TestE2EApprovalFromSlack(t *testing.T) {
 	if code := s.press(t, p.slack, req, "riposte:approve", alice, e2eSigningSecret, time.Now()); code != http.StatusOK {
 		t.Fatalf("second approve: %d", code)
 	}
-	time.Sleep(300 * time.Millisecond)
+	pauses := func() int {
+		n := 0
+		for _, e := range journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}}) {
+			if e.Action == "container.pause" {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.Never(t, 300*time.Millisecond, func() bool { return pauses() > 1 }, "the second approve ran container.pause again")
 	granted := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ApprovalGranted}})
 	var ran []store.Entry
 	for _, e := range journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}}) {
@@ -472,4 +478,50 @@ func TestServeRefusesUnconfiguredNotifier(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pagerduty.trigger (used by page) is not configured: add a notifiers.pagerduty section to the config") {
 		t.Errorf("Build: %v", err)
 	}
+}
+
+// TestServeRefusesUnknownWebhookEndpoint: an endpoint name only the config
+// can judge is checked when serve builds the app, with the playbook's file
+// and line, not when the first alert is delivered.
+func TestServeRefusesUnknownWebhookEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	pb := filepath.Join(dir, "pb.yaml")
+	playbook := `- playbook: to-soar
+  actions:
+    - do: webhook.post
+      with: {endpoint: soar}
+    - do: webhook.post
+      with: {endpoint: "{{ .Rule }}"}
+    - do: webhook.post
+      with: {endpoint: siem}
+`
+	if err := os.WriteFile(pb, []byte(playbook), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "riposte.yaml")
+	if err := os.WriteFile(conf, []byte("notifiers:\n  webhook:\n    endpoints:\n      - {name: soar, url: \"http://127.0.0.1:9/hook\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(conf, Overrides{Data: filepath.Join(dir, "data"), Playbooks: []string{pb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(cfg, NewLogger(cfg, io.Discard))
+	want := pb + `:7: playbook "to-soar": actions[2]: with.endpoint: no webhook endpoint "siem" in the config (configured: soar)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Build: %v\nwant it to contain %s", err, want)
+	}
+	if strings.Contains(err.Error(), "actions[0]") || strings.Contains(err.Error(), "actions[1]") {
+		t.Errorf("a configured endpoint or a template was refused: %v", err)
+	}
+
+	// With the endpoint configured, the same playbooks build.
+	if err := os.WriteFile(pb, []byte(strings.Replace(playbook, "endpoint: siem", "endpoint: soar", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(cfg, NewLogger(cfg, io.Discard))
+	if err != nil {
+		t.Fatalf("Build with known endpoints: %v", err)
+	}
+	a.Close()
 }

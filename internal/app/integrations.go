@@ -207,3 +207,15 @@ func Missing(set *playbooks.Set, runners map[string]actions.Runner) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CheckParams asks every runner that judges parameters by its configuration
+// (actions.ParamChecker: a webhook endpoint name) about every action of
+// every playbook; the errors name the playbook's file and line.
+func CheckParams(set *playbooks.Set, runners map[string]actions.Runner) error {
+	return set.CheckParams(func(action string, with actions.Params) error {
+		if c, ok := runners[action].(actions.ParamChecker); ok {
+			return c.CheckParams(action, with)
+		}
+		return nil
+	})
+}

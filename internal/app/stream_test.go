@@ -12,7 +12,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/notifiers/syslog/syslogpeer"
+	"github.com/riposte-sec/riposte/notifiers/syslog/syslogtest"
 )
 
 // TestStreamOutputs: one alert, with shell metacharacters in its text,
@@ -20,7 +20,7 @@ import (
 // and a program's stdin, through the engine and the outbox.
 func TestStreamOutputs(t *testing.T) {
 	dir := t.TempDir()
-	peer, err := syslogpeer.Listen("tcp", "127.0.0.1:0")
+	peer, err := syslogtest.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

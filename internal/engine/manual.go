@@ -42,7 +42,7 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 		if !ok {
 			return actions.Result{}, fmt.Errorf("act %s: unknown parameter %q", m.Action, name)
 		}
-		if err := actions.CheckValue(p.Type, v); err != nil {
+		if err := p.Check(v); err != nil {
 			return actions.Result{}, fmt.Errorf("act %s: parameter %s: %w", m.Action, name, err)
 		}
 	}

@@ -1,6 +1,3 @@
-// Package registry is the one explicit list of riposte's integrations: every
-// responder and notifier, and the actions they implement. Nothing registers
-// itself; adding an integration means adding it here.
 package registry
 
 import (

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 func TestAcceptDuplicates(t *testing.T) {
@@ -308,7 +309,11 @@ func TestClose(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked >= 50
+	}, "the writers never got going")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

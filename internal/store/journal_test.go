@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 // tricky holds text that canonical encoding must escape exactly as SQLite.
@@ -65,11 +67,7 @@ func TestCanonicalMatchesSQLiteJSONArray(t *testing.T) {
 
 // TestAuditorRecomputesWithSQLite3 runs the command doc.go gives auditors.
 func TestAuditorRecomputesWithSQLite3(t *testing.T) {
-	for _, tool := range []string{"sqlite3", "sha256sum", "sh"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testutil.Tools(t, "sqlite3", "sha256sum", "sh")
 	s := openTest(t, Options{})
 	mustAccept(t, s, "a-1", "a-2")
 	got, err := s.Append(context.Background(), Entry{Type: Note, Actor: "cli:alice", Detail: map[string]any{"text": tricky[3]}})
@@ -415,9 +413,7 @@ func TestVerifyWhileWriting(t *testing.T) {
 
 // TestAuditorRecomputesWithPython checks doc.go's other recipe.
 func TestAuditorRecomputesWithPython(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
+	testutil.Tools(t, "python3")
 	s := openTest(t, Options{})
 	var entries []Entry
 	for _, txt := range tricky {

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -121,8 +123,20 @@ func BusyboxRootfsTar() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// UniqueName returns base with a random suffix ("det-shadow-3fa2c1"). Every
+// package's tests, and every checkout's, share one Docker daemon: a fixed
+// container name would let one test's setup remove or act on another's
+// container.
+func UniqueName(base string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return base + "-" + hex.EncodeToString(b)
+}
+
 // RunContainer starts a container from TestImage running cmd (default:
-// sleep 3600) and removes it when t ends. It returns the full id.
+// sleep 3600) and removes it when t ends. It returns the full id. name
+// should come from UniqueName; a container of that name that this test did
+// not create is left alone and makes the create fail.
 func RunContainer(t testing.TB, cli *client.Client, name string, labels map[string]string, cmd ...string) string {
 	t.Helper()
 	if len(cmd) == 0 {
@@ -130,9 +144,6 @@ func RunContainer(t testing.TB, cli *client.Client, name string, labels map[stri
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if name != "" {
-		_ = cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
-	}
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: TestImage, Cmd: cmd, Labels: labels}, nil, nil, nil, name)
 	if err != nil {
 		t.Fatalf("create container %s: %v", name, err)

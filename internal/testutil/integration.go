@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -32,10 +33,7 @@ func Integration(t testing.TB, needs ...Need) {
 	t.Helper()
 	for _, n := range needs {
 		if reason := missing(n); reason != "" {
-			if Required() {
-				t.Fatalf("integration test cannot run: %s (%s=1 forbids skipping)", reason, RequireEnv)
-			}
-			t.Skipf("skipping integration test: %s (set %s=1 to make this a failure)", reason, RequireEnv)
+			skipOrFail(t, reason)
 		}
 	}
 }
@@ -66,4 +64,43 @@ func missing(n Need) string {
 		}
 	}
 	return ""
+}
+
+// Tools skips t (locally) or fails it (RIPOSTE_REQUIRE_INTEGRATION=1) when
+// one of the named programs is not on PATH; scripts/install-deps.sh installs
+// every program a test asks for here.
+func Tools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			skipOrFail(t, name+" is not installed (scripts/install-deps.sh installs it)")
+		}
+	}
+}
+
+// Paths skips t (locally) or fails it (RIPOSTE_REQUIRE_INTEGRATION=1) when
+// one of the given files or directories does not exist.
+func Paths(t testing.TB, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			skipOrFail(t, "needs "+p+": "+err.Error())
+		}
+	}
+}
+
+// SkipOrFail skips t with reason locally and fails it when CI requires
+// integration tests, for needs that are discovered while the test runs (a
+// mount that the kernel refuses, say).
+func SkipOrFail(t testing.TB, reason string) {
+	t.Helper()
+	skipOrFail(t, reason)
+}
+
+func skipOrFail(t testing.TB, reason string) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("integration test cannot run: %s (%s=1 forbids skipping)", reason, RequireEnv)
+	}
+	t.Skipf("skipping integration test: %s (set %s=1 to make this a failure)", reason, RequireEnv)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/notifiers/email"
-	"github.com/riposte-sec/riposte/notifiers/email/smtppeer"
+	"github.com/riposte-sec/riposte/notifiers/email/smtptest"
 )
 
 const password = "s3cret-SMTP-passw0rd!"
@@ -28,9 +28,9 @@ func lookup(k string) (string, bool) {
 	return "", false
 }
 
-func peer(t *testing.T, opts smtppeer.Options) *smtppeer.Server {
+func peer(t *testing.T, opts smtptest.Options) *smtptest.Server {
 	t.Helper()
-	s, err := smtppeer.New(opts)
+	s, err := smtptest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func peer(t *testing.T, opts smtppeer.Options) *smtppeer.Server {
 	return s
 }
 
-func config(t *testing.T, p *smtppeer.Server) email.Config {
+func config(t *testing.T, p *smtptest.Server) email.Config {
 	t.Helper()
 	ca, err := p.CAFile(t.TempDir())
 	if err != nil {
@@ -133,7 +133,7 @@ func parse(t *testing.T, data []byte) parsed {
 }
 
 func TestSendWithSTARTTLSAndPlainAuth(t *testing.T) {
-	p := peer(t, smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
+	p := peer(t, smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
 	e := newEmail(t, config(t, p))
 	a := loadAlert(t)
 	a.OutputFields["proc.cmdline"] = `sh -c "<script>alert(1)</script>"`
@@ -204,7 +204,7 @@ func TestSendWithSTARTTLSAndPlainAuth(t *testing.T) {
 }
 
 func TestLoginAuthAndRecipientsParam(t *testing.T) {
-	p := peer(t, smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
+	p := peer(t, smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
 	cfg := config(t, p)
 	cfg.Auth = email.AuthLogin
 	e := newEmail(t, cfg)
@@ -223,7 +223,7 @@ func TestLoginAuthAndRecipientsParam(t *testing.T) {
 }
 
 func TestImplicitTLS(t *testing.T) {
-	p := peer(t, smtppeer.Options{ImplicitTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
+	p := peer(t, smtptest.Options{ImplicitTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
 	cfg := config(t, p)
 	cfg.ImplicitTLS = new(bool)
 	*cfg.ImplicitTLS = true
@@ -239,17 +239,17 @@ func TestImplicitTLS(t *testing.T) {
 func TestStartTLSPolicy(t *testing.T) {
 	tests := []struct {
 		name    string
-		server  smtppeer.Options
+		server  smtptest.Options
 		policy  email.TLSPolicy
 		wantTLS bool
 		wantErr string
 	}{
-		{name: "mandatory, offered", server: smtppeer.Options{StartTLS: true}, policy: email.StartTLSMandatory, wantTLS: true},
-		{name: "mandatory, not offered", server: smtppeer.Options{}, policy: email.StartTLSMandatory,
+		{name: "mandatory, offered", server: smtptest.Options{StartTLS: true}, policy: email.StartTLSMandatory, wantTLS: true},
+		{name: "mandatory, not offered", server: smtptest.Options{}, policy: email.StartTLSMandatory,
 			wantErr: `send email: dial failed: STARTTLS mode set to: "TLSMandatory", but target host does not support STARTTLS`},
-		{name: "opportunistic, offered", server: smtppeer.Options{StartTLS: true}, policy: email.StartTLSOpportunistic, wantTLS: true},
-		{name: "opportunistic, not offered", server: smtppeer.Options{}, policy: email.StartTLSOpportunistic, wantTLS: false},
-		{name: "none, offered", server: smtppeer.Options{StartTLS: true}, policy: email.StartTLSNone, wantTLS: false},
+		{name: "opportunistic, offered", server: smtptest.Options{StartTLS: true}, policy: email.StartTLSOpportunistic, wantTLS: true},
+		{name: "opportunistic, not offered", server: smtptest.Options{}, policy: email.StartTLSOpportunistic, wantTLS: false},
+		{name: "none, offered", server: smtptest.Options{StartTLS: true}, policy: email.StartTLSNone, wantTLS: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,19 +282,19 @@ func TestFailures(t *testing.T) {
 	tests := []struct {
 		name      string
 		mutate    func(*email.Config)
-		fail      *smtppeer.Failure
+		fail      *smtptest.Failure
 		retryable bool
 		contains  string
 	}{
 		{name: "untrusted certificate", mutate: func(c *email.Config) { c.CAFile = "" }, contains: "certificate"},
 		{name: "wrong password", mutate: func(c *email.Config) { c.PasswordEnv = "WRONG" }, contains: ""},
-		{name: "temporary DATA failure", fail: &smtppeer.Failure{Stage: "DATA", Code: 451, Message: "try again later"}, retryable: true, contains: "451"},
-		{name: "permanent RCPT failure", fail: &smtppeer.Failure{Stage: "RCPT", Code: 550, Message: "no such user"}, contains: "550"},
-		{name: "temporary MAIL failure", fail: &smtppeer.Failure{Stage: "MAIL", Code: 421, Message: "closing"}, retryable: true, contains: "421"},
+		{name: "temporary DATA failure", fail: &smtptest.Failure{Stage: "DATA", Code: 451, Message: "try again later"}, retryable: true, contains: "451"},
+		{name: "permanent RCPT failure", fail: &smtptest.Failure{Stage: "RCPT", Code: 550, Message: "no such user"}, contains: "550"},
+		{name: "temporary MAIL failure", fail: &smtptest.Failure{Stage: "MAIL", Code: 421, Message: "closing"}, retryable: true, contains: "421"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := peer(t, smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
+			p := peer(t, smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
 			cfg := config(t, p)
 			deps := email.Deps{LookupEnv: lookup}
 			if tt.mutate != nil {
@@ -330,7 +330,7 @@ func TestFailures(t *testing.T) {
 		})
 	}
 	t.Run("server down", func(t *testing.T) {
-		p := peer(t, smtppeer.Options{StartTLS: true})
+		p := peer(t, smtptest.Options{StartTLS: true})
 		cfg := config(t, p)
 		cfg.Username, cfg.PasswordEnv = "", ""
 		p.Close()
@@ -344,7 +344,7 @@ func TestFailures(t *testing.T) {
 		}
 	})
 	t.Run("no recipient", func(t *testing.T) {
-		p := peer(t, smtppeer.Options{StartTLS: true})
+		p := peer(t, smtptest.Options{StartTLS: true})
 		cfg := config(t, p)
 		cfg.Username, cfg.PasswordEnv, cfg.To = "", "", nil
 		_, err := newEmail(t, cfg).Run(t.Context(), request(loadAlert(t)))
@@ -355,7 +355,7 @@ func TestFailures(t *testing.T) {
 }
 
 func TestCustomTemplates(t *testing.T) {
-	p := peer(t, smtppeer.Options{StartTLS: true})
+	p := peer(t, smtptest.Options{StartTLS: true})
 	cfg := config(t, p)
 	cfg.Username, cfg.PasswordEnv = "", ""
 	dir := t.TempDir()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,9 +194,11 @@ func Severity(p alert.Priority) string {
 	return "info"
 }
 
-func validSeverity(s string) bool {
-	return s == "critical" || s == "error" || s == "warning" || s == "info"
-}
+// Severities lists the severities PagerDuty accepts; pagerduty.trigger's
+// severity parameter is checked against them when playbooks load.
+func Severities() []string { return []string{"critical", "error", "warning", "info"} }
+
+func validSeverity(s string) bool { return slices.Contains(Severities(), s) }
 
 // falcoPrefix is the "09:14:03.512348123: Notice " Falco puts before its
 // output text.

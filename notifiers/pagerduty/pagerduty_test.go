@@ -11,7 +11,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/notifiers/pagerduty"
-	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdpeer"
+	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdtest"
 )
 
 const routingKey = "R0ENTEST0123456789abcdefABCDEF01" // 32 characters
@@ -20,7 +20,7 @@ func lookup(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
-func newPD(t *testing.T, peer *pdpeer.Peer, key string) *pagerduty.PagerDuty {
+func newPD(t *testing.T, peer *pdtest.Peer, key string) *pagerduty.PagerDuty {
 	t.Helper()
 	p, err := pagerduty.New(pagerduty.Config{RoutingKeyEnv: "PD_ROUTING_KEY", Endpoint: peer.URL()},
 		pagerduty.Deps{LookupEnv: lookup(map[string]string{"PD_ROUTING_KEY": key})})
@@ -49,7 +49,7 @@ func trigger(a alert.Alert, params actions.Params) actions.Request {
 }
 
 func TestTrigger(t *testing.T) {
-	peer := pdpeer.New()
+	peer := pdtest.New()
 	defer peer.Close()
 	p := newPD(t, peer, routingKey)
 	res, err := p.Run(t.Context(), trigger(loadAlert(t), nil))
@@ -114,7 +114,7 @@ func toStrings(v any) []string {
 }
 
 func TestSeverity(t *testing.T) {
-	peer := pdpeer.New()
+	peer := pdtest.New()
 	defer peer.Close()
 	p := newPD(t, peer, routingKey)
 	tests := []struct {
@@ -164,7 +164,7 @@ func TestSeverity(t *testing.T) {
 }
 
 func TestSummaryCutTo1024(t *testing.T) {
-	peer := pdpeer.New()
+	peer := pdtest.New()
 	defer peer.Close()
 	p := newPD(t, peer, routingKey)
 	long := strings.Repeat("é", 3000)
@@ -188,22 +188,22 @@ func TestSummaryCutTo1024(t *testing.T) {
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		fail       pdpeer.Failure
+		fail       pdtest.Failure
 		key        string
 		retryable  bool
 		retryAfter time.Duration
 		msg        string
 	}{
-		{name: "rate limited", fail: pdpeer.Failure{Status: 429, RetryAfter: 30}, retryable: true, retryAfter: 30 * time.Second,
+		{name: "rate limited", fail: pdtest.Failure{Status: 429, RetryAfter: 30}, retryable: true, retryAfter: 30 * time.Second,
 			msg: "trigger pagerduty event: HTTP 429: throttle event: Requests for this service are arriving too quickly.  Please retry later. (retry after 30s)"},
-		{name: "rate limited without Retry-After", fail: pdpeer.Failure{Status: 429}, retryable: true,
+		{name: "rate limited without Retry-After", fail: pdtest.Failure{Status: 429}, retryable: true,
 			msg: "trigger pagerduty event: HTTP 429: throttle event: Requests for this service are arriving too quickly.  Please retry later."},
-		{name: "server error", fail: pdpeer.Failure{Status: 502}, retryable: true, msg: "trigger pagerduty event: HTTP 502: Bad Gateway"},
+		{name: "server error", fail: pdtest.Failure{Status: 502}, retryable: true, msg: "trigger pagerduty event: HTTP 502: Bad Gateway"},
 		{name: "bad routing key", key: "short-key-123", msg: "trigger pagerduty event: HTTP 400: invalid event: Event object is invalid: Length of 'routing_key' is incorrect (should be 32 characters)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			peer := pdpeer.New()
+			peer := pdtest.New()
 			defer peer.Close()
 			key := routingKey
 			if tt.key != "" {
@@ -235,7 +235,7 @@ func TestErrors(t *testing.T) {
 		})
 	}
 	t.Run("pagerduty down", func(t *testing.T) {
-		peer := pdpeer.New()
+		peer := pdtest.New()
 		p := newPD(t, peer, routingKey)
 		peer.Close()
 		_, err := p.Run(t.Context(), trigger(loadAlert(t), nil))
@@ -244,7 +244,7 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("nothing to dedup on", func(t *testing.T) {
-		peer := pdpeer.New()
+		peer := pdtest.New()
 		defer peer.Close()
 		p := newPD(t, peer, routingKey)
 		_, err := p.Run(t.Context(), actions.Request{Action: pagerduty.ActionResolve})
@@ -255,7 +255,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestLongIncidentIDIsHashed(t *testing.T) {
-	peer := pdpeer.New()
+	peer := pdtest.New()
 	defer peer.Close()
 	p := newPD(t, peer, routingKey)
 	req := trigger(loadAlert(t), nil)

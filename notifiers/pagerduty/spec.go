@@ -9,7 +9,7 @@ func Specs() []actions.Spec {
 	return []actions.Spec{
 		{Name: "pagerduty.trigger", Help: "Open (or update) a PagerDuty incident; dedup_key is the riposte incident id.",
 			Params: []actions.Param{
-				{Name: "severity", Type: actions.String, Default: "from priority", Help: "critical, error, warning or info"},
+				{Name: "severity", Type: actions.String, Enum: Severities(), Default: "from priority", Help: "PagerDuty severity"},
 				{Name: "summary", Type: actions.String, Default: "the alert output", Help: "summary (template), cut to 1024 characters"},
 			},
 			Privileges: routingKey},

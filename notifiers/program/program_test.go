@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -197,13 +196,16 @@ func dead(pid int) bool {
 
 func waitDead(t *testing.T, what string, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !dead(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) still running", what, pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return dead(pid) }, "%s (pid %d) still running", what, pid)
+}
+
+// waitStarted waits for a script that touches "$0.started" to have run.
+func waitStarted(t *testing.T, prog string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		_, err := os.Stat(prog + ".started")
+		return err == nil
+	}, "%s never started", prog)
 }
 
 func TestHangingProgramIsKilledWithItsChildren(t *testing.T) {
@@ -291,12 +293,12 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestWaitingForASlotHonoursContext(t *testing.T) {
-	prog := script(t, "hang.sh", `sleep 300`)
+	prog := script(t, "hang.sh", `touch "$0.started"; exec sleep 300`)
 	p := newProgram(t, Config{Argv: []string{prog}, MaxConcurrent: 1, Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { first <- p.Write(ctx, alertRecord(t, "1")) }()
-	time.Sleep(200 * time.Millisecond)
+	waitStarted(t, prog)
 	wctx, wcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer wcancel()
 	res, err := p.Run(wctx, alertRecord(t, "2"))
@@ -310,14 +312,14 @@ func TestWaitingForASlotHonoursContext(t *testing.T) {
 }
 
 func TestCloseKillsRunning(t *testing.T) {
-	prog := script(t, "hang.sh", `sleep 300`)
+	prog := script(t, "hang.sh", `touch "$0.started"; exec sleep 300`)
 	p, err := New(Config{Argv: []string{prog}, Timeout: time.Minute}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Write(context.Background(), alertRecord(t, "x")) }()
-	time.Sleep(200 * time.Millisecond)
+	waitStarted(t, prog)
 	start := time.Now()
 	p.Close()
 	if d := time.Since(start); d > 4*time.Second {
@@ -397,14 +399,7 @@ func journalRecord(t testing.TB) stream.Record {
 // Falco's `jq '{text: .output}' | curl -d @- -X POST https://hooks.slack.com/...`
 // done as documented: a script file, the URL from the environment.
 func TestSlackRecipe(t *testing.T) {
-	for _, tool := range []string{"jq", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testutil.Required() {
-				t.Fatalf("the Slack recipe test needs %s (install jq and curl)", tool)
-			}
-			t.Skipf("skipping: %s not installed (set %s=1 to make this a failure)", tool, testutil.RequireEnv)
-		}
-	}
+	testutil.Tools(t, "jq", "curl")
 	got := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

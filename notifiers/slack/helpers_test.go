@@ -10,7 +10,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	rslack "github.com/riposte-sec/riposte/notifiers/slack"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 )
 
 const (
@@ -25,7 +25,7 @@ func env(vars map[string]string) func(string) (string, bool) {
 
 var testEnv = env(map[string]string{"SLACK_BOT_TOKEN": botToken, "SLACK_SIGNING_SECRET": signingSecret, "SLACK_APP_TOKEN": appToken})
 
-func baseConfig(p *slackpeer.Peer) rslack.Config {
+func baseConfig(p *slackpeertest.Peer) rslack.Config {
 	return rslack.Config{
 		TokenEnv:         "SLACK_BOT_TOKEN",
 		SigningSecretEnv: "SLACK_SIGNING_SECRET",
@@ -48,9 +48,9 @@ func newSlack(t *testing.T, cfg rslack.Config, deps rslack.Deps) *rslack.Slack {
 	return s
 }
 
-func newPeer(t *testing.T) *slackpeer.Peer {
+func newPeer(t *testing.T) *slackpeertest.Peer {
 	t.Helper()
-	p := slackpeer.New(botToken, appToken)
+	p := slackpeertest.New(botToken, appToken)
 	t.Cleanup(p.Close)
 	return p
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/store"
 	rslack "github.com/riposte-sec/riposte/notifiers/slack"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 )
 
 var (
@@ -51,19 +51,19 @@ func do(t *testing.T, r *http.Request) (int, string) {
 }
 
 // press notifies (once per incident) and presses a button as user.
-func press(t *testing.T, p *slackpeer.Peer, srv *httptest.Server, actionID string, user slack.User) (int, slackpeer.Message) {
+func press(t *testing.T, p *slackpeertest.Peer, srv *httptest.Server, actionID string, user slack.User) (int, slackpeertest.Message) {
 	t.Helper()
 	m := p.TopLevel()[0]
 	cb, err := p.Press(m, actionID, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _ := do(t, slackpeer.SignedRequest(signingSecret, srv.URL+"/v1/slack/interactions", slackpeer.InteractionForm(cb), time.Now()))
+	code, _ := do(t, slackpeertest.SignedRequest(signingSecret, srv.URL+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), time.Now()))
 	return code, m
 }
 
 type interactiveSetup struct {
-	p    *slackpeer.Peer
+	p    *slackpeertest.Peer
 	s    *rslack.Slack
 	srv  *httptest.Server
 	disp *fakeDispatcher
@@ -91,7 +91,7 @@ func TestInteractionSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := slackpeer.InteractionForm(cb)
+	form := slackpeertest.InteractionForm(cb)
 	target := is.srv.URL + "/v1/slack/interactions"
 	now := time.Now()
 	tests := []struct {
@@ -100,34 +100,34 @@ func TestInteractionSignature(t *testing.T) {
 		want int
 	}{
 		{"unsigned", func() *http.Request {
-			r := slackpeer.SignedRequest(signingSecret, target, form, now)
+			r := slackpeertest.SignedRequest(signingSecret, target, form, now)
 			r.Header.Del("X-Slack-Signature")
 			r.Header.Del("X-Slack-Request-Timestamp")
 			return r
 		}, 401},
-		{"wrong secret", func() *http.Request { return slackpeer.SignedRequest("another-secret-value", target, form, now) }, 401},
+		{"wrong secret", func() *http.Request { return slackpeertest.SignedRequest("another-secret-value", target, form, now) }, 401},
 		{"tampered body", func() *http.Request {
-			r := slackpeer.SignedRequest(signingSecret, target, form, now)
-			f := slackpeer.InteractionForm(cb)
+			r := slackpeertest.SignedRequest(signingSecret, target, form, now)
+			f := slackpeertest.InteractionForm(cb)
 			f.Set("payload", strings.Replace(f.Get("payload"), "U0BOB", "U0ALICE", 1))
 			body := f.Encode()
 			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 			return r
 		}, 401},
 		{"six minutes old", func() *http.Request {
-			return slackpeer.SignedRequest(signingSecret, target, form, now.Add(-6*time.Minute))
+			return slackpeertest.SignedRequest(signingSecret, target, form, now.Add(-6*time.Minute))
 		}, 401},
 		{"six minutes ahead", func() *http.Request {
-			return slackpeer.SignedRequest(signingSecret, target, form, now.Add(6*time.Minute))
+			return slackpeertest.SignedRequest(signingSecret, target, form, now.Add(6*time.Minute))
 		}, 401},
 		{"signature not v0", func() *http.Request {
-			r := slackpeer.SignedRequest(signingSecret, target, form, now)
+			r := slackpeertest.SignedRequest(signingSecret, target, form, now)
 			r.Header.Set("X-Slack-Signature", "v1="+strings.TrimPrefix(r.Header.Get("X-Slack-Signature"), "v0="))
 			return r
 		}, 401},
 		{"GET", func() *http.Request { r, _ := http.NewRequest(http.MethodGet, target, nil); return r }, 405},
 		{"four minutes old", func() *http.Request {
-			return slackpeer.SignedRequest(signingSecret, target, form, now.Add(-4*time.Minute))
+			return slackpeertest.SignedRequest(signingSecret, target, form, now.Add(-4*time.Minute))
 		}, 200},
 	}
 	for _, tt := range tests {
@@ -138,8 +138,8 @@ func TestInteractionSignature(t *testing.T) {
 		})
 	}
 	t.Run("replay", func(t *testing.T) {
-		r1 := slackpeer.SignedRequest(signingSecret, target, form, now.Add(-time.Second))
-		r2 := slackpeer.SignedRequest(signingSecret, target, form, now.Add(-time.Second))
+		r1 := slackpeertest.SignedRequest(signingSecret, target, form, now.Add(-time.Second))
+		r2 := slackpeertest.SignedRequest(signingSecret, target, form, now.Add(-time.Second))
 		if code, _ := do(t, r1); code != 200 {
 			t.Fatalf("first: %d", code)
 		}
@@ -242,8 +242,8 @@ func TestGroupApprovers(t *testing.T) {
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	p := newPeer(t)
-	p.AddGroup(slackpeer.Group{ID: "S0ONCALL", Handle: "oncall", Users: []string{"U0BOB"}})
-	p.AddGroup(slackpeer.Group{ID: "S0SEC", Handle: "security", Users: []string{"U0CAROL"}})
+	p.AddGroup(slackpeertest.Group{ID: "S0ONCALL", Handle: "oncall", Users: []string{"U0BOB"}})
+	p.AddGroup(slackpeertest.Group{ID: "S0SEC", Handle: "security", Users: []string{"U0CAROL"}})
 	cfg := baseConfig(p)
 	cfg.Approvers = []string{"@oncall", "S0SEC"}
 	cfg.GroupCacheTTL = time.Minute
@@ -269,7 +269,7 @@ func TestGroupApprovers(t *testing.T) {
 	}
 	// Bob leaves the on-call group: within the TTL the cache still lets him
 	// in; after it, the change is seen.
-	p.AddGroup(slackpeer.Group{ID: "S0ONCALL", Handle: "oncall", Users: []string{"U0DAVE"}})
+	p.AddGroup(slackpeertest.Group{ID: "S0ONCALL", Handle: "oncall", Users: []string{"U0DAVE"}})
 	press(t, p, srv, "riposte:pause", bob)
 	eventually(t, "bob's cached pause", func() bool { a, _, _ := disp.snapshot(); return len(a) == 3 })
 	offset.Store(int64(2 * time.Minute))
@@ -291,7 +291,7 @@ func TestGroupLookupFailureDenies(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := server(t, s)
-	p.FailNext("usergroups.list", slackpeer.Failure{Error: "missing_scope"})
+	p.FailNext("usergroups.list", slackpeertest.Failure{Error: "missing_scope"})
 	press(t, p, srv, "riposte:kill", bob)
 	eventually(t, "the denial", func() bool { _, _, d := disp.snapshot(); return len(d) == 1 })
 	_, _, d := disp.snapshot()
@@ -327,14 +327,14 @@ func TestApprovalFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	do(t, slackpeer.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeer.InteractionForm(cb), time.Now()))
+	do(t, slackpeertest.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), time.Now()))
 	eventually(t, "alice's denial", func() bool { _, _, d := is.disp.snapshot(); return len(d) == 1 })
 	_, approvals, denials := is.disp.snapshot()
 	if len(approvals) != 0 || denials[0].ApprovalID != "ap-7" || denials[0].Action != rslack.ActionApproval {
 		t.Fatalf("approvals %+v denials %+v", approvals, denials)
 	}
 	cb, _ = is.p.Press(ap, "riposte:approve", bob)
-	do(t, slackpeer.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeer.InteractionForm(cb), time.Now()))
+	do(t, slackpeertest.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), time.Now()))
 	eventually(t, "the closed approval", func() bool { m, _ := is.p.Message(msg.Channel, msg.TS); return m.Updates == 1 })
 	_, approvals, _ = is.disp.snapshot()
 	if len(approvals) != 1 || approvals[0] != (approvalCall{"ap-7", rslack.Actor{ID: "U0BOB", Name: "bob"}, true}) {
@@ -372,7 +372,7 @@ func TestApprovalRefusedByEngineIsShown(t *testing.T) {
 	}
 	ap, _ := is.p.Message(msg.Channel, msg.TS)
 	cb, _ := is.p.Press(ap, "riposte:deny", alice)
-	do(t, slackpeer.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeer.InteractionForm(cb), time.Now()))
+	do(t, slackpeertest.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), time.Now()))
 	eventually(t, "the ephemeral error", func() bool { return len(is.p.Responses()) == 1 })
 	if r := is.p.Responses()[0]; r.ResponseType != "ephemeral" || r.Text != "Your decision was not recorded: approval ap-9 already decided" {
 		t.Errorf("response %+v", r)
@@ -386,7 +386,7 @@ func TestSlashCommands(t *testing.T) {
 	is := setupInteractive(t, nil)
 	target := is.srv.URL + "/v1/slack/commands"
 	send := func(user slack.User, text string) (int, string) {
-		return do(t, slackpeer.SignedRequest(signingSecret, target, is.p.CommandForm(user, "C0IR", text), time.Now()))
+		return do(t, slackpeertest.SignedRequest(signingSecret, target, is.p.CommandForm(user, "C0IR", text), time.Now()))
 	}
 	// Immediate answers are ephemeral mrkdwn: < and > must be escaped or
 	// Slack reads "<container>" as a link.
@@ -444,7 +444,7 @@ func TestSlashCommands(t *testing.T) {
 	}
 
 	// Unsigned commands are refused like interactions.
-	r := slackpeer.SignedRequest("wrong-secret-000000", target, is.p.CommandForm(alice, "C0IR", "kill payments-api"), time.Now())
+	r := slackpeertest.SignedRequest("wrong-secret-000000", target, is.p.CommandForm(alice, "C0IR", "kill payments-api"), time.Now())
 	if code, _ := do(t, r); code != 401 {
 		t.Errorf("badly signed command: %d", code)
 	}
@@ -459,7 +459,7 @@ func TestResponseURLOnlyToSlack(t *testing.T) {
 	m := is.p.TopLevel()[0]
 	cb, _ := is.p.Press(m, "riposte:kill", mallory)
 	cb.ResponseURL = evil.URL + "/hook"
-	do(t, slackpeer.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeer.InteractionForm(cb), time.Now()))
+	do(t, slackpeertest.SignedRequest(signingSecret, is.srv.URL+"/v1/slack/interactions", slackpeertest.InteractionForm(cb), time.Now()))
 	eventually(t, "the denial", func() bool { _, _, d := is.disp.snapshot(); return len(d) == 1 })
 	_ = is.s.Close()
 }
@@ -557,7 +557,7 @@ func TestParseInteraction(t *testing.T) {
 		if mut != nil {
 			mut(&cb)
 		}
-		return []byte(slackpeer.InteractionForm(cb).Encode())
+		return []byte(slackpeertest.InteractionForm(cb).Encode())
 	}
 	in, err := rslack.ParseInteraction(body(nil))
 	if err != nil {
@@ -619,7 +619,7 @@ func FuzzParseInteraction(f *testing.F) {
 		}
 		c := cb
 		c.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: id, Value: v, Type: "button"}}
-		f.Add([]byte(slackpeer.InteractionForm(c).Encode()))
+		f.Add([]byte(slackpeertest.InteractionForm(c).Encode()))
 	}
 	f.Add([]byte("payload=" + url.QueryEscape(`{"type":"block_actions","actions":[{"action_id":"riposte:kill","value":"{}"}]}`)))
 	f.Add([]byte("payload=null"))
@@ -672,10 +672,10 @@ func TestReplayRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := slackpeer.InteractionForm(cb)
+	form := slackpeertest.InteractionForm(cb)
 	sent := time.Now().Add(-time.Second)
 	captured := func(srv *httptest.Server) *http.Request {
-		return slackpeer.SignedRequest(signingSecret, srv.URL+"/v1/slack/interactions", form, sent)
+		return slackpeertest.SignedRequest(signingSecret, srv.URL+"/v1/slack/interactions", form, sent)
 	}
 	srv := server(t, s)
 	if code, body := do(t, captured(srv)); code != 200 {
@@ -730,7 +730,7 @@ func TestReplayRefused(t *testing.T) {
 		t.Errorf("replay after a restart: %d %s, want 401", code, body)
 	}
 	// A new press (another timestamp) is served.
-	fresh := slackpeer.SignedRequest(signingSecret, srv2.URL+"/v1/slack/interactions", form, time.Now())
+	fresh := slackpeertest.SignedRequest(signingSecret, srv2.URL+"/v1/slack/interactions", form, time.Now())
 	if code, body := do(t, fresh); code != 200 {
 		t.Errorf("new request after a restart: %d %s, want 200", code, body)
 	}

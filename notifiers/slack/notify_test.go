@@ -11,11 +11,11 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	rslack "github.com/riposte-sec/riposte/notifiers/slack"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 )
 
 // texts flattens every text of a message's blocks, for assertions.
-func texts(m slackpeer.Message) string {
+func texts(m slackpeertest.Message) string {
 	b, _ := json.Marshal(m.Blocks)
 	var v any
 	_ = json.Unmarshal(b, &v)
@@ -40,7 +40,7 @@ func texts(m slackpeer.Message) string {
 	return strings.Join(out, "\n")
 }
 
-func buttonsOf(m slackpeer.Message) []*slack.ButtonBlockElement {
+func buttonsOf(m slackpeertest.Message) []*slack.ButtonBlockElement {
 	var out []*slack.ButtonBlockElement
 	for _, b := range m.Blocks.BlockSet {
 		if ab, ok := b.(*slack.ActionBlock); ok {
@@ -276,7 +276,7 @@ func TestUpdateReportsLaterSteps(t *testing.T) {
 func TestNotifyHonoursRetryAfter(t *testing.T) {
 	p := newPeer(t)
 	s := newSlack(t, baseConfig(p), rslack.Deps{})
-	p.FailNext("chat.postMessage", slackpeer.Failure{Status: 429, RetryAfter: 7})
+	p.FailNext("chat.postMessage", slackpeertest.Failure{Status: 429, RetryAfter: 7})
 	req := notifyRequest(t, loadAlert(t), "inc-1", "k1")
 	_, err := s.Run(t.Context(), req)
 	if !actions.IsRetryable(err) {
@@ -298,20 +298,20 @@ func TestNotifyErrorClassification(t *testing.T) {
 	a := loadAlert(t)
 	tests := []struct {
 		name      string
-		fail      slackpeer.Failure
+		fail      slackpeertest.Failure
 		token     string
 		channel   string
 		retryable bool
 		notFound  bool
 		msg       string
 	}{
-		{name: "server error", fail: slackpeer.Failure{Status: 503}, retryable: true, msg: "post slack message: slack answered HTTP 503"},
-		{name: "ratelimited code", fail: slackpeer.Failure{Error: "ratelimited"}, retryable: true, msg: "post slack message: slack error ratelimited"},
-		{name: "internal error", fail: slackpeer.Failure{Error: "internal_error"}, retryable: true, msg: "post slack message: slack error internal_error"},
+		{name: "server error", fail: slackpeertest.Failure{Status: 503}, retryable: true, msg: "post slack message: slack answered HTTP 503"},
+		{name: "ratelimited code", fail: slackpeertest.Failure{Error: "ratelimited"}, retryable: true, msg: "post slack message: slack error ratelimited"},
+		{name: "internal error", fail: slackpeertest.Failure{Error: "internal_error"}, retryable: true, msg: "post slack message: slack error internal_error"},
 		{name: "unknown channel", channel: "#nowhere", notFound: true, msg: "post slack message: slack error channel_not_found (not found)"},
 		{name: "bad token", token: "xoxb-9999-wrong-token-value", msg: "post slack message: slack error invalid_auth"},
-		{name: "missing scope", fail: slackpeer.Failure{Error: "missing_scope"}, msg: "post slack message: slack error missing_scope"},
-		{name: "bad request", fail: slackpeer.Failure{Status: 400}, msg: "post slack message: slack answered HTTP 400"},
+		{name: "missing scope", fail: slackpeertest.Failure{Error: "missing_scope"}, msg: "post slack message: slack error missing_scope"},
+		{name: "bad request", fail: slackpeertest.Failure{Status: 400}, msg: "post slack message: slack answered HTTP 400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,7 +322,7 @@ func TestNotifyErrorClassification(t *testing.T) {
 				deps.LookupEnv = env(map[string]string{"SLACK_BOT_TOKEN": tt.token, "SLACK_SIGNING_SECRET": signingSecret})
 			}
 			s := newSlack(t, cfg, deps)
-			if tt.fail != (slackpeer.Failure{}) {
+			if tt.fail != (slackpeertest.Failure{}) {
 				p.FailNext("chat.postMessage", tt.fail)
 			}
 			req := notifyRequest(t, a, "inc-1", "k1")
@@ -458,13 +458,13 @@ func TestIncomingWebhookMode(t *testing.T) {
 		t.Errorf("unfurl_links not false")
 	}
 
-	p.FailNext("webhook", slackpeer.Failure{Status: 429, RetryAfter: 30})
+	p.FailNext("webhook", slackpeertest.Failure{Status: 429, RetryAfter: 30})
 	_, err := s.Run(t.Context(), req)
 	var ra interface{ RetryAfter() time.Duration }
 	if !actions.IsRetryable(err) || !errors.As(err, &ra) || ra.RetryAfter() != 30*time.Second {
 		t.Errorf("webhook 429: %v, want retryable after 30s", err)
 	}
-	p.FailNext("webhook", slackpeer.Failure{Status: 404, Error: "no_service"})
+	p.FailNext("webhook", slackpeertest.Failure{Status: 404, Error: "no_service"})
 	_, err = s.Run(t.Context(), req)
 	if err == nil || actions.IsRetryable(err) || err.Error() != "post slack webhook: HTTP 404 Not Found: no_service" {
 		t.Errorf("webhook 404: %v, want permanent", err)

@@ -42,6 +42,6 @@
 // A *Syslog is safe for concurrent use: writes are serialised on one
 // connection. Close closes it; the caller closes the Syslog.
 //
-// The tests run against syslogpeer, a strict RFC 5424 receiver in this
+// The tests run against syslogtest, a strict RFC 5424 receiver in this
 // repository, on loopback UDP and TCP and on unix sockets.
 package syslog

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,8 +18,9 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/notifiers/stream"
-	"github.com/riposte-sec/riposte/notifiers/syslog/syslogpeer"
+	"github.com/riposte-sec/riposte/notifiers/syslog/syslogtest"
 )
 
 const testPID = 4242
@@ -70,13 +72,13 @@ func newSyslog(t testing.TB, cfg Config) *Syslog {
 	return s
 }
 
-func listen(t testing.TB, network string) *syslogpeer.Server {
+func listen(t testing.TB, network string) *syslogtest.Server {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if strings.HasPrefix(network, "unix") {
 		addr = filepath.Join(t.TempDir(), "log.sock")
 	}
-	p, err := syslogpeer.Listen(network, addr)
+	p, err := syslogtest.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func listen(t testing.TB, network string) *syslogpeer.Server {
 	return p
 }
 
-func next(t testing.TB, p *syslogpeer.Server) syslogpeer.Message {
+func next(t testing.TB, p *syslogtest.Server) syslogtest.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -96,7 +98,7 @@ func next(t testing.TB, p *syslogpeer.Server) syslogpeer.Message {
 }
 
 // checkMessage checks every field of a received message against the record.
-func checkMessage(t *testing.T, m syslogpeer.Message, r stream.Record, facility Facility, sdid string) {
+func checkMessage(t *testing.T, m syslogtest.Message, r stream.Record, facility Facility, sdid string) {
 	t.Helper()
 	if m.Facility != int(facility) || m.Severity != Severity(r.Priority) {
 		t.Errorf("facility/severity = %d/%d, want %d/%d", m.Facility, m.Severity, facility, Severity(r.Priority))
@@ -313,7 +315,7 @@ func TestTCPReconnect(t *testing.T) {
 
 	// Dropped connection: the next record must arrive, on a new connection.
 	p.DropConnections()
-	time.Sleep(50 * time.Millisecond) // let the FIN arrive
+	waitClosed(t, s)
 	for i := 0; i < 3; i++ {
 		j := journalRecord(t)
 		j.ID = strconv.Itoa(100 + i)
@@ -330,7 +332,7 @@ func TestTCPReconnect(t *testing.T) {
 
 	// Receiver down: retryable errors, no panic, nothing half sent.
 	p.Close()
-	time.Sleep(50 * time.Millisecond)
+	waitClosed(t, s)
 	err := s.Write(ctx, r)
 	if err == nil || !actions.IsRetryable(err) {
 		t.Fatalf("write to a stopped receiver: err = %v, want retryable", err)
@@ -340,7 +342,7 @@ func TestTCPReconnect(t *testing.T) {
 	}
 
 	// Receiver back on the same address: the same record goes through.
-	p2, err := syslogpeer.Listen("tcp", addr)
+	p2, err := syslogtest.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +357,7 @@ func TestTCPReconnect(t *testing.T) {
 func TestUnixgramRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "log")
-	p, err := syslogpeer.Listen("unixgram", path)
+	p, err := syslogtest.Listen("unixgram", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +371,7 @@ func TestUnixgramRestart(t *testing.T) {
 	if err := s.Write(ctx, r); err == nil || !actions.IsRetryable(err) {
 		t.Fatalf("write with the daemon gone: %v, want retryable", err)
 	}
-	p2, err := syslogpeer.Listen("unixgram", path)
+	p2, err := syslogtest.Listen("unixgram", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +390,7 @@ func TestStalledReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	var held []net.Conn
+	first := make(chan net.Conn, 1)
 	accepted := make(chan struct{})
 	go func() {
 		defer close(accepted)
@@ -395,6 +398,9 @@ func TestStalledReceiver(t *testing.T) {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if len(held) == 0 {
+				first <- c
 			}
 			held = append(held, c) // never read
 		}
@@ -413,15 +419,33 @@ func TestStalledReceiver(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var started, finished atomic.Int64
 	go func() {
 		for {
-			if err := s.Write(ctx, r); err != nil {
+			started.Add(1)
+			err := s.Write(ctx, r)
+			finished.Add(1)
+			if err != nil {
 				done <- err
 				return
 			}
 		}
 	}()
-	time.Sleep(500 * time.Millisecond) // fill the socket buffers
+	var held0 net.Conn
+	select {
+	case held0 = <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never connected")
+	}
+	// The socket buffers are full when a Write is in flight and the
+	// receiver's queue has stopped growing between two polls.
+	last := -1
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		q := receiveQueue(held0)
+		stalled := q > 0 && q == last && started.Load() > finished.Load()
+		last = q
+		return stalled
+	}, "the writer never blocked on a full receiver")
 	start := time.Now()
 	cancel()
 	select {
@@ -477,7 +501,7 @@ func TestNonTransparentFraming(t *testing.T) {
 		t.Fatalf("got %d lines: %q", len(lines), lines)
 	}
 	for i, l := range lines {
-		m, err := syslogpeer.Parse([]byte(l))
+		m, err := syslogtest.Parse([]byte(l))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,7 +614,7 @@ func FuzzFormatParse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := syslogpeer.Parse(msg)
+		m, err := syslogtest.Parse(msg)
 		if err != nil {
 			t.Fatalf("unparsable message %q: %v", msg, err)
 		}
@@ -608,4 +632,15 @@ func FuzzFormatParse(f *testing.F) {
 			t.Fatalf("MSG %q, want %q", m.Msg, r.JSON)
 		}
 	})
+}
+
+// waitClosed waits until s's connection has seen the receiver's FIN, so that
+// the next Write knows the receiver went away.
+func waitClosed(t *testing.T, s *Syslog) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.conn == nil || !alive(s.conn)
+	}, "the receiver's close never reached the client")
 }

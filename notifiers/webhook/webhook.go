@@ -214,6 +214,32 @@ func (w *Webhook) post(ctx context.Context, req actions.Request) (actions.Result
 	return actions.Result{}, delivery.FromStatus(op, resp, data, w.now())
 }
 
-// Endpoints returns the configured endpoint names, for load-time checks of
-// `endpoint:` in playbooks.
+// Endpoints returns the configured endpoint names.
 func (w *Webhook) Endpoints() []string { return slices.Clone(w.names) }
+
+var _ actions.ParamChecker = (*Webhook)(nil)
+
+// CheckParams checks a playbook's literal endpoint against the configured
+// endpoints when serve starts, so that a misspelt name is not found at
+// delivery.
+func (w *Webhook) CheckParams(action string, with actions.Params) error {
+	if action != ActionPost {
+		return nil
+	}
+	configured := strings.Join(w.names, ", ")
+	v, ok := with["endpoint"]
+	if !ok {
+		if _, err := w.endpoint(""); err != nil {
+			return fmt.Errorf("no endpoint named and none is called default: set with.endpoint (one of %s)", configured)
+		}
+		return nil
+	}
+	name, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("with.endpoint: want an endpoint name, got %v", v)
+	}
+	if _, ok := w.endpoints[name]; !ok {
+		return fmt.Errorf("with.endpoint: no webhook endpoint %q in the config (configured: %s)", name, configured)
+	}
+	return nil
+}

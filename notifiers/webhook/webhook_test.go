@@ -343,3 +343,41 @@ func TestValidate(t *testing.T) {
 		t.Errorf("bad URL from env: %v", err)
 	}
 }
+
+// TestCheckParams: serve asks the notifier about each playbook's literal
+// endpoint before any alert arrives.
+func TestCheckParams(t *testing.T) {
+	two, err := webhook.New(webhook.Config{Endpoints: []webhook.Endpoint{{Name: "default", URL: "http://127.0.0.1:9/a"}, {Name: "soar", URL: "http://127.0.0.1:9/b"}}}, webhook.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noDefault, err := webhook.New(webhook.Config{Endpoints: []webhook.Endpoint{{Name: "soar", URL: "http://127.0.0.1:9/b"}, {Name: "siem", URL: "http://127.0.0.1:9/c"}}}, webhook.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		w      *webhook.Webhook
+		action string
+		with   actions.Params
+		want   string
+	}{
+		{"named, configured", two, webhook.ActionPost, actions.Params{"endpoint": "soar"}, ""},
+		{"unnamed, default exists", two, webhook.ActionPost, actions.Params{}, ""},
+		{"named, unknown", two, webhook.ActionPost, actions.Params{"endpoint": "siem"}, `with.endpoint: no webhook endpoint "siem" in the config (configured: default, soar)`},
+		{"unnamed, no default", noDefault, webhook.ActionPost, actions.Params{}, "no endpoint named and none is called default: set with.endpoint (one of soar, siem)"},
+		{"not a name", two, webhook.ActionPost, actions.Params{"endpoint": 3}, "with.endpoint: want an endpoint name, got 3"},
+		{"another action", two, "slack.notify", actions.Params{"endpoint": "nope"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := tt.w.CheckParams(tt.action, tt.with); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("CheckParams = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

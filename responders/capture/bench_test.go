@@ -111,7 +111,7 @@ func BenchmarkCaptureExecLoop(b *testing.B) {
 			testutil.Integration(b, testutil.Root, testutil.BPF, testutil.Docker)
 			d := benchDetector(b, cli)
 			script := strings.Repeat("(while :; do cat /etc/hostname; done >/dev/null) & ", loops) + "wait"
-			id := testutil.RunContainer(b, cli, fmt.Sprintf("cap-bench-loop%d", loops), nil, "sh", "-c", script)
+			id := testutil.RunContainer(b, cli, testutil.UniqueName(fmt.Sprintf("cap-bench-loop%d", loops)), nil, "sh", "-c", script)
 			time.Sleep(time.Second)
 
 			// Phase 1: the detector alone.
@@ -172,7 +172,7 @@ func BenchmarkCaptureBusyContainer(b *testing.B) {
 	testutil.Integration(b, testutil.Root, testutil.BPF, testutil.Docker)
 	d := benchDetector(b, cli)
 	ctx := context.Background()
-	id := testutil.RunContainer(b, cli, "cap-bench-busy", nil)
+	id := testutil.RunContainer(b, cli, testutil.UniqueName("cap-bench-busy"), nil)
 	info, err := cli.ContainerInspect(ctx, id)
 	if err != nil {
 		b.Fatal(err)

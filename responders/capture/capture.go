@@ -184,13 +184,13 @@ func (c *Capture) params(p actions.Params) (params, error) {
 		out.notes = append(out.notes, fmt.Sprintf("max_bytes %s lowered to capture.max_bytes %s", ByteSize(out.maxBytes), c.cfg.MaxBytes))
 		out.maxBytes = int64(c.cfg.MaxBytes)
 	}
-	if out.network, err = p.Bool("network", true); err != nil {
+	if out.network, err = p.Bool("network", DefaultNetwork); err != nil {
 		return out, err
 	}
-	if out.syscalls, err = p.Bool("syscalls", true); err != nil {
+	if out.syscalls, err = p.Bool("syscalls", DefaultSyscalls); err != nil {
 		return out, err
 	}
-	if out.wait, err = p.Bool("wait", false); err != nil {
+	if out.wait, err = p.Bool("wait", DefaultWait); err != nil {
 		return out, err
 	}
 	if !out.network && !out.syscalls {

@@ -19,6 +19,9 @@ const (
 
 	DefaultDuration   = 30 * time.Second    // the duration parameter's default
 	DefaultParamBytes = ByteSize(100 << 20) // the max_bytes parameter's default
+	DefaultNetwork    = true                // the network parameter's default
+	DefaultSyscalls   = true                // the syscalls parameter's default
+	DefaultWait       = false               // the wait parameter's default
 
 	// MinBytes is the smallest max_bytes a capture accepts: room for the
 	// headers, the state and the trailers.

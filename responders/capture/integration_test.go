@@ -105,12 +105,7 @@ func dockerExec(t *testing.T, cli *client.Client, id string, tty bool, cmd ...st
 
 func requireTshark(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if testutil.Required() {
-			t.Fatalf("integration test cannot run: tshark is not installed (apt-get install tshark; %s=1 forbids skipping)", testutil.RequireEnv)
-		}
-		t.Skip("skipping: tshark is not installed (apt-get install tshark)")
-	}
+	testutil.Tools(t, "tshark")
 }
 
 func tshark(t *testing.T, args ...string) string {
@@ -165,7 +160,8 @@ func TestCaptureContainer(t *testing.T) {
 	requireTshark(t)
 	d := startDetector(t, cli)
 	c, evidence := newCapture(t, d, cli)
-	id := testutil.RunContainer(t, cli, "cap-e2e", map[string]string{"app": "cap-e2e"})
+	name := testutil.UniqueName("cap-e2e")
+	id := testutil.RunContainer(t, cli, name, map[string]string{"app": "cap-e2e"})
 	ctx := context.Background()
 	info, err := cli.ContainerInspect(ctx, id)
 	if err != nil {
@@ -199,7 +195,7 @@ func TestCaptureContainer(t *testing.T) {
 		got <- line
 	}()
 
-	res, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: "cap-e2e", Incident: "inc-e2e", Actor: "test",
+	res, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: name, Incident: "inc-e2e", Actor: "test",
 		Params: actions.Params{"duration": "60s"}})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +229,7 @@ func TestCaptureContainer(t *testing.T) {
 		t.Errorf("second start: %+v %v", again, err)
 	}
 
-	final, err := c.Stop(ctx, "cap-e2e")
+	final, err := c.Stop(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +244,7 @@ func TestCaptureContainer(t *testing.T) {
 
 	// capture read: the commands, the connection, the files.
 	events := render(t, sysPath, capview.Events, "")
-	mustContain(t, "events", events, "# riposte capture", "of container cap-e2e ("+id[:12]+"), image riposte-test:1",
+	mustContain(t, "events", events, "# riposte capture", "of container "+name+" ("+id[:12]+"), image riposte-test:1",
 		"# process", `cmdline="sleep 3600"`, `cmdline="cat /etc/hostname"`, "# ended")
 	procs := render(t, sysPath, capview.Procs, "")
 	// Debian's busybox runs some applets in the forked shell without exec
@@ -280,7 +276,7 @@ func TestCaptureContainer(t *testing.T) {
 		t.Errorf("tshark payload to the listener: %q", payload)
 	}
 	desc := tshark(t, "-r", pcapPath, "-c", "1", "-T", "fields", "-e", "frame.interface_description")
-	mustContain(t, "interface description", desc, "container cap-e2e ("+id[:12]+")", "image riposte-test:1")
+	mustContain(t, "interface description", desc, "container "+name+" ("+id[:12]+")", "image riposte-test:1")
 	t.Logf("files: %s", describe(final.Evidence))
 }
 
@@ -301,8 +297,9 @@ func TestCaptureGuardAndExit(t *testing.T) {
 	c, evidence := newCapture(t, d, cli)
 	ctx := context.Background()
 
-	testutil.RunContainer(t, cli, "cap-protected", map[string]string{"riposte.protect": "true"})
-	_, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: "cap-protected", Incident: "inc-g"})
+	name := testutil.UniqueName("cap-protected")
+	testutil.RunContainer(t, cli, name, map[string]string{"riposte.protect": "true"})
+	_, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: name, Incident: "inc-g"})
 	if !errors.Is(err, actions.ErrProtected) {
 		t.Fatalf("protected container: err = %v", err)
 	}
@@ -310,7 +307,7 @@ func TestCaptureGuardAndExit(t *testing.T) {
 		t.Errorf("a refused capture created %s", filepath.Join(evidence, "inc-g"))
 	}
 
-	id := testutil.RunContainer(t, cli, "cap-exit", nil, "sh", "-c", "sleep 1; cat /etc/passwd >/dev/null; sleep 1")
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("cap-exit"), nil, "sh", "-c", "sleep 1; cat /etc/passwd >/dev/null; sleep 1")
 	start := time.Now()
 	res, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: id, Incident: "inc-g",
 		Params: actions.Params{"duration": "60s", "wait": true}})
@@ -335,7 +332,7 @@ func TestCaptureMaxBytes(t *testing.T) {
 	d := startDetector(t, cli)
 	c, _ := newCapture(t, d, cli)
 	ctx := context.Background()
-	id := testutil.RunContainer(t, cli, "cap-max", nil)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("cap-max"), nil)
 	info, err := cli.ContainerInspect(ctx, id)
 	if err != nil {
 		t.Fatal(err)

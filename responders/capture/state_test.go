@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/responders/capture/capfile"
 )
 
@@ -145,7 +147,10 @@ func TestReadState(t *testing.T) {
 	}
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	time.Sleep(50 * time.Millisecond) // let the child exec
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child.Process.Pid))
+		return err == nil && strings.TrimSpace(string(comm)) == "sleep"
+	}, "the child never exec'd sleep")
 
 	self := os.Getpid()
 	st := readState("/proc", "", self)

@@ -127,7 +127,7 @@ func TestStop(t *testing.T) {
 	t.Run("grace then SIGKILL", func(t *testing.T) {
 		// sleep as PID 1 has no SIGTERM handler, so the kernel ignores
 		// SIGTERM: only the SIGKILL after the grace period stops it.
-		id, _ := startContainer(t, cli, "stop-kill", nil)
+		id := startReady(t, cli, "stop-kill", "touch /tmp/ready; exec sleep 3600")
 		start := time.Now()
 		res := mustRun(t, r, "container.stop", id, actions.Params{"grace": "1s"})
 		took := time.Since(start)
@@ -148,7 +148,7 @@ func TestStop(t *testing.T) {
 	})
 
 	t.Run("graceful", func(t *testing.T) {
-		id, _ := startContainer(t, cli, "stop-term", nil, "sh", "-c", `trap "exit 3" TERM; while :; do sleep 1; done`)
+		id := startTrapping(t, cli, "stop-term", 3)
 		start := time.Now()
 		mustRun(t, r, "container.stop", id, actions.Params{"grace": "20s"})
 		st := inspect(t, cli, id).State
@@ -203,7 +203,7 @@ func TestKill(t *testing.T) {
 
 	for _, sig := range []any{"TERM", "SIGTERM", 15} {
 		t.Run(fmt.Sprintf("signal %v", sig), func(t *testing.T) {
-			id, _ := startContainer(t, cli, "kill-term", nil, "sh", "-c", `trap "exit 42" TERM; while :; do sleep 1; done`)
+			id := startTrapping(t, cli, "kill-term", 42)
 			res := mustRun(t, r, "container.kill", id, actions.Params{"signal": sig})
 			if res.Note != "sent SIGTERM" {
 				t.Errorf("note %q", res.Note)

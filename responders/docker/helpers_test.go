@@ -168,6 +168,36 @@ func randByte() byte {
 // container starts a test container with a unique dkr- name.
 func startContainer(t testing.TB, cli *client.Client, base string, labels map[string]string, cmd ...string) (id, name string) {
 	t.Helper()
-	name = "dkr-" + base + "-" + randSuffix()
+	name = testutil.UniqueName("dkr-" + base)
 	return testutil.RunContainer(t, cli, name, labels, cmd...), name
+}
+
+// startReady starts a container running script and returns once the
+// script has touched /tmp/ready. Docker reports a container running as soon
+// as runc starts it, before its command has run: a signal sent in between
+// reaches runc's init (a Go program: SIGTERM makes it exit 2) or a shell
+// that has not read its trap yet (as PID 1 it ignores SIGTERM and never
+// exits). Those races made the stop and kill tests' exit codes flaky on a
+// busy daemon; the signal tests wait for the command instead.
+func startReady(t *testing.T, cli *client.Client, base, script string) string {
+	t.Helper()
+	id, _ := startContainer(t, cli, base, nil, "sh", "-c", script)
+	waitReady(t, cli, id)
+	return id
+}
+
+// startTrapping starts a container whose shell exits with code on SIGTERM,
+// and returns once the trap is installed.
+func startTrapping(t *testing.T, cli *client.Client, base string, code int) string {
+	t.Helper()
+	return startReady(t, cli, base, fmt.Sprintf(`trap "exit %d" TERM; touch /tmp/ready; while :; do sleep 1; done`, code))
+}
+
+// waitReady waits until the container's command has created /tmp/ready.
+func waitReady(t *testing.T, cli *client.Client, id string) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		code, _ := execIn(t, cli, id, "test", "-f", "/tmp/ready")
+		return code == 0
+	}, "container %s never got ready", shortID(id))
 }

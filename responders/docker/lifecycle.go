@@ -118,7 +118,7 @@ func (r *Responder) unpause(ctx context.Context, _ actions.Request, c target) (a
 }
 
 func (r *Responder) stop(ctx context.Context, req actions.Request, c target) (actions.Result, error) {
-	grace, err := req.Params.Duration("grace", 10*time.Second)
+	grace, err := req.Params.Duration("grace", DefaultGrace)
 	if err != nil {
 		return actions.Result{}, err
 	}
@@ -151,7 +151,7 @@ func (r *Responder) stop(ctx context.Context, req actions.Request, c target) (ac
 }
 
 func (r *Responder) kill(ctx context.Context, req actions.Request, c target) (actions.Result, error) {
-	sig := "KILL"
+	sig := DefaultSignal
 	if v, ok := req.Params["signal"]; ok {
 		s, err := actions.AsSignal(v)
 		if err != nil {

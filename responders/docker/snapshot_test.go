@@ -41,16 +41,8 @@ func suspect(t *testing.T, cli *client.Client, base string) string {
 	t.Helper()
 	id, _ := startContainer(t, cli, base, nil, "sh", "-c",
 		`for i in $(seq 1 50); do echo "line $i"; done; echo oops >&2; echo secret > /tmp/dropped; rm /etc/shadow; touch /tmp/ready; exec sleep 3600`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if code, _ := execIn(t, cli, id, "test", "-f", "/tmp/ready"); code == 0 {
-			return id
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("suspect container never got ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReady(t, cli, id)
+	return id
 }
 
 func removeImage(t *testing.T, cli *client.Client, ref string) {

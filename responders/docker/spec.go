@@ -1,6 +1,17 @@
 package docker
 
-import "github.com/riposte-sec/riposte/internal/actions"
+import (
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+)
+
+// Parameter defaults, written once: the specs show them and the actions
+// apply them.
+const (
+	DefaultGrace  = 10 * time.Second // container.stop's grace
+	DefaultSignal = "KILL"           // container.kill's signal
+)
 
 var dockerAPI = []string{"access to the Docker API socket (/var/run/docker.sock)"}
 
@@ -12,10 +23,10 @@ func Specs() []actions.Spec {
 		{Name: "container.unpause", Help: "Thaw a paused container.",
 			Privileges: dockerAPI, Container: true},
 		{Name: "container.stop", Help: "Stop the container: SIGTERM, then SIGKILL after the grace period.",
-			Params:     []actions.Param{{Name: "grace", Type: actions.Duration, Default: "10s", Help: "time between SIGTERM and SIGKILL"}},
+			Params:     []actions.Param{{Name: "grace", Type: actions.Duration, Default: DefaultGrace.String(), Help: "time between SIGTERM and SIGKILL"}},
 			Privileges: dockerAPI, Destructive: true, Container: true},
 		{Name: "container.kill", Help: "Send a signal to the container's main process.",
-			Params:     []actions.Param{{Name: "signal", Type: actions.Signal, Default: "KILL", Help: "signal name or number"}},
+			Params:     []actions.Param{{Name: "signal", Type: actions.Signal, Default: DefaultSignal, Help: "signal name or number"}},
 			Privileges: dockerAPI, Destructive: true, Container: true},
 		{Name: "container.quarantine", Help: "Disconnect the container from every network (recorded, so release can reconnect); it keeps running for forensics but can no longer talk.",
 			Privileges: dockerAPI, Destructive: true, Container: true},

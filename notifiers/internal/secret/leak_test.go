@@ -24,11 +24,11 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/notifiers/email"
-	"github.com/riposte-sec/riposte/notifiers/email/smtppeer"
+	"github.com/riposte-sec/riposte/notifiers/email/smtptest"
 	"github.com/riposte-sec/riposte/notifiers/pagerduty"
-	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdpeer"
+	"github.com/riposte-sec/riposte/notifiers/pagerduty/pdtest"
 	"github.com/riposte-sec/riposte/notifiers/slack"
-	"github.com/riposte-sec/riposte/notifiers/slack/slackpeer"
+	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 	"github.com/riposte-sec/riposte/notifiers/webhook"
 )
 
@@ -151,7 +151,7 @@ func probes(v string) []string {
 
 func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *collector, a alert.Alert) {
 	// A peer that knows another bot token: every call is invalid_auth.
-	p := slackpeer.New("xoxb-0000-other-token", "xapp-other")
+	p := slackpeertest.New("xoxb-0000-other-token", "xapp-other")
 	defer p.Close()
 	yes := true
 	cfg := slack.Config{TokenEnv: "SLACK_BOT_TOKEN", SigningSecretEnv: "SLACK_SIGNING_SECRET", AppTokenEnv: "SLACK_APP_TOKEN", SocketMode: &yes,
@@ -176,9 +176,9 @@ func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 	cb := slackapi.InteractionCallback{Type: slackapi.InteractionTypeBlockActions, User: slackapi.User{ID: "U0MALLORY", Name: "mallory"}}
 	cb.ActionCallback.BlockActions = []*slackapi.BlockAction{{ActionID: "riposte:kill", Value: `{"incident":"inc-leak","container":"3f9a1c2b7d4e"}`}}
 	for _, r := range []*http.Request{
-		slackpeer.SignedRequest("wrong-secret-000000", srv.URL, slackpeer.InteractionForm(cb), time.Now()),
-		slackpeer.SignedRequest(secrets["SLACK_SIGNING_SECRET"], srv.URL, slackpeer.InteractionForm(cb), time.Now().Add(-time.Hour)),
-		slackpeer.SignedRequest(secrets["SLACK_SIGNING_SECRET"], srv.URL, slackpeer.InteractionForm(cb), time.Now()),
+		slackpeertest.SignedRequest("wrong-secret-000000", srv.URL, slackpeertest.InteractionForm(cb), time.Now()),
+		slackpeertest.SignedRequest(secrets["SLACK_SIGNING_SECRET"], srv.URL, slackpeertest.InteractionForm(cb), time.Now().Add(-time.Hour)),
+		slackpeertest.SignedRequest(secrets["SLACK_SIGNING_SECRET"], srv.URL, slackpeertest.InteractionForm(cb), time.Now()),
 	} {
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
@@ -191,7 +191,7 @@ func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 	_ = s.Close() // waits for the denied press (group lookup fails: invalid_auth)
 
 	// A working peer with injected failures.
-	good := slackpeer.New(secrets["SLACK_BOT_TOKEN"], secrets["SLACK_APP_TOKEN"])
+	good := slackpeertest.New(secrets["SLACK_BOT_TOKEN"], secrets["SLACK_APP_TOKEN"])
 	defer good.Close()
 	cfg.APIURL = good.APIURL()
 	s2, err := slack.New(cfg, slack.Deps{Logger: logger, LookupEnv: lookup})
@@ -199,7 +199,7 @@ func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	for _, f := range []slackpeer.Failure{{Status: 500}, {Status: 429, RetryAfter: 3}, {Error: "channel_not_found"}, {Error: "missing_scope"}} {
+	for _, f := range []slackpeertest.Failure{{Status: 500}, {Status: 429, RetryAfter: 3}, {Error: "channel_not_found"}, {Error: "missing_scope"}} {
 		good.FailNext("chat.postMessage", f)
 		_, err := s2.Run(ctx, req)
 		col.add("slack post failure", err)
@@ -209,14 +209,14 @@ func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 	col.add("slack down", err)
 
 	// Incoming webhook mode.
-	hooks := slackpeer.New("xoxb-unused", "xapp-unused")
+	hooks := slackpeertest.New("xoxb-unused", "xapp-unused")
 	defer hooks.Close()
 	secrets["SLACK_WEBHOOK_URL"] = hooks.WebhookURL("LEAKCHECKwebhookPATHsecret")
 	wh, err := slack.New(slack.Config{WebhookURLEnv: "SLACK_WEBHOOK_URL", Channel: "#ir"}, slack.Deps{Logger: logger, LookupEnv: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []slackpeer.Failure{{Status: 404, Error: "no_service"}, {Status: 429, RetryAfter: 2}, {Status: 500}} {
+	for _, f := range []slackpeertest.Failure{{Status: 404, Error: "no_service"}, {Status: 429, RetryAfter: 2}, {Status: 500}} {
 		hooks.FailNext("webhook", f)
 		_, err := wh.Run(ctx, req)
 		col.add("slack webhook failure", err)
@@ -227,7 +227,7 @@ func slackFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 }
 
 func pagerdutyFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *collector, a alert.Alert) {
-	peer := pdpeer.New()
+	peer := pdtest.New()
 	defer peer.Close()
 	req := actions.Request{Action: pagerduty.ActionTrigger, Alert: a, Incident: "inc-leak"}
 	short, err := pagerduty.New(pagerduty.Config{RoutingKeyEnv: "PD_SHORT_KEY", Endpoint: peer.URL()}, pagerduty.Deps{Logger: logger, LookupEnv: lookup})
@@ -240,7 +240,7 @@ func pagerdutyFailures(t *testing.T, ctx context.Context, logger *slog.Logger, c
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []pdpeer.Failure{{Status: 429, RetryAfter: 5}, {Status: 500}, {Status: 503}} {
+	for _, f := range []pdtest.Failure{{Status: 429, RetryAfter: 5}, {Status: 500}, {Status: 503}} {
 		peer.FailNext(f)
 		_, err := p.Run(ctx, req)
 		col.add("pagerduty failure", err)
@@ -253,7 +253,7 @@ func pagerdutyFailures(t *testing.T, ctx context.Context, logger *slog.Logger, c
 }
 
 func emailFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *collector, a alert.Alert) {
-	srv, err := smtppeer.New(smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": "the-real-password"}, RequireAuth: true})
+	srv, err := smtptest.New(smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": "the-real-password"}, RequireAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func emailFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 			col.add("email "+string(auth), err)
 		}
 	}
-	ok, err := smtppeer.New(smtppeer.Options{StartTLS: true, Users: map[string]string{"riposte": secrets["SMTP_PASSWORD"]}, RequireAuth: true})
+	ok, err := smtptest.New(smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": secrets["SMTP_PASSWORD"]}, RequireAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func emailFailures(t *testing.T, ctx context.Context, logger *slog.Logger, col *
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []smtppeer.Failure{{Stage: "RCPT", Code: 550, Message: "no such user"}, {Stage: "DATA", Code: 451, Message: "later"}} {
+	for _, f := range []smtptest.Failure{{Stage: "RCPT", Code: 550, Message: "no such user"}, {Stage: "DATA", Code: 451, Message: "later"}} {
 		ok.FailNext(f)
 		_, err := e.Run(ctx, req)
 		col.add("email smtp failure", err)

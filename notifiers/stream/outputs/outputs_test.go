@@ -18,7 +18,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/notifiers/stream"
-	"github.com/riposte-sec/riposte/notifiers/syslog/syslogpeer"
+	"github.com/riposte-sec/riposte/notifiers/syslog/syslogtest"
 )
 
 func decode(t *testing.T, text string) (Config, error) {
@@ -37,7 +37,7 @@ func decode(t *testing.T, text string) (Config, error) {
 func TestAlertAndJournalReachEveryOutput(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	peer, err := syslogpeer.Listen("tcp", "127.0.0.1:0")
+	peer, err := syslogtest.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

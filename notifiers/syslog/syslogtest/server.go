@@ -1,4 +1,4 @@
-package syslogpeer
+package syslogtest
 
 import (
 	"bufio"

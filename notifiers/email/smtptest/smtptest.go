@@ -1,4 +1,4 @@
-// Package smtppeer is a local SMTP server for tests, built on
+// Package smtptest is a local SMTP server for tests, built on
 // emersion/go-smtp: it listens on 127.0.0.1 with a self-signed certificate,
 // offers STARTTLS (or speaks implicit TLS), AUTH PLAIN and LOGIN (only over
 // TLS, as real submission servers do), and keeps every message it accepts
@@ -7,7 +7,7 @@
 // for MAIL, RCPT or DATA (4xx temporary, 5xx permanent).
 //
 // A Server is safe for concurrent use; Close stops it.
-package smtppeer
+package smtptest
 
 import (
 	"bytes"
@@ -83,7 +83,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{cert: certPEM, opts: opts}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
-	srv.Domain = "smtppeer.riposte.test"
+	srv.Domain = "smtptest.riposte.test"
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
 	srv.MaxMessageBytes = 10 << 20
@@ -123,7 +123,7 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.Host(), strconv.Itoa(
 // CAFile writes the server's certificate (its own CA) into dir and returns
 // the path, for the client's ca_file.
 func (s *Server) CAFile(dir string) (string, error) {
-	p := filepath.Join(dir, "smtppeer-ca.pem")
+	p := filepath.Join(dir, "smtptest-ca.pem")
 	return p, os.WriteFile(p, s.cert, 0o600)
 }
 
@@ -284,7 +284,7 @@ func selfSigned() ([]byte, tls.Certificate, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "smtppeer.riposte.test"},
+		Subject:               pkix.Name{CommonName: "smtptest.riposte.test"},
 		NotBefore:             time.Now().Add(-time.Minute),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,

@@ -1,4 +1,4 @@
-package pdpeer
+package pdtest
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package slackpeer
+package slackpeertest
 
 import (
 	"crypto/hmac"

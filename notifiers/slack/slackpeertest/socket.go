@@ -1,4 +1,4 @@
-package slackpeer
+package slackpeertest
 
 import (
 	"context"
@@ -79,7 +79,7 @@ func (h *socketHub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &socketConn{ws: ws, done: make(chan struct{})}
 	hello := map[string]any{"type": "hello", "num_connections": 1,
-		"debug_info":      map[string]any{"host": "riposte-slackpeer", "approximate_connection_time": 3600},
+		"debug_info":      map[string]any{"host": "riposte-slackpeertest", "approximate_connection_time": 3600},
 		"connection_info": map[string]any{"app_id": "A0RIPOSTE"}}
 	if err := c.write(hello); err != nil {
 		ws.Close()

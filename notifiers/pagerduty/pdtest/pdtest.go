@@ -1,4 +1,4 @@
-// Package pdpeer is a local PagerDuty Events API v2 for tests: an httptest
+// Package pdtest is a local PagerDuty Events API v2 for tests: an httptest
 // server implementing POST /v2/enqueue as the Events API documents it. It
 // checks the event like PagerDuty does (routing_key of 32 characters,
 // event_action trigger/acknowledge/resolve, payload.summary ≤1024
@@ -11,7 +11,7 @@
 // can check that a resolve closes what a trigger opened.
 //
 // A Peer is safe for concurrent use; Close stops it. It listens on 127.0.0.1.
-package pdpeer
+package pdtest
 
 import (
 	"crypto/rand"

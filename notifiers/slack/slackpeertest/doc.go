@@ -1,4 +1,4 @@
-// Package slackpeer is a local Slack for tests: slack-go's slacktest server
+// Package slackpeertest is a local Slack for tests: slack-go's slacktest server
 // with the Web API methods riposte uses implemented the way Slack answers
 // them (chat.postMessage, chat.update, usergroups.list,
 // usergroups.users.list, apps.connections.open), response_url and incoming
@@ -14,4 +14,4 @@
 //
 // A Peer is safe for concurrent use. Close stops its server and closes the
 // Socket Mode connections. It listens on 127.0.0.1 only.
-package slackpeer
+package slackpeertest

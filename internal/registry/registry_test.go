@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/notifiers/email"
+	"github.com/riposte-sec/riposte/notifiers/pagerduty"
+	"github.com/riposte-sec/riposte/notifiers/slack"
+	"github.com/riposte-sec/riposte/notifiers/webhook"
+	"github.com/riposte-sec/riposte/responders/capture"
+	"github.com/riposte-sec/riposte/responders/docker"
+)
+
+// TestCatalogBuilds is the check Catalog's panic relies on: the fixed list
+// has no duplicate action name.
+func TestCatalogBuilds(t *testing.T) {
+	specs := Specs()
+	c, err := actions.NewCatalog(specs...)
+	if err != nil {
+		t.Fatalf("the registry's specs do not make a catalog: %v", err)
+	}
+	if got, want := len(c.Names()), len(specs); got != want {
+		t.Errorf("catalog holds %d actions, the registry lists %d", got, want)
+	}
+	if got := Catalog().Names(); len(got) != len(specs) {
+		t.Errorf("Catalog() holds %d actions, want %d", len(got), len(specs))
+	}
+}
+
+var actionName = regexp.MustCompile(`^[a-z]+\.[a-z_]+$`)
+
+// TestSpecsDescribeThemselves: every action says what it does and every
+// parameter has a known type, help, a unique name and a default its own
+// type accepts (unless it comes from the config), so that `riposte actions` and the playbook loader can rely
+// on them.
+func TestSpecsDescribeThemselves(t *testing.T) {
+	for _, s := range Specs() {
+		t.Run(s.Name, func(t *testing.T) {
+			if !actionName.MatchString(s.Name) {
+				t.Errorf("name %q is not section.verb", s.Name)
+			}
+			if strings.TrimSpace(s.Help) == "" {
+				t.Error("no help")
+			}
+			seen := map[string]bool{}
+			for _, p := range s.Params {
+				if p.Name == "" {
+					t.Error("a parameter has no name")
+				}
+				if seen[p.Name] {
+					t.Errorf("parameter %q declared twice", p.Name)
+				}
+				seen[p.Name] = true
+				if strings.HasPrefix(p.Type.String(), "ParamType(") {
+					t.Errorf("parameter %q has no known type (%v)", p.Name, p.Type)
+				}
+				if strings.TrimSpace(p.Help) == "" {
+					t.Errorf("parameter %q has no help", p.Name)
+				}
+				if p.Required && p.Default != "" {
+					t.Errorf("parameter %q is required and has a default %q", p.Name, p.Default)
+				}
+				// A default that comes from the config says so in words
+				// ("snapshot.max_bytes from config (1GiB)"); a literal
+				// default must be a value of the parameter's type.
+				if p.Default != "" && !strings.Contains(p.Default, " from config") {
+					if err := actions.CheckValue(p.Type, p.Default); err != nil {
+						t.Errorf("parameter %q: default %q: %v", p.Name, p.Default, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIsNotification: the actions the engine queues to the outbox (its
+// Queued port is IsNotification) are exactly the notifiers' actions; a
+// notification never acts on a container, and containment never waits in
+// the outbox.
+func TestIsNotification(t *testing.T) {
+	notifications := map[string]bool{}
+	for _, specs := range [][]actions.Spec{slack.Specs(), pagerduty.Specs(), email.Specs(), webhook.Specs()} {
+		for _, s := range specs {
+			notifications[s.Name] = true
+		}
+	}
+	if len(notifications) == 0 {
+		t.Fatal("no notifier declares an action")
+	}
+	for _, s := range Specs() {
+		if got := IsNotification(s.Name); got != notifications[s.Name] {
+			t.Errorf("IsNotification(%q) = %v, want %v", s.Name, got, notifications[s.Name])
+		}
+		if IsNotification(s.Name) && (s.Container || s.Destructive) {
+			t.Errorf("%s goes through the outbox but acts on a container (container %v, destructive %v)", s.Name, s.Container, s.Destructive)
+		}
+		if IsNotification(s.Name) && !strings.Contains(HowToConfigure(s.Name), "notifiers."+strings.Split(s.Name, ".")[0]) {
+			t.Errorf("HowToConfigure(%q) = %q, want the notifiers section", s.Name, HowToConfigure(s.Name))
+		}
+	}
+	for _, specs := range [][]actions.Spec{docker.Specs(), capture.Specs(), {JournalNote}} {
+		for _, s := range specs {
+			if IsNotification(s.Name) {
+				t.Errorf("%s runs inline but IsNotification says it is queued", s.Name)
+			}
+		}
+	}
+	for _, name := range []string{"", "slack", "nope.notify", "slack.notify.extra"} {
+		if IsNotification(name) {
+			t.Errorf("IsNotification(%q) = true for an unknown action", name)
+		}
+	}
+}
