@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/guard"
 )
 
 // API is the part of the Docker Engine API the responder calls.
@@ -63,7 +64,7 @@ type Responder struct {
 	api   API
 	log   *slog.Logger
 	self  selfIDs
-	label labelMatch
+	label guard.Label
 
 	mu    sync.Mutex
 	locks map[string]*containerLock
@@ -112,7 +113,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		api:   deps.Docker,
 		log:   log.With("responder", "docker"),
 		self:  self,
-		label: parseLabel(cfg.Protect.Label),
+		label: guard.ParseLabel(cfg.Protect.Label),
 		locks: map[string]*containerLock{},
 	}
 	if !self.empty() {

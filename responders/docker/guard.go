@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -24,7 +23,7 @@ func (r *Responder) protectedReason(info container.InspectResponse) string {
 		labels = info.Config.Labels
 		image = info.Config.Image
 	}
-	if r.label.matches(labels) {
+	if r.label.Matches(labels) {
 		return "label " + r.cfg.Protect.Label
 	}
 	name := containerName(info)
@@ -47,36 +46,6 @@ func (r *Responder) protectedReason(info container.InspectResponse) string {
 		}
 	}
 	return ""
-}
-
-// labelMatch is the protect label: key=value, or key alone for any value.
-type labelMatch struct {
-	key, value string
-	anyValue   bool
-	boolTrue   bool // value is a spelling of true: accept every spelling
-}
-
-func parseLabel(s string) labelMatch {
-	k, v, hasValue := strings.Cut(strings.TrimSpace(s), "=")
-	m := labelMatch{key: strings.TrimSpace(k), value: strings.TrimSpace(v), anyValue: !hasValue}
-	if b, err := strconv.ParseBool(m.value); err == nil && b {
-		m.boolTrue = true
-	}
-	return m
-}
-
-func (m labelMatch) matches(labels map[string]string) bool {
-	v, ok := labels[m.key]
-	switch {
-	case !ok:
-		return false
-	case m.anyValue:
-		return true
-	case m.boolTrue:
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		return err == nil && b
-	}
-	return strings.TrimSpace(v) == m.value
 }
 
 // imageCandidates returns the forms of an image reference a protect glob

@@ -33,33 +33,6 @@ func TestImageCandidates(t *testing.T) {
 	}
 }
 
-func TestLabelMatch(t *testing.T) {
-	tests := []struct {
-		label  string
-		labels map[string]string
-		want   bool
-	}{
-		{"riposte.protect=true", map[string]string{"riposte.protect": "true"}, true},
-		{"riposte.protect=true", map[string]string{"riposte.protect": "True"}, true},
-		{"riposte.protect=true", map[string]string{"riposte.protect": "1"}, true},
-		{"riposte.protect=true", map[string]string{"riposte.protect": "false"}, false},
-		{"riposte.protect=true", map[string]string{"riposte.protect": ""}, false},
-		{"riposte.protect=true", map[string]string{"other": "true"}, false},
-		{"riposte.protect=true", nil, false},
-		{"tier=db", map[string]string{"tier": "db"}, true},
-		{"tier=db", map[string]string{"tier": "web"}, false},
-		{"example.com/keep", map[string]string{"example.com/keep": ""}, true},
-		{"example.com/keep", map[string]string{"example.com/other": "x"}, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.label, func(t *testing.T) {
-			if got := parseLabel(tc.label).matches(tc.labels); got != tc.want {
-				t.Errorf("label %q on %v: got %v, want %v", tc.label, tc.labels, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestDetectSelf(t *testing.T) {
 	const id = "d935be168e330bc0fa387aaccb2ca964fb78f10fa9d5e00c14b4b6abb49399ae"
 	const layer = "4f1e2c9a8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"

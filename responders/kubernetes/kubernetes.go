@@ -12,7 +12,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/guard"
 )
 
 // Annotations riposte writes on the pods it acts on.
@@ -59,7 +59,7 @@ type Responder struct {
 	api   kubernetes.Interface
 	log   *slog.Logger
 	now   func() time.Time
-	label labelMatch
+	label guard.Label
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // by namespace
@@ -96,7 +96,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		now = time.Now
 	}
 	return &Responder{cfg: cfg, api: api, log: log.With("responder", "kubernetes"), now: now,
-		label: parseLabel(cfg.Protect.Label), locks: map[string]*sync.Mutex{}}, nil
+		label: guard.ParseLabel(cfg.Protect.Label), locks: map[string]*sync.Mutex{}}, nil
 }
 
 // Config returns the configuration in effect, defaults applied.
@@ -198,14 +198,14 @@ func (r *Responder) protectedReason(ctx context.Context, pod *corev1.Pod) (strin
 			return fmt.Sprintf("namespace %q matches protected namespace %q", pod.Namespace, p), nil
 		}
 	}
-	if r.label.matches(pod.Labels) {
+	if r.label.Matches(pod.Labels) {
 		return "pod has label " + r.cfg.Protect.Label, nil
 	}
 	ns, err := r.api.CoreV1().Namespaces().Get(ctx, pod.Namespace, metav1.GetOptions{})
 	if err != nil {
 		return "", apiError("get", "namespaces", "", err)
 	}
-	if r.label.matches(ns.Labels) {
+	if r.label.Matches(ns.Labels) {
 		return fmt.Sprintf("namespace %q has label %s", pod.Namespace, r.cfg.Protect.Label), nil
 	}
 	return "", nil
@@ -576,34 +576,4 @@ func apiError(verb, resource, ns string, err error) error {
 	}
 	// Not an API status: the server could not be reached or timed out.
 	return actions.Retryable(fmt.Errorf("%s %s: api server unreachable: %w", verb, where, err))
-}
-
-// labelMatch is the protect label: key=value, or key alone for any value.
-type labelMatch struct {
-	key, value string
-	anyValue   bool
-	boolTrue   bool
-}
-
-func parseLabel(s string) labelMatch {
-	k, v, hasValue := strings.Cut(strings.TrimSpace(s), "=")
-	m := labelMatch{key: strings.TrimSpace(k), value: strings.TrimSpace(v), anyValue: !hasValue}
-	if b, err := strconv.ParseBool(m.value); err == nil && b {
-		m.boolTrue = true
-	}
-	return m
-}
-
-func (m labelMatch) matches(labels map[string]string) bool {
-	v, ok := labels[m.key]
-	switch {
-	case !ok:
-		return false
-	case m.anyValue:
-		return true
-	case m.boolTrue:
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		return err == nil && b
-	}
-	return strings.TrimSpace(v) == m.value
 }
