@@ -210,16 +210,22 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		if err != nil {
 			d.log.Warn("resource monitor off", "err", err)
 		} else {
-			mon := resources.New(d.cfg.Resources, d.cache, mode, mounts, d.log)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_ = mon.Run(ctx, func(ev event.Event) {
-					p.enrich(ctx, &ev)
-					d.subs.dispatch(&ev)
-					p.evaluate(&ev)
-				})
-			}()
+			place, err := cgroup.ReadPlacement(mounts)
+			if err != nil {
+				d.log.Warn("resource monitor off", "err", err)
+			} else {
+				d.log.Info("resource monitor reads", "cpu", place.CPU.String(), "memory", place.Memory.String())
+				mon := resources.New(d.cfg.Resources, d.cache, place, mounts, d.log)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = mon.Run(ctx, func(ev event.Event) {
+						p.enrich(ctx, &ev)
+						d.subs.dispatch(&ev)
+						p.evaluate(&ev)
+					})
+				}()
+			}
 		}
 	}
 	var workers sync.WaitGroup

@@ -142,12 +142,12 @@ func TestParseMountinfoAndDirs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.CPU != "/sys/fs/cgroup/cpu,cpuacct/docker/"+id || d.Memory != "/sys/fs/cgroup/memory/docker/"+id || d.V2 {
+	if d.CPU != "/sys/fs/cgroup/cpu,cpuacct/docker/"+id || d.Memory != "/sys/fs/cgroup/memory/docker/"+id || d.CPUV2 || d.MemoryV2 {
 		t.Fatalf("v1 dirs = %+v", d)
 	}
 	v2 := Mounts{V2: "/sys/fs/cgroup"}
 	d, err = DirsFor(V2, v2, []byte("0::/system.slice/docker-"+id+".scope\n"))
-	if err != nil || d.CPU != "/sys/fs/cgroup/system.slice/docker-"+id+".scope" || !d.V2 {
+	if err != nil || d.CPU != "/sys/fs/cgroup/system.slice/docker-"+id+".scope" || !d.CPUV2 || !d.MemoryV2 {
 		t.Fatalf("v2 dirs = %+v, %v", d, err)
 	}
 	if _, err := DirsFor(V1, Mounts{V1: map[string]string{}}, []byte("4:memory:/x\n")); err == nil {
@@ -173,7 +173,7 @@ func TestRead(t *testing.T) {
 	write(v2, "cpu.stat", "usage_usec 5000\nuser_usec 4000\n")
 	write(v2, "memory.current", "2000000\n")
 	write(v2, "memory.stat", "anon 1\ninactive_file 500000\n")
-	u, err = Read(Dirs{V2: true, CPU: v2, Memory: v2})
+	u, err = Read(Dirs{CPUV2: true, CPU: v2, MemoryV2: true, Memory: v2})
 	if err != nil || u.CPUNanos != 5000000 || u.MemoryBytes != 1500000 {
 		t.Fatalf("v2: %+v, %v", u, err)
 	}

@@ -69,7 +69,7 @@ type Lister interface {
 type Monitor struct {
 	cfg      Config
 	src      Lister
-	mode     cgroup.Mode
+	place    cgroup.Placement
 	mounts   cgroup.Mounts
 	procRoot string
 	now      func() time.Time // the clock of process snapshots; time.Now, a fake in tests
@@ -93,12 +93,13 @@ type state struct {
 	memProcs *procSnap // per-process RSS when growth first reached half the threshold; nil while cold
 }
 
-// New returns a monitor of the containers src lists.
-func New(cfg Config, src Lister, mode cgroup.Mode, mounts cgroup.Mounts, log *slog.Logger) *Monitor {
+// New returns a monitor of the containers src lists, reading each
+// controller from the hierarchy place names (cgroup.ReadPlacement).
+func New(cfg Config, src Lister, place cgroup.Placement, mounts cgroup.Mounts, log *slog.Logger) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{cfg: cfg.WithDefaults(), src: src, mode: mode, mounts: mounts, procRoot: "/proc", now: time.Now, log: log, state: map[string]*state{}}
+	return &Monitor{cfg: cfg.WithDefaults(), src: src, place: place, mounts: mounts, procRoot: "/proc", now: time.Now, log: log, state: map[string]*state{}}
 }
 
 // Run samples every Interval until ctx ends, calling emit for each anomaly.
@@ -133,7 +134,7 @@ func (m *Monitor) Sample(now time.Time) []event.Event {
 			if err != nil {
 				continue
 			}
-			dirs, err := cgroup.DirsFor(m.mode, m.mounts, b)
+			dirs, err := cgroup.DirsIn(m.place, m.mounts, b)
 			if err != nil {
 				m.log.Debug("locate container cgroup", "id", c.ID, "err", err)
 				continue

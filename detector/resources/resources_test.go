@@ -56,7 +56,7 @@ func TestCPUAndMemoryEpisodes(t *testing.T) {
 	h := newFakeHost(t, id, 77)
 	mounts := cgroup.Mounts{V1: map[string]string{"cpuacct": filepath.Join(h.cg, "cpuacct"), "memory": filepath.Join(h.cg, "memory")}}
 	cfg := Config{Interval: time.Second, CPUPercent: 80, CPUFor: 3 * time.Second, MemoryGrowthBytes: 100, MemoryWindow: 10 * time.Second}
-	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.V1, mounts, nil)
+	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.Placement{CPU: cgroup.V1, Memory: cgroup.V1}, mounts, nil)
 	m.procRoot = h.proc
 
 	t0 := time.Unix(1000, 0)
@@ -109,7 +109,7 @@ func TestCPUAndMemoryEpisodes(t *testing.T) {
 }
 
 func TestSampleSkipsUnlocatable(t *testing.T) {
-	m := New(Config{}, list{{ID: "gone", Pid: 999999, Running: true}, {ID: "nopid"}}, cgroup.V1, cgroup.Mounts{}, nil)
+	m := New(Config{}, list{{ID: "gone", Pid: 999999, Running: true}, {ID: "nopid"}}, cgroup.Placement{CPU: cgroup.V1, Memory: cgroup.V1}, cgroup.Mounts{}, nil)
 	m.procRoot = t.TempDir()
 	if evs := m.Sample(time.Now()); len(evs) != 0 {
 		t.Fatalf("events from containers that cannot be located: %+v", evs)
@@ -135,7 +135,7 @@ func cpuSeries(t *testing.T, cfg Config, at []int, pcts []float64) []int {
 	const id = "c1"
 	h := newFakeHost(t, id, 77)
 	mounts := cgroup.Mounts{V1: map[string]string{"cpuacct": filepath.Join(h.cg, "cpuacct"), "memory": filepath.Join(h.cg, "memory")}}
-	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.V1, mounts, nil)
+	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.Placement{CPU: cgroup.V1, Memory: cgroup.V1}, mounts, nil)
 	m.procRoot = h.proc
 	t0 := time.Unix(1000, 0)
 	var cpu uint64
@@ -207,7 +207,7 @@ func TestResourceEventsNameProcesses(t *testing.T) {
 	h := newFakeHost(t, id, 77)
 	mounts := cgroup.Mounts{V1: map[string]string{"cpuacct": filepath.Join(h.cg, "cpuacct"), "memory": filepath.Join(h.cg, "memory")}}
 	cfg := Config{Interval: time.Second, CPUPercent: 80, CPUFor: 4 * time.Second, MemoryGrowthBytes: 100 << 20, MemoryWindow: time.Minute}
-	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.V1, mounts, nil)
+	m := New(cfg, list{{ID: id, Pid: 77, Running: true, Known: true}}, cgroup.Placement{CPU: cgroup.V1, Memory: cgroup.V1}, mounts, nil)
 	m.procRoot = h.proc
 	t0 := time.Unix(1000, 0)
 	now := t0
