@@ -9,8 +9,13 @@
 // container), and the Kubernetes pod uid of kubepods paths (systemd and
 // cgroupfs drivers, every QoS class). Resolver maps v2 cgroup ids to paths.
 // Mode tells whether the host attributes containers by the
-// cgroup v1 pids hierarchy or the v2 unified one; Stats reads cpu and memory
-// usage for either.
+// cgroup v1 pids hierarchy or the v2 unified one. Placement says, per
+// controller, whether cpu and memory accounting is read from v1 or v2 (a
+// controller is on v2 when the v2 root's cgroup.controllers lists it);
+// DirsIn locates a container's directories accordingly and Read samples
+// them (v2 cpu.stat, memory.current, memory.stat; v1 cpuacct.usage,
+// memory.usage_in_bytes, memory.stat), with ParseCPUStat and
+// ParseMemoryStat rejecting malformed files.
 //
 // Everything here is a pure function of its input or of files read at call
 // time; it is safe for concurrent use and holds no state, except Resolver,

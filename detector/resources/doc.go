@@ -16,6 +16,10 @@
 // (Event.TopProcesses; the first is the event's process). Containers below
 // half the threshold cost no /proc reads.
 //
+// Each controller is read from the hierarchy the Placement given to New
+// names (cgroup.ReadPlacement, chosen once at start and logged by the
+// detector), so a hybrid host may account CPU on v1 and memory on v2.
+//
 // A Monitor is driven by one goroutine (Run); Sample is exported for tests
 // and is not safe for concurrent use with Run.
 package resources
