@@ -7,9 +7,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/kubetest"
@@ -258,5 +260,42 @@ func TestTerminateBadParams(t *testing.T) {
 		if _, err := terminateFrom(tc.params); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("params %v: err %v, want %q", tc.params, err, tc.want)
 		}
+	}
+}
+
+func TestEvictHonoursPodDisruptionBudget(t *testing.T) {
+	s := cluster(t)
+	r := newResponder(t, s, Config{})
+	ns := s.Namespace(t, "pdb", nil)
+	c := s.Client()
+	p := s.Pod(t, ns, "api-0", map[string]string{"app": "api"})
+	// A Pending or unready pod is evicted whatever the budget says: make
+	// it Running and Ready, as a kubelet would.
+	p.Status.Phase = corev1.PodRunning
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	p, err := c.CoreV1().Pods(ns).UpdateStatus(ctx(t), p, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("set pod running: %v", err)
+	}
+	one := intstr.FromInt32(1)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "api"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
+	pdb, err = c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx(t), pdb, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pdb: %v", err)
+	}
+	// No disruption controller runs: write the status it would, allowing none.
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 1, DesiredHealthy: 1, ExpectedPods: 1, DisruptionsAllowed: 0}
+	if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx(t), pdb, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("update pdb status: %v", err)
+	}
+
+	_, err = run(t, r, "pod.terminate", falco(ns, "api-0"), actions.Params{"evict": true})
+	if err == nil || !strings.Contains(err.Error(), "PodDisruptionBudget does not allow it") || !actions.IsRetryable(err) {
+		t.Fatalf("err %v, want a retryable PodDisruptionBudget refusal", err)
+	}
+	after, err := c.CoreV1().Pods(ns).Get(ctx(t), "api-0", get)
+	if err != nil || after.DeletionTimestamp != nil {
+		t.Fatalf("pod evicted despite its budget: %v err %v", after.DeletionTimestamp, err)
 	}
 }
