@@ -1,6 +1,6 @@
-// Package kubernetes is the Kubernetes responder: the pod.* actions
-// (pod.label, pod.isolate, pod.release) against one cluster's API server
-// through client-go.
+// Package kubernetes is the Kubernetes responder: the pod.* and node.*
+// actions (pod.label, pod.isolate, pod.release, pod.terminate, node.cordon,
+// node.uncordon) against one cluster's API server through client-go.
 //
 // The target pod comes from the alert's k8s.ns.name and k8s.pod.name fields
 // (Falco's, and the detector's when the container has CRI labels), or from
@@ -15,6 +15,12 @@
 // that label and denies all ingress and egress but what the allow-lists
 // permit. pod.release removes the label (and what pod.label set), and
 // deletes the policy once no pod in the namespace carries its variant.
+//
+// pod.terminate deletes (or evicts) the pod after its guards: the replica
+// guard walks the controller chain and refuses, wrapping ErrRefused, when
+// the owner's ready replicas minus one would fall below
+// min_healthy_replicas. node.cordon marks the pod's node unschedulable and
+// labels it riposte.io/cordoned=true; node.uncordon lifts only that mark.
 //
 // A Responder is safe for concurrent use; actions in one namespace are
 // serialised so that a release cannot delete a policy an isolate is about

@@ -53,7 +53,7 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Responder runs the pod.* actions against one cluster.
+// Responder runs the pod.* and node.* actions against one cluster.
 type Responder struct {
 	cfg   Config
 	api   kubernetes.Interface
@@ -144,6 +144,12 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 		run, verb = (*Responder).isolate, "isolate"
 	case "pod.release":
 		run, verb = (*Responder).release, "release"
+	case "pod.terminate":
+		run, verb = (*Responder).terminate, "terminate"
+	case "node.cordon":
+		run, verb = (*Responder).cordon, "cordon node of"
+	case "node.uncordon":
+		run, verb = (*Responder).uncordon, "uncordon node of"
 	default:
 		return actions.Result{}, fmt.Errorf("kubernetes responder: unknown action %q", req.Action)
 	}
