@@ -41,7 +41,8 @@ type Detector struct {
 	mu          sync.Mutex
 	running     bool
 	queue       chan []byte // set while running
-	lastKernels map[string]uint64
+	lastKernels map[string]uint64 // the sensor's last drop counters, kept for Stats after Run
+	lastFilter  uint64            // the sensor's last filter counter, kept likewise
 }
 
 // New validates cfg, loads the rules (cfg.Rules, or the built-in default
@@ -105,26 +106,33 @@ func (d *Detector) Ready() <-chan struct{} { return d.ready }
 // Rules returns the loaded ruleset.
 func (d *Detector) Rules() *rules.Ruleset { return d.rules }
 
-// Stats returns the counters since New.
+// Stats returns the counters since New. It is safe to call at any time,
+// also while Run runs and after it returned (the kernel counters are then
+// those read when Run stopped).
 func (d *Detector) Stats() Stats {
 	m := d.metrics
 	s := Stats{
 		Events: m.nEvents.Load(), QueueDrops: m.nQueueDrops.Load(), SubscriberDrops: m.nSubDrops.Load(),
 		DecodeErrors: m.nDecodeErrors.Load(), RuleErrors: m.nRuleErrors.Load(), Alerts: m.nAlerts.Load(),
+		AlertsByRule: m.alertsByRule(),
 	}
+	filtered := false
 	if sn := m.sensor.Load(); sn != nil {
 		if k, err := sn.Drops(); err == nil {
 			s.KernelDrops = k
 		}
 		if f, err := sn.Filtered(); err == nil {
-			s.KernelFiltered = f
+			s.KernelFiltered, filtered = f, true
 		}
 	}
+	d.mu.Lock()
 	if s.KernelDrops == nil {
-		d.mu.Lock()
 		s.KernelDrops = d.lastKernels
-		d.mu.Unlock()
 	}
+	if !filtered {
+		s.KernelFiltered = d.lastFilter
+	}
+	d.mu.Unlock()
 	return s
 }
 
@@ -256,6 +264,11 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 	if k, err := s.Drops(); err == nil {
 		d.mu.Lock()
 		d.lastKernels = k
+		d.mu.Unlock()
+	}
+	if f, err := s.Filtered(); err == nil {
+		d.mu.Lock()
+		d.lastFilter = f
 		d.mu.Unlock()
 	}
 	d.metrics.sensor.Store(nil)

@@ -1,6 +1,8 @@
 package detector
 
 import (
+	"maps"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,7 @@ type Stats struct {
 	DecodeErrors    uint64
 	RuleErrors      uint64
 	Alerts          uint64
+	AlertsByRule    map[string]uint64 // alerts per rule that fired; rules that never fired are absent
 }
 
 // TotalDrops is every event lost, in the kernel or in the queue.
@@ -39,7 +42,29 @@ type metrics struct {
 
 	nEvents, nQueueDrops, nSubDrops, nDecodeErrors, nRuleErrors, nAlerts atomic.Uint64
 
+	byRuleMu sync.Mutex
+	byRule   map[string]uint64 // alerts per rule, for Stats
+
 	sensor atomic.Pointer[sensor.Sensor]
+}
+
+// alerted counts one alert of rule.
+func (m *metrics) alerted(rule string) {
+	m.nAlerts.Add(1)
+	m.alerts.WithLabelValues(rule).Inc()
+	m.byRuleMu.Lock()
+	if m.byRule == nil {
+		m.byRule = make(map[string]uint64)
+	}
+	m.byRule[rule]++
+	m.byRuleMu.Unlock()
+}
+
+// alertsByRule returns a copy of the per-rule alert counts.
+func (m *metrics) alertsByRule() map[string]uint64 {
+	m.byRuleMu.Lock()
+	defer m.byRuleMu.Unlock()
+	return maps.Clone(m.byRule)
 }
 
 func newMetrics(reg prometheus.Registerer, queueLen func() float64) (*metrics, error) {

@@ -283,8 +283,7 @@ func (p *pipeline) evaluate(ev *Event) {
 	}
 	for _, r := range matched {
 		a := p.d.rules.Alert(r, ev, env, p.d.hostname)
-		m.nAlerts.Add(1)
-		m.alerts.WithLabelValues(r.Name).Inc()
+		m.alerted(r.Name)
 		p.out.send(a)
 	}
 }

@@ -25,17 +25,23 @@ func newDetectCmd() *cobra.Command {
 		output    string
 		verbose   bool
 		lint      bool
+		stats     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "detect",
 		Short: "Run the eBPF detector alone and print alerts",
 		Long: "Run the eBPF detector alone and print one alert per line on stdout: Falco's JSON shape with --output json, " +
 			"Falco's text line otherwise. Without --rules the built-in default rules are used. Needs root and kernel BTF. " +
-			"With --check only the rules are loaded and checked.",
+			"With --check only the rules are loaded and checked. On exit (SIGINT, SIGTERM) the counters (events, filtered in the kernel, " +
+			"dropped in the kernel and in the queue, alerts per rule) are printed on stderr as one line, a JSON object with " +
+			"--output json; --stats INTERVAL prints them also every INTERVAL.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "json" && output != "text" {
 				return withCode(exitBadInput, fmt.Errorf("--output must be json or text, got %q", output))
+			}
+			if stats < 0 {
+				return withCode(exitBadInput, fmt.Errorf("--stats must be a positive interval (10s, 1m) or 0 for none, got %s", stats))
 			}
 			level := slog.LevelInfo
 			if verbose {
@@ -69,7 +75,19 @@ func newDetectCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			w := &alertWriter{w: cmd.OutOrStdout(), json: output == "json"}
-			if err := d.Run(ctx, w.write); err != nil {
+			sp := &statsPrinter{w: cmd.ErrOrStderr(), json: output == "json", d: d}
+			var periodic sync.WaitGroup
+			pctx, pstop := context.WithCancel(ctx)
+			if stats > 0 {
+				periodic.Go(func() { sp.every(pctx, d.Ready(), stats) })
+			}
+			runErr := d.Run(ctx, w.write)
+			pstop() // Run may fail before Ready: stop waiting for it
+			periodic.Wait()
+			if runErr != nil {
+				return withCode(exitFailed, runErr)
+			}
+			if err := sp.print(true); err != nil {
 				return withCode(exitFailed, err)
 			}
 			return w.err
@@ -79,6 +97,7 @@ func newDetectCmd() *cobra.Command {
 	cmd.Flags().StringVar(&output, "output", "text", "alert format: json (one object per line) or text")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "debug logging on stderr")
 	cmd.Flags().BoolVar(&lint, "check", false, "load and check the rules, then exit")
+	cmd.Flags().DurationVar(&stats, "stats", 0, "also print the counters on stderr every INTERVAL (10s); 0: only on exit")
 	return cmd
 }
 
