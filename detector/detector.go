@@ -40,7 +40,7 @@ type Detector struct {
 	readyOnce   sync.Once
 	mu          sync.Mutex
 	running     bool
-	queue       chan []byte // set while running
+	queue       chan []byte       // set while running
 	lastKernels map[string]uint64 // the sensor's last drop counters, kept for Stats after Run
 	lastFilter  uint64            // the sensor's last filter counter, kept likewise
 }
