@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -324,7 +326,22 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody},
+	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody}
+	if mt, err := a.Config.MetricsToken(); err != nil {
+		return err
+	} else if mt != "" {
+		scfg.MetricsTokens = []string{mt}
+	}
+	var certs *server.TLSReloader
+	if t := a.Config.TLS; t.Enabled() {
+		certs, err = server.NewTLSReloader(server.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile,
+			ClientCAFile: t.ClientCAFile, ClientAuth: t.ClientAuth}, a.Log.With("component", "tls"))
+		if err != nil {
+			return err
+		}
+		scfg.TLS = certs.Config()
+	}
+	srv, err := server.New(scfg,
 		server.Deps{
 			Inbox: inbox{a}, Logger: a.Log.With("component", "http"), Metrics: a.Metrics, Gatherer: a.Registry,
 			Ready: a.ready, Routes: a.routes(token),
@@ -349,6 +366,12 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.Engine.Run(engCtx) }()
 	go a.watchQueues(engCtx)
+	if certs != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go certs.Watch(engCtx, hup, 5*time.Second)
+	}
 	if s := a.Integrations.Slack; s != nil && a.Integrations.SlackSocketMode {
 		go func() {
 			if err := s.RunSocketMode(engCtx); err != nil && engCtx.Err() == nil {
@@ -375,7 +398,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	a.Log.Info("riposte serving", "listen", ln.Addr().String(), "data", a.Config.Data, "playbooks", len(a.Playbooks.Playbooks()),
+	a.Log.Info("riposte serving", "listen", ln.Addr().String(), "tls", certs != nil, "data", a.Config.Data, "playbooks", len(a.Playbooks.Playbooks()),
 		"dry_run", a.Config.Engine.DryRun)
 	// HTTP first: stop taking alerts, drain requests in flight (their
 	// alerts are durable once answered), then let the engine finish the

@@ -34,6 +34,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Auth of the alert intake.
 	Auth Auth `yaml:"auth"`
+	// TLS, when cert_file is set, makes the HTTP listener answer TLS only.
+	TLS TLS `yaml:"tls"`
+	// Metrics protects /metrics.
+	Metrics Metrics `yaml:"metrics"`
 	// Store tuning.
 	Store Store `yaml:"store"`
 	// Engine tuning and guardrails (blast radius, approvers).
@@ -90,6 +94,42 @@ type Auth struct {
 	MaxBody int64 `yaml:"max_body"`
 }
 
+// TLS configures the HTTP listener's TLS (PEM files, reloaded on SIGHUP
+// and when they change).
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile verifies client certificates (mTLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth: none (default), verify_if_given or require.
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// Enabled reports whether the listener answers TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Metrics configures the /metrics endpoint.
+type Metrics struct {
+	// TokenFile holds the bearer token /metrics requires; "": open.
+	TokenFile string `yaml:"token_file"`
+}
+
+// MetricsToken reads metrics.token_file ("" when not set).
+func (c *Config) MetricsToken() (string, error) {
+	if c.Metrics.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.Metrics.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("metrics.token_file: %w", err)
+	}
+	v := strings.TrimSpace(string(b))
+	if len(v) < 16 {
+		return "", fmt.Errorf("metrics.token_file: %s holds a token shorter than 16 characters", c.Metrics.TokenFile)
+	}
+	return v, nil
+}
+
 // Store tunes the SQLite store.
 type Store struct {
 	// IncidentWindow groups alerts of one container and rule. Default 10m.
@@ -122,6 +162,9 @@ func Load(path string) (Config, error) {
 	}
 	if c.Data != Defaults().Data {
 		c.Data = c.Resolve(c.Data)
+	}
+	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile, &c.Metrics.TokenFile} {
+		*p = c.Resolve(*p)
 	}
 	return c, nil
 }
@@ -198,11 +241,32 @@ func (c *Config) Validate() error {
 	if c.Auth.MaxBody < 0 {
 		errs = append(errs, errors.New("auth.max_body: must not be negative"))
 	}
+	errs = append(errs, c.TLS.validate())
 	if c.Store.ClockSkew < 0 {
 		errs = append(errs, errors.New("store.clock_skew: must not be negative"))
 	}
 	if c.Engine.BlastRadius.Max < 0 {
 		errs = append(errs, errors.New("engine.blast_radius.max: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (t TLS) validate() error {
+	var errs []error
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("tls: set both cert_file and key_file, or neither"))
+	}
+	switch t.ClientAuth {
+	case "", "none":
+	case "verify_if_given", "require":
+		if t.ClientCAFile == "" {
+			errs = append(errs, fmt.Errorf("tls.client_auth: %s needs tls.client_ca_file", t.ClientAuth))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("tls.client_auth: want none, verify_if_given or require, got %q", t.ClientAuth))
+	}
+	if !t.Enabled() && (t.ClientCAFile != "" || (t.ClientAuth != "" && t.ClientAuth != "none")) {
+		errs = append(errs, errors.New("tls: client_ca_file and client_auth need cert_file and key_file"))
 	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,11 @@ func TestParseStrict(t *testing.T) {
 		{"bad duration", "engine:\n  action_timeout: soon\n", "riposte.yaml:2: cannot unmarshal !!str `soon` into time.Duration"},
 		{"bad log level", "log: {level: loud}\n", `riposte.yaml: log.level: want debug, info, warn or error, got "loud"`},
 		{"both token sources", "auth: {token_env: A, token_file: /x}\n", "riposte.yaml: auth: set token_env or token_file, not both"},
+		{"tls cert without key", "tls: {cert_file: c.pem}\n", "riposte.yaml: tls: set both cert_file and key_file, or neither"},
+		{"tls bad client_auth", "tls: {cert_file: c.pem, key_file: k.pem, client_auth: always}\n", `riposte.yaml: tls.client_auth: want none, verify_if_given or require, got "always"`},
+		{"tls require without ca", "tls: {cert_file: c.pem, key_file: k.pem, client_auth: require}\n", "riposte.yaml: tls.client_auth: require needs tls.client_ca_file"},
+		{"tls client ca without cert", "tls: {client_ca_file: ca.pem}\n", "riposte.yaml: tls: client_ca_file and client_auth need cert_file and key_file"},
+		{"tls unknown key", "tls: {cert: c.pem}\n", "riposte.yaml:1: field cert not found in type config.TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,11 @@ type Config struct {
 	MaxBody int64
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
+	// TLS, when set, makes Serve answer TLS only (see TLSReloader.Config).
+	TLS *tls.Config
+	// MetricsTokens, when set, are the bearer tokens /metrics requires
+	// (401 without one); empty: /metrics is open.
+	MetricsTokens []string
 }
 
 // Accepted is what the inbox did with one alert.
@@ -146,8 +152,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	for _, t := range cfg.MetricsTokens {
+		if len(t) < 16 {
+			return nil, errors.New("new server: a metrics token is shorter than 16 characters")
+		}
+	}
 	if deps.Gatherer != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+		var h http.Handler = promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})
+		if len(cfg.MetricsTokens) > 0 {
+			h = BearerAuth(cfg.MetricsTokens, h)
+		}
+		s.mux.Handle("GET /metrics", h)
 	}
 	for pattern, h := range deps.Routes {
 		s.mux.Handle(pattern, h)
@@ -167,6 +182,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
