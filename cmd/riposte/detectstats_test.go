@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,24 +72,6 @@ func TestDetectStatsFlagRejectsNegative(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // statsLines returns the JSON stats objects in stderr, in order.
 func statsLines(t *testing.T, stderr string) []detectStats {
 	t.Helper()
@@ -118,7 +98,7 @@ func TestDetectPrintsStats(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	id := testutil.RunContainer(t, cli, testutil.UniqueName("detect-stats"), nil)
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/metrics"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 // storeInbox is the SQLite store behind the server, as the app wires it.
@@ -87,7 +87,7 @@ func TestIntakeReusedUUID(t *testing.T) {
 			}
 		})
 	}
-	if got := testutil.ToFloat64(m.AlertsRejected.WithLabelValues(metrics.RejectConflict)); got != 2 {
+	if got := promtestutil.ToFloat64(m.AlertsRejected.WithLabelValues(metrics.RejectConflict)); got != 2 {
 		t.Errorf("rejected{reason=conflict} = %v, want 2", got)
 	}
 	es, err := st.Entries(t.Context(), store.Filter{AlertID: "a-1", Types: []store.EntryType{store.AlertDuplicate}})
@@ -105,31 +105,13 @@ func TestIntakeReusedUUID(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the handler's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStoreFailureAnswer: the 503 does not show the store's error; the log
 // has it, once per storeFailHold with a count of the others; /readyz is not
 // ready until a write succeeds or the hold passes.
 func TestStoreFailureAnswer(t *testing.T) {
 	const internal = "disk I/O error (sqlite3 SQLITE_FULL in /var/lib/riposte/riposte.db-wal)"
 	inbox := &memInbox{err: errors.New(internal)}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	var mu sync.Mutex
 	now := clock
 	tick := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }

@@ -5,7 +5,6 @@ package secret_test
 // text or log line.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -30,6 +29,8 @@ import (
 	"github.com/riposte-sec/riposte/notifiers/slack"
 	"github.com/riposte-sec/riposte/notifiers/slack/slackpeertest"
 	"github.com/riposte-sec/riposte/notifiers/webhook"
+
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 var secrets = map[string]string{
@@ -62,24 +63,6 @@ func (c *collector) add(what string, err error) {
 	c.errs = append(c.errs, fmt.Sprintf("%s: %v | %+v", what, err, err))
 }
 
-// syncBuffer is a log sink shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func lookup(k string) (string, bool) {
 	v, ok := secrets[k]
 	return v, ok && v != ""
@@ -96,7 +79,7 @@ func testAlert(t *testing.T) alert.Alert {
 }
 
 func TestNoSecretInErrorsOrLogs(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	col := &collector{}
 	a := testAlert(t)
