@@ -28,12 +28,16 @@ const LabelIncident = "riposte.io/incident"
 // DaemonSet or StatefulSet pods): nothing was written.
 var ErrRefused = errors.New("refused by guard")
 
-// node returns the name of the node the pod runs on.
-func podNode(pod *corev1.Pod) (string, error) {
+// podNode reads the node the pod runs on.
+func (r *Responder) podNode(ctx context.Context, pod *corev1.Pod) (*corev1.Node, error) {
 	if pod.Spec.NodeName == "" {
-		return "", errors.New("pod is not scheduled on a node (spec.nodeName is empty)")
+		return nil, errors.New("pod is not scheduled on a node (spec.nodeName is empty)")
 	}
-	return pod.Spec.NodeName, nil
+	node, err := r.api.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return nil, apiError("get", "nodes", "", err)
+	}
+	return node, nil
 }
 
 // patchNode merge-patches a node.
@@ -51,14 +55,11 @@ func (r *Responder) patchNode(ctx context.Context, name string, patch map[string
 
 // cordon is node.cordon.
 func (r *Responder) cordon(ctx context.Context, req actions.Request, pod *corev1.Pod) (actions.Result, error) {
-	name, err := podNode(pod)
+	node, err := r.podNode(ctx, pod)
 	if err != nil {
 		return actions.Result{}, err
 	}
-	node, err := r.api.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return actions.Result{}, apiError("get", "nodes", "", err)
-	}
+	name := node.Name
 	detail := map[string]any{"node": name}
 	// A node someone else cordoned stays theirs: marking it riposte's would
 	// let node.uncordon lift a cordon riposte did not make.
@@ -87,14 +88,11 @@ func (r *Responder) cordon(ctx context.Context, req actions.Request, pod *corev1
 
 // uncordon is node.uncordon: it lifts only a cordon riposte made.
 func (r *Responder) uncordon(ctx context.Context, _ actions.Request, pod *corev1.Pod) (actions.Result, error) {
-	name, err := podNode(pod)
+	node, err := r.podNode(ctx, pod)
 	if err != nil {
 		return actions.Result{}, err
 	}
-	node, err := r.api.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return actions.Result{}, apiError("get", "nodes", "", err)
-	}
+	name := node.Name
 	detail := map[string]any{"node": name}
 	if node.Labels[LabelCordoned] != "true" {
 		return actions.Result{Note: "node not cordoned by riposte; left as is", Detail: detail}, nil
