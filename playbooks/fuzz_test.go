@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/riposte-sec/riposte/internal/alert"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 // FuzzParse: any YAML either loads into a set whose playbooks all have a
@@ -21,7 +21,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	}
-	catalog := registry.Catalog()
+	catalog := integrations.Catalog()
 	a := testAlert("Terminal shell in container", alert.PriorityWarning, map[string]any{"container.name": "x"}, "container")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := Parse(catalog, Source{Name: "fuzz.yaml", Data: data})

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 // TestLoadInvalid loads each file in testdata/invalid and compares the error
@@ -35,7 +35,7 @@ func TestLoadInvalid(t *testing.T) {
 			if len(want) == 0 {
 				t.Fatal("case has no # want: line")
 			}
-			_, err = Load(registry.Catalog(), f)
+			_, err = Load(integrations.Catalog(), f)
 			if err == nil {
 				t.Fatalf("loaded without error, want:\n%s", strings.Join(want, "\n"))
 			}
@@ -50,7 +50,7 @@ func TestLoadInvalid(t *testing.T) {
 }
 
 func TestLoadCollectsAcrossFiles(t *testing.T) {
-	_, err := Load(registry.Catalog(), "testdata/invalid/bad-when.yaml", "testdata/invalid/bad-param.yaml", "testdata/nope.yaml")
+	_, err := Load(integrations.Catalog(), "testdata/invalid/bad-when.yaml", "testdata/invalid/bad-param.yaml", "testdata/nope.yaml")
 	if err == nil {
 		t.Fatal("want errors")
 	}
@@ -63,7 +63,7 @@ func TestLoadCollectsAcrossFiles(t *testing.T) {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	set, err := Parse(registry.Catalog(), Source{Name: "x.yaml", Data: []byte(`
+	set, err := Parse(integrations.Catalog(), Source{Name: "x.yaml", Data: []byte(`
 - playbook: a
   approval: {approvers: [U1]}
   actions:
@@ -99,7 +99,7 @@ func TestExamplesLoad(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			set, err := Load(registry.Catalog(), f)
+			set, err := Load(integrations.Catalog(), f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestExamplesLoad(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Load(registry.Catalog(), "../examples/playbooks"); err != nil {
+	if _, err := Load(integrations.Catalog(), "../examples/playbooks"); err != nil {
 		t.Fatalf("load the directory: %v", err)
 	}
 }

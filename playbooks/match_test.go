@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func mustParse(t testing.TB, yml string) *Set {
 	t.Helper()
-	set, err := Parse(registry.Catalog(), Source{Name: "test.yaml", Data: []byte(yml)})
+	set, err := Parse(integrations.Catalog(), Source{Name: "test.yaml", Data: []byte(yml)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestPlanRendersAndEvaluates(t *testing.T) {
 // TestGoldenReports runs every example alert through the example playbooks
 // and compares both outputs of `playbook test` with testdata/golden.
 func TestGoldenReports(t *testing.T) {
-	set, err := Load(registry.Catalog(), "../examples/playbooks")
+	set, err := Load(integrations.Catalog(), "../examples/playbooks")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func benchSet(b *testing.B, n int) *Set {
   match: {priority: ">=critical"}
   actions: [{do: journal.note, with: {text: "{{ .Rule }}"}}]
 `)
-	set, err := Parse(registry.Catalog(), Source{Name: "bench.yaml", Data: []byte(sb.String())})
+	set, err := Parse(integrations.Catalog(), Source{Name: "bench.yaml", Data: []byte(sb.String())})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/riposte-sec/riposte/internal/actions"
-	"github.com/riposte-sec/riposte/internal/app"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 func newActCmd() *cobra.Command {
@@ -41,7 +41,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
 			}
 			action := args[0]
-			spec, ok := registry.Catalog().Lookup(action)
+			spec, ok := integrations.Catalog().Lookup(action)
 			if !ok {
 				return withCode(exitBadInput, fmt.Errorf("unknown action %q (riposte actions lists them)", action))
 			}
@@ -63,11 +63,11 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 				}
 				params[k] = v
 			}
-			cfg, err := app.LoadConfig(configPath, app.Overrides{Data: data})
+			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data})
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
-			res, how, err := app.Act(cmd.Context(), cfg, app.ActRequest{Action: action, Container: container, Incident: incident,
+			res, how, err := assembly.Act(cmd.Context(), cfg, assembly.ActRequest{Action: action, Container: container, Incident: incident,
 				With: params, DryRun: dryRun})
 			out := cmd.OutOrStdout()
 			if output == "json" {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/riposte-sec/riposte/internal/actions"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 func newActionsCmd() *cobra.Command {
@@ -30,7 +30,7 @@ description of each matching action, help text included. --output json prints
 			if output != "text" && output != "json" {
 				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
 			}
-			specs, err := selectSpecs(registry.Catalog().Specs(), args)
+			specs, err := selectSpecs(integrations.Catalog().Specs(), args)
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}

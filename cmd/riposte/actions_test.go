@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 )
 
 func TestActionsTable(t *testing.T) {
@@ -25,7 +25,7 @@ func TestActionsTable(t *testing.T) {
 			rows = append(rows, f[0])
 		}
 	}
-	if want := registry.Catalog().Names(); strings.Join(rows, " ") != strings.Join(want, " ") {
+	if want := integrations.Catalog().Names(); strings.Join(rows, " ") != strings.Join(want, " ") {
 		t.Errorf("rows %q, want %q", rows, want)
 	}
 	// Column widths depend on the whole catalog: match rows loosely.
@@ -67,7 +67,7 @@ func TestActionsJSON(t *testing.T) {
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("not the documented shape: %v\n%s", err, out)
 	}
-	cat := registry.Catalog()
+	cat := integrations.Catalog()
 	if len(doc.Actions) != len(cat.Names()) {
 		t.Fatalf("%d actions, catalog has %d", len(doc.Actions), len(cat.Names()))
 	}

@@ -7,15 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/riposte-sec/riposte/internal/app"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
 	"github.com/riposte-sec/riposte/internal/config"
 )
 
 func newCICmd() *cobra.Command {
 	var (
 		configPath string
-		o          app.Overrides
-		opts       app.CIOptions
+		o          assembly.Overrides
+		opts       assembly.CIOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "ci [flags] -- CMD ARGS...",
@@ -28,7 +28,7 @@ PREFIX.xml (JUnit, one failed test case per incident).
 
 Exit status: CMD's own when there was no incident; %d when there was any, even if CMD passed; 2 when
 riposte itself could not start. Offending containers stay quarantined and paused for inspection unless
---release is given. Needs root (eBPF) and the Docker socket.`, app.ExitIncidents),
+--release is given. Needs root (eBPF) and the Docker socket.`, assembly.ExitIncidents),
 		Example: `  riposte ci -- make e2e
   riposte ci --report out/riposte --playbooks ci/playbooks -- ./run-staging-tests.sh`,
 		Args: cobra.MinimumNArgs(1),
@@ -39,7 +39,7 @@ riposte itself could not start. Offending containers stay quarantined and paused
 			if o.Data == "" {
 				o.Data = "riposte-ci"
 			}
-			cfg, err := app.LoadConfig(configPath, o)
+			cfg, err := assembly.LoadConfig(configPath, o)
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
@@ -48,7 +48,7 @@ riposte itself could not start. Offending containers stay quarantined and paused
 			}
 			opts.Command = args
 			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			rep, code, err := app.RunCI(cmd.Context(), cfg, opts)
+			rep, code, err := assembly.RunCI(cmd.Context(), cfg, opts)
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}

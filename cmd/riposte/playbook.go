@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/riposte-sec/riposte/internal/alert"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
@@ -24,7 +24,7 @@ func loadPlaybooks(paths []string) (*playbooks.Set, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no playbooks given: use --playbooks PATH (a file or a directory, repeatable)")
 	}
-	return playbooks.Load(registry.Catalog(), paths...)
+	return playbooks.Load(integrations.Catalog(), paths...)
 }
 
 func newPlaybookTestCmd() *cobra.Command {

@@ -8,13 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/riposte-sec/riposte/internal/app"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
 )
 
 func newServeCmd() *cobra.Command {
 	var (
 		configPath string
-		o          app.Overrides
+		o          assembly.Overrides
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -27,11 +27,11 @@ auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first st
 SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, then exit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := app.LoadConfig(configPath, o)
+			cfg, err := assembly.LoadConfig(configPath, o)
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
-			log := app.NewLogger(cfg, cmd.ErrOrStderr())
+			log := assembly.NewLogger(cfg, cmd.ErrOrStderr())
 			token, where := o.Token, "--token"
 			if token == "" {
 				var generated bool
@@ -43,7 +43,7 @@ SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, t
 					where += " (generated)"
 				}
 			}
-			a, err := app.Build(cfg, log)
+			a, err := assembly.Build(cfg, log)
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}

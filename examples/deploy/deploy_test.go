@@ -17,8 +17,8 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 
-	"github.com/riposte-sec/riposte/internal/app"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
 )
@@ -87,7 +87,7 @@ func TestDockerfile(t *testing.T) {
 }
 
 func TestDeployConfig(t *testing.T) {
-	cfg, err := app.LoadConfig("riposte.yaml", app.Overrides{})
+	cfg, err := assembly.LoadConfig("riposte.yaml", assembly.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestDeployConfig(t *testing.T) {
 	}
 	// The image copies examples/playbooks to /etc/riposte/playbooks, next
 	// to this file; here the same playbooks are one folder up.
-	if _, err := playbooks.Load(registry.Catalog(), "../playbooks"); err != nil {
+	if _, err := playbooks.Load(integrations.Catalog(), "../playbooks"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,5 +5,5 @@
 // permanent.
 //
 // Specs are plain values, safe for concurrent use. A Catalog is built once at
-// start-up (internal/registry) and only read afterwards.
+// start-up (cmd/riposte/assembly/integrations) and only read afterwards.
 package actions

@@ -7,4 +7,4 @@
 // use; there is nothing to close. registry_test.go checks the lists: the
 // catalog builds, names are unique, every action and parameter describes
 // itself, and IsNotification agrees with the notifiers' actions.
-package registry
+package integrations

@@ -6,4 +6,4 @@
 // An *App owns everything it opened; Close releases it. Serve blocks until
 // its context ends, then drains (HTTP requests, in-flight alerts) before it
 // returns.
-package app
+package assembly

@@ -1,4 +1,4 @@
-package app
+package assembly
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
 )
@@ -45,7 +45,7 @@ func ciConfig(t *testing.T, name string) config.Config {
 // TestCIPlaybookMatchesContainersOnly: the built-in playbook loads, takes
 // any container alert of Warning or above, and leaves host alerts alone.
 func TestCIPlaybookMatchesContainersOnly(t *testing.T) {
-	set, err := playbooks.Parse(registry.Catalog(), playbooks.Source{Name: "ci", Data: []byte(CIPlaybook)})
+	set, err := playbooks.Parse(integrations.Catalog(), playbooks.Source{Name: "ci", Data: []byte(CIPlaybook)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package app
+package assembly
 
 import (
 	"io"
@@ -9,7 +9,7 @@ import (
 	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/rules"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/playbooks"
 	"github.com/riposte-sec/riposte/responders/docker"
 )
@@ -64,7 +64,7 @@ func TestExamplePlaybooksNameDetectorRules(t *testing.T) {
 	for _, r := range rs.Rules() {
 		known[r.Name] = true
 	}
-	set, err := playbooks.Load(registry.Catalog(), "../../examples/playbooks")
+	set, err := playbooks.Load(integrations.Catalog(), "../../examples/playbooks")
 	if err != nil {
 		t.Fatal(err)
 	}

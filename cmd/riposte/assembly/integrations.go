@@ -1,4 +1,4 @@
-package app
+package assembly
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/notifiers/email"
 	"github.com/riposte-sec/riposte/notifiers/logonly"
 	"github.com/riposte-sec/riposte/notifiers/pagerduty"
@@ -165,8 +165,8 @@ func BuildIntegrations(cfg *config.Config, deps IntegrationDeps) (in *Integratio
 	}
 	if n.Fallback == config.FallbackLog {
 		l := logonly.New(deps.Logger.With("integration", "log-only"))
-		for _, s := range registry.Specs() {
-			if _, ok := in.Runners[s.Name]; !ok && registry.IsNotification(s.Name) {
+		for _, s := range integrations.Specs() {
+			if _, ok := in.Runners[s.Name]; !ok && integrations.IsNotification(s.Name) {
 				in.Runners[s.Name] = l
 			}
 		}
@@ -187,7 +187,7 @@ func Missing(set *playbooks.Set, runners map[string]actions.Runner) error {
 	var order []string
 	for _, b := range set.Playbooks() {
 		for _, a := range b.Actions {
-			if a.Do == registry.JournalNote.Name {
+			if a.Do == integrations.JournalNote.Name {
 				continue
 			}
 			if _, ok := runners[a.Do]; ok {
@@ -203,7 +203,7 @@ func Missing(set *playbooks.Set, runners map[string]actions.Runner) error {
 	}
 	var errs []error
 	for _, name := range order {
-		errs = append(errs, fmt.Errorf("%s (used by %s) is not configured: %s", name, strings.Join(used[name], ", "), registry.HowToConfigure(name)))
+		errs = append(errs, fmt.Errorf("%s (used by %s) is not configured: %s", name, strings.Join(used[name], ", "), integrations.HowToConfigure(name)))
 	}
 	return errors.Join(errs...)
 }

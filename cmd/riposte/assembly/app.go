@@ -1,4 +1,4 @@
-package app
+package assembly
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/metrics"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
@@ -105,7 +105,7 @@ func Build(cfg config.Config, log *slog.Logger) (*App, error) {
 	if len(cfg.Playbooks) == 0 {
 		return nil, errors.New("no playbooks: set playbooks in the config or pass --playbooks PATH")
 	}
-	set, err := playbooks.Load(registry.Catalog(), cfg.Playbooks...)
+	set, err := playbooks.Load(integrations.Catalog(), cfg.Playbooks...)
 	if err != nil {
 		return nil, fmt.Errorf("load playbooks: %w", err)
 	}
@@ -119,7 +119,7 @@ func Build(cfg config.Config, log *slog.Logger) (*App, error) {
 // means no playbooks (a hand-run action).
 func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App, err error) {
 	if set == nil {
-		if set, err = playbooks.Parse(registry.Catalog()); err != nil {
+		if set, err = playbooks.Parse(integrations.Catalog()); err != nil {
 			return nil, err
 		}
 	}
@@ -164,8 +164,8 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 		return nil, fmt.Errorf("the playbooks do not fit this config:\n%w", err)
 	}
 	deps := engine.Deps{
-		Store: a.Store, Playbooks: set, Catalog: registry.Catalog(), Runners: a.Integrations.Runners,
-		Queued: registry.IsNotification, Logger: log.With("component", "engine"), Metrics: a.Metrics,
+		Store: a.Store, Playbooks: set, Catalog: integrations.Catalog(), Runners: a.Integrations.Runners,
+		Queued: integrations.IsNotification, Logger: log.With("component", "engine"), Metrics: a.Metrics,
 	}
 	if s := a.Integrations.Slack; s != nil {
 		deps.Updates = s

@@ -1,4 +1,4 @@
-package app
+package assembly
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
-	"github.com/riposte-sec/riposte/internal/registry"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/playbooks"
 )
@@ -105,9 +105,9 @@ func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, i
 	var set *playbooks.Set
 	var err error
 	if len(cfg.Playbooks) > 0 {
-		set, err = playbooks.Load(registry.Catalog(), cfg.Playbooks...)
+		set, err = playbooks.Load(integrations.Catalog(), cfg.Playbooks...)
 	} else {
-		set, err = playbooks.Parse(registry.Catalog(), playbooks.Source{Name: "built-in ci-guard", Data: []byte(CIPlaybook)})
+		set, err = playbooks.Parse(integrations.Catalog(), playbooks.Source{Name: "built-in ci-guard", Data: []byte(CIPlaybook)})
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("load playbooks: %w", err)
