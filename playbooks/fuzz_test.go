@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/alert"
 )
 
 // FuzzParse: any YAML either loads into a set whose playbooks all have a

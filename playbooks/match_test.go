@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/alert"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/actions"
 )
 
 func newActCmd() *cobra.Command {

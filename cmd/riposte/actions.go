@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/actions"
 )
 
 func newActionsCmd() *cobra.Command {

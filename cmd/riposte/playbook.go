@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
 )

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/rules"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/playbooks"
 	"github.com/riposte-sec/riposte/responders/docker"
 )

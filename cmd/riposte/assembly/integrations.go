@@ -9,9 +9,9 @@ import (
 	"github.com/docker/docker/client"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/notifiers/email"
 	"github.com/riposte-sec/riposte/notifiers/logonly"
 	"github.com/riposte-sec/riposte/notifiers/pagerduty"
