@@ -106,6 +106,22 @@ type Spec struct {
 	// Container actions act on the alert's container and go through the
 	// protected-container guardrail.
 	Container bool
+
+	// What the engine does with the action besides running it. The engine
+	// knows actions only through these flags, never by name.
+
+	// Notification actions are delivered through the durable outbox (retried
+	// with backoff), never inline with containment.
+	Notification bool
+	// Releases: when the action succeeds by hand on an incident, the
+	// incident is released (closed); containment was undone.
+	Releases bool
+	// OnRelease actions are queued, when their integration is configured,
+	// each time an incident is released (a page is resolved).
+	OnRelease bool
+	// NoteParam, when set, makes the action a journal note: the engine
+	// records this parameter's rendered value and runs nothing.
+	NoteParam string
 }
 
 // Param returns the parameter called name.

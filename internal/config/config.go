@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -43,16 +44,13 @@ type Config struct {
 	// Engine tuning and guardrails (blast radius, approvers).
 	Engine engine.Config `yaml:"engine"`
 
-	// Integration sections, decoded by their packages.
-	Detector yaml.Node `yaml:"detector"`
-	Docker   yaml.Node `yaml:"docker"`
-	Capture  yaml.Node `yaml:"capture"`
-	// Kubernetes enables the pod.* actions (responders/kubernetes).
-	Kubernetes yaml.Node `yaml:"kubernetes"`
-	Notifiers  Notifiers `yaml:"notifiers"`
-	// Stream sends alerts and journal entries to syslog, JSON-lines files
-	// and programs (notifiers/stream/outputs).
-	Stream yaml.Node `yaml:"stream"`
+	// The detector's section, decoded by the detector.
+	Detector  yaml.Node `yaml:"detector"`
+	Notifiers Notifiers `yaml:"notifiers"`
+	// Sections are the integrations' sections ("docker", "kubernetes",
+	// "capture", "stream"), by key; each integration decodes its own, and the
+	// integration table refuses a key no integration owns (Unknown).
+	Sections map[string]yaml.Node `yaml:",inline"`
 
 	// File is where the config was read from ("" for defaults).
 	File string `yaml:"-"`
@@ -67,11 +65,67 @@ type Notifiers struct {
 	// Fallback: "" (default) refuses to start when a playbook uses a
 	// notifier that is not configured; "log" writes its notifications to
 	// riposte's log instead (demos, make run).
-	Fallback  string    `yaml:"fallback"`
-	Slack     yaml.Node `yaml:"slack"`
-	PagerDuty yaml.Node `yaml:"pagerduty"`
-	Email     yaml.Node `yaml:"email"`
-	Webhook   yaml.Node `yaml:"webhook"`
+	Fallback string `yaml:"fallback"`
+	// Sections are the notifiers' sections ("slack", "pagerduty"), by key.
+	Sections map[string]yaml.Node `yaml:",inline"`
+}
+
+// Section returns an integration's section by its path ("docker",
+// "notifiers.slack"); nil when the config does not have it (or it is null).
+func (c *Config) Section(path string) *yaml.Node {
+	m := c.Sections
+	if name, ok := strings.CutPrefix(path, "notifiers."); ok {
+		m, path = c.Notifiers.Sections, name
+	}
+	n, ok := m[path]
+	if !ok || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return nil
+	}
+	return &n
+}
+
+// SetSection replaces an integration's section (tests, generated configs).
+func (c *Config) SetSection(path string, v any) error {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return fmt.Errorf("encode %s section: %w", path, err)
+	}
+	m := &c.Sections
+	if name, ok := strings.CutPrefix(path, "notifiers."); ok {
+		m, path = &c.Notifiers.Sections, name
+	}
+	if *m == nil {
+		*m = map[string]yaml.Node{}
+	}
+	(*m)[path] = n
+	return nil
+}
+
+// Unknown reports the sections no integration owns, with file:line:
+// known lists the owned paths ("docker", "notifiers.slack").
+func (c *Config) Unknown(known []string) error {
+	own := map[string]bool{}
+	for _, k := range known {
+		own[k] = true
+	}
+	var errs []error
+	check := func(prefix string, m map[string]yaml.Node, core reflect.Type) {
+		want := fieldNames(core)
+		for _, k := range known {
+			if rest, ok := strings.CutPrefix(k, prefix); ok && !strings.Contains(rest, ".") {
+				want = append(want, rest)
+			}
+		}
+		for _, k := range sortedKeys(m) {
+			if !own[prefix+k] {
+				n := m[k]
+				errs = append(errs, fmt.Errorf("%s:%d: %s%s: unknown section (want one of %s)", c.File, n.Line, prefix, k, strings.Join(want, ", ")))
+			}
+		}
+	}
+	check("", c.Sections, reflect.TypeOf(Config{}))
+	check("notifiers.", c.Notifiers.Sections, reflect.TypeOf(Notifiers{}))
+	return errors.Join(errs...)
 }
 
 // Log configures logging.
@@ -187,10 +241,54 @@ func Parse(name string, data []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil && err != io.EOF {
 		return Config{}, positioned(name, err)
 	}
+	if err := c.notSections(); err != nil {
+		return Config{}, err
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
+}
+
+// notSections refuses a key that is neither riposte's own nor a section
+// (a mapping): a typo such as "lisen: x". A mistyped section is refused
+// later by Unknown, which knows the integrations.
+func (c *Config) notSections() error {
+	var errs []error
+	for _, m := range []struct {
+		prefix string
+		m      map[string]yaml.Node
+		t      reflect.Type
+	}{{"", c.Sections, reflect.TypeOf(Config{})}, {"notifiers.", c.Notifiers.Sections, reflect.TypeOf(Notifiers{})}} {
+		for _, k := range sortedKeys(m.m) {
+			if n := m.m[k]; n.Kind != yaml.MappingNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+				errs = append(errs, fmt.Errorf("%s:%d: %s%s: unknown field (want one of %s)", c.File, n.Line, m.prefix, k, strings.Join(fieldNames(m.t), ", ")))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fieldNames lists a struct's yaml keys, inline maps left out.
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" && f.IsExported() {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func sortedKeys(m map[string]yaml.Node) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // positioned turns yaml.v3's "yaml: line 3: ..." messages into
@@ -313,6 +411,7 @@ func checkKeys(file, path string, n *yaml.Node, t reflect.Type) []error {
 	}
 	fields := map[string]reflect.Type{}
 	var names []string
+	open := false
 	var collect func(reflect.Type)
 	collect = func(t reflect.Type) {
 		for i := 0; i < t.NumField(); i++ {
@@ -323,6 +422,10 @@ func checkKeys(file, path string, n *yaml.Node, t reflect.Type) []error {
 				continue
 			}
 			if strings.Contains(opts, "inline") {
+				if f.Type.Kind() == reflect.Map {
+					open = true // the map takes every other key
+					continue
+				}
 				collect(f.Type)
 				continue
 			}
@@ -338,6 +441,9 @@ func checkKeys(file, path string, n *yaml.Node, t reflect.Type) []error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		ft, ok := fields[k.Value]
+		if !ok && open {
+			continue
+		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s:%d: %s.%s: unknown field (want one of %s)", file, k.Line, path, k.Value, strings.Join(names, ", ")))
 			continue

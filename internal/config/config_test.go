@@ -12,7 +12,7 @@ func TestParseStrict(t *testing.T) {
 	tests := []struct {
 		name, yml, want string
 	}{
-		{"unknown top-level key", "listen: :80\nlisen: x\n", "riposte.yaml:2: field lisen not found in type config.Config"},
+		{"unknown top-level key", "listen: :80\nlisen: x\n", "riposte.yaml:2: lisen: unknown field (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, engine, detector, notifiers)"},
 		{"wrong type", "engine:\n  workers: many\n", "riposte.yaml:2: cannot unmarshal !!str `many` into int"},
 		{"bad duration", "engine:\n  action_timeout: soon\n", "riposte.yaml:2: cannot unmarshal !!str `soon` into time.Duration"},
 		{"bad log level", "log: {level: loud}\n", `riposte.yaml: log.level: want debug, info, warn or error, got "loud"`},
@@ -48,7 +48,7 @@ docker:
 		t.Fatal(err)
 	}
 	if c.Listen != "0.0.0.0:9000" || !c.DryRun || c.Engine.Workers != 8 || c.Engine.BlastRadius.Max != 3 ||
-		c.Engine.BlastRadius.Window != 5*time.Minute || c.Data != "riposte-data" || c.Docker.Kind == 0 {
+		c.Engine.BlastRadius.Window != 5*time.Minute || c.Data != "riposte-data" || c.Section("docker") == nil {
 		t.Errorf("parsed %+v", c)
 	}
 }
@@ -67,7 +67,7 @@ func TestDecodeSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s section
-	err = Decode(c.File, "docker", &c.Docker, &s)
+	err = Decode(c.File, "docker", c.Section("docker"), &s)
 	if err == nil {
 		t.Fatal("want errors")
 	}
@@ -81,13 +81,38 @@ func TestDecodeSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = section{}
-	if err := Decode(c.File, "docker", &c.Docker, &s); err != nil || s.Enabled == nil || *s.Enabled || s.Grace != 3*time.Second {
+	if err := Decode(c.File, "docker", c.Section("docker"), &s); err != nil || s.Enabled == nil || *s.Enabled || s.Grace != 3*time.Second {
 		t.Errorf("decode: %v %+v", err, s)
 	}
 	var untouched section
 	untouched.Grace = time.Minute
-	if err := Decode(c.File, "capture", &c.Capture, &untouched); err != nil || untouched.Grace != time.Minute {
+	if err := Decode(c.File, "capture", c.Section("capture"), &untouched); err != nil || untouched.Grace != time.Minute {
 		t.Errorf("absent section changed defaults: %v %+v", err, untouched)
+	}
+}
+
+func TestSections(t *testing.T) {
+	c, err := Parse("r.yaml", []byte("docker:\n  host: unix:///x\nnotifiers:\n  fallback: log\n  slack:\n    token_env: T\n  pagerdutty:\n    routing_key_env: K\nkubernetess: {}\nwebhook: null\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Section("docker") == nil || c.Section("notifiers.slack") == nil || c.Notifiers.Fallback != "log" {
+		t.Errorf("sections not found: %+v", c)
+	}
+	if c.Section("webhook") != nil || c.Section("notifiers.email") != nil {
+		t.Error("a null or absent section is reported present")
+	}
+	err = c.Unknown([]string{"docker", "kubernetes", "webhook", "notifiers.slack", "notifiers.pagerduty"})
+	for _, want := range []string{
+		"r.yaml:8: notifiers.pagerdutty: unknown section (want one of fallback, slack, pagerduty)",
+		"r.yaml:9: kubernetess: unknown section (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, engine, detector, notifiers, docker, kubernetes, webhook)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Unknown: want %q in\n%v", want, err)
+		}
+	}
+	if err := c.SetSection("notifiers.email", map[string]any{"from": "a@b"}); err != nil || c.Section("notifiers.email") == nil {
+		t.Errorf("SetSection: %v", err)
 	}
 }
 

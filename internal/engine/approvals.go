@@ -48,21 +48,22 @@ func (e *Engine) hold(ctx context.Context, s *step, approvers []string, timeout 
 		}
 		return
 	}
-	if created && e.deps.Approvals != nil {
+	if created && len(e.deps.Approvals) > 0 {
 		e.requestApproval(ctx, ap, req)
 	}
 }
 
 func (e *Engine) requestApproval(ctx context.Context, ap store.Approval, req actions.Request) {
-	payload, err := json.Marshal(approvalPayload{Approval: ap, Request: req})
-	if err != nil {
-		e.log.Error("encode approval request", "approval", ap.ID, "err", err)
-		return
+	var msgs []store.Message
+	for _, to := range sortedKeys(e.deps.Approvals) {
+		payload, err := json.Marshal(approvalPayload{To: to, Approval: ap, Request: req})
+		if err != nil {
+			e.log.Error("encode approval request", "approval", ap.ID, "err", err)
+			return
+		}
+		msgs = append(msgs, store.Message{Key: "approval/" + to + "/" + ap.ID, Kind: KindApprovalRequest, Incident: ap.Incident, Payload: payload})
 	}
-	_, err = e.deps.Store.Enqueue(ctx, []store.Message{{
-		Key: "approval/" + ap.ID, Kind: KindApprovalRequest, Incident: ap.Incident, Payload: payload,
-	}})
-	if err != nil {
+	if _, err := e.deps.Store.Enqueue(ctx, msgs); err != nil {
 		e.log.Error("queue approval request", "approval", ap.ID, "err", err)
 		return
 	}
@@ -70,6 +71,9 @@ func (e *Engine) requestApproval(ctx context.Context, ap store.Approval, req act
 }
 
 type approvalPayload struct {
+	// To names the integration that asks; "" (requests queued before they
+	// were addressed) asks every one.
+	To       string          `json:"to,omitempty"`
 	Approval store.Approval  `json:"approval"`
 	Request  actions.Request `json:"request"`
 }

@@ -25,15 +25,13 @@ type Deps struct {
 	// Runners implement actions, by action name. An action a playbook names
 	// without a runner fails with a clear error when it runs.
 	Runners map[string]actions.Runner
-	// Queued reports whether an action is a notification, delivered through
-	// the outbox instead of run inline. nil: none is.
-	Queued func(action string) bool
-	// Approvals asks humans for approvals (Slack); nil: approvals are only
+	// Approvals ask humans for approvals (Slack), by integration name; each
+	// gets every request through the outbox. Empty: approvals are only
 	// decided through Decide or time out.
-	Approvals ApprovalRequester
-	// Updates reports later steps of an incident on the messages already
-	// sent about it (Slack's message is updated); nil: none.
-	Updates StepUpdater
+	Approvals map[string]ApprovalRequester
+	// Updates report later steps of an incident on the messages already
+	// sent about it (Slack's message is updated), by integration name.
+	Updates map[string]StepUpdater
 	// Stream sends alerts and journal entries to syslog, files and
 	// programs; nil: none configured.
 	Stream  Streamer
@@ -80,9 +78,6 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
-	}
-	if deps.Queued == nil {
-		deps.Queued = func(string) bool { return false }
 	}
 	e := &Engine{
 		cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics, now: deps.Now,
@@ -305,4 +300,11 @@ func (e *Engine) InFlight() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.inflight)
+}
+
+// queued reports whether an action is a notification: delivered through the
+// outbox instead of run inline.
+func (e *Engine) queued(action string) bool {
+	spec, ok := e.deps.Catalog.Lookup(action)
+	return ok && spec.Notification
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -74,13 +73,13 @@ func newFixture(t *testing.T, cfg Config, yml string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	set, err := playbooks.Parse(integrations.Catalog(), playbooks.Source{Name: "test.yaml", Data: []byte(yml)})
+	set, err := playbooks.Parse(testCatalog(), playbooks.Source{Name: "test.yaml", Data: []byte(yml)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
 	runners := map[string]actions.Runner{}
-	for _, s := range integrations.Specs() {
+	for _, s := range testSpecs {
 		runners[s.Name] = rec
 	}
 	if cfg.Poll == 0 {
@@ -88,7 +87,7 @@ func newFixture(t *testing.T, cfg Config, yml string) *fixture {
 	}
 	cfg.Outbox.BaseBackoff = 10 * time.Millisecond
 	cfg.Outbox.MaxBackoff = 20 * time.Millisecond
-	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: integrations.Catalog(), Runners: runners, Queued: integrations.IsNotification})
+	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: testCatalog(), Runners: runners})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,17 +96,14 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	if status == statusProtected {
 		return actions.Result{}, fmt.Errorf("act %s on %s: %w: %s", m.Action, m.Container, actions.ErrProtected, res.Note)
 	}
-	if m.Action == ActionRelease && m.Incident != "" {
+	if spec.Releases && m.Incident != "" {
 		e.release(ctx, m.Incident, m.Actor)
 	}
 	return res, nil
 }
 
-// ActionRelease undoes containment; a released incident is closed.
-const ActionRelease = "container.release"
-
-// release closes the incident and resolves its page, if PagerDuty is
-// configured.
+// release closes the incident and queues the actions that follow a release
+// (Spec.OnRelease: a page is resolved) whose integration is configured.
 func (e *Engine) release(ctx context.Context, incident, actor string) {
 	changed, err := e.deps.Store.SetIncidentState(ctx, incident, store.IncidentStateReleased,
 		store.Entry{Type: store.IncidentReleased, Actor: actor, Detail: map[string]any{"incident": incident}})
@@ -114,16 +111,26 @@ func (e *Engine) release(ctx context.Context, incident, actor string) {
 		e.log.Warn("release incident", "incident", incident, "err", err)
 		return
 	}
-	const resolve = "pagerduty.resolve"
-	if _, ok := e.deps.Runners[resolve]; !ok || !changed {
+	if !changed {
 		return
 	}
-	payload, err := encodeRequest(actions.Request{Action: resolve, Incident: incident, Actor: actor, Key: "release/" + incident})
-	if err != nil {
+	var msgs []store.Message
+	for _, spec := range e.deps.Catalog.Specs() {
+		if _, ok := e.deps.Runners[spec.Name]; !ok || !spec.OnRelease {
+			continue
+		}
+		payload, err := encodeRequest(actions.Request{Action: spec.Name, Incident: incident, Actor: actor, Key: "release/" + incident})
+		if err != nil {
+			e.log.Error("encode release follow-up", "action", spec.Name, "incident", incident, "err", err)
+			continue
+		}
+		msgs = append(msgs, store.Message{Key: "release/" + spec.Name + "/" + incident, Kind: spec.Name, Incident: incident, Payload: payload})
+	}
+	if len(msgs) == 0 {
 		return
 	}
-	if _, err := e.deps.Store.Enqueue(ctx, []store.Message{{Key: "resolve/" + incident, Kind: resolve, Incident: incident, Payload: payload}}); err != nil {
-		e.log.Error("queue pagerduty resolve", "incident", incident, "err", err)
+	if _, err := e.deps.Store.Enqueue(ctx, msgs); err != nil {
+		e.log.Error("queue release follow-ups", "incident", incident, "err", err)
 		return
 	}
 	e.notifyOutbox()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -131,10 +132,24 @@ func (e *Engine) send(ctx context.Context, it store.OutboxItem, entry *store.Ent
 		}
 		entry.AlertID, entry.Playbook, entry.Actor = p.Approval.Key.AlertID, p.Approval.Key.Playbook, "riposte"
 		entry.Detail["approval"] = p.Approval.ID
-		if e.deps.Approvals == nil {
+		targets := sortedKeys(e.deps.Approvals)
+		if p.To != "" {
+			targets = []string{p.To}
+		}
+		if len(targets) == 0 {
 			return actions.Result{}, errors.New("request approval: no approval notifier configured")
 		}
-		return actions.Result{Note: "approval requested"}, e.deps.Approvals.RequestApproval(ctx, p.Approval, p.Request)
+		entry.Detail["to"] = strings.Join(targets, ",")
+		for _, to := range targets {
+			r, ok := e.deps.Approvals[to]
+			if !ok {
+				return actions.Result{}, fmt.Errorf("request approval: %s is no longer configured", to)
+			}
+			if err := r.RequestApproval(ctx, p.Approval, p.Request); err != nil {
+				return actions.Result{}, fmt.Errorf("%s: %w", to, err)
+			}
+		}
+		return actions.Result{Note: "approval requested"}, nil
 	}
 	req, err := decodeRequest(it.Payload)
 	if err != nil {

@@ -160,7 +160,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 
 		status, note, err := e.runStep(ctx, s, dry, steps, bt)
 		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
-		if e.deps.Queued(pa.Do) && status == statusQueued {
+		if pa.Action.Spec.Notification && status == statusQueued {
 			notified = true
 		}
 		if err != nil && pa.Action.OnError != playbooks.ErrorContinue {
@@ -227,12 +227,12 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		e.hold(ctx, s, ap.Approvers, ap.Timeout, ap.OnTimeout == playbooks.TimeoutProceed, "playbook approval", steps)
 		count(statusHeld)
 		return statusHeld, "waiting for approval", nil
-	case pa.Do == "journal.note":
-		text := pa.With.String("text", "")
+	case s.spec.NoteParam != "":
+		text := pa.With.String(s.spec.NoteParam, "")
 		record(store.ActionStateSucceeded, &actions.Result{Note: text}, "", s.entry(store.Note, map[string]any{"text": text}))
 		count(statusSucceeded)
 		return statusSucceeded, text, nil
-	case e.deps.Queued(pa.Do):
+	case s.spec.Notification:
 		return e.enqueue(s, steps, b)
 	}
 	if err := flushFirst(); err != nil {

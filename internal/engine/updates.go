@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -21,6 +23,9 @@ type StepUpdater interface {
 const KindStepUpdate = "steps.update"
 
 type stepsPayload struct {
+	// To names the integration to update; "" (messages queued before
+	// updates were addressed) updates every one.
+	To       string         `json:"to,omitempty"`
 	Incident string         `json:"incident"`
 	Steps    []actions.Step `json:"steps"`
 }
@@ -28,24 +33,28 @@ type stepsPayload struct {
 // reportSteps queues a report of steps for the incident's messages. key
 // makes it idempotent across a re-run of the same plan.
 func (e *Engine) reportSteps(ctx context.Context, incident, key string, steps []actions.Step) {
-	if e.deps.Updates == nil || incident == "" || len(steps) == 0 {
+	if len(e.deps.Updates) == 0 || incident == "" || len(steps) == 0 {
 		return
 	}
 	var shown []actions.Step
 	for _, s := range steps {
-		if !e.deps.Queued(s.Action) && s.Status != statusDone {
+		if !e.queued(s.Action) && s.Status != statusDone {
 			shown = append(shown, s)
 		}
 	}
 	if len(shown) == 0 {
 		return
 	}
-	payload, err := json.Marshal(stepsPayload{Incident: incident, Steps: shown})
-	if err != nil {
-		e.log.Error("encode step report", "incident", incident, "err", err)
-		return
+	var msgs []store.Message
+	for _, to := range sortedKeys(e.deps.Updates) {
+		payload, err := json.Marshal(stepsPayload{To: to, Incident: incident, Steps: shown})
+		if err != nil {
+			e.log.Error("encode step report", "incident", incident, "err", err)
+			return
+		}
+		msgs = append(msgs, store.Message{Key: "steps/" + to + "/" + key, Kind: KindStepUpdate, Incident: incident, Payload: payload})
 	}
-	if _, err := e.deps.Store.Enqueue(ctx, []store.Message{{Key: "steps/" + key, Kind: KindStepUpdate, Incident: incident, Payload: payload}}); err != nil {
+	if _, err := e.deps.Store.Enqueue(ctx, msgs); err != nil {
 		e.log.Error("queue step report", "incident", incident, "err", err)
 		return
 	}
@@ -59,14 +68,40 @@ func (e *Engine) sendSteps(ctx context.Context, it store.OutboxItem, entry *stor
 	}
 	entry.Actor = "riposte"
 	entry.Detail["incident"] = p.Incident
-	if e.deps.Updates == nil {
+	targets := sortedKeys(e.deps.Updates)
+	if p.To != "" {
+		if _, ok := e.deps.Updates[p.To]; !ok {
+			return actions.Result{Note: p.To + " is no longer configured"}, nil
+		}
+		targets = []string{p.To}
+	}
+	if len(targets) == 0 {
 		return actions.Result{Note: "no notifier to update"}, nil
 	}
-	if err := e.deps.Updates.Update(ctx, p.Incident, p.Steps...); err != nil {
-		if isNotFound(err) {
-			return actions.Result{Note: "no message about this incident"}, nil
+	entry.Detail["to"] = strings.Join(targets, ",")
+	found := false
+	for _, to := range targets {
+		if err := e.deps.Updates[to].Update(ctx, p.Incident, p.Steps...); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return actions.Result{}, fmt.Errorf("%s: %w", to, err)
 		}
-		return actions.Result{}, err
+		found = true
+	}
+	if !found {
+		return actions.Result{Note: "no message about this incident"}, nil
 	}
 	return actions.Result{Note: fmt.Sprintf("%d steps reported", len(p.Steps))}, nil
+}
+
+// sortedKeys returns a map's keys in order, so that messages and journal
+// entries come out the same way every run.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

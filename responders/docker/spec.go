@@ -15,6 +15,9 @@ const (
 
 var dockerAPI = []string{"access to the Docker API socket (/var/run/docker.sock)"}
 
+// ActionRelease undoes quarantine and pause.
+const ActionRelease = "container.release"
+
 // Specs describes the actions this responder implements.
 func Specs() []actions.Spec {
 	return []actions.Spec{
@@ -30,7 +33,7 @@ func Specs() []actions.Spec {
 			Privileges: dockerAPI, Destructive: true, Container: true},
 		{Name: "container.quarantine", Help: "Disconnect the container from every network (recorded, so release can reconnect); it keeps running for forensics but can no longer talk.",
 			Privileges: dockerAPI, Destructive: true, Container: true},
-		{Name: "container.release", Help: "Undo quarantine and pause: reconnect the networks quarantine recorded and unpause.",
+		{Name: ActionRelease, Releases: true, Help: "Undo quarantine and pause: reconnect the networks quarantine recorded and unpause.",
 			Privileges: dockerAPI, Container: true},
 		{Name: "container.snapshot", Help: "Collect an evidence bundle: inspect, logs, process list, changed files, filesystem export, optional image commit; manifest with SHA-256 of every file.",
 			Params: []actions.Param{

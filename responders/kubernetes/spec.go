@@ -21,7 +21,7 @@ func Specs() []actions.Spec {
 			},
 			Privileges:  []string{"get, patch, list on pods; get on namespaces; get, create on networkpolicies"},
 			Destructive: true},
-		{Name: "pod.release", Help: "Undo pod.isolate and pod.label: remove the quarantine label and what pod.label set, and delete the quarantine NetworkPolicy once no pod uses it.",
+		{Name: "pod.release", Releases: true, Help: "Undo pod.isolate and pod.label: remove the quarantine label and what pod.label set, and delete the quarantine NetworkPolicy once no pod uses it.",
 			Params:     []actions.Param{podParam},
 			Privileges: []string{"get, patch, list on pods; get on namespaces; delete on networkpolicies"}},
 		{Name: "pod.terminate", Help: "Delete the pod gracefully, or evict it (honouring PodDisruptionBudgets), after the replica guard and the bare/DaemonSet/StatefulSet refusals.",

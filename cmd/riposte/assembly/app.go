@@ -27,7 +27,6 @@ import (
 	"github.com/riposte-sec/riposte/internal/metrics"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/store"
-	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
 	"github.com/riposte-sec/riposte/playbooks"
 	"github.com/riposte-sec/riposte/responders/capture"
 )
@@ -135,12 +134,6 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a.Integrations, err = BuildIntegrations(&cfg, IntegrationDeps{Logger: log, Data: cfg.Data,
-		SlackThreads: slackThreads{a.Store}, SlackDispatcher: dispatcher{a},
-		SlackReplays: a.Store})
-	if err != nil {
-		return nil, err
-	}
 	var dcfg detector.Config
 	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
 		return nil, err
@@ -148,14 +141,22 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	for i, r := range dcfg.Rules {
 		dcfg.Rules[i] = cfg.Resolve(r)
 	}
-	if dcfg.Enabled {
-		a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: a.Integrations.DockerClient, Registerer: a.Registry})
-		if err != nil {
-			return nil, fmt.Errorf("detector: %w", err)
-		}
-		if err := a.buildCapture(cfg, log); err != nil {
-			return nil, err
-		}
+	var env *integrations.Env
+	env = &integrations.Env{Logger: log, Data: cfg.Data, KV: a.Store, Replays: a.Store, Dispatcher: dispatcher{a},
+		Events: func() (capture.Events, error) {
+			d, _ := env.Value("docker").(integrations.Docker)
+			if err := a.startDetector(dcfg, d, log); err != nil || a.Detector == nil {
+				return nil, err
+			}
+			return a.Detector, nil
+		},
+		CaptureFinished: a.captureFinished}
+	a.Integrations, err = BuildIntegrations(&cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.startDetector(dcfg, a.Integrations.Docker, log); err != nil {
+		return nil, err
 	}
 	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {
 		return nil, fmt.Errorf("the playbooks use actions riposte cannot run with this config:\n%w", err)
@@ -165,28 +166,8 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	}
 	deps := engine.Deps{
 		Store: a.Store, Playbooks: set, Catalog: integrations.Catalog(), Runners: a.Integrations.Runners,
-		Queued: integrations.IsNotification, Logger: log.With("component", "engine"), Metrics: a.Metrics,
-	}
-	if s := a.Integrations.Slack; s != nil {
-		deps.Updates = s
-		if s.Interactive() {
-			deps.Approvals = slackApprovals{s}
-		}
-	}
-	if present(&cfg.Stream) {
-		var scfg outputs.Config
-		if err := config.Decode(cfg.File, "stream", &cfg.Stream, &scfg); err != nil {
-			return nil, err
-		}
-		if err := scfg.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfg.File, err)
-		}
-		set, err := outputs.New(scfg, outputs.Deps{Logger: log.With("component", "stream")})
-		if err != nil {
-			return nil, fmt.Errorf("stream outputs: %w", err)
-		}
-		a.Integrations.closers = append(a.Integrations.closers, set.Close)
-		deps.Stream = streamer{set}
+		Updates: a.Integrations.Updates, Approvals: a.Integrations.Approvals, Stream: a.Integrations.Stream,
+		Logger: log.With("component", "engine"), Metrics: a.Metrics,
 	}
 	a.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {
@@ -195,24 +176,18 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	return a, nil
 }
 
-// buildCapture adds capture.start, which records from the detector's event
-// stream. Captures run in the background: their final hashes are journaled
-// when they end (capture.finished), under the action's own key.
-func (a *App) buildCapture(cfg config.Config, log *slog.Logger) error {
-	var ccfg capture.Config
-	if err := config.Decode(cfg.File, "capture", &cfg.Capture, &ccfg); err != nil {
-		return err
+// startDetector builds the detector once, when the config enables it; it
+// shares the docker integration's API client for enrichment. Captures ask
+// for it while they are built (they record from its event stream).
+func (a *App) startDetector(dcfg detector.Config, d integrations.Docker, log *slog.Logger) (err error) {
+	if a.Detector != nil || !dcfg.Enabled {
+		return nil
 	}
-	if ccfg.EvidenceDir == "" {
-		ccfg.EvidenceDir = a.Integrations.Docker.Config().EvidenceDir // snapshots and captures share the incident folder
-	}
-	c, err := capture.New(ccfg, capture.Deps{Events: a.Detector, Docker: a.Integrations.DockerClient, Guard: a.Integrations.Docker,
-		Logger: log.With("integration", "capture"), OnFinish: a.captureFinished})
+	a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: d.Client, Registerer: a.Registry})
 	if err != nil {
-		return fmt.Errorf("capture responder: %w", err)
+		a.Detector = nil
+		return fmt.Errorf("detector: %w", err)
 	}
-	a.Integrations.closers = append(a.Integrations.closers, c.Close)
-	a.Integrations.register(c, capture.Specs())
 	return nil
 }
 
@@ -372,10 +347,10 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 		defer signal.Stop(hup)
 		go certs.Watch(engCtx, hup, 5*time.Second)
 	}
-	if s := a.Integrations.Slack; s != nil && a.Integrations.SlackSocketMode {
+	for name, run := range a.Integrations.Background {
 		go func() {
-			if err := s.RunSocketMode(engCtx); err != nil && engCtx.Err() == nil {
-				a.Log.Error("slack socket mode stopped", "err", err)
+			if err := run(engCtx); err != nil && engCtx.Err() == nil {
+				a.Log.Error("integration stopped", "integration", name, "err", err)
 			}
 		}()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/riposte-sec/riposte/responders/docker"
 	"io"
 	"os"
 	"os/exec"
@@ -247,7 +248,7 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 	}
 	for _, id := range order {
 		ci := byID[id]
-		if info, err := a.Integrations.DockerClient.ContainerInspect(ctx, ci.ContainerID); err == nil {
+		if info, err := a.Integrations.Docker.Client.ContainerInspect(ctx, ci.ContainerID); err == nil {
 			ci.Container = strings.TrimPrefix(info.Name, "/")
 			if info.Config != nil {
 				ci.Image = info.Config.Image
@@ -263,7 +264,7 @@ func (a *App) releaseAll(ctx context.Context, rep *CIReport) {
 		if inc.ContainerID == "" || inc.ContainerID == alert.HostContainerID {
 			continue
 		}
-		if _, err := a.Engine.Act(ctx, engine.Manual{Action: engine.ActionRelease, Container: inc.ContainerID, Incident: inc.ID, Actor: "riposte ci --release"}); err != nil {
+		if _, err := a.Engine.Act(ctx, engine.Manual{Action: docker.ActionRelease, Container: inc.ContainerID, Incident: inc.ID, Actor: "riposte ci --release"}); err != nil {
 			a.Log.Warn("release after ci run", "container", inc.ContainerID, "err", err)
 		}
 	}

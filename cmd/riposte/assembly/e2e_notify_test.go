@@ -339,6 +339,7 @@ func TestE2ESlackPauseButton(t *testing.T) {
 func TestE2EOutboxSurvivesRestart(t *testing.T) {
 	p := startPeers(t)
 	var up atomic.Bool
+	var refused atomic.Int64
 	target, err := url.Parse(p.slack.APIURL())
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +347,7 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
 	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !up.Load() {
+			refused.Add(1)
 			http.Error(w, "slack is down", http.StatusServiceUnavailable)
 			return
 		}
@@ -362,7 +364,7 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
       with: {text: contained}
 `)
 	apiURL := gate.URL + target.Path
-	if err := cfg.Notifiers.Slack.Encode(map[string]any{"token_env": "E2E_SLACK_BOT_TOKEN", "signing_secret_env": "E2E_SLACK_SIGNING_SECRET",
+	if err := cfg.SetSection("notifiers.slack", map[string]any{"token_env": "E2E_SLACK_BOT_TOKEN", "signing_secret_env": "E2E_SLACK_SIGNING_SECRET",
 		"channel": "#ir", "approvers": []string{"U0ALICE"}, "api_url": apiURL}); err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +377,7 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 	})
 	waitUntil(t, "a failed delivery attempt", 10*time.Second, func() bool {
 		st, err := s.app.Store.Stats(context.Background())
-		return err == nil && st.OutboxPending == 1 && len(p.slack.Calls("chat.postMessage")) == 0
+		return err == nil && st.OutboxPending == 1 && refused.Load() > 0 && len(p.slack.Calls("chat.postMessage")) == 0
 	})
 	s.stop()
 

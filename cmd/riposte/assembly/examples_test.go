@@ -19,11 +19,11 @@ import (
 // action they use has an integration with this config (capture needs the
 // detector, which the example enables).
 func TestExampleConfig(t *testing.T) {
-	cfg, err := LoadConfig("../../examples/riposte.yaml", Overrides{})
+	cfg, err := LoadConfig("../../../examples/riposte.yaml", Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Data != filepath.Join("../../examples", "../riposte-data") || len(cfg.Playbooks) != 1 {
+	if cfg.Data != filepath.Join("../../../examples", "../riposte-data") || len(cfg.Playbooks) != 1 {
 		t.Errorf("paths not taken from the config's folder: data %q playbooks %v", cfg.Data, cfg.Playbooks)
 	}
 	var d detector.Config
@@ -31,7 +31,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("detector section: %v enabled=%v", err, d.Enabled)
 	}
 	var dk docker.Config
-	if err := config.Decode(cfg.File, "docker", &cfg.Docker, &dk); err != nil {
+	if err := config.Decode(cfg.File, "docker", cfg.Section("docker"), &dk); err != nil {
 		t.Errorf("docker section: %v", err)
 	}
 	// Everything serve builds before it listens: store, integrations,
@@ -52,7 +52,7 @@ func TestExampleConfig(t *testing.T) {
 // playbooks match is a rule of the default detection rules, so that a
 // rename on either side is caught here, not in an incident.
 func TestExamplePlaybooksNameDetectorRules(t *testing.T) {
-	files, err := rules.ReadPaths("../../examples/rules")
+	files, err := rules.ReadPaths("../../../examples/rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestExamplePlaybooksNameDetectorRules(t *testing.T) {
 	for _, r := range rs.Rules() {
 		known[r.Name] = true
 	}
-	set, err := playbooks.Load(integrations.Catalog(), "../../examples/playbooks")
+	set, err := playbooks.Load(integrations.Catalog(), "../../../examples/playbooks")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,57 +1,41 @@
 package assembly
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
-
-	"github.com/docker/docker/client"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
-	"github.com/riposte-sec/riposte/notifiers/email"
+	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/notifiers/logonly"
-	"github.com/riposte-sec/riposte/notifiers/pagerduty"
-	"github.com/riposte-sec/riposte/notifiers/slack"
-	"github.com/riposte-sec/riposte/notifiers/webhook"
 	"github.com/riposte-sec/riposte/playbooks"
-	"github.com/riposte-sec/riposte/responders/docker"
-	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
 
-// IntegrationDeps are what integrations are built with.
-type IntegrationDeps struct {
-	Logger *slog.Logger
-	// Data is riposte's data directory (evidence, responder state).
-	Data string
-	// SlackThreads keeps Slack messages per incident (the store).
-	SlackThreads slack.Threads
-	// SlackDispatcher runs what Slack buttons and commands ask (the engine).
-	SlackDispatcher slack.Dispatcher
-	// SlackReplays remembers signed Slack requests across restarts (the
-	// store), so that a captured one is refused.
-	SlackReplays slack.Replays
-}
-
-// Integrations are the runners built from the configuration, by action
-// name, and what must be closed at shutdown.
+// Integrations are what the table built from the configuration: runners by
+// action name, the engine's ports, HTTP routes and background loops, and
+// what must be closed at shutdown.
 type Integrations struct {
 	Runners map[string]actions.Runner
-	Docker  *docker.Responder
-	// DockerClient is the Docker API client the responder uses; the
-	// detector shares it for enrichment.
-	DockerClient *client.Client
-	// Slack is set when notifiers.slack is configured; SlackSocketMode
-	// when it takes interactions over Socket Mode instead of HTTP.
-	Slack           *slack.Slack
-	SlackSocketMode bool
-	closers         []func() error
+	// Built are the constructed integrations, by name.
+	Built map[string]integrations.Built
+	// Docker is the docker integration (always built): the detector and
+	// `riposte ci` share its API client.
+	Docker    integrations.Docker
+	Updates   map[string]engine.StepUpdater
+	Approvals map[string]engine.ApprovalRequester
+	Stream    engine.Streamer
+	Routes    map[string]http.Handler
+	// Background loops run while serving (Slack Socket Mode), by name.
+	Background map[string]func(ctx context.Context) error
+	closers    []func() error
 }
 
-// Close releases every integration's resources.
+// Close releases every integration's resources, the last built first.
 func (in *Integrations) Close() error {
 	var errs []error
 	for i := len(in.closers) - 1; i >= 0; i-- {
@@ -61,122 +45,81 @@ func (in *Integrations) Close() error {
 	return errors.Join(errs...)
 }
 
-func (in *Integrations) register(r actions.Runner, specs []actions.Spec) {
-	for _, s := range specs {
-		in.Runners[s.Name] = r
+// BuildIntegrations constructs, in table order, every integration the
+// configuration enables: those marked Always and those whose section is
+// present; then the log-only fallback for unconfigured notifications when
+// notifiers.fallback is "log". A config section no integration owns is an
+// error. Actions left without a runner are reported by Missing.
+func BuildIntegrations(cfg *config.Config, env *integrations.Env) (in *Integrations, err error) {
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
 	}
-}
-
-// BuildIntegrations constructs every integration the configuration
-// enables: the Docker responder always, each notifier whose section is
-// present, and the log-only fallback for the others when
-// notifiers.fallback is "log". Actions left without a runner are reported
-// by Missing.
-func BuildIntegrations(cfg *config.Config, deps IntegrationDeps) (in *Integrations, err error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
+	if err := cfg.Unknown(integrations.Sections()); err != nil {
+		return nil, err
 	}
-	in = &Integrations{Runners: map[string]actions.Runner{}}
+	in = &Integrations{Runners: map[string]actions.Runner{}, Built: map[string]integrations.Built{},
+		Updates: map[string]engine.StepUpdater{}, Approvals: map[string]engine.ApprovalRequester{},
+		Routes: map[string]http.Handler{}, Background: map[string]func(context.Context) error{}}
 	defer func() {
 		if err != nil {
 			in.Close()
 		}
 	}()
-	var dcfg docker.Config
-	if err := config.Decode(cfg.File, "docker", &cfg.Docker, &dcfg); err != nil {
-		return nil, err
-	}
-	if dcfg.DataDir == "" {
-		dcfg.DataDir = deps.Data
-	}
-	cli, err := docker.NewClient(dcfg)
-	if err != nil {
-		return nil, fmt.Errorf("docker responder: %w", err)
-	}
-	in.closers = append(in.closers, cli.Close)
-	in.DockerClient = cli
-	d, err := docker.New(dcfg, docker.Deps{Docker: cli, Logger: deps.Logger.With("integration", "docker")})
-	if err != nil {
-		return nil, fmt.Errorf("docker responder: %w", err)
-	}
-	in.Docker = d
-	in.register(d, docker.Specs())
-
-	if present(&cfg.Kubernetes) {
-		var c kubernetes.Config
-		if err := config.Decode(cfg.File, "kubernetes", &cfg.Kubernetes, &c); err != nil {
-			return nil, err
+	base := env.Logger
+	defer func() { env.Logger = base }()
+	env.ConfigFile = cfg.File
+	for _, row := range integrations.Table() {
+		section := cfg.Section(row.Section)
+		if row.Build == nil || (section == nil && !row.Always) {
+			continue
 		}
-		k, err := kubernetes.New(c, kubernetes.Deps{Logger: deps.Logger.With("integration", "kubernetes")})
+		env.Logger = base.With("integration", row.Name)
+		b, err := integrations.BuildOne(env, row, func(out any) error {
+			return config.Decode(cfg.File, row.Section, section, out)
+		})
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes responder: %w", err)
+			return nil, fmt.Errorf("%s: %w", row.Name, err)
 		}
-		in.register(k, kubernetes.Specs())
+		if b.Close != nil {
+			in.closers = append(in.closers, b.Close)
+		}
+		if b.Runner == nil && b.Stream == nil {
+			continue // not available here; Needs says why
+		}
+		in.Built[row.Name] = b
+		if b.Runner != nil {
+			for _, s := range row.Specs {
+				in.Runners[s.Name] = b.Runner
+			}
+		}
+		if b.Updates != nil {
+			in.Updates[row.Name] = b.Updates
+		}
+		if b.Approvals != nil {
+			in.Approvals[row.Name] = b.Approvals
+		}
+		if b.Stream != nil {
+			in.Stream = b.Stream
+		}
+		for pattern, h := range b.Routes {
+			in.Routes[pattern] = h
+		}
+		if b.Background != nil {
+			in.Background[row.Name] = b.Background
+		}
+		if d, ok := b.Value.(integrations.Docker); ok {
+			in.Docker = d
+		}
 	}
-
-	n := &cfg.Notifiers
-	if present(&n.Slack) {
-		var c slack.Config
-		if err := config.Decode(cfg.File, "notifiers.slack", &n.Slack, &c); err != nil {
-			return nil, err
-		}
-		s, err := slack.New(c, slack.Deps{Logger: deps.Logger.With("integration", "slack"), Threads: deps.SlackThreads, Dispatcher: deps.SlackDispatcher,
-			Replays: deps.SlackReplays})
-		if err != nil {
-			return nil, fmt.Errorf("slack notifier: %w", err)
-		}
-		in.closers = append(in.closers, s.Close)
-		in.Slack = s
-		in.SlackSocketMode = c.SocketMode != nil && *c.SocketMode
-		in.register(s, slack.Specs())
-	}
-	if present(&n.PagerDuty) {
-		var c pagerduty.Config
-		if err := config.Decode(cfg.File, "notifiers.pagerduty", &n.PagerDuty, &c); err != nil {
-			return nil, err
-		}
-		p, err := pagerduty.New(c, pagerduty.Deps{Logger: deps.Logger.With("integration", "pagerduty")})
-		if err != nil {
-			return nil, fmt.Errorf("pagerduty notifier: %w", err)
-		}
-		in.register(p, pagerduty.Specs())
-	}
-	if present(&n.Email) {
-		var c email.Config
-		if err := config.Decode(cfg.File, "notifiers.email", &n.Email, &c); err != nil {
-			return nil, err
-		}
-		e, err := email.New(c, email.Deps{Logger: deps.Logger.With("integration", "email")})
-		if err != nil {
-			return nil, fmt.Errorf("email notifier: %w", err)
-		}
-		in.register(e, email.Specs())
-	}
-	if present(&n.Webhook) {
-		var c webhook.Config
-		if err := config.Decode(cfg.File, "notifiers.webhook", &n.Webhook, &c); err != nil {
-			return nil, err
-		}
-		w, err := webhook.New(c, webhook.Deps{Logger: deps.Logger.With("integration", "webhook")})
-		if err != nil {
-			return nil, fmt.Errorf("webhook notifier: %w", err)
-		}
-		in.register(w, webhook.Specs())
-	}
-	if n.Fallback == config.FallbackLog {
-		l := logonly.New(deps.Logger.With("integration", "log-only"))
+	if cfg.Notifiers.Fallback == config.FallbackLog {
+		l := logonly.New(base.With("integration", "log-only"))
 		for _, s := range integrations.Specs() {
-			if _, ok := in.Runners[s.Name]; !ok && integrations.IsNotification(s.Name) {
+			if _, ok := in.Runners[s.Name]; !ok && s.Notification {
 				in.Runners[s.Name] = l
 			}
 		}
 	}
 	return in, nil
-}
-
-// present reports whether a config section was given (and is not null).
-func present(n *yaml.Node) bool {
-	return n.Kind != 0 && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null")
 }
 
 // Missing lists the actions the playbooks use that no integration runs,
@@ -187,8 +130,8 @@ func Missing(set *playbooks.Set, runners map[string]actions.Runner) error {
 	var order []string
 	for _, b := range set.Playbooks() {
 		for _, a := range b.Actions {
-			if a.Do == integrations.JournalNote.Name {
-				continue
+			if a.Spec.NoteParam != "" {
+				continue // the engine writes notes itself
 			}
 			if _, ok := runners[a.Do]; ok {
 				continue

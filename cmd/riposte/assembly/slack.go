@@ -2,7 +2,6 @@ package assembly
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,32 +11,6 @@ import (
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/notifiers/slack"
 )
-
-// slackThreads keeps each incident's Slack messages in the store's
-// key/value table.
-type slackThreads struct{ st *store.Store }
-
-const slackThreadNS = "slack.thread"
-
-func (t slackThreads) Get(ctx context.Context, incident string) (slack.Thread, bool, error) {
-	v, ok, err := t.st.Get(ctx, slackThreadNS, incident)
-	if err != nil || !ok {
-		return slack.Thread{}, false, err
-	}
-	var th slack.Thread
-	if err := json.Unmarshal(v, &th); err != nil {
-		return slack.Thread{}, false, fmt.Errorf("read slack thread of %s: %w", incident, err)
-	}
-	return th, true, nil
-}
-
-func (t slackThreads) Put(ctx context.Context, incident string, th slack.Thread) error {
-	v, err := json.Marshal(th)
-	if err != nil {
-		return fmt.Errorf("write slack thread of %s: %w", incident, err)
-	}
-	return t.st.Put(ctx, slackThreadNS, incident, v)
-}
 
 // dispatcher runs what Slack users ask through the engine. The engine is
 // set after the integrations are built (they need the dispatcher first).
@@ -85,27 +58,6 @@ func (d dispatcher) Status(ctx context.Context) (string, error) {
 func (d dispatcher) Denied(ctx context.Context, den slack.Denial) error {
 	_, err := d.a.Store.Append(ctx, store.Entry{Type: store.ApprovalDenied, Action: den.Action, Actor: den.Actor.String(),
 		Detail: map[string]any{"reason": den.Reason, "incident": den.Incident, "container": den.Container, "approval": den.ApprovalID, "denied": "not an approver"}})
-	return err
-}
-
-// slackApprovals asks for approvals in the incident's Slack thread.
-type slackApprovals struct{ s *slack.Slack }
-
-func (sa slackApprovals) RequestApproval(ctx context.Context, ap store.Approval, req actions.Request) error {
-	var approvers []string
-	if list, ok := ap.Detail["approvers"].([]any); ok {
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				approvers = append(approvers, s)
-			}
-		}
-	}
-	name := req.Alert.Field("container.name")
-	if name == "" {
-		name = req.Container
-	}
-	_, err := sa.s.RequestApproval(ctx, slack.Approval{ID: ap.ID, Incident: ap.Incident, Playbook: ap.Key.Playbook,
-		Held: []string{ap.Action}, Container: name, Approvers: approvers, Expires: ap.Deadline})
 	return err
 }
 

@@ -76,11 +76,12 @@ func TestSpecsDescribeThemselves(t *testing.T) {
 	}
 }
 
-// TestIsNotification: the actions the engine queues to the outbox (its
-// Queued port is IsNotification) are exactly the notifiers' actions; a
-// notification never acts on a container, and containment never waits in
-// the outbox.
-func TestIsNotification(t *testing.T) {
+// TestBehaviourFlags: the actions the engine queues to the outbox
+// (Spec.Notification) are exactly the notifiers' actions; a notification
+// never acts on a container, and containment never waits in the outbox.
+// The flags the engine reads instead of names sit where they belong:
+// release undoes containment, resolve follows a release, notes are notes.
+func TestBehaviourFlags(t *testing.T) {
 	notifications := map[string]bool{}
 	for _, specs := range [][]actions.Spec{slack.Specs(), pagerduty.Specs(), email.Specs(), webhook.Specs()} {
 		for _, s := range specs {
@@ -90,27 +91,85 @@ func TestIsNotification(t *testing.T) {
 	if len(notifications) == 0 {
 		t.Fatal("no notifier declares an action")
 	}
+	flagged := map[string][]string{}
 	for _, s := range Specs() {
-		if got := IsNotification(s.Name); got != notifications[s.Name] {
-			t.Errorf("IsNotification(%q) = %v, want %v", s.Name, got, notifications[s.Name])
+		if s.Notification != notifications[s.Name] {
+			t.Errorf("%s: Notification = %v, want %v", s.Name, s.Notification, notifications[s.Name])
 		}
-		if IsNotification(s.Name) && (s.Container || s.Destructive) {
+		if s.Notification && (s.Container || s.Destructive) {
 			t.Errorf("%s goes through the outbox but acts on a container (container %v, destructive %v)", s.Name, s.Container, s.Destructive)
 		}
-		if IsNotification(s.Name) && !strings.Contains(HowToConfigure(s.Name), "notifiers."+strings.Split(s.Name, ".")[0]) {
+		if s.Notification && !strings.Contains(HowToConfigure(s.Name), "notifiers."+strings.Split(s.Name, ".")[0]) {
 			t.Errorf("HowToConfigure(%q) = %q, want the notifiers section", s.Name, HowToConfigure(s.Name))
+		}
+		if s.NoteParam != "" {
+			if p, ok := s.Param(s.NoteParam); !ok || !p.Required {
+				t.Errorf("%s: NoteParam %q is not a required parameter", s.Name, s.NoteParam)
+			}
+		}
+		if s.Releases {
+			flagged["releases"] = append(flagged["releases"], s.Name)
+		}
+		if s.OnRelease {
+			flagged["on_release"] = append(flagged["on_release"], s.Name)
+		}
+		if s.NoteParam != "" {
+			flagged["note"] = append(flagged["note"], s.Name)
+		}
+	}
+	want := map[string][]string{
+		"releases":   {"container.release", "pod.release"},
+		"on_release": {"pagerduty.resolve"},
+		"note":       {"journal.note"},
+	}
+	for k, w := range want {
+		if strings.Join(flagged[k], ",") != strings.Join(w, ",") {
+			t.Errorf("%s: flagged %v, want %v", k, flagged[k], w)
 		}
 	}
 	for _, specs := range [][]actions.Spec{docker.Specs(), capture.Specs(), {JournalNote}} {
 		for _, s := range specs {
-			if IsNotification(s.Name) {
-				t.Errorf("%s runs inline but IsNotification says it is queued", s.Name)
+			if s.Notification {
+				t.Errorf("%s runs inline but is flagged a notification", s.Name)
 			}
 		}
 	}
-	for _, name := range []string{"", "slack", "nope.notify", "slack.notify.extra"} {
-		if IsNotification(name) {
-			t.Errorf("IsNotification(%q) = true for an unknown action", name)
+}
+
+// TestTable: names and sections are unique, every integration but the
+// engine's own has a Build, and every action has an owner that says how to
+// enable it.
+func TestTable(t *testing.T) {
+	names, sections := map[string]bool{}, map[string]bool{}
+	for _, in := range Table() {
+		if names[in.Name] {
+			t.Errorf("integration %q listed twice", in.Name)
+		}
+		names[in.Name] = true
+		if in.Section != "" {
+			if sections[in.Section] {
+				t.Errorf("section %q owned twice", in.Section)
+			}
+			sections[in.Section] = true
+		}
+		if in.Build == nil && in.Name != "journal" {
+			t.Errorf("%s has no Build", in.Name)
+		}
+	}
+	for _, s := range Specs() {
+		if _, ok := Owner(s.Name); !ok {
+			t.Errorf("%s has no owner", s.Name)
+		}
+	}
+	for action, want := range map[string]string{
+		"pod.isolate":   "add a kubernetes section to the config",
+		"capture.start": "enable the detector",
+		"slack.notify":  "add a notifiers.slack section to the config",
+		"journal.note":  "it is built in",
+		"nope.nope":     "no integration implements it",
+	} {
+		if got := HowToConfigure(action); !strings.Contains(got, want) {
+			t.Errorf("HowToConfigure(%s) = %q, want %q", action, got, want)
 		}
 	}
 }
