@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -130,5 +132,62 @@ func TestPlaybookLint(t *testing.T) {
 	_, errText, code = run(t, "", "playbook", "lint", "--playbooks", "../../playbooks/testdata/invalid/bad-param.yaml", "--playbooks", "../../playbooks/testdata/invalid/bad-if.yaml")
 	if code != exitFailed || !strings.Contains(errText, "bad-param.yaml:6") || !strings.Contains(errText, "bad-if.yaml:5") {
 		t.Errorf("lint invalid: exit %d, %s", code, errText)
+	}
+}
+
+// TestLintWithConfig: names that depend on the configuration (a webhook
+// endpoint, the Slack channel) fail `playbook lint --config` with the
+// playbook's file and line, without reading a secret; the same playbooks
+// pass against a config that has them.
+func TestLintWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	book := filepath.Join(dir, "book.yaml")
+	if err := os.WriteFile(book, []byte(`- playbook: tell
+  actions:
+    - do: webhook.post
+      with: {endpoint: soc}
+    - do: slack.notify
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.yaml", `playbooks: [book.yaml]
+notifiers:
+  webhook:
+    endpoints: [{name: siem, url_env: RIPOSTE_TEST_UNSET_URL}]
+  slack:
+    token_env: RIPOSTE_TEST_UNSET_TOKEN
+`)
+	_, errText, code := run(t, "", "playbook", "lint", "--config", bad)
+	for _, want := range []string{
+		book + ":3: ",
+		`no webhook endpoint "soc" in the config (configured: siem)`,
+		book + ":5: ",
+		"no channel: set with.channel or notifiers.slack.channel",
+	} {
+		if code == 0 || !strings.Contains(errText, want) {
+			t.Errorf("lint bad config: exit %d, want %q in\n%s", code, want, errText)
+		}
+	}
+	good := write("good.yaml", `playbooks: [book.yaml]
+notifiers:
+  webhook:
+    endpoints: [{name: soc, url_env: RIPOSTE_TEST_UNSET_URL}]
+  slack:
+    token_env: RIPOSTE_TEST_UNSET_TOKEN
+    channel: "#ir"
+`)
+	if out, errText, code := run(t, "", "playbook", "lint", "--config", good); code != 0 || !strings.Contains(out, "ok: 1 playbooks, 2 actions") {
+		t.Errorf("lint good config: exit %d %q %s", code, out, errText)
+	}
+	typo := write("typo.yaml", "playbooks: [book.yaml]\nnotifiers:\n  slak: {channel: x}\n")
+	if _, errText, code := run(t, "", "playbook", "lint", "--config", typo); code == 0 || !strings.Contains(errText, typo+":3: notifiers.slak: unknown section") {
+		t.Errorf("lint typo config: exit %d %s", code, errText)
 	}
 }

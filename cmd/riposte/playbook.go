@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
+	"github.com/riposte-sec/riposte/internal/config"
 	"io"
 	"os"
 	"strings"
@@ -97,15 +99,40 @@ Exit status: 0 done, 1 an --expect was not met, 2 bad input.`,
 }
 
 func newPlaybookLintCmd() *cobra.Command {
-	var paths []string
+	var (
+		paths      []string
+		configPath string
+	)
 	cmd := &cobra.Command{
 		Use:   "lint",
 		Short: "Load playbooks and report every error (file:line, playbook, field)",
-		Args:  cobra.NoArgs,
+		Long: "Load playbooks and report every error (file:line, playbook, field). With --config, also\n" +
+			"check what depends on the configuration (webhook endpoint names, the Slack channel) and take\n" +
+			"the config's playbooks when --playbooks is not given; no secret is read, nothing is contacted.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg *config.Config
+			if configPath != "" {
+				c, err := assembly.LoadConfig(configPath, assembly.Overrides{})
+				if err != nil {
+					return withCode(exitFailed, err)
+				}
+				if err := c.Unknown(integrations.Sections()); err != nil {
+					return withCode(exitFailed, err)
+				}
+				if len(paths) == 0 {
+					paths = c.Playbooks
+				}
+				cfg = &c
+			}
 			set, err := loadPlaybooks(paths)
 			if err != nil {
 				return withCode(exitFailed, err)
+			}
+			if cfg != nil {
+				if err := assembly.CheckParams(set, cfg); err != nil {
+					return withCode(exitFailed, fmt.Errorf("the playbooks do not fit %s:\n%w", configPath, err))
+				}
 			}
 			n := 0
 			for _, b := range set.Playbooks() {
@@ -116,6 +143,7 @@ func newPlaybookLintCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&paths, "playbooks", nil, "playbook file or directory (repeatable)")
+	cmd.Flags().StringVar(&configPath, "config", "", "also check against this config (riposte.yaml)")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/notifiers/internal/secret"
 )
 
@@ -167,4 +168,30 @@ func orDefault(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+var _ actions.ParamChecker = Config{}
+
+// CheckParams checks slack.notify's channel against the configuration, so
+// that `riposte playbook lint --config` and serve's start refuse what would
+// fail or be ignored at delivery: no channel anywhere with a bot token, or
+// a channel with an incoming webhook (which posts to its own channel).
+func (c Config) CheckParams(action string, with actions.Params) error {
+	if action != ActionNotify {
+		return nil
+	}
+	v, named := with["channel"]
+	if c.webhookURL().Set() && !c.token().Set() {
+		if named {
+			return fmt.Errorf("with.channel: notifiers.slack posts through an incoming webhook, which always posts to its own channel; remove channel %v or configure a bot token", v)
+		}
+		return nil
+	}
+	if !named && strings.TrimSpace(c.Channel) == "" {
+		return errors.New("no channel: set with.channel or notifiers.slack.channel")
+	}
+	if s, ok := v.(string); named && ok && strings.TrimSpace(s) == "" {
+		return errors.New("with.channel: empty")
+	}
+	return nil
 }

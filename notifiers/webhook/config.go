@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/notifiers/internal/secret"
 )
 
@@ -133,6 +134,39 @@ func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("want an absolute http(s) URL")
+	}
+	return nil
+}
+
+var _ actions.ParamChecker = Config{}
+
+// CheckParams checks a playbook's literal endpoint against the configured
+// endpoints, so that a misspelt name fails `riposte playbook lint --config`
+// and serve's start, not the delivery.
+func (c Config) CheckParams(action string, with actions.Params) error {
+	if action != ActionPost {
+		return nil
+	}
+	var names []string
+	has := map[string]bool{}
+	for _, e := range c.Endpoints {
+		names = append(names, e.Name)
+		has[e.Name] = true
+	}
+	configured := strings.Join(names, ", ")
+	v, ok := with["endpoint"]
+	if !ok {
+		if !has["default"] && len(names) != 1 {
+			return fmt.Errorf("no endpoint named and none is called default: set with.endpoint (one of %s)", configured)
+		}
+		return nil
+	}
+	name, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("with.endpoint: want an endpoint name, got %v", v)
+	}
+	if !has[name] {
+		return fmt.Errorf("with.endpoint: no webhook endpoint %q in the config (configured: %s)", name, configured)
 	}
 	return nil
 }

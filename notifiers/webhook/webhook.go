@@ -38,6 +38,7 @@ type Deps struct {
 // Webhook posts JSON to named endpoints. It is safe for concurrent use and
 // holds nothing to close.
 type Webhook struct {
+	cfg       Config
 	endpoints map[string]endpoint
 	names     []string
 	http      *http.Client
@@ -73,7 +74,7 @@ func New(cfg Config, deps Deps) (*Webhook, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Webhook{endpoints: map[string]endpoint{}, log: deps.Logger, now: deps.Now}
+	w := &Webhook{cfg: cfg, endpoints: map[string]endpoint{}, log: deps.Logger, now: deps.Now}
 	if w.log == nil {
 		w.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -220,26 +221,7 @@ func (w *Webhook) Endpoints() []string { return slices.Clone(w.names) }
 var _ actions.ParamChecker = (*Webhook)(nil)
 
 // CheckParams checks a playbook's literal endpoint against the configured
-// endpoints when serve starts, so that a misspelt name is not found at
-// delivery.
+// endpoints (Config.CheckParams).
 func (w *Webhook) CheckParams(action string, with actions.Params) error {
-	if action != ActionPost {
-		return nil
-	}
-	configured := strings.Join(w.names, ", ")
-	v, ok := with["endpoint"]
-	if !ok {
-		if _, err := w.endpoint(""); err != nil {
-			return fmt.Errorf("no endpoint named and none is called default: set with.endpoint (one of %s)", configured)
-		}
-		return nil
-	}
-	name, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("with.endpoint: want an endpoint name, got %v", v)
-	}
-	if _, ok := w.endpoints[name]; !ok {
-		return fmt.Errorf("with.endpoint: no webhook endpoint %q in the config (configured: %s)", name, configured)
-	}
-	return nil
+	return w.cfg.CheckParams(action, with)
 }

@@ -161,7 +161,7 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {
 		return nil, fmt.Errorf("the playbooks use actions riposte cannot run with this config:\n%w", err)
 	}
-	if err := CheckParams(set, a.Integrations.Runners); err != nil {
+	if err := CheckParams(set, &cfg); err != nil {
 		return nil, fmt.Errorf("the playbooks do not fit this config:\n%w", err)
 	}
 	deps := engine.Deps{

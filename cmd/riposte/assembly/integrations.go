@@ -151,12 +151,33 @@ func Missing(set *playbooks.Set, runners map[string]actions.Runner) error {
 	return errors.Join(errs...)
 }
 
-// CheckParams asks every runner that judges parameters by its configuration
-// (actions.ParamChecker: a webhook endpoint name) about every action of
-// every playbook; the errors name the playbook's file and line.
-func CheckParams(set *playbooks.Set, runners map[string]actions.Runner) error {
+// CheckParams judges every action of every playbook whose parameters depend
+// on the configuration (Integration.Check: a webhook endpoint name, a Slack
+// channel) against the sections present, with the literal `with` values
+// (templates are known only per alert). The errors name the playbook's file
+// and line. Nothing is built and no secret is read.
+func CheckParams(set *playbooks.Set, cfg *config.Config) error {
+	checkers := map[string]actions.ParamChecker{}
+	var errs []error
+	for _, row := range integrations.Table() {
+		section := cfg.Section(row.Section)
+		if row.Check == nil || section == nil {
+			continue
+		}
+		c, err := row.Check(func(out any) error { return config.Decode(cfg.File, row.Section, section, out) })
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, s := range row.Specs {
+			checkers[s.Name] = c
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	return set.CheckParams(func(action string, with actions.Params) error {
-		if c, ok := runners[action].(actions.ParamChecker); ok {
+		if c, ok := checkers[action]; ok {
 			return c.CheckParams(action, with)
 		}
 		return nil

@@ -44,6 +44,11 @@ type Integration struct {
 	// stream) means it is not available here (Needs says why). nil: the
 	// engine implements the actions itself (journal.note).
 	Build func(env *Env, decode func(out any) error) (Built, error)
+	// Check, when set, judges playbook parameters that depend on the
+	// configuration (a webhook endpoint name, a Slack channel) from the
+	// section alone: no secret is read, nothing is contacted, so that
+	// `riposte playbook lint --config` runs anywhere.
+	Check func(decode func(out any) error) (actions.ParamChecker, error)
 }
 
 // Built is a constructed integration and what it offers the assembly.
@@ -145,7 +150,7 @@ func Table() []Integration {
 		{Name: "capture", Section: "capture", Always: true, Specs: capture.Specs(), Build: buildCapture,
 			Needs: "enable the detector (detector.enabled: true); captures need its event stream"},
 		{Name: "kubernetes", Section: "kubernetes", Specs: kubernetes.Specs(), Build: buildKubernetes},
-		{Name: "slack", Section: "notifiers.slack", Specs: slack.Specs(), Build: buildSlack},
+		{Name: "slack", Section: "notifiers.slack", Specs: slack.Specs(), Build: buildSlack, Check: configCheck[slack.Config]},
 		{Name: "pagerduty", Section: "notifiers.pagerduty", Specs: pagerduty.Specs(), Build: simple(func(c pagerduty.Config, l *slog.Logger) (actions.Runner, error) {
 			return pagerduty.New(c, pagerduty.Deps{Logger: l})
 		})},
@@ -154,7 +159,7 @@ func Table() []Integration {
 		})},
 		{Name: "webhook", Section: "notifiers.webhook", Specs: webhook.Specs(), Build: simple(func(c webhook.Config, l *slog.Logger) (actions.Runner, error) {
 			return webhook.New(c, webhook.Deps{Logger: l})
-		})},
+		}), Check: configCheck[webhook.Config]},
 		{Name: "stream", Section: "stream", Build: buildStream},
 		{Name: "journal", Always: true, Specs: []actions.Spec{JournalNote}},
 	}
@@ -232,6 +237,15 @@ func simple[C any](build func(c C, log *slog.Logger) (actions.Runner, error)) fu
 		}
 		return Built{Runner: r}, nil
 	}
+}
+
+// configCheck decodes a section whose Config judges parameters itself.
+func configCheck[C actions.ParamChecker](decode func(any) error) (actions.ParamChecker, error) {
+	var c C
+	if err := decode(&c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func buildDocker(env *Env, decode func(any) error) (Built, error) {
