@@ -63,6 +63,9 @@ Exit status: 0 done, 2 bad input.`,
 			}
 			f := store.Filter{AlertID: alertID, Since: from}
 			for _, t := range types {
+				if !store.EntryType(t).Known() {
+					return withCode(exitBadInput, fmt.Errorf("--type: unknown entry type %q (want one of %s)", t, entryTypeList()))
+				}
 				f.Types = append(f.Types, store.EntryType(t))
 			}
 			s, err := openJournal(data)
@@ -87,7 +90,23 @@ Exit status: 0 done, 2 bad input.`,
 	cmd.Flags().StringVar(&alertID, "alert", "", "only entries about this alert id")
 	cmd.Flags().StringVar(&since, "since", "", "only entries at or after: RFC 3339 time, date, or duration ago (2h, 7d)")
 	cmd.Flags().StringArrayVar(&types, "type", nil, "only entries of this type (repeatable), e.g. action.succeeded")
+	_ = cmd.RegisterFlagCompletionFunc("type", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		var names []string
+		for _, t := range store.EntryTypes() {
+			names = append(names, string(t))
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
+}
+
+// entryTypeList is every journal entry type, comma separated.
+func entryTypeList() string {
+	var names []string
+	for _, t := range store.EntryTypes() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
 }
 
 func newJournalVerifyCmd() *cobra.Command {

@@ -62,6 +62,8 @@ func TestJournalShow(t *testing.T) {
 		{name: "bad since", args: []string{"--data", dir, "--since", "yesterday"}, code: exitBadInput,
 			errHas: `--since "yesterday": want an RFC 3339 time`},
 		{name: "bad output", args: []string{"--data", dir, "-o", "yaml"}, code: exitBadInput, errHas: "--output: want text or json"},
+		{name: "unknown type", args: []string{"--data", dir, "--type", "action.succeded"}, code: exitBadInput,
+			errHas: `--type: unknown entry type "action.succeded" (want one of alert.received,`},
 		{name: "no data", args: []string{"--data", filepath.Join(dir, "nope")}, code: exitBadInput, errHas: "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,4 +206,18 @@ func FuzzParseSince(f *testing.F) {
 			t.Fatalf("%q (%s back) gives %v, after now", s, d, got)
 		}
 	})
+}
+
+// TestJournalTypeCompletion: the shell completes --type with every entry
+// type the journal has, including those the engine and captures write.
+func TestJournalTypeCompletion(t *testing.T) {
+	out, errText, code := run(t, "", "__complete", "journal", "show", "--type", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errText)
+	}
+	for _, want := range []string{"action.queued", "capture.finished", "incident.acknowledged", "action.skipped", "alert.received"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("completion lacks %s:\n%s", want, out)
+		}
+	}
 }

@@ -102,11 +102,34 @@ type Request struct {
 // Step is one action already taken, as notifiers report it.
 type Step struct {
 	Action string    `json:"action"`
-	Status string    `json:"status"` // succeeded, failed, skipped_dry_run, blocked_protected, held_for_approval
+	Status Status    `json:"status"`
 	Note   string    `json:"note,omitempty"`
 	Actor  string    `json:"actor,omitempty"`
 	Time   time.Time `json:"time"`
 }
+
+// Status is what became of an action, as steps, metrics and notifications
+// report it.
+type Status string
+
+// Action statuses.
+const (
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	// StatusQueued: a notification is durably in the outbox.
+	StatusQueued  Status = "queued"
+	StatusSkipped Status = "skipped"
+	StatusDryRun  Status = "skipped_dry_run"
+	// StatusProtected: a guardrail refused (protected target).
+	StatusProtected Status = "blocked_protected"
+	StatusHeld      Status = "held_for_approval"
+	// StatusDone: the idempotency key says the action already ran.
+	StatusDone Status = "already_done"
+	// StatusApproved and StatusRejected report a human's answer to an
+	// approval request.
+	StatusApproved Status = "approved"
+	StatusRejected Status = "rejected"
+)
 
 // Evidence is one file an action wrote, with its content hash.
 type Evidence struct {

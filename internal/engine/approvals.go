@@ -134,7 +134,7 @@ func (e *Engine) runApproved(ctx context.Context, ap store.Approval, by string) 
 	if err != nil {
 		return actions.Result{}, err
 	}
-	if status == statusProtected {
+	if status == actions.StatusProtected {
 		return actions.Result{}, fmt.Errorf("run approved %s: %w: %s", req.Action, actions.ErrProtected, res.Note)
 	}
 	return res, nil

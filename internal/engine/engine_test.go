@@ -296,7 +296,7 @@ func TestHostAlertSkipsContainerActions(t *testing.T) {
 	a.OutputFields["container.id"] = "host"
 	f.submit(a)
 	es := f.waitFor("note", func(es []store.Entry) bool { return has(es, store.Note) }, store.Filter{AlertID: a.ID})
-	if count(es, ActionSkipped) != 2 || len(f.rec.calls) != 0 {
+	if count(es, store.ActionSkipped) != 2 || len(f.rec.calls) != 0 {
 		t.Errorf("container actions on a host alert:\n%s", dump(es))
 	}
 }
@@ -415,7 +415,7 @@ func TestNotificationsThroughOutbox(t *testing.T) {
 	if f.rec.count("slack.notify") != 3 || f.rec.count("pagerduty.trigger") != 1 || f.rec.count("container.pause") != 1 {
 		t.Errorf("calls: slack %d pd %d pause %d", f.rec.count("slack.notify"), f.rec.count("pagerduty.trigger"), f.rec.count("container.pause"))
 	}
-	if count(es, ActionQueued) != 2 {
+	if count(es, store.ActionQueued) != 2 {
 		t.Errorf("queued entries:\n%s", dump(es))
 	}
 }

@@ -71,7 +71,7 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 		if err != nil {
 			return actions.Result{}, fmt.Errorf("act %s: %w", m.Action, err)
 		}
-		e.m.Actions.WithLabelValues(m.Action, statusDryRun).Inc()
+		e.m.Actions.WithLabelValues(m.Action, string(actions.StatusDryRun)).Inc()
 		return actions.Result{Note: "dry run: nothing executed"}, nil
 	}
 	claim, err := e.deps.Store.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: m.Action, Incident: m.Incident, Destructive: spec.Destructive},
@@ -93,7 +93,7 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	if err != nil {
 		return actions.Result{}, err
 	}
-	if status == statusProtected {
+	if status == actions.StatusProtected {
 		return actions.Result{}, fmt.Errorf("act %s on %s: %w: %s", m.Action, m.Container, actions.ErrProtected, res.Note)
 	}
 	if spec.Releases && m.Incident != "" {
@@ -136,16 +136,13 @@ func (e *Engine) release(ctx context.Context, incident, actor string) {
 	e.notifyOutbox()
 }
 
-// IncidentAcknowledged is journaled when a human takes an incident.
-const IncidentAcknowledged store.EntryType = "incident.acknowledged"
-
 // Acknowledge records that a human took the incident.
 func (e *Engine) Acknowledge(ctx context.Context, incident, actor string) (actions.Result, error) {
 	in, err := e.deps.Store.GetIncident(ctx, incident)
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("acknowledge incident %s: %w", incident, err)
 	}
-	_, err = e.deps.Store.Append(ctx, store.Entry{Type: IncidentAcknowledged, Actor: actor,
+	_, err = e.deps.Store.Append(ctx, store.Entry{Type: store.IncidentAcknowledged, Actor: actor,
 		Detail: map[string]any{"incident": in.ID, "container": in.ContainerID, "rule": in.Rule}})
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("acknowledge incident %s: %w", incident, err)

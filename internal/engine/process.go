@@ -12,15 +12,6 @@ import (
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
-// Journal entry types the engine adds to the store's set.
-const (
-	// ActionSkipped: the action's `if` was false, or it needs a container
-	// and the alert is about the host.
-	ActionSkipped store.EntryType = "action.skipped"
-	// ActionQueued: a notification is durably in the outbox.
-	ActionQueued store.EntryType = "action.queued"
-)
-
 // process runs every matched playbook for a run of claimed alerts of one
 // container, in order: their incidents in one store request, their
 // recordings batched, and every alert finished with the last batch.
@@ -160,7 +151,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 
 		status, note, err := e.runStep(ctx, s, dry, steps, bt)
 		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
-		if pa.Action.Spec.Notification && status == statusQueued {
+		if pa.Action.Spec.Notification && status == actions.StatusQueued {
 			notified = true
 		}
 		if err != nil && pa.Action.OnError != playbooks.ErrorContinue {
@@ -169,21 +160,10 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 	}
 }
 
-// Statuses reported in steps and metrics.
-const (
-	statusSucceeded = "succeeded"
-	statusFailed    = "failed"
-	statusQueued    = "queued"
-	statusSkipped   = "skipped"
-	statusDryRun    = "skipped_dry_run"
-	statusProtected = "blocked_protected"
-	statusHeld      = "held_for_approval"
-	statusDone      = "already_done"
-)
 
 // runStep takes one action through the guardrails. err is non-nil only when
 // the action failed (which stops the playbook unless on_error: continue).
-func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step, b *batch) (status, note string, err error) {
+func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step, b *batch) (status actions.Status, note string, err error) {
 	pa := s.planned
 	record := func(state store.ActionState, res *actions.Result, errText string, entries ...store.Entry) {
 		b.add(store.ActionUpdate{
@@ -199,68 +179,68 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		}
 		return nil
 	}
-	count := func(status string) { e.m.Actions.WithLabelValues(pa.Do, status).Inc() }
+	count := func(status actions.Status) { e.m.Actions.WithLabelValues(pa.Do, string(status)).Inc() }
 
 	switch {
 	case pa.Skip != "":
-		record(store.ActionStateSkipped, nil, "", s.entry(ActionSkipped, map[string]any{"reason": pa.Skip}))
-		count(statusSkipped)
-		return statusSkipped, pa.Skip, nil
+		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": pa.Skip}))
+		count(actions.StatusSkipped)
+		return actions.StatusSkipped, pa.Skip, nil
 	case pa.Err != nil:
 		record(store.ActionStateFailed, nil, pa.Err.Error(), s.entry(store.ActionFailed, map[string]any{"error": pa.Err.Error()}))
-		count(statusFailed)
-		return statusFailed, pa.Err.Error(), pa.Err
+		count(actions.StatusFailed)
+		return actions.StatusFailed, pa.Err.Error(), pa.Err
 	case s.spec.Container && !s.alert.InContainer():
 		const why = "the alert is not about a container"
-		record(store.ActionStateSkipped, nil, "", s.entry(ActionSkipped, map[string]any{"reason": why}))
-		count(statusSkipped)
-		return statusSkipped, why, nil
+		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": why}))
+		count(actions.StatusSkipped)
+		return actions.StatusSkipped, why, nil
 	case dry:
 		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkippedDryRun, map[string]any{"with": map[string]any(pa.With)}))
-		count(statusDryRun)
-		return statusDryRun, "dry run", nil
+		count(actions.StatusDryRun)
+		return actions.StatusDryRun, "dry run", nil
 	case pa.Action.Gated && s.book.Approval != nil:
 		if err := flushFirst(); err != nil {
-			return statusFailed, err.Error(), err
+			return actions.StatusFailed, err.Error(), err
 		}
 		ap := s.book.Approval
 		e.hold(ctx, s, ap.Approvers, ap.Timeout, ap.OnTimeout == playbooks.TimeoutProceed, "playbook approval", steps)
-		count(statusHeld)
-		return statusHeld, "waiting for approval", nil
+		count(actions.StatusHeld)
+		return actions.StatusHeld, "waiting for approval", nil
 	case s.spec.NoteParam != "":
 		text := pa.With.String(s.spec.NoteParam, "")
 		record(store.ActionStateSucceeded, &actions.Result{Note: text}, "", s.entry(store.Note, map[string]any{"text": text}))
-		count(statusSucceeded)
-		return statusSucceeded, text, nil
+		count(actions.StatusSucceeded)
+		return actions.StatusSucceeded, text, nil
 	case s.spec.Notification:
 		return e.enqueue(s, steps, b)
 	}
 	if err := flushFirst(); err != nil {
-		return statusFailed, err.Error(), err
+		return actions.StatusFailed, err.Error(), err
 	}
 	return e.execute(ctx, s, steps)
 }
 
 // enqueue records a notification as done-by-being-queued and puts it in the
 // outbox, in one transaction (with the rest of the batch).
-func (e *Engine) enqueue(s *step, steps []actions.Step, b *batch) (string, string, error) {
+func (e *Engine) enqueue(s *step, steps []actions.Step, b *batch) (actions.Status, string, error) {
 	payload, err := encodeRequest(s.request(steps))
 	if err != nil {
-		return statusFailed, err.Error(), fmt.Errorf("encode notification: %w", err)
+		return actions.StatusFailed, err.Error(), fmt.Errorf("encode notification: %w", err)
 	}
 	msg := store.Message{Key: "notify/" + s.key.String(), Kind: s.planned.Do, Incident: s.incident, Payload: payload}
 	b.add(store.ActionUpdate{
 		Key: s.key, Action: s.planned.Do, Incident: s.incident, State: store.ActionStateSucceeded,
 		Result: &actions.Result{Note: "queued for delivery"}, Enqueue: []store.Message{msg},
-		Entries: append(s.pre, s.entry(ActionQueued, map[string]any{"outbox_key": msg.Key})),
+		Entries: append(s.pre, s.entry(store.ActionQueued, map[string]any{"outbox_key": msg.Key})),
 	})
-	e.m.Actions.WithLabelValues(s.planned.Do, statusQueued).Inc()
-	return statusQueued, "queued", nil
+	e.m.Actions.WithLabelValues(s.planned.Do, string(actions.StatusQueued)).Inc()
+	return actions.StatusQueued, "queued", nil
 }
 
 // execute claims the action (blast radius counted atomically), runs it and
 // records the outcome.
-func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (string, string, error) {
+func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (actions.Status, string, error) {
 	pa := s.planned
 	req := s.request(steps)
 	cr := store.ClaimRequest{Key: s.key, Action: pa.Do, Incident: s.incident, Destructive: s.spec.Destructive}
@@ -270,7 +250,7 @@ func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (st
 	claim, err := e.deps.Store.ClaimAction(ctx, cr, append(s.pre, s.entry(store.ActionStarted, nil))...)
 	if err != nil {
 		e.log.Error("claim action", "key", s.key.String(), "err", err)
-		return statusFailed, err.Error(), err
+		return actions.StatusFailed, err.Error(), err
 	}
 	switch claim.Outcome {
 	case store.ClaimRun:
@@ -281,17 +261,17 @@ func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (st
 			s.entry(store.ActionInDoubt, map[string]any{"attempts": claim.Run.Attempts, "decision": "run again"}),
 			s.entry(store.ActionStarted, nil))
 		if err != nil || !applied {
-			return statusDone, "taken over elsewhere", err
+			return actions.StatusDone, "taken over elsewhere", err
 		}
 	case store.ClaimOverBudget:
 		e.hold(ctx, s, e.cfg.Approvers, e.cfg.ApprovalTimeout, false,
 			fmt.Sprintf("blast radius: more than %d destructive actions within %s", e.cfg.BlastRadius.Max, e.cfg.BlastRadius.Window), steps)
-		e.m.Actions.WithLabelValues(pa.Do, statusHeld).Inc()
-		return statusHeld, "held: blast-radius limit reached", nil
+		e.m.Actions.WithLabelValues(pa.Do, string(actions.StatusHeld)).Inc()
+		return actions.StatusHeld, "held: blast-radius limit reached", nil
 	case store.ClaimHeld:
-		return statusHeld, "waiting for approval", nil
+		return actions.StatusHeld, "waiting for approval", nil
 	default: // done or busy: someone else ran or runs it
-		return statusDone, string(claim.Outcome), nil
+		return actions.StatusDone, string(claim.Outcome), nil
 	}
 	status, res, err := e.runClaimed(ctx, s.key, s.spec, req, s.entry)
 	return status, res.Note, err
@@ -299,38 +279,38 @@ func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (st
 
 // runClaimed runs a claimed action and records its outcome.
 func (e *Engine) runClaimed(ctx context.Context, key store.ActionKey, spec actions.Spec, req actions.Request,
-	entry func(store.EntryType, map[string]any) store.Entry) (string, actions.Result, error) {
+	entry func(store.EntryType, map[string]any) store.Entry) (actions.Status, actions.Result, error) {
 	start := e.now()
 	res, runErr := e.run(ctx, req)
 	e.m.ActionSeconds.WithLabelValues(req.Action).Observe(e.now().Sub(start).Seconds())
 	upd := store.ActionUpdate{Key: key, Action: req.Action, Incident: req.Incident, Destructive: spec.Destructive}
-	var status string
+	var status actions.Status
 	var ent store.Entry
 	switch {
 	case runErr == nil:
-		upd.State, upd.Result, status = store.ActionStateSucceeded, &res, statusSucceeded
+		upd.State, upd.Result, status = store.ActionStateSucceeded, &res, actions.StatusSucceeded
 		ent = entry(store.ActionSucceeded, resultDetail(res, start, e.now()))
 		ent.SHA256 = res.SHA256
 		if spec.Destructive && !req.Alert.Time.IsZero() {
 			e.m.ContainmentDelay.Observe(e.now().Sub(req.Alert.Time).Seconds())
 		}
 	case errors.Is(runErr, actions.ErrProtected):
-		upd.State, upd.Error, status = store.ActionStateSkipped, runErr.Error(), statusProtected
+		upd.State, upd.Error, status = store.ActionStateSkipped, runErr.Error(), actions.StatusProtected
 		ent = entry(store.ActionBlockedProtected, map[string]any{"reason": runErr.Error()})
 	default:
-		upd.State, upd.Error, status = store.ActionStateFailed, runErr.Error(), statusFailed
+		upd.State, upd.Error, status = store.ActionStateFailed, runErr.Error(), actions.StatusFailed
 		ent = entry(store.ActionFailed, map[string]any{"error": runErr.Error(), "retryable": actions.IsRetryable(runErr),
 			"duration_ms": e.now().Sub(start).Milliseconds()})
 	}
 	if _, _, err := e.deps.Store.RecordAction(ctx, upd, ent); err != nil {
 		e.log.Error("record action outcome", "key", key.String(), "err", err)
 	}
-	e.m.Actions.WithLabelValues(req.Action, status).Inc()
+	e.m.Actions.WithLabelValues(req.Action, string(status)).Inc()
 	switch status {
-	case statusFailed:
+	case actions.StatusFailed:
 		e.log.Warn("action failed", "action", req.Action, "key", key.String(), "err", runErr)
 		return status, actions.Result{Note: runErr.Error()}, runErr
-	case statusProtected:
+	case actions.StatusProtected:
 		return status, actions.Result{Note: runErr.Error()}, nil
 	}
 	return status, res, nil

@@ -38,7 +38,7 @@ func (e *Engine) reportSteps(ctx context.Context, incident, key string, steps []
 	}
 	var shown []actions.Step
 	for _, s := range steps {
-		if !e.queued(s.Action) && s.Status != statusDone {
+		if !e.queued(s.Action) && s.Status != actions.StatusDone {
 			shown = append(shown, s)
 		}
 	}

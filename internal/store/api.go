@@ -152,8 +152,10 @@ type Journal interface {
 // EntryType is what a journal entry records.
 type EntryType string
 
-// Journal entry types. The store writes alert.received, alert.duplicate and
-// incident.opened itself; the engine writes the others.
+// Journal entry types: the journal's whole vocabulary, declared here once.
+// The store writes alert.received, alert.duplicate and incident.opened
+// itself; the engine and the assembly write the others. EntryTypes lists
+// them for filters and completion.
 const (
 	AlertReceived          EntryType = "alert.received"
 	AlertDuplicate         EntryType = "alert.duplicate"
@@ -174,7 +176,37 @@ const (
 	NotificationSent       EntryType = "notification.sent"
 	NotificationFailed     EntryType = "notification.failed"
 	Note                   EntryType = "note"
+	// ActionSkipped: the action's `if` was false, or it has no target (a
+	// container action for a host alert).
+	ActionSkipped EntryType = "action.skipped"
+	// ActionQueued: a notification is durably in the outbox.
+	ActionQueued EntryType = "action.queued"
+	// IncidentAcknowledged: a human took the incident.
+	IncidentAcknowledged EntryType = "incident.acknowledged"
+	// CaptureFinished: a background capture ended; its manifest's hash.
+	CaptureFinished EntryType = "capture.finished"
 )
+
+// EntryTypes lists every journal entry type, in the order a run writes
+// them.
+func EntryTypes() []EntryType {
+	return []EntryType{
+		AlertReceived, AlertDuplicate, IncidentOpened, PlaybookMatched, ActionPlanned, ActionSkipped,
+		ActionSkippedDryRun, ActionBlockedProtected, ActionHeldForApproval, ApprovalGranted, ApprovalDenied,
+		ApprovalTimeout, ActionStarted, ActionSucceeded, ActionFailed, ActionInDoubt, ActionQueued,
+		NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
+	}
+}
+
+// Known reports whether t is one of EntryTypes.
+func (t EntryType) Known() bool {
+	for _, k := range EntryTypes() {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
 
 // Entry is one journal entry. On Append, set Type and whatever of AlertID,
 // Playbook, Action, Actor, Detail and SHA256 applies; the store sets Seq,

@@ -35,7 +35,7 @@ func (l *Logger) Run(_ context.Context, req actions.Request) (actions.Result, er
 	if len(req.Steps) > 0 {
 		done := make([]string, 0, len(req.Steps))
 		for _, s := range req.Steps {
-			done = append(done, s.Action+":"+s.Status)
+			done = append(done, s.Action+":"+string(s.Status))
 		}
 		attrs = append(attrs, "already_done", done)
 	}

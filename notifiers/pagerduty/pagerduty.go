@@ -275,7 +275,7 @@ func details(req actions.Request) map[string]any {
 	if len(req.Steps) > 0 {
 		steps := make([]string, 0, len(req.Steps))
 		for _, s := range req.Steps {
-			line := s.Action + ": " + s.Status
+			line := s.Action + ": " + string(s.Status)
 			if s.Note != "" {
 				line += " (" + s.Note + ")"
 			}

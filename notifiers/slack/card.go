@@ -270,7 +270,7 @@ func priorityMark(p alert.Priority) string {
 	return "🔵"
 }
 
-func statusMark(status string) string {
+func statusMark(status actions.Status) string {
 	switch status {
 	case StatusSucceeded:
 		return "✅"
@@ -288,7 +288,7 @@ func statusMark(status string) string {
 	return "•"
 }
 
-func statusWords(status string) string {
+func statusWords(status actions.Status) string {
 	switch status {
 	case StatusSucceeded, "":
 		return ""
@@ -299,7 +299,7 @@ func statusWords(status string) string {
 	case "held_for_approval":
 		return "waiting for approval"
 	}
-	return strings.ReplaceAll(status, "_", " ")
+	return strings.ReplaceAll(string(status), "_", " ")
 }
 
 // actorName turns "slack:U123 (alice)" into "alice" and "playbook:x" into

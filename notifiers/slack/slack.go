@@ -28,10 +28,10 @@ const (
 	// approver decides.
 	ActionApproval = "approval"
 
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusApproved  = "approved"
-	StatusRejected  = "rejected"
+	StatusSucceeded = actions.StatusSucceeded
+	StatusFailed    = actions.StatusFailed
+	StatusApproved  = actions.StatusApproved
+	StatusRejected  = actions.StatusRejected
 )
 
 // ErrNoMessage is returned (wrapped) by Update when the incident has no Slack

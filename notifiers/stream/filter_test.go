@@ -57,6 +57,11 @@ func TestFilterYAML(t *testing.T) {
 				t.Errorf("decoded %+v", f)
 			}
 		}},
+		{"types the engine and captures write", "types: [action.queued, capture.finished, incident.acknowledged, action.skipped]\n", "", func(t *testing.T, f Filter) {
+			if len(f.Types) != 4 {
+				t.Errorf("decoded %+v", f)
+			}
+		}},
 		{"info alias", "min_priority: info\n", "", func(t *testing.T, f Filter) {
 			if f.MinPriority != alert.PriorityInformational {
 				t.Errorf("min_priority = %v", f.MinPriority)

@@ -188,13 +188,6 @@ func EntryPriority(t store.EntryType, base alert.Priority) alert.Priority {
 	return base
 }
 
-// EntryTypes lists the journal entry types Filter.Types is checked against.
-func EntryTypes() []store.EntryType {
-	return []store.EntryType{
-		store.AlertReceived, store.AlertDuplicate, store.IncidentOpened, store.IncidentReleased,
-		store.PlaybookMatched, store.ActionPlanned, store.ActionStarted, store.ActionSucceeded,
-		store.ActionFailed, store.ActionSkippedDryRun, store.ActionBlockedProtected,
-		store.ActionHeldForApproval, store.ActionInDoubt, store.ApprovalGranted, store.ApprovalDenied,
-		store.ApprovalTimeout, store.NotificationSent, store.NotificationFailed, store.Note,
-	}
-}
+// EntryTypes lists the journal entry types Filter.Types is checked against:
+// every type the journal has.
+func EntryTypes() []store.EntryType { return store.EntryTypes() }

@@ -191,12 +191,8 @@ func (a *App) startDetector(dcfg detector.Config, d integrations.Docker, log *sl
 	return nil
 }
 
-// CaptureFinished is journaled when a background capture ends, with the
-// hash of its manifest.
-const CaptureFinished store.EntryType = "capture.finished"
-
 func (a *App) captureFinished(f capture.Finished) {
-	e := store.Entry{Type: CaptureFinished, Action: f.Request.Action, Actor: f.Request.Actor, AlertID: f.Request.Alert.ID,
+	e := store.Entry{Type: store.CaptureFinished, Action: f.Request.Action, Actor: f.Request.Actor, AlertID: f.Request.Alert.ID,
 		SHA256: f.Result.SHA256, Detail: map[string]any{"capture": f.CaptureID, "incident": f.Request.Incident,
 			"container": f.Request.Container, "note": f.Result.Note, "evidence": f.Result.Evidence, "key": f.Request.Key}}
 	if p, ok := strings.CutPrefix(f.Request.Actor, "playbook:"); ok {

@@ -222,7 +222,7 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 				alertIncident[e.AlertID] = inc
 			}
 		case store.ActionSucceeded, store.ActionFailed, store.ActionBlockedProtected, store.ActionSkippedDryRun,
-			store.ActionHeldForApproval, engine.ActionSkipped, engine.ActionQueued:
+			store.ActionHeldForApproval, store.ActionSkipped, store.ActionQueued:
 			inc := alertIncident[e.AlertID]
 			if inc == "" {
 				continue
