@@ -160,7 +160,6 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 	}
 }
 
-
 // runStep takes one action through the guardrails. err is non-nil only when
 // the action failed (which stops the playbook unless on_error: continue).
 func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step, b *batch) (status actions.Status, note string, err error) {
