@@ -170,7 +170,7 @@ func openJournal(data string) (*store.Store, error) {
 	return s, nil
 }
 
-func showJSON(ctx context.Context, out io.Writer, s *store.Store, f store.Filter) error {
+func showJSON(ctx context.Context, out io.Writer, s store.Journal, f store.Filter) error {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	for e, err := range s.Scan(ctx, f) {
@@ -188,7 +188,7 @@ func showJSON(ctx context.Context, out io.Writer, s *store.Store, f store.Filter
 // block of this many rows.
 const textFlushEvery = 500
 
-func showText(ctx context.Context, out io.Writer, s *store.Store, f store.Filter) error {
+func showText(ctx context.Context, out io.Writer, s store.Journal, f store.Filter) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME (UTC)\tTYPE\tALERT\tPLAYBOOK\tACTION\tACTOR\tDETAIL")
 	// Detail as readable JSON: no \u003c for "<" (the stored text has them).

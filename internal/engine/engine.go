@@ -16,10 +16,24 @@ import (
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
+// Store is what the engine needs of the store: the inbox it claims from,
+// the journal, incidents, action runs, approvals, the outbox, and a little
+// key/value state (the stream cursor). Maintenance and closing stay with
+// the store's owner.
+type Store interface {
+	store.Inbox
+	store.Journal
+	store.Incidents
+	store.ActionRuns
+	store.Approvals
+	store.Outbox
+	store.KV
+}
+
 // Deps are the engine's collaborators. Store, Playbooks and Catalog are
 // required.
 type Deps struct {
-	Store     store.Backend
+	Store     Store
 	Playbooks *playbooks.Set
 	Catalog   *actions.Catalog
 	// Runners implement actions, by action name. An action a playbook names

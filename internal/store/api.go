@@ -42,7 +42,6 @@ type Backend interface {
 	ActionRuns
 	Approvals
 	Outbox
-	Threads
 	KV
 	Maintenance
 	Close() error
@@ -625,22 +624,6 @@ type OutboxItem struct {
 	LeaseUntil time.Time
 	LastError  string
 	CreatedAt  time.Time
-}
-
-// Threads keeps where a notifier posted about an incident, so that later
-// messages go to the same Slack thread.
-type Threads interface {
-	// Thread returns the thread of an incident in a channel.
-	Thread(ctx context.Context, incident, channel string) (t Thread, ok bool, err error)
-	// PutThread records a thread; the first one recorded for an
-	// (incident, channel) stays, and is returned.
-	PutThread(ctx context.Context, incident string, t Thread) (Thread, error)
-}
-
-// Thread is a Slack thread: channel id and the parent message's ts.
-type Thread struct {
-	Channel string `json:"channel"`
-	TS      string `json:"ts"`
 }
 
 // Backoff is the delay before retry number attempt (1 for the first retry):

@@ -203,34 +203,6 @@ func (s *Store) settleOutbox(ctx context.Context, verb string, id int64, state O
 	return nil
 }
 
-const threadNS = "thread"
-
-func threadKey(incident, channel string) string { return incident + "/" + channel }
-
-// Thread returns the thread of an incident in a channel; see Threads.
-func (s *Store) Thread(ctx context.Context, incident, channel string) (Thread, bool, error) {
-	v, ok, err := s.Get(ctx, threadNS, threadKey(incident, channel))
-	if err != nil || !ok {
-		if err != nil {
-			err = fmt.Errorf("get thread of %s in %s: %w", incident, channel, err)
-		}
-		return Thread{}, false, err
-	}
-	return Thread{Channel: channel, TS: string(v)}, true, nil
-}
-
-// PutThread records a thread unless one is recorded; see Threads.
-func (s *Store) PutThread(ctx context.Context, incident string, th Thread) (Thread, error) {
-	if th.Channel == "" || th.TS == "" {
-		return Thread{}, fmt.Errorf("put thread of %s: channel and ts are required", incident)
-	}
-	v, err := s.putIfAbsent(ctx, threadNS, threadKey(incident, th.Channel), []byte(th.TS))
-	if err != nil {
-		return Thread{}, fmt.Errorf("put thread of %s in %s: %w", incident, th.Channel, err)
-	}
-	return Thread{Channel: th.Channel, TS: string(v)}, nil
-}
-
 // Get reads a value of the small key/value table notifiers keep state in.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
 	var v string
@@ -259,23 +231,4 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte) error {
 		return fmt.Errorf("put %s/%s: %w", ns, key, err)
 	}
 	return nil
-}
-
-func (s *Store) putIfAbsent(ctx context.Context, ns, key string, value []byte) ([]byte, error) {
-	if err := errors.Join(checkText(ns), checkText(key), checkText(string(value))); err != nil {
-		return nil, err
-	}
-	var stored string
-	err := s.write(ctx, 1, func(t *wtx) error {
-		if _, err := t.exec(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (ns, key) DO NOTHING`,
-			ns, key, string(value), FormatTime(t.now)); err != nil {
-			return err
-		}
-		if err := t.queryRow(`SELECT value FROM kv WHERE ns = ? AND key = ?`, ns, key).Scan(&stored); err != nil {
-			t.dirty = true
-			return err
-		}
-		return nil
-	})
-	return []byte(stored), err
 }

@@ -197,28 +197,9 @@ func TestIncidents(t *testing.T) {
 	mustVerify(t, s)
 }
 
-func TestThreads(t *testing.T) {
+func TestKV(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
-	if _, ok, err := s.Thread(ctx, "inc-1", "C1"); ok || err != nil {
-		t.Fatalf("thread before any: %v %v", ok, err)
-	}
-	got, err := s.PutThread(ctx, "inc-1", Thread{Channel: "C1", TS: "1700000000.000100"})
-	if err != nil || got.TS != "1700000000.000100" {
-		t.Fatalf("put: %+v %v", got, err)
-	}
-	got, _ = s.PutThread(ctx, "inc-1", Thread{Channel: "C1", TS: "1700000000.000999"})
-	if got.TS != "1700000000.000100" {
-		t.Fatalf("a second thread replaced the first: %+v", got)
-	}
-	s.PutThread(ctx, "inc-1", Thread{Channel: "C2", TS: "2"})
-	th, ok, err := s.Thread(ctx, "inc-1", "C1")
-	if err != nil || !ok || th.TS != "1700000000.000100" || th.Channel != "C1" {
-		t.Fatalf("thread %+v %v %v", th, ok, err)
-	}
-	if _, err := s.PutThread(ctx, "inc-1", Thread{Channel: "C1"}); err == nil {
-		t.Fatal("empty ts accepted")
-	}
 	if err := s.Put(ctx, "pagerduty.dedup", "inc-1", []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
