@@ -109,6 +109,18 @@ func (d *Detector) Rules() *rules.Ruleset { return d.rules }
 // Stats returns the counters since New. It is safe to call at any time,
 // also while Run runs and after it returned (the kernel counters are then
 // those read when Run stopped).
+// Losses is what Stats says about lost events, summed: records the reader
+// could not queue, events slow subscribers missed, and events the kernel
+// could not put in the ring buffer. Captures record its growth.
+func (d *Detector) Losses() (queue, subscriber, kernel uint64) {
+	st := d.Stats()
+	for _, n := range st.KernelDrops {
+		kernel += n
+	}
+	return st.QueueDrops, st.SubscriberDrops, kernel
+}
+
+// Stats returns the detector's counters.
 func (d *Detector) Stats() Stats {
 	m := d.metrics
 	s := Stats{

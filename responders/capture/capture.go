@@ -17,7 +17,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
-	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/responders/capture/capfile"
@@ -27,7 +26,8 @@ import (
 const ActionStart = "capture.start"
 
 // Events is where syscall events come from: the detector's per-container
-// subscription. *detector.Detector implements it.
+// subscription. *detector.Detector implements it; a nil *detector.Detector
+// must not be passed (leave Events nil when the detector is off).
 type Events interface {
 	Subscribe(containerID string, buf int) (<-chan event.Event, func())
 }
@@ -36,7 +36,7 @@ type Events interface {
 // of lost events, whose growth while a capture runs goes into its trailer.
 // *detector.Detector implements it.
 type LossCounter interface {
-	Stats() detector.Stats
+	Losses() (queue, subscriber, kernel uint64)
 }
 
 // Docker resolves a container reference. *client.Client implements it.
@@ -51,9 +51,7 @@ type Guard interface {
 }
 
 var (
-	_ Events      = (*detector.Detector)(nil)
-	_ LossCounter = (*detector.Detector)(nil)
-	_ Docker      = (*client.Client)(nil)
+	_ Docker = (*client.Client)(nil)
 )
 
 // Finished is delivered once per capture, when its files are closed and
@@ -69,8 +67,7 @@ type Finished struct {
 // Deps are the responder's collaborators.
 type Deps struct {
 	// Events delivers the container's syscall events (the detector); nil
-	// refuses syscall captures (network-only captures still work). A nil
-	// *detector.Detector counts as nil.
+	// refuses syscall captures (network-only captures still work).
 	Events Events
 	// Docker resolves containers (pid, name, image, networks). Required;
 	// the caller keeps ownership and closes it.
@@ -124,9 +121,6 @@ func New(cfg Config, deps Deps) (*Capture, error) {
 	}
 	if deps.Guard == nil {
 		return nil, errors.New("capture responder: no protected-container guard (wire the docker responder)")
-	}
-	if d, ok := deps.Events.(*detector.Detector); ok && d == nil {
-		deps.Events = nil // the detector is off
 	}
 	cfg = cfg.withDefaults()
 	dir, err := filepath.Abs(cfg.EvidenceDir)

@@ -19,7 +19,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 
-	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
@@ -115,10 +114,10 @@ func (f *fakeEvents) closeAll() {
 	}
 }
 
-func (f *fakeEvents) Stats() detector.Stats {
+func (f *fakeEvents) Losses() (queue, subscriber, kernel uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return detector.Stats{SubscriberDrops: f.drops}
+	return 0, f.drops, 0
 }
 
 type harness struct {
@@ -158,8 +157,8 @@ func startReq(ref string, params actions.Params) actions.Request {
 
 func TestRunRefusals(t *testing.T) {
 	h := newHarness(t, Config{MaxDuration: time.Minute})
-	var off *detector.Detector // detector.enabled: false
-	noEvents, err := New(Config{EvidenceDir: t.TempDir()}, Deps{Events: off, Docker: &fakeDocker{byRef: map[string]container.InspectResponse{"web": running(testID, "web", os.Getpid())}}, Guard: fakeGuard{}})
+	// detector.enabled: false
+	noEvents, err := New(Config{EvidenceDir: t.TempDir()}, Deps{Docker: &fakeDocker{byRef: map[string]container.InspectResponse{"web": running(testID, "web", os.Getpid())}}, Guard: fakeGuard{}})
 	if err != nil {
 		t.Fatal(err)
 	}

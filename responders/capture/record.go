@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/responders/capture/capfile"
@@ -76,7 +75,7 @@ loop:
 		sum.reason = s.reason
 	}
 	if lc, ok := s.c.deps.Events.(LossCounter); ok {
-		sum.lost = lostSince(lostOf(lc.Stats()), s.lostBefore)
+		sum.lost = lostSince(lostOf(lc), s.lostBefore)
 	}
 	tr := capfile.Trailer{Ended: time.Now().UTC(), Reason: sum.reason, Truncated: sum.truncated, Lost: sum.lost}
 	if sum.err != nil {
@@ -123,11 +122,9 @@ func (s *session) drain(write func(*event.Event) bool) {
 }
 
 // lostOf reads the detector's loss counters.
-func lostOf(st detector.Stats) capfile.Lost {
-	l := capfile.Lost{Queue: st.QueueDrops, Subscriber: st.SubscriberDrops}
-	for _, n := range st.KernelDrops {
-		l.Kernel += n
-	}
+func lostOf(lc LossCounter) capfile.Lost {
+	var l capfile.Lost
+	l.Queue, l.Subscriber, l.Kernel = lc.Losses()
 	return l
 }
 

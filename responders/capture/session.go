@@ -139,7 +139,7 @@ func (s *session) start() (actions.Result, error) {
 		// Subscribe before reading /proc, so that nothing falls between
 		// the state header and the first event.
 		if lc, ok := s.c.deps.Events.(LossCounter); ok {
-			s.lostBefore = lostOf(lc.Stats())
+			s.lostBefore = lostOf(lc)
 		}
 		s.events, s.unsubscribe = s.c.deps.Events.Subscribe(s.info.ID, s.c.cfg.EventBuffer)
 		f, err := createEvidence(s.dir, SyscallsFile)

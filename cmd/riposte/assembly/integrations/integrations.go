@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -127,6 +128,12 @@ type KV interface {
 func (e *Env) Value(name string) any {
 	return e.built[name].Value
 }
+
+// The detector feeds captures: its events and its loss counters.
+var (
+	_ capture.Events      = (*detector.Detector)(nil)
+	_ capture.LossCounter = (*detector.Detector)(nil)
+)
 
 // Docker is the docker integration's Value: the responder and its API
 // client, which the detector and captures share.
