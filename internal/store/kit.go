@@ -1,0 +1,116 @@
+package store
+
+import (
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// This file exports the backend-independent rules of the store for a
+// second implementation of Backend (internal/store/postgres): input checks,
+// the entries the store journals itself, the action-run transition table,
+// and the text forms of times and details. The SQLite store uses the same
+// functions, so both backends check and encode alike.
+
+// PreparedEntry is an entry checked and with its detail encoded as it is
+// stored and hashed.
+type PreparedEntry struct {
+	Entry
+	DetailJSON string
+}
+
+// PrepareEntries checks entries (type set, text fields valid UTF-8
+// without NUL, sha256 64 lowercase hex digits) and encodes their details.
+func PrepareEntries(entries []Entry) ([]PreparedEntry, error) {
+	ps, err := prepareEntries(entries)
+	return exportPrepared(ps), err
+}
+
+// PrepareEntry is PrepareEntries for one entry.
+func PrepareEntry(e Entry) (PreparedEntry, error) {
+	p, err := prepareEntry(e)
+	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, err
+}
+
+func exportPrepared(ps []prepared) []PreparedEntry {
+	if ps == nil {
+		return nil
+	}
+	out := make([]PreparedEntry, len(ps))
+	for i, p := range ps {
+		out[i] = PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}
+	}
+	return out
+}
+
+// ReceivedEntry is the alert.received entry Accept journals for a,
+// received at now (skew: Options.ClockSkew).
+func ReceivedEntry(a *alert.Alert, now time.Time, skew time.Duration) (PreparedEntry, error) {
+	p, err := receivedEntry(a, now, skew)
+	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, err
+}
+
+// ConflictEntry is the alert.duplicate entry Accept journals when alert id
+// arrives with content raw while the inbox holds stored under that id.
+func ConflictEntry(id, raw, stored string) (PreparedEntry, error) {
+	p, err := conflictEntry(&acceptItem{id: id, raw: raw}, stored)
+	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, err
+}
+
+// StoreActor is the actor of the entries the store journals itself.
+const StoreActor = storeActor
+
+// CheckText refuses text that is not valid UTF-8 or holds a NUL byte.
+func CheckText(s string) error { return checkText(s) }
+
+// CheckAlertID refuses an empty, too long or invalid alert id.
+func CheckAlertID(id string) error { return checkAlertID(id) }
+
+// CheckKey refuses an action key without alert id and playbook, with a
+// negative index, or with invalid text.
+func CheckKey(k ActionKey) error { return checkKey(k) }
+
+// ValidActionState reports whether s is one of the action states.
+func ValidActionState(s ActionState) bool { return validState(s) }
+
+// TransitionAllowed is the action-run transition table of doc.go; cur is
+// nil for a run that does not exist yet (its InDoubt must be set).
+func TransitionAllowed(cur *ActionRun, to ActionState) bool {
+	if cur == nil {
+		return transitionAllowed(nil, to)
+	}
+	return transitionAllowed(&storedRun{ActionRun: *cur}, to)
+}
+
+// GroupTime is the time an alert is grouped into incidents by: sent,
+// unless it is more than skew from received (when known); skewed reports
+// that received was used.
+func GroupTime(sent, received time.Time, skew time.Duration) (at time.Time, skewed bool) {
+	return groupTime(sent, received, skew)
+}
+
+// NewID returns a readable, time-sortable random id: prefix-YYYYMMDD-HHMMSS-hex.
+func NewID(prefix string, at time.Time) string { return newID(prefix, at) }
+
+// ParseTime reads a time as FormatTime writes it; "" is the zero time.
+func ParseTime(s string) (time.Time, error) { return parseTime(s) }
+
+// MarshalDetail encodes a detail object as the store keeps it (nil: {}).
+func MarshalDetail(d map[string]any) ([]byte, error) { return marshalDetail(d) }
+
+// DecodeDetail reads a stored detail object, numbers as json.Number.
+func DecodeDetail(raw string) (map[string]any, error) { return decodeDetail(raw) }
+
+// PrepareMessage checks a message (key and kind set, valid text, JSON
+// payload) and returns its payload as stored ("{}" when empty).
+func PrepareMessage(m Message) (payload string, err error) {
+	ps, err := prepareMessages([]Message{m})
+	if err != nil {
+		return "", err
+	}
+	return ps[0].payload, nil
+}
+
+// Entry returns the entry a stored journal row holds, with its detail kept
+// exactly as stored (so HashEntry and MarshalJSON reproduce the bytes).
+func (r Row) Entry() (Entry, error) { return r.entry() }

@@ -1,0 +1,1175 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// Harness makes stores of one backend for the suite.
+type Harness struct {
+	// Fresh returns the location of a new, empty store (a SQLite file path,
+	// a PostgreSQL URL): each call a different one.
+	Fresh func(t testing.TB) string
+	// Open opens the store at loc. The suite closes what it opens.
+	Open func(t testing.TB, loc string, opts store.Options) (store.Backend, error)
+	// Shared: several handles (processes, replicas) may have one location
+	// open at once, and a claim or lease of another handle holds until it
+	// runs out. Not shared: one handle at a time, and what another handle
+	// had claimed is abandoned (its process is gone) and claimable at once.
+	Shared bool
+}
+
+// Run runs the conformance suite against h's backend.
+func Run(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"AcceptDuplicates", testAcceptDuplicates},
+		{"AcceptRejects", testAcceptRejects},
+		{"ClaimAndFinishAlerts", testClaimAndFinish},
+		{"AcceptClaimed", testAcceptClaimed},
+		{"Journal", testJournal},
+		{"AppendRejects", testAppendRejects},
+		{"Incidents", testIncidents},
+		{"ActionTransitions", testTransitions},
+		{"ClaimAction", testClaimAction},
+		{"ClaimBudget", testClaimBudget},
+		{"InDoubtAfterOwnerGone", testInDoubt},
+		{"RecordActionEnqueues", testRecordActionEnqueues},
+		{"Apply", testApply},
+		{"Approvals", testApprovals},
+		{"Outbox", testOutbox},
+		{"ThreadsAndKV", testThreadsKV},
+		{"Nonces", testNonces},
+		{"Prune", testPrune},
+		{"ReopenKeepsChain", testReopen},
+		{"AbandonedClaims", testAbandoned},
+		{"ConcurrentAcceptAndClaim", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
+	}
+}
+
+// open opens a fresh store and closes it at the end of the test.
+func open(t testing.TB, h Harness, opts store.Options) (store.Backend, string) {
+	t.Helper()
+	loc := h.Fresh(t)
+	return reopen(t, h, loc, opts), loc
+}
+
+func reopen(t testing.TB, h Harness, loc string, opts store.Options) store.Backend {
+	t.Helper()
+	s, err := h.Open(t, loc, opts)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var ctx = context.Background()
+
+// Alert is a realistic Falco alert (about 700 bytes of JSON).
+func Alert(id string) alert.Alert {
+	return alert.Alert{
+		ID:       id,
+		Time:     time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		Rule:     "Terminal shell in container",
+		Priority: alert.PriorityWarning,
+		Output:   "A shell was spawned in a container with an attached terminal (user=root container_id=3f9a1c2b4d5e image=staging/api:1.4 shell=bash parent=runc cmdline=bash terminal=34816)",
+		OutputFields: map[string]any{
+			"container.id":               "3f9a1c2b4d5e",
+			"container.name":             "api-7d9f",
+			"container.image.repository": "staging/api",
+			"evt.time":                   int64(1740830400000000000),
+			"proc.cmdline":               "bash",
+			"proc.name":                  "bash",
+			"user.name":                  "root",
+		},
+		Source:   "syscall",
+		Tags:     []string{"container", "shell"},
+		Hostname: "node-1",
+	}
+}
+
+func mustAccept(t testing.TB, s store.Backend, ids ...string) []store.Accepted {
+	t.Helper()
+	as := make([]alert.Alert, len(ids))
+	for i, id := range ids {
+		as[i] = Alert(id)
+	}
+	got, err := s.Accept(ctx, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Clock is a settable clock for store.Options.Now: every reading is a
+// microsecond after the last, so times are distinct and increasing. It is
+// safe for concurrent use (two handles may share one).
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at 2025-03-01 12:00 UTC.
+func NewClock() *Clock { return &Clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Microsecond)
+	return c.t
+}
+
+// Add moves the clock on.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func entriesOf(t testing.TB, s store.Backend, typ store.EntryType) []store.Entry {
+	t.Helper()
+	es, err := s.Entries(ctx, store.Filter{Types: []store.EntryType{typ}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// MustVerify fails t unless s's journal verifies.
+func MustVerify(t testing.TB, s store.Backend) store.Report {
+	t.Helper()
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("journal does not verify: %s", rep.Problem.Message)
+	}
+	return rep
+}
+
+func headSeq(t testing.TB, s store.Backend) int64 {
+	t.Helper()
+	h, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Seq
+}
+
+func testAcceptDuplicates(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	got := mustAccept(t, s, "a-1", "a-2", "a-1")
+	if got[0].Duplicate || got[1].Duplicate || !got[2].Duplicate || got[2].Conflict {
+		t.Fatalf("first accept %+v: the repeated id within one call is a duplicate", got)
+	}
+	got = mustAccept(t, s, "a-2", "a-3")
+	if !got[0].Duplicate || got[1].Duplicate {
+		t.Fatalf("second accept %+v", got)
+	}
+	other := Alert("a-3")
+	other.Rule = "Something else"
+	acc, err := s.Accept(ctx, []alert.Alert{other})
+	if err != nil || !acc[0].Duplicate || !acc[0].Conflict {
+		t.Fatalf("same id, other content: %+v, %v", acc, err)
+	}
+	if n := len(entriesOf(t, s, store.AlertReceived)); n != 3 {
+		t.Fatalf("%d alert.received, want 3", n)
+	}
+	dups := entriesOf(t, s, store.AlertDuplicate)
+	if len(dups) != 3 || dups[2].Detail["stored_sha256"] == nil || dups[2].Detail["refused"] == nil {
+		t.Fatalf("alert.duplicate entries %+v", dups)
+	}
+	for _, e := range entriesOf(t, s, store.AlertReceived) {
+		if e.Actor != store.StoreActor || e.Detail["rule"] != "Terminal shell in container" {
+			t.Fatalf("alert.received entry %+v", e)
+		}
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.InboxPending != 3 || st.JournalSeq != 6 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	MustVerify(t, s)
+}
+
+func testAcceptRejects(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	for _, id := range []string{"", "nul\x00id", "bad\xffutf8"} {
+		if _, err := s.Accept(ctx, []alert.Alert{Alert(id)}); err == nil {
+			t.Fatalf("alert id %q accepted", id)
+		}
+	}
+	if got, err := s.Accept(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("accept nothing: %+v, %v", got, err)
+	}
+	if headSeq(t, s) != 0 {
+		t.Fatal("a refused alert was journaled")
+	}
+}
+
+func testClaimAndFinish(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	mustAccept(t, s, "a-1", "a-2", "a-3")
+	items, err := s.ClaimAlerts(ctx, 2, time.Minute)
+	if err != nil || len(items) != 2 || items[0].Alert.ID != "a-1" || items[1].Alert.ID != "a-2" || items[0].Attempts != 1 {
+		t.Fatalf("first claim %+v, %v", items, err)
+	}
+	if items[0].Alert.Rule != "Terminal shell in container" || items[0].Alert.Field("evt.time") != "1740830400000000000" {
+		t.Fatalf("claimed alert does not round-trip: %+v", items[0].Alert)
+	}
+	if items[0].ReceivedAt.IsZero() {
+		t.Fatal("claimed alert has no receive time")
+	}
+	items, _ = s.ClaimAlerts(ctx, 10, time.Minute)
+	if len(items) != 1 || items[0].Alert.ID != "a-3" {
+		t.Fatalf("second claim %+v, want a-3 only (the others are leased)", items)
+	}
+	if err := s.FinishAlert(ctx, "a-1", store.Entry{Type: store.Note, AlertID: "a-1", Detail: map[string]any{"done": true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishAlert(ctx, "a-1", store.Entry{Type: store.Note, AlertID: "a-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(entriesOf(t, s, store.Note)); n != 1 {
+		t.Fatalf("finishing twice journaled %d notes, want 1", n)
+	}
+	if err := s.FinishAlert(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("finish unknown alert: %v", err)
+	}
+	if _, err := s.ClaimAlerts(ctx, 1, 0); err == nil {
+		t.Fatal("claim with no lease accepted")
+	}
+	c.Add(2 * time.Minute)
+	items, _ = s.ClaimAlerts(ctx, 10, time.Minute)
+	if len(items) != 2 || items[0].Attempts != 2 {
+		t.Fatalf("claim after lease expiry %+v", items)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.InboxProcessing != 2 || st.InboxPending != 0 || st.JournalSeq != 4 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+}
+
+func testAcceptClaimed(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	mustAccept(t, s, "a-0")
+	as := []alert.Alert{Alert("a-0"), Alert("a-1"), Alert("a-2")}
+	acc, items, err := s.AcceptClaimed(ctx, as, time.Minute)
+	if err != nil || len(acc) != 3 || !acc[0].Duplicate || len(items) != 2 {
+		t.Fatalf("accept claimed: %+v %+v %v", acc, items, err)
+	}
+	if items[0].Incident == "" || items[0].Incident != items[1].Incident || items[0].Attempts != 1 {
+		t.Fatalf("claimed items %+v: both alerts join one incident", items)
+	}
+	if n := len(entriesOf(t, s, store.IncidentOpened)); n != 1 {
+		t.Fatalf("%d incident.opened", n)
+	}
+	got, _ := s.ClaimAlerts(ctx, 10, time.Minute)
+	if len(got) != 1 || got[0].Alert.ID != "a-0" {
+		t.Fatalf("claim after accept-claimed: %+v, want only a-0", got)
+	}
+	if _, _, err := s.AcceptClaimed(ctx, as, 0); err == nil {
+		t.Fatal("accept claimed without a lease accepted")
+	}
+	MustVerify(t, s)
+}
+
+func testJournal(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	sum := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	in := []store.Entry{
+		{Type: store.PlaybookMatched, AlertID: "a-1", Playbook: "contain", Actor: "engine", Detail: map[string]any{"n": 1.5, "s": "x\"\n<>"}},
+		{Type: store.ActionSucceeded, AlertID: "a-1", Playbook: "contain", Action: "container.pause", SHA256: sum},
+		{Type: store.Note, AlertID: "a-2", Detail: map[string]any{"text": "héllo\u2028"}},
+	}
+	out, err := s.Append(ctx, in...)
+	if err != nil || len(out) != 3 {
+		t.Fatalf("append: %+v, %v", out, err)
+	}
+	if out[0].Seq != 1 || out[0].PrevHash != store.GenesisHash || out[1].PrevHash != out[0].Hash || out[2].Seq != 3 {
+		t.Fatalf("chain %+v", out)
+	}
+	c.Add(time.Hour)
+	mid := c.Now()
+	if _, err := s.Append(ctx, store.Entry{Type: store.Note, AlertID: "a-1"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Entries(ctx, store.Filter{})
+	if err != nil || len(all) != 4 {
+		t.Fatalf("entries %d, %v", len(all), err)
+	}
+	for i, e := range all {
+		hash, err := store.HashEntry(e)
+		if err != nil || hash != e.Hash {
+			t.Fatalf("entry %d hashes to %s, stored %s (%v)", e.Seq, hash, e.Hash, err)
+		}
+		if i < 3 && (e.Hash != out[i].Hash || !e.Time.Equal(out[i].Time)) {
+			t.Fatalf("entry %d read back %+v, appended %+v", e.Seq, e, out[i])
+		}
+		if i > 0 && e.Time.Before(all[i-1].Time) {
+			t.Fatalf("time goes back at %d", e.Seq)
+		}
+	}
+	if all[0].Detail["s"] != "x\"\n<>" || fmt.Sprint(all[0].Detail["n"]) != "1.5" || all[1].SHA256 != sum {
+		t.Fatalf("fields do not round-trip: %+v", all[:2])
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.Filter
+		want []int64
+	}{
+		{"alert", store.Filter{AlertID: "a-1"}, []int64{1, 2, 4}},
+		{"types", store.Filter{Types: []store.EntryType{store.Note, store.ActionSucceeded}}, []int64{2, 3, 4}},
+		{"after", store.Filter{AfterSeq: 2}, []int64{3, 4}},
+		{"limit", store.Filter{Limit: 2}, []int64{1, 2}},
+		{"since", store.Filter{Since: mid}, []int64{4}},
+		{"combined", store.Filter{AlertID: "a-1", AfterSeq: 1, Limit: 1}, []int64{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es, err := s.Entries(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, e := range es {
+				got = append(got, e.Seq)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("seqs %v, want %v", got, tc.want)
+			}
+		})
+	}
+	n := 0
+	for _, err := range s.Scan(ctx, store.Filter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if n == 2 {
+			break
+		}
+	}
+	head, err := s.Head(ctx)
+	if err != nil || head.Seq != 4 || head.Hash != all[3].Hash || !head.Time.Equal(all[3].Time) {
+		t.Fatalf("head %+v, %v", head, err)
+	}
+	rep := MustVerify(t, s)
+	if rep.Entries != 4 || rep.Head.Seq != 4 || rep.Head.Hash != head.Hash {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func testAppendRejects(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	for _, e := range []store.Entry{
+		{},
+		{Type: store.Note, SHA256: "abc"},
+		{Type: store.Note, AlertID: "a\x00"},
+		{Type: store.Note, Detail: map[string]any{"f": func() {}}},
+	} {
+		if _, err := s.Append(ctx, store.Entry{Type: store.Note}, e); err == nil {
+			t.Fatalf("append %+v succeeded", e)
+		}
+	}
+	if headSeq(t, s) != 0 {
+		t.Fatal("a refused append left entries")
+	}
+}
+
+func testIncidents(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now, IncidentWindow: 10 * time.Minute})
+	at := c.Now()
+	id1, created, err := s.Incident(ctx, "c1", "r", at)
+	if err != nil || !created || id1 == "" {
+		t.Fatalf("open: %s %v %v", id1, created, err)
+	}
+	id, created, _ := s.Incident(ctx, "c1", "r", at.Add(9*time.Minute))
+	if id != id1 || created {
+		t.Fatalf("within the window: %s %v", id, created)
+	}
+	id, created, _ = s.Incident(ctx, "c1", "r", at.Add(18*time.Minute)) // within 10m of the last alert
+	if id != id1 || created {
+		t.Fatalf("within the window of the last alert: %s %v", id, created)
+	}
+	other, created, _ := s.Incident(ctx, "c2", "r", at)
+	if other == id1 || !created {
+		t.Fatal("another container joined the incident")
+	}
+	late, created, _ := s.Incident(ctx, "c1", "r", at.Add(time.Hour))
+	if late == id1 || !created {
+		t.Fatal("an alert past the window joined the incident")
+	}
+	info, err := s.GetIncident(ctx, id1)
+	if err != nil || info.Alerts != 3 || info.ContainerID != "c1" || info.State != store.IncidentStateOpen || !info.LastSeen.Equal(at.Add(18*time.Minute)) {
+		t.Fatalf("incident %+v, %v", info, err)
+	}
+	changed, err := s.SetIncidentState(ctx, late, store.IncidentStateReleased, store.Entry{Type: store.IncidentReleased})
+	if err != nil || !changed {
+		t.Fatalf("release: %v %v", changed, err)
+	}
+	if changed, _ := s.SetIncidentState(ctx, late, store.IncidentStateReleased, store.Entry{Type: store.IncidentReleased}); changed {
+		t.Fatal("released twice")
+	}
+	if n := len(entriesOf(t, s, store.IncidentReleased)); n != 1 {
+		t.Fatalf("%d incident.released", n)
+	}
+	again, created, _ := s.Incident(ctx, "c1", "r", at.Add(time.Hour+time.Minute))
+	if again == late || !created {
+		t.Fatal("a released incident was joined")
+	}
+	if _, err := s.SetIncidentState(ctx, "inc-nope", store.IncidentStateReleased); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("release unknown: %v", err)
+	}
+	if _, err := s.SetIncidentState(ctx, late, "bogus"); err == nil {
+		t.Fatal("bogus state accepted")
+	}
+	if _, err := s.GetIncident(ctx, "inc-nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get unknown: %v", err)
+	}
+	refs, err := s.IncidentsFor(ctx, []store.IncidentQuery{
+		{ContainerID: "c3", Rule: "r", At: at}, {ContainerID: "c3", Rule: "r", At: at.Add(time.Minute)},
+		{ContainerID: "c3", Rule: "r", At: at.Add(24 * time.Hour), ReceivedAt: at.Add(2 * time.Minute)}, // skewed: received time groups
+	})
+	if err != nil || !refs[0].Created || refs[1].ID != refs[0].ID || refs[1].Created || refs[2].ID != refs[0].ID {
+		t.Fatalf("incidents for %+v, %v", refs, err)
+	}
+	list, err := s.ListIncidents(ctx, store.IncidentFilter{State: store.IncidentStateOpen})
+	if err != nil || len(list) != 4 {
+		t.Fatalf("open incidents %d, %v", len(list), err)
+	}
+	for i := 1; i < len(list); i++ {
+		if list[i].OpenedAt.After(list[i-1].OpenedAt) {
+			t.Fatalf("not newest first: %+v", list)
+		}
+	}
+	if list, _ := s.ListIncidents(ctx, store.IncidentFilter{Limit: 2}); len(list) != 2 {
+		t.Fatalf("limit: %d", len(list))
+	}
+	if n := len(entriesOf(t, s, store.IncidentOpened)); n != 5 {
+		t.Fatalf("%d incident.opened, want 5", n)
+	}
+	MustVerify(t, s)
+}
+
+func testTransitions(t *testing.T, h Harness) {
+	all := []store.ActionState{store.ActionStatePlanned, store.ActionStateStarted, store.ActionStateSucceeded,
+		store.ActionStateFailed, store.ActionStateSkipped, store.ActionStateHeld}
+	allowed := map[store.ActionState][]store.ActionState{
+		"":                         all,
+		store.ActionStatePlanned:   {store.ActionStateStarted, store.ActionStateSucceeded, store.ActionStateFailed, store.ActionStateSkipped, store.ActionStateHeld},
+		store.ActionStateHeld:      {store.ActionStateFailed, store.ActionStateSkipped},
+		store.ActionStateStarted:   {store.ActionStateSucceeded, store.ActionStateFailed, store.ActionStateSkipped},
+		store.ActionStateSucceeded: nil,
+		store.ActionStateFailed:    nil,
+		store.ActionStateSkipped:   nil,
+	}
+	s, _ := open(t, h, store.Options{})
+	n := 0
+	for from, ok := range allowed {
+		for _, to := range all {
+			n++
+			want := false
+			for _, a := range ok {
+				want = want || a == to
+			}
+			t.Run(string(from)+"→"+string(to), func(t *testing.T) {
+				key := store.ActionKey{AlertID: "a", Playbook: "pb", Index: n}
+				if from != "" {
+					if _, applied, err := s.RecordAction(ctx, store.ActionUpdate{Key: key, Action: "container.pause", State: from}); err != nil || !applied {
+						t.Fatalf("set up %s: %v %v", from, applied, err)
+					}
+				}
+				seq := headSeq(t, s)
+				run, applied, err := s.RecordAction(ctx, store.ActionUpdate{Key: key, Action: "container.pause", State: to,
+					Result: &actions.Result{Note: "n"}}, store.Entry{Type: store.Note, AlertID: "a"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if applied != want {
+					t.Fatalf("applied %v, want %v", applied, want)
+				}
+				wantState, wantSeq := to, seq+1
+				if !want {
+					wantState, wantSeq = from, seq
+				}
+				if run.State != wantState || headSeq(t, s) != wantSeq {
+					t.Fatalf("run %s, journal at %d; want %s and %d", run.State, headSeq(t, s), wantState, wantSeq)
+				}
+			})
+		}
+	}
+	if _, _, err := s.RecordAction(ctx, store.ActionUpdate{Key: store.ActionKey{AlertID: "a", Playbook: "pb"}, Action: "x", State: "bogus"}); err == nil {
+		t.Fatal("bogus state accepted")
+	}
+	if _, _, err := s.RecordAction(ctx, store.ActionUpdate{Key: store.ActionKey{Index: -1}, Action: "x", State: store.ActionStatePlanned}); err == nil {
+		t.Fatal("bad key accepted")
+	}
+	MustVerify(t, s)
+}
+
+func testClaimAction(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	key := store.ActionKey{AlertID: "a-1", Playbook: "contain", Index: 2}
+	started := store.Entry{Type: store.ActionStarted, AlertID: "a-1", Playbook: "contain", Action: "container.pause"}
+	c, err := s.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause", Incident: "inc-1"}, started)
+	if err != nil || c.Outcome != store.ClaimRun || c.Run.State != store.ActionStateStarted || c.Run.Attempts != 1 || c.Run.Incident != "inc-1" {
+		t.Fatalf("first claim %+v, %v", c, err)
+	}
+	c, err = s.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}, started)
+	if err != nil || c.Outcome != store.ClaimBusy {
+		t.Fatalf("second claim by the same owner %+v, %v", c, err)
+	}
+	res := &actions.Result{Note: "paused", Detail: map[string]any{"id": "abc"}}
+	if _, applied, err := s.RecordAction(ctx, store.ActionUpdate{Key: key, State: store.ActionStateSucceeded, Result: res},
+		store.Entry{Type: store.ActionSucceeded, AlertID: "a-1"}); err != nil || !applied {
+		t.Fatalf("record succeeded: %v %v", applied, err)
+	}
+	c, _ = s.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}, started)
+	if c.Outcome != store.ClaimDone || c.Run.Result == nil || c.Run.Result.Note != "paused" {
+		t.Fatalf("claim of a finished action %+v", c)
+	}
+	if n := len(entriesOf(t, s, store.ActionStarted)); n != 1 {
+		t.Fatalf("%d action.started entries, want 1", n)
+	}
+	if _, err := s.ClaimAction(ctx, store.ClaimRequest{Key: store.ActionKey{AlertID: "a-2", Playbook: "p"}}); err == nil {
+		t.Fatal("claim of a new run without an action name succeeded")
+	}
+	runs, err := s.ActionsFor(ctx, "a-1")
+	if err != nil || len(runs) != 1 || runs[0].Result.Detail["id"] != "abc" || runs[0].StartedAt.IsZero() {
+		t.Fatalf("actions of a-1: %+v, %v", runs, err)
+	}
+	if _, err := s.GetAction(ctx, store.ActionKey{AlertID: "x", Playbook: "y"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get unknown run: %v", err)
+	}
+	MustVerify(t, s)
+}
+
+func testClaimBudget(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	budget := store.Budget{Max: 2, Window: 10 * time.Minute}
+	claim := func(i int, destructive bool) store.ClaimOutcome {
+		t.Helper()
+		cl, err := s.ClaimAction(ctx, store.ClaimRequest{Key: store.ActionKey{AlertID: "a", Playbook: "pb", Index: i},
+			Action: "container.kill", Destructive: destructive, Budget: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl.Outcome
+	}
+	for i, want := range []store.ClaimOutcome{store.ClaimRun, store.ClaimRun, store.ClaimOverBudget, store.ClaimOverBudget} {
+		if got := claim(i, true); got != want {
+			t.Fatalf("destructive claim %d: %s, want %s", i, got, want)
+		}
+	}
+	if got := claim(10, false); got != store.ClaimRun {
+		t.Fatalf("non-destructive claim over budget: %s", got)
+	}
+	if _, err := s.GetAction(ctx, store.ActionKey{AlertID: "a", Playbook: "pb", Index: 2}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an over-budget claim created a run: %v", err)
+	}
+	c.Add(11 * time.Minute)
+	if got := claim(2, true); got != store.ClaimRun {
+		t.Fatalf("claim after the window: %s", got)
+	}
+}
+
+// testInDoubt: a run started by an owner that is gone is in doubt; the
+// next owner can take it over (RecordAction started) or fail it.
+func testInDoubt(t *testing.T, h Harness) {
+	loc := h.Fresh(t)
+	s, err := h.Open(t, loc, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := store.ActionKey{AlertID: "a", Playbook: "pb", Index: 0}
+	k2 := store.ActionKey{AlertID: "a", Playbook: "pb", Index: 1}
+	for _, k := range []store.ActionKey{k1, k2} {
+		if c, err := s.ClaimAction(ctx, store.ClaimRequest{Key: k, Action: "container.pause"}); err != nil || c.Outcome != store.ClaimRun {
+			t.Fatal(c, err)
+		}
+	}
+	s.Close()
+	s = reopen(t, h, loc, store.Options{})
+	un, err := s.UnfinishedActions(ctx)
+	if err != nil || len(un) != 2 || !un[0].InDoubt || !un[1].InDoubt {
+		t.Fatalf("unfinished after the owner left: %+v, %v", un, err)
+	}
+	if c, _ := s.ClaimAction(ctx, store.ClaimRequest{Key: k1, Action: "container.pause"}); c.Outcome != store.ClaimInDoubt {
+		t.Fatalf("claim after the owner left: %s", c.Outcome)
+	}
+	run, applied, err := s.RecordAction(ctx, store.ActionUpdate{Key: k1, State: store.ActionStateStarted},
+		store.Entry{Type: store.ActionStarted, Detail: map[string]any{"take_over": true}})
+	if err != nil || !applied || run.Attempts != 2 || run.InDoubt {
+		t.Fatalf("take-over: %+v %v %v", run, applied, err)
+	}
+	if c, _ := s.ClaimAction(ctx, store.ClaimRequest{Key: k1, Action: "container.pause"}); c.Outcome != store.ClaimBusy {
+		t.Fatalf("after take-over: %s", c.Outcome)
+	}
+	if _, applied, _ := s.RecordAction(ctx, store.ActionUpdate{Key: k1, State: store.ActionStateStarted}); applied {
+		t.Fatal("took over a run this owner is running")
+	}
+	if _, applied, _ := s.RecordAction(ctx, store.ActionUpdate{Key: k2, State: store.ActionStateFailed, Error: "in doubt after restart"}); !applied {
+		t.Fatal("could not fail an in-doubt run")
+	}
+	run, _ = s.GetAction(ctx, k2)
+	if run.State != store.ActionStateFailed || run.Error != "in doubt after restart" {
+		t.Fatalf("failed in-doubt run: %+v", run)
+	}
+	MustVerify(t, s)
+}
+
+func testRecordActionEnqueues(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	key := store.ActionKey{AlertID: "a", Playbook: "pb", Index: 0}
+	u := store.ActionUpdate{Key: key, Action: "slack.notify", State: store.ActionStateSucceeded,
+		Enqueue: []store.Message{{Key: "slack.notify/" + key.String(), Kind: "slack", Target: "#ir", Payload: []byte(`{"text":"hi"}`)}}}
+	for range 2 {
+		if _, _, err := s.RecordAction(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.ClaimOutbox(ctx, 10, time.Minute)
+	if err != nil || len(items) != 1 || string(items[0].Payload) != `{"text":"hi"}` {
+		t.Fatalf("outbox %+v, %v", items, err)
+	}
+	u.Key.Index = 1
+	u.Enqueue[0].Payload = []byte("{not json")
+	if _, _, err := s.RecordAction(ctx, u); err == nil {
+		t.Fatal("bad payload accepted")
+	}
+	if _, err := s.GetAction(ctx, u.Key); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("run recorded although its message was refused: %v", err)
+	}
+}
+
+func testApply(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	mustAccept(t, s, "a-1")
+	k := func(i int) store.ActionKey { return store.ActionKey{AlertID: "a-1", Playbook: "pb", Index: i} }
+	b := store.Batch{
+		Entries: []store.Entry{{Type: store.PlaybookMatched, AlertID: "a-1", Playbook: "pb"}},
+		Actions: []store.ActionUpdate{
+			{Key: k(0), Action: "container.pause", State: store.ActionStateSkipped, Entries: []store.Entry{{Type: store.ActionSkippedDryRun, AlertID: "a-1"}}},
+			{Key: k(1), Action: "slack.notify", State: store.ActionStateSucceeded,
+				Enqueue: []store.Message{{Key: "slack.notify/" + k(1).String(), Kind: "slack"}},
+				Entries: []store.Entry{{Type: store.ActionSucceeded, AlertID: "a-1"}}},
+			{Key: k(0), Action: "container.pause", State: store.ActionStateStarted}, // not allowed after skipped
+		},
+		Finish: []string{"a-1"},
+	}
+	res, err := s.Apply(ctx, b)
+	if err != nil || len(res.Runs) != 3 || !res.Applied[0] || !res.Applied[1] || res.Applied[2] || res.Runs[2].State != store.ActionStateSkipped {
+		t.Fatalf("apply %+v, %v", res, err)
+	}
+	if headSeq(t, s) != 4 {
+		t.Fatalf("journal at %d, want 4 (received, matched, skipped, succeeded)", headSeq(t, s))
+	}
+	if got, _ := s.ClaimAlerts(ctx, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("finished alert claimed: %+v", got)
+	}
+	b.Entries = nil
+	res, err = s.Apply(ctx, b)
+	if err != nil || res.Applied[0] || res.Applied[1] || headSeq(t, s) != 4 {
+		t.Fatalf("replay applied again: %+v, %v, journal at %d", res, err, headSeq(t, s))
+	}
+	if items, _ := s.ClaimOutbox(ctx, 10, time.Minute); len(items) != 1 {
+		t.Fatalf("outbox holds %d, want 1", len(items))
+	}
+	bad := store.Batch{
+		Entries: []store.Entry{{Type: store.Note}},
+		Actions: []store.ActionUpdate{{Key: k(5), Action: "container.kill", State: store.ActionStateSucceeded}},
+		Finish:  []string{"no-such-alert"},
+	}
+	if _, err := s.Apply(ctx, bad); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("batch finishing an unknown alert: %v", err)
+	}
+	if _, err := s.GetAction(ctx, k(5)); !errors.Is(err, store.ErrNotFound) || headSeq(t, s) != 4 {
+		t.Fatalf("a failed batch left changes: %v, journal at %d", err, headSeq(t, s))
+	}
+	MustVerify(t, s)
+}
+
+func testApprovals(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	k := func(i int) store.ActionKey { return store.ActionKey{AlertID: "a", Playbook: "pb", Index: i} }
+	hold := func(t *testing.T, i int) store.Approval {
+		t.Helper()
+		a, created, err := s.HoldAction(ctx, store.Hold{Key: k(i), Action: "container.pause", Incident: "inc-1",
+			Deadline: c.Now().Add(10 * time.Minute), Detail: map[string]any{"approvers": []any{"U1"}}},
+			store.Entry{Type: store.ActionHeldForApproval, AlertID: "a"})
+		if err != nil || !created || a.State != store.ApprovalStatePending {
+			t.Fatalf("hold %d: %+v %v %v", i, a, created, err)
+		}
+		return a
+	}
+	for i, tc := range []struct {
+		name      string
+		decision  store.Decision
+		wantRun   store.ActionState
+		wantClaim store.ClaimOutcome
+	}{
+		{"granted", store.Decision{State: store.ApprovalStateGranted, By: "slack:U1 (jane)"}, store.ActionStatePlanned, store.ClaimRun},
+		{"denied", store.Decision{State: store.ApprovalStateDenied, By: "slack:U1 (jane)"}, store.ActionStateSkipped, store.ClaimDone},
+		{"expired, abort", store.Decision{State: store.ApprovalStateExpired, By: "riposte"}, store.ActionStateSkipped, store.ClaimDone},
+		{"expired, proceed", store.Decision{State: store.ApprovalStateExpired, Proceed: true, By: "riposte"}, store.ActionStatePlanned, store.ClaimRun},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := hold(t, i)
+			again, created, err := s.HoldAction(ctx, store.Hold{Key: k(i), Action: "container.pause", Deadline: c.Now()})
+			if err != nil || created || again.ID != a.ID {
+				t.Fatalf("holding again: %+v %v %v", again, created, err)
+			}
+			if cl, _ := s.ClaimAction(ctx, store.ClaimRequest{Key: k(i), Action: "container.pause"}); cl.Outcome != store.ClaimHeld {
+				t.Fatalf("claim of a held action: %s", cl.Outcome)
+			}
+			got, decided, err := s.DecideApproval(ctx, a.ID, tc.decision, store.Entry{Type: store.ApprovalGranted})
+			if err != nil || !decided || got.State != tc.decision.State || got.DecidedBy != tc.decision.By || got.DecidedAt.IsZero() {
+				t.Fatalf("decide: %+v %v %v", got, decided, err)
+			}
+			if _, decided, _ := s.DecideApproval(ctx, a.ID, store.Decision{State: store.ApprovalStateDenied}); decided {
+				t.Fatal("decided twice")
+			}
+			run, _ := s.GetAction(ctx, k(i))
+			if run.State != tc.wantRun {
+				t.Fatalf("run is %s, want %s", run.State, tc.wantRun)
+			}
+			if cl, _ := s.ClaimAction(ctx, store.ClaimRequest{Key: k(i), Action: "container.pause"}); cl.Outcome != tc.wantClaim {
+				t.Fatalf("claim after decision: %s, want %s", cl.Outcome, tc.wantClaim)
+			}
+			stored, err := s.GetApproval(ctx, a.ID)
+			if err != nil || stored.State != tc.decision.State || stored.Detail["approvers"] == nil || stored.Incident != "inc-1" {
+				t.Fatalf("stored approval %+v, %v", stored, err)
+			}
+		})
+	}
+	if _, _, err := s.DecideApproval(ctx, "apr-nope", store.Decision{State: store.ApprovalStateGranted}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("decide unknown approval: %v", err)
+	}
+	if _, err := s.GetApproval(ctx, "apr-nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get unknown approval: %v", err)
+	}
+	if _, _, err := s.DecideApproval(ctx, "x", store.Decision{State: store.ApprovalStatePending}); err == nil {
+		t.Fatal("pending accepted as a decision")
+	}
+	done := store.ActionKey{AlertID: "b", Playbook: "pb"}
+	if _, _, err := s.RecordAction(ctx, store.ActionUpdate{Key: done, Action: "container.pause", State: store.ActionStateSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.HoldAction(ctx, store.Hold{Key: done, Deadline: c.Now()}); !errors.Is(err, store.ErrState) {
+		t.Fatalf("holding a finished run: %v", err)
+	}
+	if _, _, err := s.HoldAction(ctx, store.Hold{Key: k(99), Action: "x"}); err == nil {
+		t.Fatal("hold without a deadline accepted")
+	}
+	a1 := hold(t, 1000)
+	a2 := hold(t, 1001)
+	pending, err := s.PendingApprovals(ctx)
+	if err != nil || len(pending) != 2 || pending[0].ID != a1.ID || pending[1].ID != a2.ID {
+		t.Fatalf("pending %+v, %v", pending, err)
+	}
+	if st, _ := s.Stats(ctx); st.ApprovalsPending != 2 {
+		t.Fatalf("stats: %d approvals pending", st.ApprovalsPending)
+	}
+	MustVerify(t, s)
+}
+
+func testOutbox(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	msg := func(key string) store.Message {
+		return store.Message{Key: key, Kind: "slack", Target: "#ir", Incident: "inc-1", Payload: []byte(`{"text":"` + key + `"}`)}
+	}
+	enq, err := s.Enqueue(ctx, []store.Message{msg("m1"), msg("m2")}, store.Entry{Type: store.Note, Detail: map[string]any{"queued": 2}})
+	if err != nil || len(enq) != 2 || enq[0].Duplicate || enq[0].ID == enq[1].ID {
+		t.Fatalf("enqueue %+v, %v", enq, err)
+	}
+	again, err := s.Enqueue(ctx, []store.Message{msg("m1")}, store.Entry{Type: store.Note})
+	if err != nil || !again[0].Duplicate || again[0].ID != enq[0].ID {
+		t.Fatalf("enqueue again %+v, %v", again, err)
+	}
+	if n := len(entriesOf(t, s, store.Note)); n != 1 {
+		t.Fatalf("a duplicate enqueue journaled: %d notes", n)
+	}
+	if st, _ := s.Stats(ctx); st.OutboxPending != 2 {
+		t.Fatalf("stats: %d pending messages", st.OutboxPending)
+	}
+	later := c.Now().Add(time.Hour)
+	if _, err := s.Enqueue(ctx, []store.Message{{Key: "m3", Kind: "email", NotBefore: later}}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := s.ClaimOutbox(ctx, 10, time.Minute)
+	if err != nil || len(items) != 2 || items[0].Key != "m1" || items[0].Attempts != 1 || items[0].State != store.OutboxLeased ||
+		items[0].Target != "#ir" || string(items[0].Payload) != `{"text":"m1"}` || items[0].CreatedAt.IsZero() {
+		t.Fatalf("claim %+v, %v", items, err)
+	}
+	if more, _ := s.ClaimOutbox(ctx, 10, time.Minute); len(more) != 0 {
+		t.Fatalf("leased messages claimed again: %+v", more)
+	}
+	for range 2 {
+		if err := s.AckOutbox(ctx, items[0].ID, store.Entry{Type: store.NotificationSent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(entriesOf(t, s, store.NotificationSent)); n != 1 {
+		t.Fatalf("acked twice, %d entries", n)
+	}
+	retry := c.Now().Add(store.Backoff(items[1].Attempts, 30*time.Second, 10*time.Minute))
+	if err := s.FailOutbox(ctx, items[1].ID, retry, "slack: 503"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimOutbox(ctx, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("claimed before the retry time: %+v", got)
+	}
+	c.Add(31 * time.Second)
+	got, _ := s.ClaimOutbox(ctx, 10, time.Minute)
+	if len(got) != 1 || got[0].Key != "m2" || got[0].Attempts != 2 || got[0].LastError != "slack: 503" {
+		t.Fatalf("claim after the retry time %+v", got)
+	}
+	if err := s.FailOutbox(ctx, got[0].ID, time.Time{}, "slack: channel_not_found"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Hour)
+	got, _ = s.ClaimOutbox(ctx, 10, time.Minute)
+	if len(got) != 1 || got[0].Key != "m3" {
+		t.Fatalf("a dead message came back, or the delayed one did not: %+v", got)
+	}
+	c.Add(2 * time.Minute)
+	got, _ = s.ClaimOutbox(ctx, 10, time.Minute)
+	if len(got) != 1 || got[0].Key != "m3" || got[0].Attempts != 2 {
+		t.Fatalf("after lease expiry %+v", got)
+	}
+	if err := s.AckOutbox(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ack unknown: %v", err)
+	}
+	for _, bad := range [][]store.Message{{{Kind: "slack"}}, {{Key: "k"}}, {{Key: "k", Kind: "x", Payload: []byte("{")}}} {
+		if _, err := s.Enqueue(ctx, bad); err == nil {
+			t.Fatalf("enqueue %+v succeeded", bad)
+		}
+	}
+	MustVerify(t, s)
+}
+
+func testThreadsKV(t *testing.T, h Harness) {
+	s, _ := open(t, h, store.Options{})
+	if _, ok, err := s.Thread(ctx, "inc-1", "C1"); err != nil || ok {
+		t.Fatalf("thread before any: %v %v", ok, err)
+	}
+	th, err := s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1", TS: "1.1"})
+	if err != nil || th.TS != "1.1" {
+		t.Fatalf("put thread %+v, %v", th, err)
+	}
+	th, err = s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1", TS: "2.2"})
+	if err != nil || th.TS != "1.1" {
+		t.Fatalf("second put thread %+v, %v: the first stays", th, err)
+	}
+	if th, ok, err := s.Thread(ctx, "inc-1", "C1"); err != nil || !ok || th.TS != "1.1" || th.Channel != "C1" {
+		t.Fatalf("thread %+v %v %v", th, ok, err)
+	}
+	if _, err := s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1"}); err == nil {
+		t.Fatal("thread without ts accepted")
+	}
+	if err := s.Put(ctx, "ns", "k", []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ns", "k", []byte(`{"a":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.Get(ctx, "ns", "k"); err != nil || !ok || string(v) != `{"a":2}` {
+		t.Fatalf("get %s %v %v", v, ok, err)
+	}
+	if _, ok, err := s.Get(ctx, "ns", "other"); err != nil || ok {
+		t.Fatalf("get missing: %v %v", ok, err)
+	}
+	if err := s.Put(ctx, "ns", "k", []byte("\xff")); err == nil {
+		t.Fatal("invalid UTF-8 value accepted")
+	}
+}
+
+func testNonces(t *testing.T, h Harness) {
+	c := NewClock()
+	b, _ := open(t, h, store.Options{Now: c.Now})
+	s, ok := b.(store.Nonces)
+	if !ok {
+		t.Skip("backend keeps no nonces (callers use an in-memory cache)")
+	}
+	exp := c.Now().Add(5 * time.Minute)
+	if first, err := s.FirstUse(ctx, "slack", "k1", exp); err != nil || !first {
+		t.Fatalf("first use: %v %v", first, err)
+	}
+	if first, err := s.FirstUse(ctx, "slack", "k1", exp); err != nil || first {
+		t.Fatalf("replay: %v %v", first, err)
+	}
+	if first, _ := s.FirstUse(ctx, "other", "k1", exp); !first {
+		t.Fatal("namespaces are not apart")
+	}
+	c.Add(6 * time.Minute)
+	if first, _ := s.FirstUse(ctx, "slack", "k1", c.Now().Add(5*time.Minute)); !first {
+		t.Fatal("an expired key is still refused")
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	firsts := 0
+	for range 8 {
+		wg.Go(func() {
+			first, err := s.FirstUse(ctx, "slack", "race", c.Now().Add(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			if first {
+				mu.Lock()
+				firsts++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firsts != 1 {
+		t.Fatalf("%d concurrent callers were first, want 1", firsts)
+	}
+	if _, err := s.FirstUse(ctx, "", "k", exp); err == nil {
+		t.Fatal("empty namespace accepted")
+	}
+}
+
+func testPrune(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now, DuplicateWindow: time.Hour})
+	mustAccept(t, s, "old", "open")
+	if _, _, err := s.RecordAction(ctx, store.ActionUpdate{Key: store.ActionKey{AlertID: "old", Playbook: "pb"}, Action: "container.pause", State: store.ActionStateSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.HoldAction(ctx, store.Hold{Key: store.ActionKey{AlertID: "old", Playbook: "pb", Index: 1}, Action: "container.kill", Deadline: c.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishAlert(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	enq, err := s.Enqueue(ctx, []store.Message{{Key: "m", Kind: "slack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckOutbox(ctx, enq[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	seq := headSeq(t, s)
+	c.Add(2 * time.Hour)
+	p, err := s.Prune(ctx)
+	if err != nil || p.Alerts != 1 || p.Outbox != 1 {
+		t.Fatalf("prune %+v, %v", p, err)
+	}
+	if _, err := s.GetAction(ctx, store.ActionKey{AlertID: "old", Playbook: "pb"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("pruned alert's action run: %v", err)
+	}
+	if ap, _ := s.PendingApprovals(ctx); len(ap) != 0 {
+		t.Fatalf("pruned alert's approval still there: %+v", ap)
+	}
+	if headSeq(t, s) != seq {
+		t.Fatal("prune touched the journal")
+	}
+	got := mustAccept(t, s, "old", "open")
+	if got[0].Duplicate || !got[1].Duplicate {
+		t.Fatalf("after prune: %+v", got)
+	}
+	MustVerify(t, s)
+}
+
+// testReopen: the chain continues across a close and open.
+func testReopen(t *testing.T, h Harness) {
+	loc := h.Fresh(t)
+	s, err := h.Open(t, loc, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAccept(t, s, "a-1", "a-2")
+	head, _ := s.Head(ctx)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := s.Append(ctx, store.Entry{Type: store.Note}); err == nil {
+		t.Fatal("append after close succeeded")
+	}
+	s = reopen(t, h, loc, store.Options{})
+	out, err := s.Append(ctx, store.Entry{Type: store.Note})
+	if err != nil || out[0].Seq != head.Seq+1 || out[0].PrevHash != head.Hash {
+		t.Fatalf("after reopen %+v, %v; head was %+v", out, err, head)
+	}
+	if got := mustAccept(t, s, "a-1"); !got[0].Duplicate {
+		t.Fatal("inbox forgotten across reopen")
+	}
+	MustVerify(t, s)
+}
+
+// testAbandoned: what a closed handle had claimed. Not shared: its process
+// is gone, so alerts and messages come back at once. Shared: another
+// replica's claims hold until their lease runs out, then come back.
+func testAbandoned(t *testing.T, h Harness) {
+	c := NewClock()
+	loc := h.Fresh(t)
+	s, err := h.Open(t, loc, store.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAccept(t, s, "a-1", "a-2")
+	if _, err := s.Enqueue(ctx, []store.Message{{Key: "m1", Kind: "slack"}}); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := s.ClaimAlerts(ctx, 10, time.Hour); len(items) != 2 {
+		t.Fatalf("claimed %d", len(items))
+	}
+	if items, _ := s.ClaimOutbox(ctx, 10, time.Hour); len(items) != 1 {
+		t.Fatalf("leased %d", len(items))
+	}
+	s.Close()
+	s = reopen(t, h, loc, store.Options{Now: c.Now})
+	if h.Shared {
+		if items, _ := s.ClaimAlerts(ctx, 10, time.Hour); len(items) != 0 {
+			t.Fatalf("another owner's leased alerts taken before the lease ran out: %+v", items)
+		}
+		if items, _ := s.ClaimOutbox(ctx, 10, time.Hour); len(items) != 0 {
+			t.Fatalf("another owner's leased messages taken before the lease ran out: %+v", items)
+		}
+		c.Add(time.Hour + time.Second)
+	}
+	items, err := s.ClaimAlerts(ctx, 10, time.Hour)
+	if err != nil || len(items) != 2 || items[0].Attempts != 2 {
+		t.Fatalf("abandoned alerts: %+v, %v", items, err)
+	}
+	msgs, err := s.ClaimOutbox(ctx, 10, time.Hour)
+	if err != nil || len(msgs) != 1 || msgs[0].Attempts != 2 {
+		t.Fatalf("abandoned messages: %+v, %v", msgs, err)
+	}
+}
+
+// testConcurrent: writers accept and claim at once (on two handles of one
+// database when the backend is shared): every alert is stored once and
+// claimed once, and the journal is one intact chain.
+func testConcurrent(t *testing.T, h Harness) {
+	loc := h.Fresh(t)
+	handles := []store.Backend{reopen(t, h, loc, store.Options{})}
+	if h.Shared {
+		handles = append(handles, reopen(t, h, loc, store.Options{}))
+	}
+	const writers, perWriter = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		s := handles[w%len(handles)]
+		wg.Go(func() {
+			for i := range perWriter {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				// Every alert is sent twice, to two handles: a retried
+				// webhook, two senders.
+				for j := range 2 {
+					if _, err := handles[(w+j)%len(handles)].Accept(ctx, []alert.Alert{Alert(id)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if i%5 == 0 {
+					if _, err := s.Append(ctx, store.Entry{Type: store.Note, AlertID: id}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	done := make(chan struct{})
+	var claimers sync.WaitGroup
+	for i := range 4 {
+		s := handles[i%len(handles)]
+		claimers.Go(func() {
+			for {
+				items, err := s.ClaimAlerts(ctx, 7, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, it := range items {
+					if err := s.FinishAlert(ctx, it.Alert.ID, store.Entry{Type: store.Note, AlertID: it.Alert.ID}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				mu.Lock()
+				for _, it := range items {
+					claimed[it.Alert.ID]++
+				}
+				n := len(claimed)
+				mu.Unlock()
+				if n == writers*perWriter {
+					return
+				}
+				if len(items) == 0 {
+					select {
+					case <-done:
+						// One last round after the writers stopped.
+						items, err := s.ClaimAlerts(ctx, writers*perWriter, time.Hour)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						for _, it := range items {
+							claimed[it.Alert.ID]++
+						}
+						mu.Unlock()
+						return
+					default:
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	claimers.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(claimed) != writers*perWriter {
+		t.Fatalf("%d alerts claimed, want %d", len(claimed), writers*perWriter)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Fatalf("alert %s claimed %d times", id, n)
+		}
+	}
+	s := handles[0]
+	if n := len(entriesOf(t, s, store.AlertReceived)); n != writers*perWriter {
+		t.Fatalf("%d alert.received, want %d", n, writers*perWriter)
+	}
+	if n := len(entriesOf(t, s, store.AlertDuplicate)); n != writers*perWriter {
+		t.Fatalf("%d alert.duplicate, want %d", n, writers*perWriter)
+	}
+	rep := MustVerify(t, s)
+	want := int64(writers*perWriter*3 + writers*((perWriter+4)/5))
+	if rep.Entries != want {
+		t.Fatalf("%d entries, want %d", rep.Entries, want)
+	}
+}
