@@ -2,10 +2,11 @@
 # Install, from Debian's packages, what riposte and its tests need and the
 # machine lacks: the Docker engine, busybox-static (test and demo images),
 # tshark (capture tests), iproute2, jq and curl (stream recipe tests),
-# sqlite3 and python3 (the journal's auditor recipes).
+# sqlite3 and python3 (the journal's auditor recipes), postgresql (the
+# PostgreSQL store's tests start a throwaway server from its binaries).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(docker.io busybox-static tshark iproute2 jq curl sqlite3 python3)
+packages=(docker.io busybox-static tshark iproute2 jq curl sqlite3 python3 postgresql)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
@@ -104,11 +107,20 @@ func DecodeDetail(raw string) (map[string]any, error) { return decodeDetail(raw)
 // PrepareMessage checks a message (key and kind set, valid text, JSON
 // payload) and returns its payload as stored ("{}" when empty).
 func PrepareMessage(m Message) (payload string, err error) {
-	ps, err := prepareMessages([]Message{m})
-	if err != nil {
-		return "", err
+	if m.Key == "" || m.Kind == "" {
+		return "", errors.New("key and kind are required")
 	}
-	return ps[0].payload, nil
+	if err := errors.Join(checkText(m.Key), checkText(m.Kind), checkText(m.Target), checkText(m.Incident)); err != nil {
+		return "", fmt.Errorf("message %s: %w", m.Key, err)
+	}
+	p := string(m.Payload)
+	if p == "" {
+		p = "{}"
+	}
+	if !json.Valid([]byte(p)) {
+		return "", fmt.Errorf("message %s: payload is not valid JSON", m.Key)
+	}
+	return p, nil
 }
 
 // Entry returns the entry a stored journal row holds, with its detail kept

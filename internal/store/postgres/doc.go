@@ -1,0 +1,52 @@
+// Package postgres is store.Backend on PostgreSQL (github.com/jackc/pgx/v5),
+// for cluster mode: several `riposte serve` replicas share one database,
+// and with it the inbox, incidents, action runs, approvals, the outbox and
+// one hash-chained journal. SQLite (internal/store) stays the embedded
+// default for one host; both pass internal/store/storetest.
+//
+// # Opening, closing, concurrency
+//
+// Open(ctx, url, opts) connects (a pgxpool), then applies the versioned
+// migrations (table schema_version) in one transaction under an advisory
+// lock, so replicas starting together migrate once. With
+// store.Options{ReadOnly: true} it only checks the schema version (for
+// `riposte journal verify|show`). A *Store is safe for concurrent use; its
+// opener calls Close once.
+//
+// # Transactions and durability
+//
+// Every write is one transaction, and a call returns only after COMMIT
+// returned, which with PostgreSQL's default synchronous_commit means the
+// commit record is flushed to the WAL: an Accept answered (the server's
+// 202) survives a crash of riposte and of PostgreSQL. There is no group
+// commit of riposte's own; PostgreSQL flushes concurrent commits together.
+//
+// # One chain, serialised appends
+//
+// The journal's head is one row (journal_head). A transaction that
+// journals anything (accepting alerts, incidents, action runs, approvals,
+// settling the outbox with entries) first locks that row with SELECT ...
+// FOR UPDATE, numbers and hashes its entries from it, inserts them (COPY)
+// and updates the row before COMMIT. So appends from any number of
+// replicas form one gap-free chain in commit order, and the entries of one
+// transaction are consecutive. The same lock makes the check-then-act
+// steps atomic across replicas: the duplicate check of Accept (two
+// replicas receiving one alert store it once and journal alert.duplicate
+// for the other), finding or opening an incident, ClaimAction's
+// started-or-not and the blast-radius budget. Transactions that do not
+// journal (claiming alerts and messages, the key/value table, nonces) do
+// not take it. Triggers refuse UPDATE, DELETE and TRUNCATE on journal; the
+// encoding and Verify are internal/store's, so `riposte journal verify`
+// and the auditor recipes work unchanged.
+//
+// # Claims and leases across replicas
+//
+// ClaimAlerts and ClaimOutbox select with FOR UPDATE SKIP LOCKED and set
+// owner and lease in the same statement: two replicas never claim one row.
+// Unlike SQLite, where a claim by another owner means a process that is
+// gone, here another owner is a replica that may be alive: its claims hold
+// until their lease runs out, and then any replica takes the work over
+// (Attempts counts it). An action run started by another owner is reported
+// in doubt (store.ClaimInDoubt) when the alert comes back after its lease:
+// the engine then decides by the action's idempotency, as after a restart.
+package postgres

@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/store/storetest"
+)
+
+// TestJournalTampering: the triggers refuse edits; an edit made with the
+// triggers disabled is found by Verify.
+func TestJournalTampering(t *testing.T) {
+	s, url := openTest(t, store.Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, store.Entry{Type: store.Note}, store.Entry{Type: store.Note}, store.Entry{Type: store.Note}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`UPDATE journal SET actor = 'mallory' WHERE seq = 2`,
+		`DELETE FROM journal WHERE seq = 3`,
+		`TRUNCATE journal`,
+	} {
+		if _, err := conn.Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("%s: %v, want refused as append-only", q, err)
+		}
+	}
+	storetest.MustVerify(t, s)
+	for _, tc := range []struct {
+		name, sql string
+		kind      store.ProblemKind
+	}{
+		{"edited", `UPDATE journal SET actor = 'mallory' WHERE seq = 2`, store.Edited},
+		{"removed", `DELETE FROM journal WHERE seq = 2`, store.Missing},
+		{"truncated", `DELETE FROM journal WHERE seq = 3`, store.Truncated},
+		{"head", `UPDATE journal_head SET hash = repeat('a', 64)`, store.HeadBad},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, url := openTest(t, store.Options{})
+			if _, err := s.Append(ctx, store.Entry{Type: store.Note}, store.Entry{Type: store.Note}, store.Entry{Type: store.Note}); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			for _, q := range []string{`ALTER TABLE journal DISABLE TRIGGER journal_no_change`, tc.sql,
+				`ALTER TABLE journal ENABLE TRIGGER journal_no_change`} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := s.Verify(ctx)
+			if err != nil || rep.OK() || rep.Problem.Kind != tc.kind {
+				t.Fatalf("verify after %s: %+v, %v", tc.name, rep.Problem, err)
+			}
+		})
+	}
+}
+
+// TestReadOnly: a read-only handle reads and verifies, refuses writes, and
+// refuses a database riposte never migrated.
+func TestReadOnly(t *testing.T) {
+	s, url := openTest(t, store.Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, store.Entry{Type: store.Note}); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(ctx, url, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if rep := storetest.MustVerify(t, ro); rep.Entries != 1 {
+		t.Fatalf("read-only verify read %d entries", rep.Entries)
+	}
+	if _, err := ro.Append(ctx, store.Entry{Type: store.Note}); !errors.Is(err, store.ErrReadOnly) {
+		t.Fatalf("append on a read-only handle: %v", err)
+	}
+	empty := pg.Database(t)
+	if _, err := Open(ctx, empty, store.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "not a riposte store") {
+		t.Fatalf("read-only open of an empty database: %v", err)
+	}
+}
+
+// TestOpenErrors: a bad URL or an unreachable server is a clear error that
+// never shows the password.
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, url := range []string{
+		"postgres://riposte:s3cret@/db?host=/nonexistent-socket-dir&connect_timeout=2",
+		"postgres://riposte:s3cret@%zz/db",
+	} {
+		_, err := Open(ctx, url, store.Options{})
+		if err == nil {
+			t.Fatalf("open %s succeeded", url)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "open store") {
+			t.Fatalf("open error %q: want a clear error without the password", err)
+		}
+	}
+	if got := Redact("postgres://u:pw@h/db?password=pw2"); strings.Contains(got, "pw") && !strings.Contains(got, "xxxxx") {
+		t.Fatalf("redact: %s", got)
+	}
+}
+
+// TestConcurrentMigrations: replicas starting at once on a new database
+// migrate it once.
+func TestConcurrentMigrations(t *testing.T) {
+	url := pg.Database(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := Open(context.Background(), url, store.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+}

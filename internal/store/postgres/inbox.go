@@ -1,0 +1,303 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+type acceptItem struct {
+	id, raw         string
+	rec             store.PreparedEntry
+	container, rule string
+	at              time.Time
+}
+
+// Accept stores alerts and journals them in one transaction; see
+// store.Inbox. It returns after the commit.
+func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]store.Accepted, error) {
+	out, _, err := s.accept(ctx, alerts, 0)
+	return out, err
+}
+
+// AcceptClaimed is Accept with the new alerts claimed for this handle and
+// their incidents found in the same transaction; see store.Inbox.
+func (s *Store) AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease time.Duration) ([]store.Accepted, []store.InboxItem, error) {
+	if lease <= 0 {
+		return nil, nil, fmt.Errorf("accept alerts: lease must be positive, got %s", lease)
+	}
+	return s.accept(ctx, alerts, lease)
+}
+
+func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration) ([]store.Accepted, []store.InboxItem, error) {
+	if len(alerts) == 0 {
+		return nil, nil, nil
+	}
+	items := make([]acceptItem, len(alerts))
+	now := s.now()
+	for i := range alerts {
+		a := &alerts[i]
+		if err := store.CheckAlertID(a.ID); err != nil {
+			return nil, nil, fmt.Errorf("accept alert %d: %w", i+1, err)
+		}
+		raw, err := a.MarshalJSON()
+		if err != nil {
+			return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+		}
+		rec, err := store.ReceivedEntry(a, now, s.opts.ClockSkew)
+		if err != nil {
+			return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+		}
+		items[i] = acceptItem{id: a.ID, raw: string(raw), rec: rec}
+		if claim > 0 {
+			items[i].container, items[i].rule, items[i].at = a.Field("container.id"), a.Rule, a.Time
+			if err := errors.Join(store.CheckText(items[i].container), store.CheckText(items[i].rule)); err != nil {
+				return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+			}
+		}
+	}
+	var out []store.Accepted
+	var claimed []store.InboxItem
+	err := s.write(ctx, true, func(t *wtx) error {
+		out, claimed = make([]store.Accepted, len(items)), nil
+		ids := make([]string, len(items))
+		for i := range items {
+			ids[i] = items[i].id
+		}
+		seen := make(map[string]string, len(items))
+		rows, err := t.tx.Query(t.ctx, `SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, raw string
+			if err := rows.Scan(&id, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			seen[id] = raw
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		nowS := store.FormatTime(t.now)
+		until := ""
+		if claim > 0 {
+			until = store.FormatTime(t.now.Add(claim))
+		}
+		var newIDs, newRaws []string
+		var newIdx []int
+		entries := make([]store.PreparedEntry, 0, len(items))
+		for i := range items {
+			it := &items[i]
+			e := it.rec
+			stored, dup := seen[it.id]
+			conflict := dup && stored != it.raw
+			switch {
+			case conflict:
+				if e, err = store.ConflictEntry(it.id, it.raw, stored); err != nil {
+					return err
+				}
+			case dup:
+				e.Type = store.AlertDuplicate
+			default:
+				seen[it.id] = it.raw
+				newIDs, newRaws, newIdx = append(newIDs, it.id), append(newRaws, it.raw), append(newIdx, i)
+			}
+			if dup {
+				if _, err := t.exec(`UPDATE inbox SET duplicates = duplicates + 1, last_duplicate_at = $1 WHERE id = $2`, nowS, it.id); err != nil {
+					return err
+				}
+			}
+			entries = append(entries, e)
+			out[i] = store.Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
+		}
+		if len(newIDs) > 0 {
+			state, attempts, owner := "pending", 0, ""
+			if claim > 0 {
+				state, attempts, owner = "processing", 1, s.owner
+			}
+			if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until)
+				SELECT id, raw, $3, $4, $5, $6, $7 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(id, raw, o) ORDER BY o`,
+				newIDs, newRaws, nowS, state, attempts, owner, until); err != nil {
+				return err
+			}
+		}
+		if err := t.append(entries, nil); err != nil {
+			return err
+		}
+		if claim <= 0 {
+			return nil
+		}
+		for _, i := range newIdx {
+			it := &items[i]
+			id, _, err := t.incident(it.container, it.rule, it.at, t.now)
+			if err != nil {
+				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
+			}
+			claimed = append(claimed, store.InboxItem{Alert: alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: id})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("accept alerts: %w", err)
+	}
+	return out, claimed, nil
+}
+
+// ClaimAlerts takes up to max waiting alerts, oldest first: pending ones
+// and ones whose lease ran out. Another handle's claim holds until its
+// lease ends (it may be a live replica), so a replica that died has its
+// alerts taken over one lease later. Rows another transaction is claiming
+// are skipped (FOR UPDATE SKIP LOCKED): no alert is claimed twice.
+func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) ([]store.InboxItem, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim alerts: lease must be positive, got %s", lease)
+	}
+	type claimed struct {
+		n             int64
+		raw, received string
+		attempts      int
+	}
+	var got []claimed
+	err := s.write(ctx, false, func(t *wtx) error {
+		got = got[:0]
+		now := store.FormatTime(t.now)
+		rows, err := t.tx.Query(t.ctx, `WITH c AS (
+			SELECT n FROM inbox WHERE state = 'pending' OR (state = 'processing' AND lease_until <= $1)
+			ORDER BY n LIMIT $2 FOR UPDATE SKIP LOCKED)
+			UPDATE inbox i SET state = 'processing', owner = $3, lease_until = $4, attempts = i.attempts + 1
+			FROM c WHERE i.n = c.n RETURNING i.n, i.raw, i.received_at, i.attempts`,
+			now, max, s.owner, store.FormatTime(t.now.Add(lease)))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c claimed
+			if err := rows.Scan(&c.n, &c.raw, &c.received, &c.attempts); err != nil {
+				rows.Close()
+				return err
+			}
+			got = append(got, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim alerts: %w", err)
+	}
+	slices.SortFunc(got, func(a, b claimed) int { return int(a.n - b.n) })
+	out := make([]store.InboxItem, 0, len(got))
+	for _, c := range got {
+		as, err := alert.Decode([]byte(c.raw))
+		if err != nil || len(as) != 1 {
+			return nil, fmt.Errorf("claim alerts: stored alert does not decode: %v", err)
+		}
+		at, err := store.ParseTime(c.received)
+		if err != nil {
+			return nil, fmt.Errorf("claim alerts: %w", err)
+		}
+		out = append(out, store.InboxItem{Alert: as[0], ReceivedAt: at, Attempts: c.attempts})
+	}
+	return out, nil
+}
+
+// FinishAlert marks an alert processed; see store.Inbox.
+func (s *Store) FinishAlert(ctx context.Context, id string, entries ...store.Entry) error {
+	prep, err := store.PrepareEntries(entries)
+	if err != nil {
+		return fmt.Errorf("finish alert %s: %w", id, err)
+	}
+	err = s.write(ctx, true, func(t *wtx) error {
+		return t.finish(id, prep)
+	})
+	if err != nil {
+		return fmt.Errorf("finish alert %s: %w", id, err)
+	}
+	return nil
+}
+
+func (t *wtx) finish(id string, prep []store.PreparedEntry) error {
+	n, err := t.exec(`UPDATE inbox SET state = 'done', done_at = $1, owner = '', lease_until = '' WHERE id = $2 AND state <> 'done'`,
+		store.FormatTime(t.now), id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return t.exists(`SELECT 1 FROM inbox WHERE id = $1`, id)
+	}
+	return t.append(prep, nil)
+}
+
+// pruneChunk bounds one prune transaction.
+const pruneChunk = 1000
+
+// Prune deletes alerts processed before now - DuplicateWindow (with their
+// action runs and approvals) and outbox messages settled as long ago. The
+// journal is never pruned.
+func (s *Store) Prune(ctx context.Context) (store.Pruned, error) {
+	var p store.Pruned
+	for {
+		var n int64
+		err := s.write(ctx, true, func(t *wtx) error {
+			cutoff := store.FormatTime(t.now.Add(-s.opts.DuplicateWindow))
+			rows, err := t.tx.Query(t.ctx, `DELETE FROM inbox WHERE id IN (
+				SELECT id FROM inbox WHERE state = 'done' AND done_at < $1 LIMIT $2) RETURNING id`, cutoff, pruneChunk)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			n = int64(len(ids))
+			_, err = t.exec(`DELETE FROM action_runs WHERE alert_id = ANY($1)`, ids)
+			return err
+		})
+		if err != nil {
+			return p, fmt.Errorf("prune store: %w", err)
+		}
+		p.Alerts += n
+		if n < pruneChunk {
+			break
+		}
+	}
+	err := s.write(ctx, false, func(t *wtx) error {
+		var err error
+		p.Outbox, err = t.exec(`DELETE FROM outbox WHERE state IN ('done', 'dead') AND updated_at < $1`,
+			store.FormatTime(t.now.Add(-s.opts.DuplicateWindow)))
+		return err
+	})
+	if err != nil {
+		return p, fmt.Errorf("prune store: %w", err)
+	}
+	return p, nil
+}
+
+// Stats returns counts for metrics.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	var st store.Stats
+	if s.closed.Load() {
+		return st, store.ErrClosed
+	}
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM inbox WHERE state = 'pending'),
+		(SELECT count(*) FROM inbox WHERE state = 'processing'),
+		(SELECT count(*) FROM outbox WHERE state IN ('pending', 'leased')),
+		(SELECT count(*) FROM approvals WHERE state = 'pending'),
+		(SELECT seq FROM journal_head WHERE id = 1)`).Scan(
+		&st.InboxPending, &st.InboxProcessing, &st.OutboxPending, &st.ApprovalsPending, &st.JournalSeq)
+	if err != nil {
+		return st, fmt.Errorf("read stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,228 @@
+package pgtest
+
+import (
+	"context"
+
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// DefaultBin is where Debian's postgresql-15 puts its programs.
+const DefaultBin = "/usr/lib/postgresql/15/bin"
+
+// BinEnv overrides DefaultBin.
+const BinEnv = "RIPOSTE_PG_BIN"
+
+// Options tune a Server.
+type Options struct {
+	// Durable keeps fsync on (benchmarks); tests run with fsync off,
+	// which loses nothing unless the machine itself crashes.
+	Durable bool
+}
+
+// Server is one running PostgreSQL.
+type Server struct {
+	dir    string // owns data/ and the socket
+	cmd    *exec.Cmd
+	exited chan struct{}
+	dbs    atomic.Int64
+	stop   sync.Once
+	log    string
+}
+
+// Bin returns the directory of initdb and postgres.
+func Bin() string {
+	if b := os.Getenv(BinEnv); b != "" {
+		return b
+	}
+	return DefaultBin
+}
+
+// Start initialises a cluster in a new temporary directory and starts it.
+func Start(opts Options) (_ *Server, err error) {
+	bin := Bin()
+	for _, p := range []string{"initdb", "postgres"} {
+		if _, err := os.Stat(filepath.Join(bin, p)); err != nil {
+			return nil, fmt.Errorf("start postgres: %w", err)
+		}
+	}
+	// Short path: a unix socket path is limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "riposte-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	s := &Server{dir: dir, exited: make(chan struct{}), log: filepath.Join(dir, "postgres.log")}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	cred, err := credential(dir)
+	if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	data := filepath.Join(dir, "data")
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+		"-E", "UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("start postgres: initdb: %w\n%s", err, out)
+	}
+	fsync := "off"
+	if opts.Durable {
+		fsync = "on"
+	}
+	logf, err := os.Create(s.log)
+	if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	defer logf.Close()
+	if cred != nil {
+		_ = os.Chown(s.log, int(cred.Uid), int(cred.Gid))
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir,
+		"-c", "listen_addresses=", "-c", "fsync="+fsync, "-c", "full_page_writes="+fsync,
+		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	if err := s.waitReady(30 * time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	return s, nil
+}
+
+// credential is the postgres user's when running as root (initdb refuses
+// root), with dir handed to it; nil otherwise.
+func credential(dir string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func (s *Server) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(s.log)
+			return fmt.Errorf("postgres exited: %s", log)
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", timeout, err)
+		}
+	}
+}
+
+// URL is the connection URL of database db.
+func (s *Server) URL(db string) string {
+	q := url.Values{"host": {s.dir}, "user": {"postgres"}, "sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// Database creates a new, empty database and returns its URL.
+func (s *Server) Database(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("riposte_%d", s.dbs.Add(1))
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.URL(name), nil
+}
+
+// Stop shuts the server down (fast shutdown, then SIGKILL after 10 s) and
+// removes its directory. It is safe to call more than once.
+func (s *Server) Stop() {
+	s.stop.Do(func() {
+		if s.cmd != nil && s.cmd.Process != nil {
+			_ = s.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-s.exited:
+			case <-time.After(10 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-s.exited
+			}
+		}
+		os.RemoveAll(s.dir)
+	})
+}
+
+// Shared starts one Server for a test binary on first use. The zero value
+// is ready; call Stop from TestMain after m.Run.
+type Shared struct {
+	Options Options
+	once    sync.Once
+	srv     *Server
+	err     error
+}
+
+// Get returns the server, starting it the first time. Without PostgreSQL's
+// programs the test skips, or fails in CI.
+func (sh *Shared) Get(t testing.TB) *Server {
+	t.Helper()
+	testutil.Paths(t, filepath.Join(Bin(), "initdb"), filepath.Join(Bin(), "postgres"))
+	sh.once.Do(func() { sh.srv, sh.err = Start(sh.Options) })
+	if sh.err != nil {
+		t.Fatal(sh.err)
+	}
+	return sh.srv
+}
+
+// Database is Get(t).Database: a new, empty database's URL.
+func (sh *Shared) Database(t testing.TB) string {
+	t.Helper()
+	url, err := sh.Get(t).Database(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// Stop stops the server if it was started.
+func (sh *Shared) Stop() {
+	if sh.srv != nil {
+		sh.srv.Stop()
+	}
+}

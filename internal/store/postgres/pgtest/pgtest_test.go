@@ -1,0 +1,34 @@
+package pgtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestStart starts a server, makes two databases and queries one.
+func TestStart(t *testing.T) {
+	var sh Shared
+	defer sh.Stop()
+	srv := sh.Get(t)
+	u1, u2 := sh.Database(t), sh.Database(t)
+	if u1 == u2 {
+		t.Fatalf("one database handed out twice: %s", u1)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version_num").Scan(&v); err != nil || v < "150000" {
+		t.Fatalf("server version %s, %v", v, err)
+	}
+	srv.Stop()
+	srv.Stop()
+	if _, err := pgx.Connect(ctx, u1); err == nil {
+		t.Fatal("connected after Stop")
+	}
+}

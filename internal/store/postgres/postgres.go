@@ -1,0 +1,281 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// Store is the PostgreSQL implementation of store.Backend. See the package
+// doc.
+type Store struct {
+	pool     *pgxpool.Pool
+	opts     store.Options
+	owner    string // this handle's claims and leases
+	log      *slog.Logger
+	readOnly bool
+	closed   atomic.Bool
+	where    string // the URL without its password, for messages
+}
+
+var (
+	_ store.Backend = (*Store)(nil)
+	_ store.Nonces  = (*Store)(nil)
+)
+
+// IsURL reports whether s names a PostgreSQL database (postgres:// or
+// postgresql://) rather than a data directory.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Redact returns the URL with its password replaced, for logs and errors.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Open connects to the database at connURL, migrates its schema (unless
+// opts.ReadOnly) and returns the store. The caller closes it.
+func Open(ctx context.Context, connURL string, opts store.Options) (*Store, error) {
+	where := Redact(connURL)
+	cfg, err := pgxpool.ParseConfig(connURL)
+	if err != nil {
+		// pgx's message may quote the URL, password included.
+		return nil, fmt.Errorf("open store %s: the URL does not parse as a PostgreSQL connection string", where)
+	}
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	defaults(&opts)
+	s := &Store{opts: opts, owner: newOwner(), log: opts.Logger, readOnly: opts.ReadOnly, where: where}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	if opts.ReadOnly {
+		err = checkVersion(ctx, s.pool)
+	} else {
+		err = migrate(ctx, s.pool)
+	}
+	if err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	return s, nil
+}
+
+func defaults(o *store.Options) {
+	if o.IncidentWindow <= 0 {
+		o.IncidentWindow = 10 * time.Minute
+	}
+	if o.ClockSkew <= 0 {
+		o.ClockSkew = 5 * time.Minute
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func newOwner() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Owner is the name this handle's claims and leases carry.
+func (s *Store) Owner() string { return s.owner }
+
+// Close closes the connections; calls after it fail with store.ErrClosed.
+// It is safe to call more than once.
+func (s *Store) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.pool.Close()
+	}
+	return nil
+}
+
+func (s *Store) now() time.Time { return s.opts.Now().UTC() }
+
+// wtx is one write transaction. A chain transaction holds the journal head
+// row's lock from its start: appends (and every change that journals) are
+// serialised, and the entries of one transaction are consecutive.
+type wtx struct {
+	s     *Store
+	ctx   context.Context
+	tx    pgx.Tx
+	now   time.Time
+	chain bool
+	head  chainHead
+	begun chainHead
+}
+
+type chainHead struct {
+	seq  int64
+	hash string
+	time time.Time
+}
+
+// retries is how often a transaction that lost a deadlock or
+// serialisation race is run again.
+const retries = 5
+
+// write runs fn in a transaction and commits it; the call returns only
+// after the commit (synchronous_commit: the WAL is flushed). fn may run
+// more than once (a retried deadlock): it must set its results afresh.
+func (s *Store) write(ctx context.Context, chain bool, fn func(*wtx) error) error {
+	if s.readOnly {
+		return store.ErrReadOnly
+	}
+	for attempt := 1; ; attempt++ {
+		if s.closed.Load() {
+			return store.ErrClosed
+		}
+		err := s.try(ctx, chain, fn)
+		if err == nil || attempt >= retries || !retryable(err) {
+			return err
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		if s.closed.Load() {
+			return store.ErrClosed
+		}
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
+	t := &wtx{s: s, ctx: ctx, tx: tx, chain: chain}
+	if chain {
+		var ts string
+		if err := tx.QueryRow(ctx, `SELECT seq, hash, time FROM journal_head WHERE id = 1 FOR UPDATE`).Scan(&t.head.seq, &t.head.hash, &ts); err != nil {
+			return fmt.Errorf("lock journal head: %w", err)
+		}
+		t.head.time, _ = store.ParseTime(ts) // a hand-edited time: verify reports it
+		t.begun = t.head
+	}
+	t.now = s.now()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.head != t.begun {
+		if _, err := tx.Exec(ctx, `UPDATE journal_head SET seq = $1, hash = $2, time = $3 WHERE id = 1`,
+			t.head.seq, t.head.hash, store.FormatTime(t.head.time)); err != nil {
+			return fmt.Errorf("record journal head: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (t *wtx) exec(sql string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(t.ctx, sql, args...)
+	return tag.RowsAffected(), err
+}
+
+func (t *wtx) queryRow(sql string, args ...any) pgx.Row { return t.tx.QueryRow(t.ctx, sql, args...) }
+
+// exists reports whether query (SELECT 1 ...) finds a row: for telling
+// "already so" from "not found" after an update changed nothing.
+func (t *wtx) exists(query string, args ...any) error {
+	var one int
+	if err := t.queryRow(query, args...).Scan(&one); err != nil {
+		return notFound(err)
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// append numbers, chains, hashes and inserts entries; out, when not nil,
+// receives them as stored. Only chain transactions append.
+func (t *wtx) append(entries []store.PreparedEntry, out []store.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if !t.chain {
+		return errors.New("append outside a chain transaction (a bug)")
+	}
+	h := t.head
+	rows := make([][]any, len(entries))
+	for i := range entries {
+		p := &entries[i]
+		at := t.s.now()
+		if at.Before(h.time) {
+			at = h.time // keep time non-decreasing along seq
+		}
+		r := store.Row{
+			Seq: h.seq + 1, Time: store.FormatTime(at), Type: string(p.Type), AlertID: p.AlertID,
+			Playbook: p.Playbook, Action: p.Action, Actor: p.Actor, Detail: p.DetailJSON,
+			SHA256: p.SHA256, PrevHash: h.hash,
+		}
+		r.Hash = r.ComputeHash()
+		rows[i] = []any{r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash}
+		h = chainHead{seq: r.Seq, hash: r.Hash, time: at}
+		if out != nil {
+			e, err := r.Entry()
+			if err != nil {
+				return err
+			}
+			out[i] = e
+		}
+	}
+	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"journal"}, journalCols, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("append journal entries: %w", err)
+	}
+	t.head = h
+	return nil
+}
+
+var journalCols = []string{"seq", "time", "type", "alert_id", "playbook", "action", "actor", "detail", "sha256", "prev_hash", "hash"}
