@@ -17,6 +17,7 @@ func newActCmd() *cobra.Command {
 	var (
 		configPath string
 		data       string
+		storeURL   string
 		container  string
 		incident   string
 		with       []string
@@ -63,7 +64,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 				}
 				params[k] = v
 			}
-			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data})
+			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data, Store: storeURL})
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
@@ -102,6 +103,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "config file (riposte.yaml)")
 	f.StringVar(&data, "data", "", "data directory (default ./riposte-data)")
+	storeFlag(f, &storeURL)
 	f.StringVar(&container, "container", "", "container id, short id or name")
 	f.StringVar(&incident, "incident", "", "incident id to file evidence under")
 	f.StringArrayVar(&with, "with", nil, "action parameter key=value (repeatable)")

@@ -70,6 +70,7 @@ riposte itself could not start. Offending containers stay quarantined and paused
 	f.StringVar(&configPath, "config", "", "config file (default: detector on, built-in ci-guard playbook, notifications to the log)")
 	f.StringArrayVar(&o.Playbooks, "playbooks", nil, "playbook file or directory (repeatable; default: the built-in ci-guard playbook)")
 	f.StringVar(&o.Data, "data", "", "data directory for the journal and the evidence (default ./riposte-ci)")
+	storeFlag(f, &o.Store)
 	f.StringVar(&opts.Report, "report", "", "write PREFIX.json and PREFIX.xml (JUnit)")
 	f.BoolVar(&opts.Release, "release", false, "release contained containers at the end")
 	f.DurationVar(&opts.Grace, "grace", 2*time.Second, "keep watching this long after CMD ends")

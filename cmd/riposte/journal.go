@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
 	"github.com/riposte-sec/riposte/internal/store"
 )
 
@@ -36,11 +39,12 @@ server runs.`,
 
 func newJournalShowCmd() *cobra.Command {
 	var (
-		data    string
-		output  string
-		alertID string
-		since   string
-		types   []string
+		data     string
+		storeURL string
+		output   string
+		alertID  string
+		since    string
+		types    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "show",
@@ -68,11 +72,11 @@ Exit status: 0 done, 2 bad input.`,
 				}
 				f.Types = append(f.Types, store.EntryType(t))
 			}
-			s, err := openJournal(data)
+			s, closer, err := openJournal(cmd.Context(), storeURL, data)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer closer.Close()
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				err = showJSON(cmd.Context(), out, s, f)
@@ -86,6 +90,7 @@ Exit status: 0 done, 2 bad input.`,
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", defaultDataDir, "data directory (holds riposte.db)")
+	storeFlag(cmd.Flags(), &storeURL)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one entry per line)")
 	cmd.Flags().StringVar(&alertID, "alert", "", "only entries about this alert id")
 	cmd.Flags().StringVar(&since, "since", "", "only entries at or after: RFC 3339 time, date, or duration ago (2h, 7d)")
@@ -111,8 +116,9 @@ func entryTypeList() string {
 
 func newJournalVerifyCmd() *cobra.Command {
 	var (
-		data   string
-		output string
+		data     string
+		storeURL string
+		output   string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -129,11 +135,11 @@ entry), 2 bad input.`,
 			if output != "text" && output != "json" {
 				return withCode(exitBadInput, fmt.Errorf("--output: want text or json, got %q", output))
 			}
-			s, err := openJournal(data)
+			s, closer, err := openJournal(cmd.Context(), storeURL, data)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer closer.Close()
 			rep, err := s.Verify(cmd.Context())
 			if err != nil {
 				return withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
@@ -155,19 +161,34 @@ entry), 2 bad input.`,
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", defaultDataDir, "data directory (holds riposte.db)")
+	storeFlag(cmd.Flags(), &storeURL)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the report)")
 	return cmd
 }
 
-func openJournal(data string) (*store.Store, error) {
+func openJournal(ctx context.Context, storeURL, data string) (store.Journal, io.Closer, error) {
+	if storeURL != "" {
+		s, err := assembly.OpenStore(ctx, storeURL, "", store.Options{ReadOnly: true})
+		if err != nil {
+			return nil, nil, withCode(exitBadInput, fmt.Errorf("%w (is --store the servers' database?)", err))
+		}
+		return s, s, nil
+	}
 	if data == "" {
-		return nil, withCode(exitBadInput, errors.New("--data: empty"))
+		return nil, nil, withCode(exitBadInput, errors.New("--data: empty"))
 	}
 	s, err := store.Open(store.PathIn(data), store.Options{ReadOnly: true})
 	if err != nil {
-		return nil, withCode(exitBadInput, fmt.Errorf("%w (is --data %s the server's data directory?)", err, data))
+		return nil, nil, withCode(exitBadInput, fmt.Errorf("%w (is --data %s the server's data directory?)", err, data))
 	}
-	return s, nil
+	return s, s, nil
+}
+
+// storeFlag adds --store, the PostgreSQL URL that replaces the SQLite file
+// of --data (default $RIPOSTE_STORE).
+func storeFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "store", os.Getenv(assembly.StoreEnv),
+		"PostgreSQL store URL, postgres://... (cluster mode; default $"+assembly.StoreEnv+", else the SQLite file in --data)")
 }
 
 func showJSON(ctx context.Context, out io.Writer, s store.Journal, f store.Filter) error {

@@ -20,7 +20,9 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the HTTP server and the response engine (and the detector when enabled)",
 		Long: `Serve takes alerts on POST /v1/alerts (and POST / for Falco's http_output), stores them
-durably, matches playbooks and runs their actions, journaling every step in <data>/riposte.db.
+durably, matches playbooks and runs their actions, journaling every step in <data>/riposte.db,
+or with --store postgres://... (or store.url, or RIPOSTE_STORE) in a PostgreSQL database that
+several serve replicas share (cluster mode; evidence stays in each replica's --data).
 
 Flags override the config file. The intake token comes from --token, the config's
 auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first start, mode 0600).
@@ -63,6 +65,7 @@ SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, t
 	f.StringVar(&configPath, "config", "", "config file (riposte.yaml)")
 	f.StringVar(&o.Listen, "listen", "", "HTTP listen address (default 127.0.0.1:8080)")
 	f.StringVar(&o.Data, "data", "", "data directory: SQLite store and evidence (default ./riposte-data)")
+	storeFlag(f, &o.Store)
 	f.StringArrayVar(&o.Playbooks, "playbooks", nil, "playbook file or directory (repeatable; replaces the config's list)")
 	f.StringVar(&o.Token, "token", os.Getenv("RIPOSTE_TOKEN"), "intake bearer token (default $RIPOSTE_TOKEN)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "plan and journal everything, execute nothing")

@@ -184,8 +184,12 @@ func (c *Config) MetricsToken() (string, error) {
 	return v, nil
 }
 
-// Store tunes the SQLite store.
+// Store selects and tunes the store: SQLite in Data by default, or the
+// PostgreSQL database at URL (cluster mode: replicas share it).
 type Store struct {
+	// URL, when set, is a postgres:// (or postgresql://) connection URL.
+	// RIPOSTE_STORE and --store override it.
+	URL string `yaml:"url"`
 	// IncidentWindow groups alerts of one container and rule. Default 10m.
 	IncidentWindow time.Duration `yaml:"incident_window"`
 	// ClockSkew: an alert whose time is further than this from when it was
@@ -340,6 +344,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("auth.max_body: must not be negative"))
 	}
 	errs = append(errs, c.TLS.validate())
+	if u := c.Store.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		errs = append(errs, errors.New("store.url: want a postgres:// or postgresql:// URL (leave it empty for SQLite in data)"))
+	}
 	if c.Store.ClockSkew < 0 {
 		errs = append(errs, errors.New("store.clock_skew: must not be negative"))
 	}

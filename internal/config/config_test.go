@@ -22,6 +22,7 @@ func TestParseStrict(t *testing.T) {
 		{"tls require without ca", "tls: {cert_file: c.pem, key_file: k.pem, client_auth: require}\n", "riposte.yaml: tls.client_auth: require needs tls.client_ca_file"},
 		{"tls client ca without cert", "tls: {client_ca_file: ca.pem}\n", "riposte.yaml: tls: client_ca_file and client_auth need cert_file and key_file"},
 		{"tls unknown key", "tls: {cert: c.pem}\n", "riposte.yaml:1: field cert not found in type config.TLS"},
+		{"store url not postgres", "store: {url: mysql://db/riposte}\n", "riposte.yaml: store.url: want a postgres:// or postgresql:// URL (leave it empty for SQLite in data)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +38,7 @@ func TestParseValues(t *testing.T) {
 	c, err := Parse("x.yaml", []byte(`
 listen: 0.0.0.0:9000
 dry_run: true
+store: {url: "postgres://riposte@db.internal/riposte"}
 engine:
   workers: 8
   blast_radius: {max: 3, window: 5m}
@@ -48,7 +50,8 @@ docker:
 		t.Fatal(err)
 	}
 	if c.Listen != "0.0.0.0:9000" || !c.DryRun || c.Engine.Workers != 8 || c.Engine.BlastRadius.Max != 3 ||
-		c.Engine.BlastRadius.Window != 5*time.Minute || c.Data != "riposte-data" || c.Section("docker") == nil {
+		c.Engine.BlastRadius.Window != 5*time.Minute || c.Data != "riposte-data" || c.Section("docker") == nil ||
+		c.Store.URL != "postgres://riposte@db.internal/riposte" {
 		t.Errorf("parsed %+v", c)
 	}
 }

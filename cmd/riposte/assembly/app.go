@@ -36,6 +36,7 @@ import (
 type Overrides struct {
 	Listen    string
 	Data      string
+	Store     string // store URL (postgres://...); "" keeps the config's
 	Playbooks []string
 	Token     string
 	DryRun    bool
@@ -56,6 +57,9 @@ func LoadConfig(path string, o Overrides) (config.Config, error) {
 	}
 	if o.Data != "" {
 		cfg.Data = o.Data
+	}
+	if o.Store != "" {
+		cfg.Store.URL = o.Store
 	}
 	if len(o.Playbooks) > 0 {
 		cfg.Playbooks = o.Playbooks
@@ -82,7 +86,7 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 type App struct {
 	Config       config.Config
 	Log          *slog.Logger
-	Store        *store.Store
+	Store        Store
 	Playbooks    *playbooks.Set
 	Engine       *engine.Engine
 	Integrations *Integrations
@@ -130,7 +134,7 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Metrics = metrics.New(a.Registry)
-	a.Store, err = store.Open(store.PathIn(cfg.Data), store.Options{IncidentWindow: cfg.Store.IncidentWindow, ClockSkew: cfg.Store.ClockSkew, Logger: log.With("component", "store")})
+	a.Store, err = OpenStore(context.Background(), cfg.Store.URL, cfg.Data, store.Options{IncidentWindow: cfg.Store.IncidentWindow, ClockSkew: cfg.Store.ClockSkew, Logger: log.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

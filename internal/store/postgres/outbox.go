@@ -189,46 +189,6 @@ func (s *Store) settleOutbox(ctx context.Context, verb string, id int64, state s
 	return nil
 }
 
-const threadNS = "thread"
-
-func threadKey(incident, channel string) string { return incident + "/" + channel }
-
-// Thread returns the thread of an incident in a channel; see store.Threads.
-func (s *Store) Thread(ctx context.Context, incident, channel string) (store.Thread, bool, error) {
-	v, ok, err := s.Get(ctx, threadNS, threadKey(incident, channel))
-	if err != nil || !ok {
-		if err != nil {
-			err = fmt.Errorf("get thread of %s in %s: %w", incident, channel, err)
-		}
-		return store.Thread{}, false, err
-	}
-	return store.Thread{Channel: channel, TS: string(v)}, true, nil
-}
-
-// PutThread records a thread unless one is recorded; the first one
-// recorded by any replica stays and is returned.
-func (s *Store) PutThread(ctx context.Context, incident string, th store.Thread) (store.Thread, error) {
-	if th.Channel == "" || th.TS == "" {
-		return store.Thread{}, fmt.Errorf("put thread of %s: channel and ts are required", incident)
-	}
-	key := threadKey(incident, th.Channel)
-	if err := errors.Join(store.CheckText(key), store.CheckText(th.TS)); err != nil {
-		return store.Thread{}, fmt.Errorf("put thread of %s in %s: %w", incident, th.Channel, err)
-	}
-	var stored string
-	err := s.write(ctx, false, func(t *wtx) error {
-		if _, err := t.exec(`INSERT INTO kv (ns, key, value, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (ns, key) DO NOTHING`,
-			threadNS, key, th.TS, store.FormatTime(t.now)); err != nil {
-			return err
-		}
-		return t.queryRow(`SELECT value FROM kv WHERE ns = $1 AND key = $2`, threadNS, key).Scan(&stored)
-	})
-	if err != nil {
-		return store.Thread{}, fmt.Errorf("put thread of %s in %s: %w", incident, th.Channel, err)
-	}
-	return store.Thread{Channel: th.Channel, TS: stored}, nil
-}
-
 // Get reads a value of the key/value table notifiers keep state in.
 func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
 	var v string

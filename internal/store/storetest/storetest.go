@@ -48,7 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Apply", testApply},
 		{"Approvals", testApprovals},
 		{"Outbox", testOutbox},
-		{"ThreadsAndKV", testThreadsKV},
+		{"KV", testKV},
 		{"Nonces", testNonces},
 		{"Prune", testPrune},
 		{"ReopenKeepsChain", testReopen},
@@ -870,25 +870,8 @@ func testOutbox(t *testing.T, h Harness) {
 	MustVerify(t, s)
 }
 
-func testThreadsKV(t *testing.T, h Harness) {
+func testKV(t *testing.T, h Harness) {
 	s, _ := open(t, h, store.Options{})
-	if _, ok, err := s.Thread(ctx, "inc-1", "C1"); err != nil || ok {
-		t.Fatalf("thread before any: %v %v", ok, err)
-	}
-	th, err := s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1", TS: "1.1"})
-	if err != nil || th.TS != "1.1" {
-		t.Fatalf("put thread %+v, %v", th, err)
-	}
-	th, err = s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1", TS: "2.2"})
-	if err != nil || th.TS != "1.1" {
-		t.Fatalf("second put thread %+v, %v: the first stays", th, err)
-	}
-	if th, ok, err := s.Thread(ctx, "inc-1", "C1"); err != nil || !ok || th.TS != "1.1" || th.Channel != "C1" {
-		t.Fatalf("thread %+v %v %v", th, ok, err)
-	}
-	if _, err := s.PutThread(ctx, "inc-1", store.Thread{Channel: "C1"}); err == nil {
-		t.Fatal("thread without ts accepted")
-	}
 	if err := s.Put(ctx, "ns", "k", []byte(`{"a":1}`)); err != nil {
 		t.Fatal(err)
 	}
