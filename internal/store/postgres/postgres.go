@@ -123,11 +123,29 @@ func newOwner() string {
 // Owner is the name this handle's claims and leases carry.
 func (s *Store) Owner() string { return s.owner }
 
-// Close closes the connections; calls after it fail with store.ErrClosed.
-// It is safe to call more than once.
+// Close releases this handle's claims (alerts it claimed and did not
+// finish go back to pending, leased messages are due again) so that other
+// replicas take them at once rather than after the lease, then closes the
+// connections. Calls after it fail with store.ErrClosed; it is safe to call
+// more than once. A replica that dies without Close keeps its claims until
+// their leases run out.
 func (s *Store) Close() error {
-	if s.closed.CompareAndSwap(false, true) {
-		s.pool.Close()
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.pool.Close()
+	if s.readOnly {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := store.FormatTime(s.now())
+	_, err1 := s.pool.Exec(ctx, `UPDATE inbox SET state = 'pending', owner = '', lease_until = ''
+		WHERE state = 'processing' AND owner = $1`, s.owner)
+	_, err2 := s.pool.Exec(ctx, `UPDATE outbox SET state = 'pending', owner = '', next_at = $2, updated_at = $2
+		WHERE state = 'leased' AND owner = $1`, s.owner, now)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("close store %s: release claims: %w", s.where, err)
 	}
 	return nil
 }

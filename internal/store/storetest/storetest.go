@@ -21,9 +21,9 @@ type Harness struct {
 	// Open opens the store at loc. The suite closes what it opens.
 	Open func(t testing.TB, loc string, opts store.Options) (store.Backend, error)
 	// Shared: several handles (processes, replicas) may have one location
-	// open at once, and a claim or lease of another handle holds until it
-	// runs out. Not shared: one handle at a time, and what another handle
-	// had claimed is abandoned (its process is gone) and claimable at once.
+	// open at once, and a claim or lease of another open handle holds until
+	// it runs out. Not shared: one handle at a time. Either way, what a
+	// closed handle had claimed is claimable at once.
 	Shared bool
 }
 
@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"Prune", testPrune},
 		{"ReopenKeepsChain", testReopen},
 		{"AbandonedClaims", testAbandoned},
+		{"LeasesAcrossHandles", testLeasesAcrossHandles},
 		{"ConcurrentAcceptAndClaim", testConcurrent},
 	}
 	for _, tc := range tests {
@@ -1006,9 +1007,8 @@ func testReopen(t *testing.T, h Harness) {
 	MustVerify(t, s)
 }
 
-// testAbandoned: what a closed handle had claimed. Not shared: its process
-// is gone, so alerts and messages come back at once. Shared: another
-// replica's claims hold until their lease runs out, then come back.
+// testAbandoned: what a closed handle had claimed comes back at once: the
+// process is gone (SQLite), or it released its claims on Close (shared).
 func testAbandoned(t *testing.T, h Harness) {
 	c := NewClock()
 	loc := h.Fresh(t)
@@ -1028,15 +1028,6 @@ func testAbandoned(t *testing.T, h Harness) {
 	}
 	s.Close()
 	s = reopen(t, h, loc, store.Options{Now: c.Now})
-	if h.Shared {
-		if items, _ := s.ClaimAlerts(ctx, 10, time.Hour); len(items) != 0 {
-			t.Fatalf("another owner's leased alerts taken before the lease ran out: %+v", items)
-		}
-		if items, _ := s.ClaimOutbox(ctx, 10, time.Hour); len(items) != 0 {
-			t.Fatalf("another owner's leased messages taken before the lease ran out: %+v", items)
-		}
-		c.Add(time.Hour + time.Second)
-	}
 	items, err := s.ClaimAlerts(ctx, 10, time.Hour)
 	if err != nil || len(items) != 2 || items[0].Attempts != 2 {
 		t.Fatalf("abandoned alerts: %+v, %v", items, err)
@@ -1044,6 +1035,57 @@ func testAbandoned(t *testing.T, h Harness) {
 	msgs, err := s.ClaimOutbox(ctx, 10, time.Hour)
 	if err != nil || len(msgs) != 1 || msgs[0].Attempts != 2 {
 		t.Fatalf("abandoned messages: %+v, %v", msgs, err)
+	}
+}
+
+// testLeasesAcrossHandles (shared backends): another open handle's claims
+// and leases hold until they run out, then any handle takes the work over;
+// its started actions are in doubt for the handle that takes over.
+func testLeasesAcrossHandles(t *testing.T, h Harness) {
+	if !h.Shared {
+		t.Skip("one handle at a time: nothing to share")
+	}
+	c := NewClock()
+	loc := h.Fresh(t)
+	a := reopen(t, h, loc, store.Options{Now: c.Now})
+	b := reopen(t, h, loc, store.Options{Now: c.Now})
+	mustAccept(t, a, "a-1", "a-2")
+	if _, err := a.Enqueue(ctx, []store.Message{{Key: "m1", Kind: "slack"}}); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := a.ClaimAlerts(ctx, 10, time.Minute); len(items) != 2 {
+		t.Fatalf("a claimed %d", len(items))
+	}
+	if items, _ := a.ClaimOutbox(ctx, 10, time.Minute); len(items) != 1 {
+		t.Fatalf("a leased %d", len(items))
+	}
+	key := store.ActionKey{AlertID: "a-1", Playbook: "pb"}
+	if cl, err := a.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}); err != nil || cl.Outcome != store.ClaimRun {
+		t.Fatalf("a claims the action: %+v %v", cl, err)
+	}
+	if items, _ := b.ClaimAlerts(ctx, 10, time.Minute); len(items) != 0 {
+		t.Fatalf("b took alerts a holds: %+v", items)
+	}
+	if items, _ := b.ClaimOutbox(ctx, 10, time.Minute); len(items) != 0 {
+		t.Fatalf("b took messages a holds: %+v", items)
+	}
+	c.Add(time.Minute + time.Second)
+	items, err := b.ClaimAlerts(ctx, 10, time.Minute)
+	if err != nil || len(items) != 2 || items[0].Attempts != 2 {
+		t.Fatalf("b after a's lease: %+v, %v", items, err)
+	}
+	if items, _ := a.ClaimAlerts(ctx, 10, time.Minute); len(items) != 0 {
+		t.Fatalf("a took back what b now holds: %+v", items)
+	}
+	msgs, err := b.ClaimOutbox(ctx, 10, time.Minute)
+	if err != nil || len(msgs) != 1 || msgs[0].Attempts != 2 {
+		t.Fatalf("b's messages after a's lease: %+v, %v", msgs, err)
+	}
+	if cl, _ := b.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}); cl.Outcome != store.ClaimInDoubt {
+		t.Fatalf("b claims a's started action: %s, want in doubt", cl.Outcome)
+	}
+	if cl, _ := a.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}); cl.Outcome != store.ClaimBusy {
+		t.Fatalf("a claims its own started action: %s, want busy", cl.Outcome)
 	}
 }
 
