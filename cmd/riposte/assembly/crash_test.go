@@ -27,15 +27,23 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(serveChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
 }
 
 func serveChild() int {
 	cfg, err := LoadConfig("", Overrides{Listen: "127.0.0.1:0", Data: os.Getenv("RIPOSTE_TEST_DATA"),
-		Playbooks: []string{os.Getenv("RIPOSTE_TEST_PLAYBOOKS")}})
+		Playbooks: []string{os.Getenv("RIPOSTE_TEST_PLAYBOOKS")}, Store: os.Getenv(StoreEnv)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if l := os.Getenv("RIPOSTE_TEST_LEASE"); l != "" {
+		if cfg.Engine.Lease, err = time.ParseDuration(l); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
 	}
 	a, err := Build(cfg, NewLogger(cfg, os.Stderr))
 	if err != nil {
@@ -81,11 +89,11 @@ type child struct {
 	logs *bytes.Buffer
 }
 
-func startChild(t *testing.T, data, pbs string) *child {
+func startChild(t *testing.T, data, pbs string, env ...string) *child {
 	t.Helper()
 	os.Remove(ServeInfoPath(data))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "RIPOSTE_TEST_DATA="+data, "RIPOSTE_TEST_PLAYBOOKS="+pbs)
+	cmd.Env = append(append(os.Environ(), childEnv+"=1", "RIPOSTE_TEST_DATA="+data, "RIPOSTE_TEST_PLAYBOOKS="+pbs), env...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
