@@ -16,6 +16,7 @@ var pg pgtest.Shared
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pg.Stop()
+	pgDurable.Stop()
 	os.Exit(code)
 }
 
