@@ -18,8 +18,11 @@
 // Every write is one transaction, and a call returns only after COMMIT
 // returned, which with PostgreSQL's default synchronous_commit means the
 // commit record is flushed to the WAL: an Accept answered (the server's
-// 202) survives a crash of riposte and of PostgreSQL. There is no group
-// commit of riposte's own; PostgreSQL flushes concurrent commits together.
+// 202) survives a crash of riposte and of PostgreSQL. Accepts are group
+// committed: one goroutine per handle (the accepter) runs them, and the
+// Accepts that queue while its transaction commits go together into the
+// next one (one head-row lock, one WAL flush for all). Close lets the
+// queued Accepts commit before it closes the pool.
 //
 // # One chain, serialised appends
 //

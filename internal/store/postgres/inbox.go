@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -63,40 +64,144 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 			}
 		}
 	}
-	var out []store.Accepted
-	var claimed []store.InboxItem
-	err := s.write(ctx, true, func(t *wtx) error {
-		out, claimed = make([]store.Accepted, len(items)), nil
-		ids := make([]string, len(items))
-		for i := range items {
-			ids[i] = items[i].id
+	r := &acceptReq{ctx: ctx, alerts: alerts, items: items, claim: claim, done: make(chan struct{})}
+	if err := s.sendAccept(ctx, r); err != nil {
+		return nil, nil, fmt.Errorf("accept alerts: %w", err)
+	}
+	return r.out, r.claimed, nil
+}
+
+// acceptReq is one Accept waiting for the accepter.
+type acceptReq struct {
+	ctx    context.Context
+	alerts []alert.Alert
+	items  []acceptItem
+	claim  time.Duration
+	// set by the accepter
+	out     []store.Accepted
+	claimed []store.InboxItem
+	err     error
+	done    chan struct{}
+}
+
+// maxAcceptBatch bounds the alerts one accept transaction takes.
+const maxAcceptBatch = 1024
+
+// sendAccept queues r for the accepter and waits for its answer. If ctx
+// ends first the call returns ctx.Err() and r may still commit: Accept is
+// idempotent, a retry journals a duplicate at worst.
+func (s *Store) sendAccept(ctx context.Context, r *acceptReq) error {
+	if s.readOnly {
+		return store.ErrReadOnly
+	}
+	s.qmu.RLock()
+	if s.qclosed {
+		s.qmu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case s.acceptQ <- r:
+	case <-ctx.Done():
+		s.qmu.RUnlock()
+		return ctx.Err()
+	}
+	s.qmu.RUnlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// acceptLoop is the accepter: group commit. While one accept transaction
+// holds the chain and waits for its commit to be flushed, the Accepts that
+// arrive queue up; the next transaction takes all of them (up to
+// maxAcceptBatch alerts), so concurrent callers share one lock hold and
+// one WAL flush instead of queueing for the head row one by one.
+func (s *Store) acceptLoop() {
+	defer close(s.acceptDone)
+	last := 0 // alerts of the previous batch
+	for r := range s.acceptQ {
+		batch, n := []*acceptReq{r}, len(r.items)
+		if len(s.acceptQ)+n < last/2 {
+			// The callers just answered are still on their way back:
+			// let them queue, or this transaction would take one alert
+			// and the next all the others.
+			runtime.Gosched()
 		}
-		seen := make(map[string]string, len(items))
-		rows, err := t.tx.Query(t.ctx, `SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id, raw string
-			if err := rows.Scan(&id, &raw); err != nil {
-				rows.Close()
-				return err
+	drain:
+		for n < maxAcceptBatch {
+			select {
+			case r, ok := <-s.acceptQ:
+				if !ok {
+					break drain
+				}
+				batch, n = append(batch, r), n+len(r.items)
+			default:
+				break drain
 			}
-			seen[id] = raw
 		}
-		if err := rows.Err(); err != nil {
+		last = n
+		live := batch[:0:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.err = err // nobody waits for it
+				close(r.done)
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		err := s.write(context.Background(), true, func(t *wtx) error { return t.acceptAll(live) })
+		for _, r := range live {
+			r.err = err
+			close(r.done)
+		}
+	}
+}
+
+// acceptAll stores the alerts of reqs, in order, in one chain transaction:
+// one lookup of the ids already there, one insert of the new ones, their
+// entries, and for AcceptClaimed requests their incidents.
+func (t *wtx) acceptAll(reqs []*acceptReq) error {
+	var ids []string
+	for _, r := range reqs {
+		r.out, r.claimed = make([]store.Accepted, len(r.items)), nil
+		for i := range r.items {
+			ids = append(ids, r.items[i].id)
+		}
+	}
+	seen := make(map[string]string, len(ids))
+	rows, err := t.tx.Query(t.ctx, `SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
 			return err
 		}
-		nowS := store.FormatTime(t.now)
-		until := ""
-		if claim > 0 {
-			until = store.FormatTime(t.now.Add(claim))
+		seen[id] = raw
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	nowS := store.FormatTime(t.now)
+	var newIDs, newRaws, states, owners, leases []string
+	var attempts []int32
+	newIdx := make([][]int, len(reqs))
+	entries := make([]store.PreparedEntry, 0, len(ids))
+	for k, r := range reqs {
+		state, attempt, owner, until := "pending", int32(0), "", ""
+		if r.claim > 0 {
+			state, attempt, owner, until = "processing", 1, t.s.owner, store.FormatTime(t.now.Add(r.claim))
 		}
-		var newIDs, newRaws []string
-		var newIdx []int
-		entries := make([]store.PreparedEntry, 0, len(items))
-		for i := range items {
-			it := &items[i]
+		for i := range r.items {
+			it := &r.items[i]
 			e := it.rec
 			stored, dup := seen[it.id]
 			conflict := dup && stored != it.raw
@@ -109,7 +214,9 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 				e.Type = store.AlertDuplicate
 			default:
 				seen[it.id] = it.raw
-				newIDs, newRaws, newIdx = append(newIDs, it.id), append(newRaws, it.raw), append(newIdx, i)
+				newIDs, newRaws = append(newIDs, it.id), append(newRaws, it.raw)
+				states, attempts, owners, leases = append(states, state), append(attempts, attempt), append(owners, owner), append(leases, until)
+				newIdx[k] = append(newIdx[k], i)
 			}
 			if dup {
 				if _, err := t.exec(`UPDATE inbox SET duplicates = duplicates + 1, last_duplicate_at = $1 WHERE id = $2`, nowS, it.id); err != nil {
@@ -117,39 +224,35 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 				}
 			}
 			entries = append(entries, e)
-			out[i] = store.Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
+			r.out[i] = store.Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
 		}
-		if len(newIDs) > 0 {
-			state, attempts, owner := "pending", 0, ""
-			if claim > 0 {
-				state, attempts, owner = "processing", 1, s.owner
-			}
-			if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until)
-				SELECT id, raw, $3, $4, $5, $6, $7 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(id, raw, o) ORDER BY o`,
-				newIDs, newRaws, nowS, state, attempts, owner, until); err != nil {
-				return err
-			}
-		}
-		if err := t.append(entries, nil); err != nil {
+	}
+	if len(newIDs) > 0 {
+		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until)
+			SELECT id, raw, $3, state, attempts, owner, lease FROM
+			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[]) WITH ORDINALITY
+			AS u(id, raw, state, attempts, owner, lease, o) ORDER BY o`,
+			newIDs, newRaws, nowS, states, attempts, owners, leases); err != nil {
 			return err
 		}
-		if claim <= 0 {
-			return nil
+	}
+	if err := t.append(entries, nil); err != nil {
+		return err
+	}
+	for k, r := range reqs {
+		if r.claim <= 0 {
+			continue
 		}
-		for _, i := range newIdx {
-			it := &items[i]
+		for _, i := range newIdx[k] {
+			it := &r.items[i]
 			id, _, err := t.incident(it.container, it.rule, it.at, t.now)
 			if err != nil {
 				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
 			}
-			claimed = append(claimed, store.InboxItem{Alert: alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: id})
+			r.claimed = append(r.claimed, store.InboxItem{Alert: r.alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: id})
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("accept alerts: %w", err)
 	}
-	return out, claimed, nil
+	return nil
 }
 
 // ClaimAlerts takes up to max waiting alerts, oldest first: pending ones

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,12 @@ type Store struct {
 	readOnly bool
 	closed   atomic.Bool
 	where    string // the URL without its password, for messages
+
+	// The accepter (group commit of Accepts); see acceptLoop.
+	acceptQ    chan *acceptReq
+	acceptDone chan struct{}
+	qmu        sync.RWMutex // guards qclosed against sends
+	qclosed    bool
 }
 
 var (
@@ -90,6 +97,10 @@ func Open(ctx context.Context, connURL string, opts store.Options) (*Store, erro
 		s.pool.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
+	if !opts.ReadOnly {
+		s.acceptQ, s.acceptDone = make(chan *acceptReq, 4096), make(chan struct{})
+		go s.acceptLoop()
+	}
 	return s, nil
 }
 
@@ -130,9 +141,20 @@ func (s *Store) Owner() string { return s.owner }
 // more than once. A replica that dies without Close keeps its claims until
 // their leases run out.
 func (s *Store) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	s.qmu.Lock()
+	if s.qclosed {
+		s.qmu.Unlock()
 		return nil
 	}
+	s.qclosed = true
+	if s.acceptQ != nil {
+		close(s.acceptQ)
+	}
+	s.qmu.Unlock()
+	if s.acceptDone != nil {
+		<-s.acceptDone // queued Accepts commit first
+	}
+	s.closed.Store(true)
 	defer s.pool.Close()
 	if s.readOnly {
 		return nil

@@ -996,6 +996,9 @@ func testReopen(t *testing.T, h Harness) {
 	if _, err := s.Append(ctx, store.Entry{Type: store.Note}); err == nil {
 		t.Fatal("append after close succeeded")
 	}
+	if _, err := s.Accept(ctx, []alert.Alert{Alert("a-9")}); err == nil {
+		t.Fatal("accept after close succeeded")
+	}
 	s = reopen(t, h, loc, store.Options{})
 	out, err := s.Append(ctx, store.Entry{Type: store.Note})
 	if err != nil || out[0].Seq != head.Seq+1 || out[0].PrevHash != head.Hash {
