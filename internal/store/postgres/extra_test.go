@@ -6,10 +6,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/store/postgres/pgtest"
 	"github.com/riposte-sec/riposte/internal/store/storetest"
 )
 
@@ -131,4 +134,39 @@ func TestConcurrentMigrations(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestServerGone: when PostgreSQL goes away, writes fail (the intake
+// answers 503) instead of hanging, and Close still returns.
+func TestServerGone(t *testing.T) {
+	pg.Get(t) // the gate: binaries present
+	srv, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	url, err := srv.Database(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept(ctx, []alert.Alert{storetest.Alert("before")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := s.Accept(ctx, []alert.Alert{storetest.Alert("after")}); err == nil || ctx.Err() != nil {
+		t.Fatalf("accept with the server gone: %v (context: %v), want a prompt error", err, ctx.Err())
+	}
+	if _, err := s.ClaimAlerts(ctx, 10, time.Minute); err == nil {
+		t.Fatal("claim with the server gone succeeded")
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("close could not release claims, yet reported no error")
+	}
 }

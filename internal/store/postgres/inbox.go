@@ -155,7 +155,9 @@ func (s *Store) acceptLoop() {
 		if len(live) == 0 {
 			continue
 		}
-		err := s.write(context.Background(), true, func(t *wtx) error { return t.acceptAll(live) })
+		ctx, cancel := context.WithTimeout(context.Background(), acceptTimeout)
+		err := s.write(ctx, true, func(t *wtx) error { return t.acceptAll(live) })
+		cancel()
 		for _, r := range live {
 			r.err = err
 			close(r.done)

@@ -79,6 +79,11 @@ func Open(ctx context.Context, connURL string, opts store.Options) (*Store, erro
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A server that does not answer fails the write (the intake's
+		// 503) instead of holding it; connect_timeout in the URL wins.
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
 	defaults(&opts)
 	s := &Store{opts: opts, owner: newOwner(), log: opts.Logger, readOnly: opts.ReadOnly, where: where}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
@@ -192,6 +197,14 @@ type chainHead struct {
 	hash string
 	time time.Time
 }
+
+// connectTimeout bounds a connection attempt unless the URL sets one.
+const connectTimeout = 5 * time.Second
+
+// acceptTimeout bounds one group-committed accept transaction: callers
+// have their own contexts, but the accepter must not hang on a server
+// that stopped answering while Accepts queue behind it.
+const acceptTimeout = 30 * time.Second
 
 // retries is how often a transaction that lost a deadlock or
 // serialisation race is run again.
