@@ -192,6 +192,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() { defer bg.Done(); e.followJournal(ctx, work) }()
 	}
 
+	stopRenew, renewed := make(chan struct{}), make(chan struct{})
+	go func() { defer close(renewed); e.renewLoop(work, stopRenew) }()
 	err := e.dispatchLoop(ctx, work)
 	// From now on Submit stores without claiming, and nothing new reaches
 	// the workers: the next start takes what is left.
@@ -200,6 +202,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.closing = true
 	e.mu.Unlock()
 	e.wg.Wait() // alerts already handed to workers
+	close(stopRenew)
+	<-renewed
 	bg.Wait()
 	return err
 }

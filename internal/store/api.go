@@ -90,6 +90,11 @@ type Inbox interface {
 	// first: pending ones, ones whose lease ran out, and ones a previous
 	// process had claimed (it crashed). They stay claimed for lease.
 	ClaimAlerts(ctx context.Context, max int, lease time.Duration) ([]InboxItem, error)
+	// ExtendClaims renews the lease of those of ids that this store has
+	// claimed and not finished, to lease from now, and returns how many it
+	// renewed: a worker whose alerts take longer than a lease keeps them
+	// (another replica would otherwise take them over as abandoned).
+	ExtendClaims(ctx context.Context, ids []string, lease time.Duration) (int, error)
 	// FinishAlert marks an alert processed and appends entries in the same
 	// transaction. Finishing an alert twice is a no-op (entries are then not
 	// appended).

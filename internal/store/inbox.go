@@ -393,6 +393,33 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 	return out, nil
 }
 
+// ExtendClaims renews this store's leases of ids; see Inbox.
+func (s *Store) ExtendClaims(ctx context.Context, ids []string, lease time.Duration) (int, error) {
+	if lease <= 0 {
+		return 0, fmt.Errorf("extend claims: lease must be positive, got %s", lease)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var n int
+	err := s.write(ctx, len(ids), func(t *wtx) error {
+		n = 0
+		until := FormatTime(t.now.Add(lease))
+		for _, id := range ids {
+			k, err := t.affected(`UPDATE inbox SET lease_until = ? WHERE id = ? AND state = 'processing' AND owner = ?`, until, id, s.owner)
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("extend claims: %w", err)
+	}
+	return n, nil
+}
+
 // FinishAlert marks an alert processed; see Inbox.
 func (s *Store) FinishAlert(ctx context.Context, id string, entries ...Entry) error {
 	prep, err := prepareEntries(entries)

@@ -316,6 +316,27 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 	return out, nil
 }
 
+// ExtendClaims renews this handle's leases of ids; see store.Inbox.
+func (s *Store) ExtendClaims(ctx context.Context, ids []string, lease time.Duration) (int, error) {
+	if lease <= 0 {
+		return 0, fmt.Errorf("extend claims: lease must be positive, got %s", lease)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.write(ctx, false, func(t *wtx) error {
+		var err error
+		n, err = t.exec(`UPDATE inbox SET lease_until = $1 WHERE id = ANY($2) AND state = 'processing' AND owner = $3`,
+			store.FormatTime(t.now.Add(lease)), ids, s.owner)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("extend claims: %w", err)
+	}
+	return int(n), nil
+}
+
 // FinishAlert marks an alert processed; see store.Inbox.
 func (s *Store) FinishAlert(ctx context.Context, id string, entries ...store.Entry) error {
 	prep, err := store.PrepareEntries(entries)

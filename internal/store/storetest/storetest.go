@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReopenKeepsChain", testReopen},
 		{"AbandonedClaims", testAbandoned},
 		{"LeasesAcrossHandles", testLeasesAcrossHandles},
+		{"ExtendClaims", testExtendClaims},
 		{"ConcurrentAcceptAndClaim", testConcurrent},
 	}
 	for _, tc := range tests {
@@ -1089,6 +1090,46 @@ func testLeasesAcrossHandles(t *testing.T, h Harness) {
 	}
 	if cl, _ := a.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}); cl.Outcome != store.ClaimBusy {
 		t.Fatalf("a claims its own started action: %s, want busy", cl.Outcome)
+	}
+}
+
+// testExtendClaims: a renewed lease keeps claimed alerts from being taken
+// over (by this handle's next claim, or another handle's) until it runs out.
+func testExtendClaims(t *testing.T, h Harness) {
+	c := NewClock()
+	loc := h.Fresh(t)
+	a := reopen(t, h, loc, store.Options{Now: c.Now})
+	other := a
+	if h.Shared {
+		other = reopen(t, h, loc, store.Options{Now: c.Now})
+	}
+	mustAccept(t, a, "a-1", "a-2", "a-3")
+	if items, _ := a.ClaimAlerts(ctx, 2, time.Minute); len(items) != 2 {
+		t.Fatalf("claimed %d", len(items))
+	}
+	if err := a.FinishAlert(ctx, "a-2"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(50 * time.Second)
+	n, err := a.ExtendClaims(ctx, []string{"a-1", "a-2", "a-3", "nope"}, time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("extend: %d, %v; want 1 (a-2 is finished, a-3 and nope not claimed)", n, err)
+	}
+	if n, _ := other.ExtendClaims(ctx, []string{"a-1"}, time.Minute); h.Shared && n != 0 {
+		t.Fatal("another handle renewed a's lease")
+	}
+	c.Add(30 * time.Second) // past the first lease, within the renewed one
+	items, _ := other.ClaimAlerts(ctx, 10, time.Minute)
+	if len(items) != 1 || items[0].Alert.ID != "a-3" {
+		t.Fatalf("claim within the renewed lease: %+v, want only a-3", items)
+	}
+	c.Add(31 * time.Second)
+	items, _ = other.ClaimAlerts(ctx, 10, time.Minute)
+	if len(items) != 1 || items[0].Alert.ID != "a-1" || items[0].Attempts != 2 {
+		t.Fatalf("claim after the renewed lease: %+v", items)
+	}
+	if _, err := a.ExtendClaims(ctx, []string{"a-1"}, 0); err == nil {
+		t.Fatal("extend with no lease accepted")
 	}
 }
 
