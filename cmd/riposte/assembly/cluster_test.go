@@ -254,3 +254,92 @@ func TestClusterReplicaKilled(t *testing.T) {
 		t.Fatalf("journal verify: %+v %v", rep, err)
 	}
 }
+
+// TestClusterPostgresRestarted: PostgreSQL crashes (immediate shutdown)
+// and comes back while two replicas take alerts. During the outage the
+// intake answers 503; every alert answered 202, before or after, is
+// processed once, and the journal verifies.
+func TestClusterPostgresRestarted(t *testing.T) {
+	pg.Get(t) // the gate: PostgreSQL's programs are installed
+	srv, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	url, err := srv.Database(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := startReplicas(t, url, 2)
+	var mu sync.Mutex
+	var acked []string
+	unavailable := 0
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 8 {
+		c := cs[w%len(cs)]
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("restart-%d-%d", w, i)
+				code, err := postAlert(client, c.addr, id, fmt.Sprintf("c-%d", w))
+				mu.Lock()
+				switch {
+				case err == nil && code == http.StatusAccepted:
+					acked = append(acked, id)
+				case err == nil && code == http.StatusServiceUnavailable:
+					unavailable++
+				case err != nil:
+					t.Errorf("post %s: %v", id, err)
+				default:
+					t.Errorf("post %s: %d", id, code)
+				}
+				mu.Unlock()
+				if t.Failed() {
+					return
+				}
+			}
+		})
+	}
+	testutil.Eventually(t, 60*time.Second, func() bool { return ackedCount() >= 150 }, "150 alerts were not acknowledged:\n%s", logsOf(cs))
+	if err := srv.Restart(true); err != nil {
+		t.Fatal(err)
+	}
+	after := ackedCount()
+	testutil.Eventually(t, 60*time.Second, func() bool { return ackedCount() >= after+150 },
+		"intake did not recover after PostgreSQL restarted:\n%s", logsOf(cs))
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	all := append([]string(nil), acked...)
+	t.Logf("%d alerts acknowledged, %d answered 503 while PostgreSQL was down", len(all), unavailable)
+	mu.Unlock()
+
+	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitDrained(t, st, 60*time.Second, cs)
+	stopReplicas(t, cs)
+	n := journalCounts(t, st)
+	for _, id := range all {
+		if n[store.AlertReceived][id] != 1 || n[store.Note][id] != 2 {
+			t.Errorf("alert %s acknowledged: received %d, notes %d; want 1 and 2", id, n[store.AlertReceived][id], n[store.Note][id])
+		}
+	}
+	for id, k := range n[store.Note] {
+		if k != 2 {
+			t.Errorf("alert %s: %d notes, want 2 (no action twice)", id, k)
+		}
+	}
+	if rep, err := st.Verify(context.Background()); err != nil || !rep.OK() {
+		t.Fatalf("journal verify: %+v %v", rep, err)
+	}
+}

@@ -36,12 +36,17 @@ type Options struct {
 
 // Server is one running PostgreSQL.
 type Server struct {
-	dir    string // owns data/ and the socket
+	dir   string // owns data/ and the socket
+	bin   string
+	cred  *syscall.Credential
+	fsync string
+	log   string
+	dbs   atomic.Int64
+	stop  sync.Once
+
+	mu     sync.Mutex // guards cmd and exited against Restart
 	cmd    *exec.Cmd
 	exited chan struct{}
-	dbs    atomic.Int64
-	stop   sync.Once
-	log    string
 }
 
 // Bin returns the directory of initdb and postgres.
@@ -65,7 +70,7 @@ func Start(opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	s := &Server{dir: dir, exited: make(chan struct{}), log: filepath.Join(dir, "postgres.log")}
+	s := &Server{dir: dir, log: filepath.Join(dir, "postgres.log")}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(dir)
@@ -82,32 +87,73 @@ func Start(opts Options) (_ *Server, err error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start postgres: initdb: %w\n%s", err, out)
 	}
-	fsync := "off"
+	s.bin, s.cred, s.fsync = bin, cred, "off"
 	if opts.Durable {
-		fsync = "on"
+		s.fsync = "on"
 	}
-	logf, err := os.Create(s.log)
-	if err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
-	defer logf.Close()
-	if cred != nil {
-		_ = os.Chown(s.log, int(cred.Uid), int(cred.Gid))
-	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir,
-		"-c", "listen_addresses=", "-c", "fsync="+fsync, "-c", "full_page_writes="+fsync,
-		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777")
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(30 * time.Second); err != nil {
+	if err := s.launch(); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	return s, nil
+}
+
+// launch starts postgres on the initialised data directory and waits
+// until it takes connections. The caller holds mu or owns s alone.
+func (s *Server) launch() error {
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if s.cred != nil {
+		_ = os.Chown(s.log, int(s.cred.Uid), int(s.cred.Gid))
+	}
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir,
+		"-c", "listen_addresses=", "-c", "fsync="+s.fsync, "-c", "full_page_writes="+s.fsync,
+		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	cmd, exited := s.cmd, make(chan struct{})
+	s.exited = exited
+	go func() { cmd.Wait(); close(exited) }()
+	return s.waitReady(30 * time.Second)
+}
+
+// halt stops postgres: sig SIGINT is a fast shutdown, SIGQUIT an immediate
+// one (no checkpoint: the next start recovers from the WAL, as after a
+// crash). SIGKILL after 10 s. The caller holds mu.
+func (s *Server) halt(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// Restart stops the server (immediately, like a crash, when crash is
+// true; else a fast shutdown) and starts it again on the same data. The
+// URLs stay valid; open connections break.
+func (s *Server) Restart(crash bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sig := syscall.SIGINT
+	if crash {
+		sig = syscall.SIGQUIT
+	}
+	s.halt(sig)
+	if err := s.launch(); err != nil {
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	return nil
 }
 
 // credential is the postgres user's when running as root (initdb refuses
@@ -176,15 +222,9 @@ func (s *Server) Database(ctx context.Context) (string, error) {
 // removes its directory. It is safe to call more than once.
 func (s *Server) Stop() {
 	s.stop.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			_ = s.cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-s.exited:
-			case <-time.After(10 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-			}
-		}
+		s.mu.Lock()
+		s.halt(syscall.SIGINT)
+		s.mu.Unlock()
 		os.RemoveAll(s.dir)
 	})
 }
