@@ -6,7 +6,7 @@ CONFIG    ?= examples/riposte.yaml
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: build test bench generate lint run demo clean fuzz
+.PHONY: build test bench generate lint run demo cluster-demo clean fuzz
 
 build:
 	$(GO) build -o $(BIN) ./cmd/riposte
@@ -35,6 +35,11 @@ run: build
 # show what riposte did.
 demo: build
 	./scripts/demo.sh
+
+# Cluster mode on one machine: PostgreSQL, two replicas, one alert sent to
+# both, one journal.
+cluster-demo: build
+	BIN=$(BIN) ./scripts/cluster-demo.sh
 
 clean:
 	rm -rf bin $(DATA)
