@@ -4,10 +4,11 @@
 // interfaces (Backend and the smaller Inbox, Journal, Incidents, ActionRuns,
 // Approvals, Outbox, Threads) are what the engine, server and notifiers
 // depend on; *Store implements them on one SQLite file (modernc.org/sqlite,
-// pure Go) at PathIn(dataDir) = <data>/riposte.db. A PostgreSQL backend
-// would be a second implementation of the same interfaces; the journal's
-// encoding (Row.Canonical, Row.ComputeHash, HashEntry) and its check
-// (VerifyRows) are backend-independent.
+// pure Go) at PathIn(dataDir) = <data>/riposte.db. internal/store/postgres
+// is the second implementation, for replicas sharing one database; both
+// pass the conformance suite internal/store/storetest. The journal's
+// encoding (Row.Canonical, Row.ComputeHash, HashEntry), its check
+// (VerifyRows) and the input rules (kit.go) are backend-independent.
 //
 // # Opening, closing, concurrency
 //

@@ -1,5 +1,7 @@
 // Package app wires riposte together for the commands: it reads the
-// configuration, opens the store, loads playbooks, builds the integrations
+// configuration, opens the store (OpenStore: SQLite in the data directory,
+// or PostgreSQL when store.url / --store / RIPOSTE_STORE names one), loads
+// playbooks, builds the integrations
 // from the registry, and runs the engine, the HTTP server and the detector.
 // cmd/riposte only parses flags and calls in here.
 //
