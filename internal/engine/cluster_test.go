@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -118,4 +119,34 @@ func TestApprovalDecidedOnAnotherReplica(t *testing.T) {
 		t.Fatalf("snapshot ran %d times", n)
 	}
 	storetest.MustVerify(t, b.st)
+}
+
+// TestOutboxDeliversOnceAcrossReplicas: two replicas' delivery workers
+// share one outbox; every notification is delivered once, by one of them.
+func TestOutboxDeliversOnceAcrossReplicas(t *testing.T) {
+	url := pg.Database(t)
+	const yml = `
+- playbook: notify
+  actions:
+    - do: slack.notify
+      with: {channel: "#ir"}
+`
+	rs := []*replica{startReplica(t, url, yml), startReplica(t, url, yml)}
+	const alerts = 30
+	for i := range alerts {
+		al := shellAlert(fmt.Sprintf("%012d", i))
+		if _, err := rs[i%2].eng.Submit(context.Background(), []alert.Alert{al}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		es, err := rs[0].st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.NotificationSent}})
+		return err == nil && len(es) == alerts
+	}, "not every notification was sent")
+	a, b := rs[0].rec.count("slack.notify"), rs[1].rec.count("slack.notify")
+	if a+b != alerts {
+		t.Fatalf("slack.notify delivered %d times (A %d, B %d), want %d", a+b, a, b, alerts)
+	}
+	t.Logf("deliveries: A %d, B %d", a, b)
+	storetest.MustVerify(t, rs[0].st)
 }
