@@ -49,7 +49,10 @@
 // Unlike SQLite, where a claim by another owner means a process that is
 // gone, here another owner is a replica that may be alive: its claims hold
 // until their lease runs out, and then any replica takes the work over
-// (Attempts counts it). An action run started by another owner is reported
-// in doubt (store.ClaimInDoubt) when the alert comes back after its lease:
-// the engine then decides by the action's idempotency, as after a restart.
+// (Attempts counts it). A live replica keeps the alerts it works on with
+// ExtendClaims (the engine renews every third of a lease), and Close hands
+// a handle's unfinished claims back at once; only a replica that dies
+// leaves its work to the lease. An action run started by another owner is
+// reported in doubt (store.ClaimInDoubt) when the alert comes back: the
+// engine then decides by the action's idempotency, as after a restart.
 package postgres

@@ -76,8 +76,10 @@ func Open(ctx context.Context, connURL string, opts store.Options) (*Store, erro
 		// pgx's message may quote the URL, password included.
 		return nil, fmt.Errorf("open store %s: the URL does not parse as a PostgreSQL connection string", where)
 	}
-	if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
+	if cfg.MaxConns < minConns {
+		// Engine workers, outbox workers, the accepter and readers each
+		// hold a connection for one statement or transaction at a time.
+		cfg.MaxConns = minConns
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		// A server that does not answer fails the write (the intake's
@@ -197,6 +199,9 @@ type chainHead struct {
 	hash string
 	time time.Time
 }
+
+// minConns is the smallest pool (pool_max_conns in the URL may raise it).
+const minConns = 16
 
 // connectTimeout bounds a connection attempt unless the URL sets one.
 const connectTimeout = 5 * time.Second
