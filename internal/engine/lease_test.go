@@ -14,7 +14,7 @@ import (
 // keeps its alert claimed (the engine renews the lease), so no claim (of
 // this process or, on a shared store, another replica) takes it over.
 func TestLeaseRenewedWhileActionRuns(t *testing.T) {
-	const lease = 150 * time.Millisecond
+	const lease = time.Second
 	f := newFixture(t, Config{Lease: lease}, containPlaybook)
 	release := make(chan struct{})
 	f.rec.fail = func(req actions.Request, _ int) error {
@@ -27,7 +27,7 @@ func TestLeaseRenewedWhileActionRuns(t *testing.T) {
 	a := shellAlert("3f9a1c2b7d4e")
 	f.submit(a)
 	f.waitFor("snapshot started", func(es []store.Entry) bool { return has(es, store.ActionStarted) }, store.Filter{AlertID: a.ID})
-	testutil.Never(t, 5*lease, func() bool {
+	testutil.Never(t, 3*lease, func() bool {
 		items, err := f.st.ClaimAlerts(context.Background(), 10, lease)
 		return err != nil || len(items) > 0
 	}, "the running alert's lease ran out and it was claimed again")
