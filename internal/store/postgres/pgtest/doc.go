@@ -10,7 +10,8 @@
 // (RIPOSTE_REQUIRE_INTEGRATION=1; scripts/install-deps.sh installs the
 // package). The postgres process gets SIGKILL if the test binary dies, so
 // no server outlives its tests; Stop shuts it down and removes the
-// directory.
+// directory. Restart stops it (like a crash, or a fast shutdown) and starts
+// it again on the same data, for tests of riposte riding out an outage.
 //
 // A Server is safe for concurrent use. Only tests import this package.
 package pgtest
