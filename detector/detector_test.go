@@ -78,6 +78,8 @@ func TestSubscribe(t *testing.T) {
 	chA, cancelA := d.Subscribe(a[:12], 2)
 	chHost, cancelHost := d.Subscribe("host", 8)
 	defer cancelHost()
+	chAll, cancelAll := d.Subscribe(AllContainers, 16)
+	defer cancelAll()
 	for i := 0; i < 5; i++ {
 		d.subs.dispatch(&Event{Type: event.Open, PID: uint32(i), Container: event.Container{ID: a}})
 		d.subs.dispatch(&Event{Type: event.Open, Container: event.Container{ID: b}})
@@ -94,6 +96,9 @@ func TestSubscribe(t *testing.T) {
 	}
 	if len(chHost) != 1 {
 		t.Fatalf("host subscriber got %d events, want 1", len(chHost))
+	}
+	if len(chAll) != 10 {
+		t.Fatalf("subscriber of all containers got %d events, want the 10 of a and b (not the host's)", len(chAll))
 	}
 	cancelA()
 	cancelA()

@@ -10,8 +10,12 @@ import (
 	"github.com/riposte-sec/riposte/detector/event"
 )
 
+// AllContainers subscribes to the events of every container (not the
+// host's): what `riposte top` shows.
+const AllContainers = "*"
+
 // Subscribe returns every decoded event of one container (a full id, an id
-// prefix of at least 12 characters, or "host"), in kernel order, with
+// prefix of at least 12 characters, "host", or AllContainers), in kernel order, with
 // process detail and — when already known — container metadata. Events that
 // do not fit in the channel's buffer of buf are dropped and counted
 // (riposte_detector_subscriber_dropped_total): a slow subscriber never
@@ -75,7 +79,7 @@ func (s *subscribers) dispatch(ev *Event) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for sub := range s.set {
-		if sub.closed || !ev.Container.MatchesID(sub.id) {
+		if sub.closed || !subscribed(sub.id, ev) {
 			continue
 		}
 		select {
@@ -85,6 +89,13 @@ func (s *subscribers) dispatch(ev *Event) {
 			s.dropped.Inc()
 		}
 	}
+}
+
+func subscribed(id string, ev *Event) bool {
+	if id == AllContainers {
+		return !ev.Container.IsHost()
+	}
+	return ev.Container.MatchesID(id)
 }
 
 func (s *subscribers) closeAll() {
