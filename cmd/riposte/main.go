@@ -70,6 +70,7 @@ func newRootCmd() *cobra.Command {
 		newPlaybookCmd(),
 		newJournalCmd(),
 		newActCmd(),
+		newTopCmd(),
 		newActionsCmd(),
 		newCaptureCmd(),
 		newCICmd(),

@@ -155,6 +155,9 @@ func (m *Model) Apply(u Update) {
 	if u.Stats != nil {
 		m.stats = *u.Stats
 	}
+	if u.Connected {
+		m.srcErr = ""
+	}
 	if u.Err != "" {
 		m.srcErr = u.Err
 	}

@@ -23,6 +23,8 @@ type Update struct {
 	// Err is a source problem worth showing (Docker unreachable, the
 	// server went away); it does not stop the console.
 	Err string `json:"err,omitempty"`
+	// Connected: the source is (again) connected; an earlier Err is over.
+	Connected bool `json:"connected,omitempty"`
 }
 
 // Container is one container as the runtime reports it.

@@ -44,7 +44,9 @@ type ActResponse struct {
 
 func (a *App) routes(token string) map[string]http.Handler {
 	r := map[string]http.Handler{
-		"POST /v1/act": server.BearerAuth([]string{token}, http.HandlerFunc(a.serveAct)),
+		"POST /v1/act":         server.BearerAuth([]string{token}, http.HandlerFunc(a.serveAct)),
+		"POST /v1/decide":      server.BearerAuth([]string{token}, http.HandlerFunc(a.serveDecide)),
+		"GET " + TopStreamPath: server.BearerAuth([]string{token}, http.HandlerFunc(a.serveTopStream)),
 	}
 	for pattern, h := range a.Integrations.Routes {
 		r[pattern] = h // they authenticate their requests themselves

@@ -99,6 +99,9 @@ type App struct {
 	// stored, so that `riposte ci` does not write its report while some
 	// are still on their way to the inbox.
 	detectorQueued atomic.Int64
+	// serveCtx is Serve's context: long-lived streams (riposte top) end
+	// with it instead of holding up the drain.
+	serveCtx context.Context
 }
 
 // Build opens the store, loads the playbooks and builds the integrations
@@ -301,6 +304,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if err != nil {
 		return err
 	}
+	a.serveCtx = ctx
 	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody}
 	if mt, err := a.Config.MetricsToken(); err != nil {
 		return err

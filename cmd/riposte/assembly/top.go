@@ -1,0 +1,307 @@
+package assembly
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/topfeed"
+	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/detector/rules"
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/console"
+	"github.com/riposte-sec/riposte/internal/guard"
+	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/responders/docker"
+)
+
+// TopStreamPath is the server's stream of console updates for `riposte
+// top`, authenticated with the intake bearer token.
+const TopStreamPath = "/v1/top/stream"
+
+// DecideRequest is the body of POST /v1/decide: approve or deny a held
+// action by hand.
+type DecideRequest struct {
+	Approval    string `json:"approval"`
+	Granted     bool   `json:"granted"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// Top is what `riposte top` runs on: its Source and its Actor, through the
+// running server when one holds the data directory, else in this process
+// (an in-process detector, the store opened for a moment at a time).
+type Top struct {
+	Source console.Source
+	Actor  console.Actor
+	// How says where the data comes from, for the status line.
+	How   string
+	close func()
+}
+
+// Close releases what NewTop opened.
+func (t *Top) Close() {
+	if t.close != nil {
+		t.close()
+	}
+}
+
+// NewTop wires `riposte top`. filter (the detector's expression language,
+// "" for none) keeps only the events that match.
+func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
+	var f *rules.Filter
+	if filter != "" {
+		var err error
+		if f, err = rules.CompileFilter(filter); err != nil {
+			return nil, fmt.Errorf("--filter: %w", err)
+		}
+	}
+	user := OSUser()
+	if info, err := readServeInfo(cfg.Data); err == nil {
+		if f != nil {
+			return nil, errors.New("--filter works with the in-process detector only; the server streams every container's events")
+		}
+		token, _, _, err := cfg.Token()
+		if err != nil {
+			return nil, err
+		}
+		base := "http://" + localHost(info.Listen)
+		return &Top{Source: &topfeed.Remote{URL: base + TopStreamPath, Token: token},
+			Actor: remoteActor{cfg: cfg, info: info, base: base, token: token, user: user},
+			How:   "server " + info.Listen}, nil
+	}
+	var dcfg detector.Config
+	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
+		return nil, err
+	}
+	for i, r := range dcfg.Rules {
+		dcfg.Rules[i] = cfg.Resolve(r)
+	}
+	dcfg.Enabled = true
+	var deps detector.Deps
+	deps.Logger = log.With("component", "detector")
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	deps.Docker = cli
+	d, err := detector.New(dcfg, deps)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("detector: %w", err)
+	}
+	local := &localTop{cfg: cfg, user: user}
+	src := &topfeed.Local{Detector: d, Docker: cli, Incidents: local.incidents, QuarantineDir: quarantineDir(cfg.Data),
+		Protect: guard.ParseLabel(docker.DefaultProtectLabel), Tracker: topfeed.NewTracker(f), Log: log}
+	return &Top{Source: src, Actor: local, How: "in-process detector", close: func() { cli.Close() }}, nil
+}
+
+func quarantineDir(data string) string { return filepath.Join(data, "docker", "quarantine") }
+
+func localHost(listen string) string {
+	if strings.HasPrefix(listen, "0.0.0.0:") || strings.HasPrefix(listen, "[::]:") {
+		return "127.0.0.1:" + listen[strings.LastIndex(listen, ":")+1:]
+	}
+	return listen
+}
+
+// localTop acts and lists incidents on the store directly. The store is
+// locked by whoever has it open, so both take turns.
+type localTop struct {
+	cfg  config.Config
+	user string
+	mu   sync.Mutex
+}
+
+func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := store.Open(store.PathIn(l.cfg.Data), store.Options{IncidentWindow: l.cfg.Store.IncidentWindow,
+		ClockSkew: l.cfg.Store.ClockSkew, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	return topIncidents(ctx, st)
+}
+
+func (l *localTop) Act(ctx context.Context, r console.Request) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.Action == "approve" || r.Action == "deny" {
+		app, err := buildForAct(l.cfg)
+		if err != nil {
+			return "", err
+		}
+		defer app.Close()
+		res, err := app.Engine.Decide(ctx, r.Approval, r.Action == "approve", "cli:"+l.user, "from riposte top")
+		return resultNote(res), err
+	}
+	res, _, err := Act(ctx, l.cfg, actRequest(r, l.user))
+	return resultNote(res), err
+}
+
+func actRequest(r console.Request, user string) ActRequest {
+	req := ActRequest{Action: r.Action, Container: r.Container, Incident: r.Incident, RequestedBy: user}
+	if len(r.With) > 0 {
+		req.With = map[string]any{}
+		for k, v := range r.With {
+			req.With[k] = v
+		}
+	}
+	return req
+}
+
+func resultNote(res actions.Result) string {
+	if res.Note == "" {
+		return "done"
+	}
+	return res.Note
+}
+
+// remoteActor acts through the running server.
+type remoteActor struct {
+	cfg         config.Config
+	info        ServeInfo
+	base, token string
+	user        string
+}
+
+func (a remoteActor) Act(ctx context.Context, r console.Request) (string, error) {
+	if r.Action == "approve" || r.Action == "deny" {
+		body, _ := json.Marshal(DecideRequest{Approval: r.Approval, Granted: r.Action == "approve", RequestedBy: a.user})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/v1/decide", bytes.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+a.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("decide via server %s: %w", a.info.Listen, err)
+		}
+		defer resp.Body.Close()
+		var ar ActResponse
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ar); err != nil {
+			return "", fmt.Errorf("decide via server %s: status %s: %w", a.info.Listen, resp.Status, err)
+		}
+		if ar.Error != "" {
+			return "", errors.New(ar.Error)
+		}
+		return resultNote(ar.Result), nil
+	}
+	res, err := actViaServer(ctx, a.cfg, a.info, actRequest(r, a.user))
+	return resultNote(res), err
+}
+
+// topStore is what the incidents view reads.
+type topStore interface {
+	ListIncidents(ctx context.Context, f store.IncidentFilter) ([]store.IncidentInfo, error)
+	UnfinishedActions(ctx context.Context) ([]store.ActionRun, error)
+	PendingApprovals(ctx context.Context) ([]store.Approval, error)
+}
+
+// topIncidents lists the open incidents with their actions in flight and
+// their pending approvals.
+func topIncidents(ctx context.Context, st topStore) ([]console.Incident, error) {
+	list, err := st.ListIncidents(ctx, store.IncidentFilter{State: store.IncidentStateOpen, Limit: 500})
+	if err != nil {
+		return nil, err
+	}
+	runs, err := st.UnfinishedActions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	aps, err := st.PendingApprovals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]int{}
+	out := make([]console.Incident, 0, len(list))
+	for _, in := range list {
+		byID[in.ID] = len(out)
+		out = append(out, console.Incident{ID: in.ID, ContainerID: in.ContainerID, Rule: in.Rule, State: string(in.State),
+			OpenedAt: in.OpenedAt, Alerts: in.Alerts})
+	}
+	for _, r := range runs {
+		if i, ok := byID[r.Incident]; ok && r.State != store.ActionStateHeld {
+			out[i].Actions = append(out[i].Actions, console.ActionState{Action: r.Action, State: string(r.State)})
+		}
+	}
+	sort.Slice(aps, func(i, j int) bool { return aps[i].CreatedAt.Before(aps[j].CreatedAt) })
+	for _, ap := range aps {
+		if i, ok := byID[ap.Incident]; ok {
+			out[i].Pending = append(out[i].Pending, console.PendingAppr{ID: ap.ID, Action: ap.Action})
+		}
+	}
+	return out, nil
+}
+
+// serveTopStream streams console updates: the server's detector events
+// (when it runs one), its containers and incidents.
+func (a *App) serveTopStream(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if a.serveCtx != nil {
+		stop := context.AfterFunc(a.serveCtx, cancel) // a shutdown ends the stream instead of waiting out the drain
+		defer stop()
+	}
+	var docker topfeed.Docker
+	if a.Integrations != nil && a.Integrations.DockerClient != nil {
+		docker = a.Integrations.DockerClient
+	}
+	var events topfeed.Events
+	if a.Detector != nil {
+		events = a.Detector
+	}
+	h := &topfeed.Handler{Events: events, Docker: docker, QuarantineDir: quarantineDir(a.Config.Data),
+		Protect:   guard.ParseLabel(dockerProtectLabel),
+		Incidents: func(ctx context.Context) ([]console.Incident, error) { return topIncidents(ctx, a.Store) },
+		Log:       a.Log.With("component", "top")}
+	h.ServeHTTP(w, r.WithContext(ctx))
+}
+
+const dockerProtectLabel = docker.DefaultProtectLabel
+
+func (a *App) serveDecide(w http.ResponseWriter, r *http.Request) {
+	var req DecideRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: fmt.Errorf("decode decide request: %w", err).Error()})
+		return
+	}
+	if err := checkRequestedBy(req.RequestedBy); err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: fmt.Errorf("decode decide request: %w", err).Error()})
+		return
+	}
+	if req.Approval == "" {
+		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: "decode decide request: field approval: missing"})
+		return
+	}
+	by := "api"
+	if req.RequestedBy != "" {
+		by = "cli:" + req.RequestedBy + " via api"
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Minute)
+	defer cancel()
+	res, err := a.Engine.Decide(ctx, req.Approval, req.Granted, by, "from riposte top")
+	if err != nil {
+		server.WriteJSON(w, http.StatusUnprocessableEntity, ActResponse{Result: res, Error: err.Error(), Protected: errors.Is(err, actions.ErrProtected)})
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, ActResponse{Result: res})
+}
