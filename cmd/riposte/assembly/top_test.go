@@ -1,0 +1,156 @@
+package assembly
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/topfeed"
+	"github.com/riposte-sec/riposte/internal/console"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// streamed collects what a Remote source sends.
+type streamed struct {
+	mu sync.Mutex
+	us []console.Update
+}
+
+func (s *streamed) send(u console.Update) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.us = append(s.us, u)
+}
+
+// last returns the newest snapshot of incidents and containers.
+func (s *streamed) last() (incidents []console.Incident, containers []console.Container, seenIncidents, seenContainers bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.us {
+		if u.IncidentsSet {
+			incidents, seenIncidents = u.Incidents, true
+		}
+		if u.ContainersSet {
+			containers, seenContainers = u.Containers, true
+		}
+	}
+	return
+}
+
+// TestTopServerStream: riposte top attached to a running server reads its
+// stream (bearer token; a wrong one is refused for good), sees the
+// container and the incident with its held action, and approves it
+// through POST /v1/decide: the container is paused and the journal names
+// the OS user.
+func TestTopServerStream(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	name := testutil.UniqueName("top-stream")
+	id := testutil.RunContainer(t, cli, name, nil)
+	p := startPeers(t)
+	s := serveApp(t, p.config(t, t.TempDir(), `
+- playbook: gated-pause
+  approval: {approvers: [U0ALICE], timeout: 1h}
+  actions:
+    - do: container.pause
+      gated: true
+`))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	bad := &topfeed.Remote{URL: "http://" + s.addr + TopStreamPath, Token: "not-the-token"}
+	if err := bad.Run(ctx, func(console.Update) {}); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: the token was refused") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if strings.Contains(errString(bad.Run(ctx, func(console.Update) {})), "not-the-token") {
+		t.Fatal("the error shows the token")
+	}
+
+	s.postAlert(t, shellAlertJSON(id[:12], name))
+	got := &streamed{}
+	remote := &topfeed.Remote{URL: "http://" + s.addr + TopStreamPath, Token: e2eToken}
+	done := make(chan error, 1)
+	go func() { done <- remote.Run(ctx, got.send) }()
+	var held console.PendingAppr
+	var incident string
+	waitUntil(t, "the incident with its held pause on the stream", 20*time.Second, func() bool {
+		incs, conts, _, _ := got.last()
+		found := false
+		for _, c := range conts {
+			if c.ID == id && c.Name == name && c.State == "running" {
+				found = true
+			}
+		}
+		for _, in := range incs {
+			if strings.HasPrefix(id, in.ContainerID) && len(in.Pending) == 1 && in.Pending[0].Action == "container.pause" {
+				held, incident = in.Pending[0], in.ID
+				return found
+			}
+		}
+		return false
+	})
+	actor := remoteActor{cfg: s.app.Config, info: ServeInfo{Listen: s.addr}, base: "http://" + s.addr, token: e2eToken, user: "jane"}
+	if _, err := actor.Act(ctx, console.Request{Action: "approve", Container: id, Incident: incident, Approval: held.ID}); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	waitUntil(t, "paused after approval", 10*time.Second, func() bool { return paused(t, cli, id) })
+	granted := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ApprovalGranted}})
+	if len(granted) != 1 || granted[0].Actor != "cli:jane via api" {
+		t.Errorf("approval.granted entries %+v, want one by cli:jane via api", granted)
+	}
+	waitUntil(t, "the stream shows the container paused", 20*time.Second, func() bool {
+		_, conts, _, _ := got.last()
+		for _, c := range conts {
+			if c.ID == id && c.State == "paused" {
+				return true
+			}
+		}
+		return false
+	})
+	// A second decision on the same approval runs nothing more.
+	if _, err := actor.Act(ctx, console.Request{Action: "deny", Container: id, Approval: held.ID}); err == nil {
+		t.Error("deny after approve: no error")
+	}
+	// Shutting the server down ends the stream promptly (no drain wait).
+	start := time.Now()
+	s.stop()
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("serve took %s to stop with a stream attached", d)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("remote: %v", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestDecideRefusesBadInput: the body is decoded strictly and the actor
+// checked before anything runs (the app here has no engine).
+func TestDecideRefusesBadInput(t *testing.T) {
+	a := &App{}
+	tests := []struct{ name, body, want string }{
+		{"unknown field", `{"approval":"ap-1","granted":true,"by":"x"}`, `unknown field`},
+		{"no approval", `{"granted":true}`, "field approval: missing"},
+		{"forged actor", `{"approval":"ap-1","requested_by":"x\ny"}`, "field requested_by: control or format character"},
+		{"not json", `approve`, "decode decide request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			a.serveDecide(w, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(tt.body)))
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tt.want) {
+				t.Errorf("status %d body %s, want 400 with %q", w.Code, w.Body, tt.want)
+			}
+		})
+	}
+}
