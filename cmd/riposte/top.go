@@ -9,7 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/topfeed"
 	"github.com/riposte-sec/riposte/internal/console"
+	"github.com/riposte-sec/riposte/responders/capture/capfile"
 )
 
 func newTopCmd() *cobra.Command {
@@ -19,6 +21,7 @@ func newTopCmd() *cobra.Command {
 		view       string
 		filter     string
 		logPath    string
+		capture    string
 	)
 	cmd := &cobra.Command{
 		Use:   "top",
@@ -28,7 +31,9 @@ containers (state, CPU, memory, processes, connections, alerts, open incident), 
 tree), connections (new connections, refused and failed ones included), spy-users (commands typed in
 interactive shells), files (opens for reading, writing, creating) and incidents (actions, approvals
 waiting). When riposte serve holds the data directory, top reads the server's stream (authenticated
-with the intake token); otherwise it runs the eBPF detector itself (root).
+with the intake token); otherwise it runs the eBPF detector itself (root). With --capture FILE it
+replays a capture (capture.start's syscalls.jsonl.gz) instead: [ and ] move a time cursor by 1s,
+{ and } by 10s, and the views show what was true then; nothing can be acted on.
 
 Keys: 1-6 or tab switch views; up/down select; enter shows the selected container's processes and
 keeps the other views to it (esc: all containers); / filters rows (substring); < and > choose the
@@ -38,12 +43,28 @@ Pause, quarantine, kill and approve ask for y. Actions go through the same guard
 and journal as riposte act, with you (the OS user) as the actor; refusals are shown. q quits.`,
 		Example: `  sudo riposte top
   sudo riposte top --view spy-users
-  sudo riposte top --filter 'container.name startsWith "shop-"'`,
+  sudo riposte top --filter 'container.name startsWith "shop-"'
+  riposte top --capture evidence/inc-1/3f2a1b4c5d6e/capture-20260507T210936.123Z/syscalls.jsonl.gz --view spy-users`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, err := console.ParseView(view)
 			if err != nil {
 				return withCode(exitBadInput, fmt.Errorf("--view: %w", err))
+			}
+			if capture != "" {
+				if filter != "" {
+					return withCode(exitBadInput, fmt.Errorf("--filter: not with --capture (the / key filters a replay)"))
+				}
+				r, f, err := capfile.Open(capture)
+				if err != nil {
+					return withCode(exitBadInput, fmt.Errorf("--capture: %w", err))
+				}
+				defer f.Close()
+				m := console.New(console.Options{View: v, Replay: true})
+				if err := console.Run(cmd.Context(), m, &topfeed.Replay{Reader: r, Name: capture}); err != nil {
+					return withCode(exitFailed, err)
+				}
+				return nil
 			}
 			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data})
 			if err != nil {
@@ -76,6 +97,7 @@ and journal as riposte act, with you (the OS user) as the actor; refusals are sh
 	f.StringVar(&data, "data", "", "data directory (default ./riposte-data)")
 	f.StringVar(&view, "view", "containers", "view to start in: containers, procs, connections, spy-users, files or incidents")
 	f.StringVar(&filter, "filter", "", "in-process detector only: keep the events that match this expression of the detector's rule language")
+	f.StringVar(&capture, "capture", "", "replay this capture file instead of watching live")
 	f.StringVar(&logPath, "log", "", "write the detector's and top's log to this file (the terminal is the console's)")
 	return cmd
 }

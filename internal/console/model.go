@@ -23,6 +23,9 @@ type Options struct {
 	Title string // shown in the status line: "in-process detector", "server 127.0.0.1:8080"
 	// ActTimeout bounds one action; 0 means 2 minutes.
 	ActTimeout time.Duration
+	// Replay: the data is a recording; [ and ] (1s), { and } (10s) move a
+	// time cursor through it and the views show what was true then.
+	Replay bool
 }
 
 type mode int
@@ -90,6 +93,9 @@ type Model struct {
 	busy    int     // actions running
 
 	width, height int
+
+	// The replay's time cursor and the span of the recording.
+	cursorAt, first, last time.Time
 }
 
 // New returns a Model showing opts.View.
@@ -155,6 +161,9 @@ func (m *Model) Apply(u Update) {
 	if u.Stats != nil {
 		m.stats = *u.Stats
 	}
+	if m.opts.Replay {
+		m.span(u)
+	}
 	if u.Connected {
 		m.srcErr = ""
 	}
@@ -189,6 +198,53 @@ func (m *Model) dropExitedProc() {
 		}
 	}
 	delete(m.procs, oldest)
+}
+
+// span widens the recording's time span to u's rows; the cursor starts at
+// the end.
+func (m *Model) span(u Update) {
+	see := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		if m.first.IsZero() || t.Before(m.first) {
+			m.first = t
+		}
+		if t.After(m.last) {
+			m.last = t
+		}
+	}
+	for _, p := range u.Procs {
+		see(p.Started)
+		if p.Exited != nil {
+			see(*p.Exited)
+		}
+	}
+	for _, c := range u.Conns {
+		see(c.Time)
+	}
+	for _, s := range u.Spies {
+		see(s.Time)
+	}
+	for _, f := range u.Files {
+		see(f.Time)
+	}
+	m.cursorAt = m.last
+}
+
+// moveCursor moves the replay's time cursor by d, within the recording.
+func (m *Model) moveCursor(d time.Duration) {
+	if !m.opts.Replay || m.last.IsZero() {
+		return
+	}
+	c := m.cursorAt.Add(d)
+	if c.Before(m.first) {
+		c = m.first
+	}
+	if c.After(m.last) {
+		c = m.last
+	}
+	m.cursorAt = c
 }
 
 // Update implements tea.Model.
@@ -298,6 +354,14 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		m.setSort(1)
 	case "i":
 		m.sortDesc[m.view] = !m.sortDesc[m.view]
+	case "[":
+		m.moveCursor(-time.Second)
+	case "]":
+		m.moveCursor(time.Second)
+	case "{":
+		m.moveCursor(-10 * time.Second)
+	case "}":
+		m.moveCursor(10 * time.Second)
 	case "a", "f8":
 		r, ok := m.current()
 		if !ok {
@@ -392,7 +456,7 @@ func (m *Model) run() tea.Cmd {
 // openIncident is the newest open incident of a container.
 func (m *Model) openIncident(id string) string {
 	for _, in := range m.incidents {
-		if in.ContainerID == id && in.State == "open" {
+		if m.fullID(in.ContainerID) == id && in.State == "open" {
 			return in.ID
 		}
 	}
@@ -403,7 +467,7 @@ func (m *Model) openIncident(id string) string {
 // the selected container's incidents.
 func (m *Model) pendingApproval(r row) (id, action string, ok bool) {
 	for _, in := range m.incidents {
-		if (r.incident != "" && in.ID != r.incident) || (r.incident == "" && in.ContainerID != r.containerID) {
+		if (r.incident != "" && in.ID != r.incident) || (r.incident == "" && m.fullID(in.ContainerID) != r.containerID) {
 			continue
 		}
 		if len(in.Pending) > 0 {
@@ -444,6 +508,9 @@ func (m *Model) visible() []row {
 	out := all[:0]
 	for _, r := range all {
 		if m.scope != "" && r.containerID != m.scope {
+			continue
+		}
+		if !r.at.IsZero() && !m.before(r.at) {
 			continue
 		}
 		if !r.matches(m.filter) {
@@ -583,6 +650,9 @@ func (m *Model) status(n int) string {
 	}
 	parts = append(parts, strconv.FormatFloat(m.stats.EventsPerSec, 'f', 0, 64)+" ev/s",
 		strconv.FormatUint(m.stats.Drops, 10)+" drops")
+	if m.opts.Replay && !m.last.IsZero() {
+		parts = append(parts, "at "+m.cursorAt.UTC().Format("15:04:05.000")+" of "+clock(m.first)+"-"+clock(m.last)+" ([ ] 1s, { } 10s)")
+	}
 	if m.busy > 0 {
 		parts = append(parts, strconv.Itoa(m.busy)+" action(s) running")
 	}

@@ -364,3 +364,75 @@ func TestProcUpdateReplaces(t *testing.T) {
 		t.Errorf("exit not shown:\n%s", s)
 	}
 }
+
+func TestIncidentByShortID(t *testing.T) {
+	m := newModel(t, Containers, &actorFunc{})
+	in := fixture().Incidents[0]
+	in.ContainerID = webID[:12] // as alerts name containers
+	in.Alerts = 9
+	m.Update(UpdateMsg{IncidentsSet: true, Incidents: []Incident{in}})
+	if !lineHas(m.View(), "web", "9 inc-20261120-091403-ab12cd") {
+		t.Errorf("the container row lacks its incident and the incident's alert count:\n%s", m.View())
+	}
+	press(m, "6")
+	if !lineHas(m.View(), "inc-20261120-091403-ab12cd", " web ") {
+		t.Errorf("the incident does not name its container:\n%s", m.View())
+	}
+	press(m, "enter")
+	if m.view != Procs || m.scope != webID {
+		t.Errorf("drill from the incident: view %s scope %q", m.view, m.scope)
+	}
+}
+
+func TestReplayTimeCursor(t *testing.T) {
+	m := New(Options{View: SpyUsers, Replay: true})
+	m.Update(tea.WindowSizeMsg{Width: 132, Height: 12})
+	m.Update(UpdateMsg(fixture()))
+	// The cursor starts at the end: both commands.
+	if n := len(m.visible()); n != 2 {
+		t.Fatalf("%d commands at the end, want 2", n)
+	}
+	press(m, "[", "[") // 09:14:08 -> 09:14:06: the nc at 09:14:06 is still there
+	if n := len(m.visible()); n != 2 {
+		t.Errorf("%d commands at %s, want 2", n, m.cursorAt)
+	}
+	press(m, "[")
+	golden(t, "replay-spy-users", m.View())
+	press(m, "2")
+	if s := m.View(); !lineHas(s, "09:14:05 0", "cat /etc/shadow") {
+		t.Errorf("procs at %s: cat has exited:\n%s", m.cursorAt, s)
+	}
+	press(m, "[")
+	if s := m.View(); !lineHas(s, "running", "cat /etc/shadow") {
+		t.Errorf("procs at %s: cat should run, not have exited yet:\n%s", m.cursorAt, s)
+	}
+	for range 400 { // 08:14:03, an hour before, in steps of 10s
+		press(m, "{")
+	}
+	if !m.cursorAt.Equal(m.first) {
+		t.Errorf("cursor %s, want the start %s", m.cursorAt, m.first)
+	}
+	for range 400 {
+		press(m, "}")
+	}
+	if !m.cursorAt.Equal(m.last) {
+		t.Errorf("cursor %s, want the end %s", m.cursorAt, m.last)
+	}
+}
+
+// lineHas reports whether one line of the screen holds all of parts.
+func lineHas(screen string, parts ...string) bool {
+	for _, l := range strings.Split(screen, "\n") {
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

@@ -60,7 +60,8 @@ type row struct {
 	key         string // stable across refreshes: keeps the selection
 	containerID string
 	incident    string
-	depth       int // procs: tree depth, shown as indentation of the last column
+	at          time.Time // when it happened: a replay's time cursor hides later rows
+	depth       int       // procs: tree depth, shown as indentation of the last column
 	cells       []cell
 }
 
@@ -111,7 +112,7 @@ func (m *Model) rows(v View) []row {
 	case Connections:
 		out := make([]row, 0, len(m.conns))
 		for i, c := range m.conns {
-			out = append(out, row{key: "c" + strconv.FormatUint(m.connBase+uint64(i), 10), containerID: c.ContainerID,
+			out = append(out, row{key: "c" + strconv.FormatUint(m.connBase+uint64(i), 10), containerID: c.ContainerID, at: c.Time,
 				cells: []cell{timeCell(c.Time), txt(m.nameOf(c.ContainerID, c.Container)), txt(c.Direction), txt(c.Proto),
 					txt(c.Client + " -> " + c.Server), txt(fmt.Sprintf("%s(%d)", c.Comm, c.PID)), txt(c.Result)}})
 		}
@@ -119,7 +120,7 @@ func (m *Model) rows(v View) []row {
 	case SpyUsers:
 		out := make([]row, 0, len(m.spies))
 		for i, s := range m.spies {
-			out = append(out, row{key: "s" + strconv.FormatUint(m.spyBase+uint64(i), 10), containerID: s.ContainerID,
+			out = append(out, row{key: "s" + strconv.FormatUint(m.spyBase+uint64(i), 10), containerID: s.ContainerID, at: s.Time,
 				cells: []cell{timeCell(s.Time), txt(m.nameOf(s.ContainerID, s.Container)), txt(s.User), txt(dash(s.TTY)), txt(s.Shell),
 					num(strconv.FormatUint(uint64(s.PID), 10), float64(s.PID)), txt(s.Cmdline)}})
 		}
@@ -127,7 +128,7 @@ func (m *Model) rows(v View) []row {
 	case Files:
 		out := make([]row, 0, len(m.files))
 		for i, f := range m.files {
-			out = append(out, row{key: "f" + strconv.FormatUint(m.fileBase+uint64(i), 10), containerID: f.ContainerID,
+			out = append(out, row{key: "f" + strconv.FormatUint(m.fileBase+uint64(i), 10), containerID: f.ContainerID, at: f.Time,
 				cells: []cell{timeCell(f.Time), txt(m.nameOf(f.ContainerID, f.Container)), txt(f.Op),
 					txt(fmt.Sprintf("%s(%d)", f.Comm, f.PID)), txt(f.Result), txt(f.Path)}})
 		}
@@ -142,7 +143,7 @@ func (m *Model) rows(v View) []row {
 			for _, p := range in.Pending {
 				acts = append(acts, "WAITING "+p.Action+" ("+p.ID+")")
 			}
-			out = append(out, row{key: "i" + in.ID, containerID: in.ContainerID, incident: in.ID,
+			out = append(out, row{key: "i" + in.ID, containerID: m.fullID(in.ContainerID), incident: in.ID,
 				cells: []cell{txt(in.ID), txt(m.nameOf(in.ContainerID, in.Container)), txt(in.Rule), txt(in.State),
 					timeCell(in.OpenedAt), intCell(in.Alerts), txt(dash(strings.Join(acts, ", ")))}})
 		}
@@ -154,21 +155,33 @@ func (m *Model) rows(v View) []row {
 func (m *Model) containerRows() []row {
 	procs := map[string]int{}
 	for _, p := range m.procs {
-		if p.Exited == nil {
+		if m.before(p.Started) && !m.exited(p) {
 			procs[p.ContainerID]++
 		}
 	}
 	conns := map[string]int{}
 	for _, c := range m.conns {
-		conns[c.ContainerID]++
+		if m.before(c.Time) {
+			conns[c.ContainerID]++
+		}
 	}
 	open := map[string]string{}
+	alerts := map[string]int{} // the detector's alerts seen here, or the incidents' count when larger (a server's)
+	incAlerts := map[string]int{}
+	for id, n := range m.alerts {
+		alerts[m.fullID(id)] += n
+	}
 	for _, in := range m.incidents {
+		id := m.fullID(in.ContainerID)
 		if in.State == "open" {
-			if _, ok := open[in.ContainerID]; !ok {
-				open[in.ContainerID] = in.ID + " " + in.Rule
+			if _, ok := open[id]; !ok {
+				open[id] = in.ID + " " + in.Rule
 			}
 		}
+		incAlerts[id] += in.Alerts
+	}
+	for id, n := range incAlerts {
+		alerts[id] = max(alerts[id], n)
 	}
 	out := make([]row, 0, len(m.containers))
 	for _, c := range m.containers {
@@ -182,7 +195,7 @@ func (m *Model) containerRows() []row {
 		out = append(out, row{key: "k" + c.ID, containerID: c.ID,
 			cells: []cell{txt(c.Name), txt(c.Image), txt(state),
 				num(strconv.FormatFloat(c.CPUPercent, 'f', 1, 64), c.CPUPercent), num(bytes(c.MemoryBytes), float64(c.MemoryBytes)),
-				intCell(procs[c.ID]), intCell(conns[c.ID]), intCell(m.alerts[c.ID]), txt(dash(open[c.ID]))}})
+				intCell(procs[c.ID]), intCell(conns[c.ID]), intCell(alerts[c.ID]), txt(dash(open[c.ID]))}})
 	}
 	return out
 }
@@ -192,7 +205,9 @@ func (m *Model) containerRows() []row {
 func (m *Model) procRows() []row {
 	byCont := map[string][]*Proc{}
 	for _, p := range m.procs {
-		byCont[p.ContainerID] = append(byCont[p.ContainerID], p)
+		if m.before(p.Started) {
+			byCont[p.ContainerID] = append(byCont[p.ContainerID], p)
+		}
 	}
 	ids := make([]string, 0, len(byCont))
 	for id := range byCont {
@@ -235,7 +250,7 @@ func (m *Model) procRows() []row {
 			}
 			seen[p] = true
 			exit := "running"
-			if p.Exited != nil {
+			if m.exited(p) {
 				exit = clock(*p.Exited)
 				if p.ExitCode != nil {
 					exit += " " + strconv.FormatInt(*p.ExitCode, 10)
@@ -260,11 +275,41 @@ func procKey(p *Proc) string {
 	return p.ContainerID + "/" + strconv.FormatUint(uint64(p.PID), 10) + "/" + strconv.FormatInt(p.Started.UnixNano(), 10)
 }
 
+// before reports whether t is at or before the replay's time cursor
+// (always, live).
+func (m *Model) before(t time.Time) bool {
+	return m.cursorAt.IsZero() || t.IsZero() || !t.After(m.cursorAt)
+}
+
+// exited reports whether p has exited by the time cursor.
+func (m *Model) exited(p *Proc) bool { return p.Exited != nil && m.before(*p.Exited) }
+
+// fullID is the full id of the container id names (a short id, as
+// incidents and alerts carry it), or id when no container has it.
+func (m *Model) fullID(id string) string {
+	if _, ok := m.containerByID[id]; ok || len(id) < 12 {
+		return id
+	}
+	for _, c := range m.containers {
+		if strings.HasPrefix(c.ID, id) {
+			return c.ID
+		}
+	}
+	return id
+}
+
 // nameOf is a container's name: the one the runtime reports, else the one
 // the row carries, else the short id.
 func (m *Model) nameOf(id, fallback string) string {
 	if c, ok := m.containerByID[id]; ok && c.Name != "" {
 		return c.Name
+	}
+	if len(id) >= 12 { // an incident names its container by the short id
+		for _, c := range m.containers {
+			if strings.HasPrefix(c.ID, id) && c.Name != "" {
+				return c.Name
+			}
+		}
 	}
 	if fallback != "" {
 		return fallback
