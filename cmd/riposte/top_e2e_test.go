@@ -85,12 +85,15 @@ func TestTopEndToEnd(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	testutil.EnsureTestImage(t, cli)
 
+	began := time.Now()
+	step := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "riposte")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
+	step("built")
 
 	name := testutil.UniqueName("top-e2e")
 	id := testutil.RunContainer(t, cli, name, map[string]string{"app": "top-e2e"})
@@ -134,6 +137,7 @@ func TestTopEndToEnd(t *testing.T) {
 		return !strings.Contains(sc, "| 0 ev/s |") && strings.Contains(sc, " ev/s |")
 	})
 
+	step("detector attached")
 	// An interactive shell in the container, in a second window.
 	s.tmux("new-window", "-d", "-t", "e2e", "-n", "shell", "docker exec -it "+name+" sh")
 	s.waitScreen("shell", 30*time.Second, "the shell's prompt", func(sc string) bool {
@@ -151,11 +155,27 @@ func TestTopEndToEnd(t *testing.T) {
 		t.Fatalf("no connection reached the listener; the shell:\n%s", s.screen("shell"))
 	}
 
+	step("typed")
 	// spy-users: the typed command, with the container and the terminal.
 	sc := s.waitText("top", "cat /etc/hostname", 20*time.Second)
 	if !lineHas(sc, "cat /etc/hostname", name[:min(len(name), 15)], "pts/", "sh") {
 		t.Errorf("spy-users row lacks the container, tty or shell:\n%s", sc)
 	}
+	step("spy-users")
+	// containers: ours alone with the filter; enter shows its processes
+	// (the main process, running before top started, and the shell's) and
+	// keeps the other views to it: other tests' containers run beside.
+	s.keys("top", "1", "/", name, "Enter")
+	s.waitScreen("top", 20*time.Second, "the container alone", func(sc string) bool {
+		return strings.Contains(sc, "containers 1 |") && strings.Contains(sc, "> "+name[:min(len(name), 19)])
+	})
+	s.keys("top", "Enter")
+	sc = s.waitText("top", "sleep 3600", 20*time.Second)
+	if !strings.Contains(sc, "procs ") || !strings.Contains(sc, "container "+name+" (esc: all)") {
+		t.Errorf("enter did not show the container's processes:\n%s", sc)
+	}
+	s.waitText("top", "cat /etc/hostname", 10*time.Second)
+	step("procs")
 	// connections: the new connection to the listener.
 	s.keys("top", "3")
 	server := fmt.Sprintf("-> %s:%d", ep.Gateway, port)
@@ -164,11 +184,10 @@ func TestTopEndToEnd(t *testing.T) {
 		t.Errorf("connection row lacks direction, protocol or process:\n%s", sc)
 	}
 
-	// containers: select ours with the filter, then a p y.
-	s.keys("top", "1", "/", name, "Enter")
-	s.waitScreen("top", 20*time.Second, "the container alone", func(sc string) bool {
-		return strings.Contains(sc, "containers 1 |") && strings.Contains(sc, "> "+name[:min(len(name), 19)])
-	})
+	step("connections")
+	// Back to the container: a p y.
+	s.keys("top", "1")
+	s.waitText("top", "> "+name[:min(len(name), 19)], 5*time.Second)
 	s.keys("top", "a")
 	s.waitText("top", "p pause", 5*time.Second)
 	s.keys("top", "p")
@@ -187,6 +206,7 @@ func TestTopEndToEnd(t *testing.T) {
 	if !st.State.Paused {
 		t.Fatalf("container %s is not paused: %+v", name, st.State)
 	}
+	step("paused")
 	s.waitText("top", "paused", 10*time.Second) // the containers view's state, at the next poll
 
 	// Quit, then read the journal: the action, by the terminal's user.

@@ -447,3 +447,10 @@ func parseUnixSockets(b []byte) ([]capfile.Socket, error) {
 	}
 	return out, nil
 }
+
+// Processes lists the processes of a running container (full id id, main
+// process initPID) read from procRoot, as a capture's state header holds
+// them: `riposte top` shows with them the processes it did not see start.
+func Processes(procRoot, id string, initPID int) []capfile.Process {
+	return readState(procRoot, id, initPID).procs
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/console"
 	"github.com/riposte-sec/riposte/internal/guard"
+	"github.com/riposte-sec/riposte/responders/capture"
+	"github.com/riposte-sec/riposte/responders/capture/capfile"
 )
 
 // Docker is what the feed asks the Docker daemon: the containers and
@@ -24,6 +26,7 @@ import (
 type Docker interface {
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerStatsOneShot(ctx context.Context, containerID string) (container.StatsResponseReader, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 }
 
 // Events is the detector as the feed uses it: events of every container,
@@ -80,9 +83,11 @@ type feed struct {
 	interval      time.Duration
 	log           *slog.Logger
 	source        string
+	procDir       string // /proc unless set (tests)
 
 	cpu       map[string]cpuSample
-	known     []string // full ids of the containers last listed
+	known     []string        // full ids of the containers last listed
+	seeded    map[string]bool // containers whose running processes were read (poller only)
 	lastCount uint64
 	lastAt    time.Time
 }
@@ -107,7 +112,8 @@ func (f *feed) run(ctx context.Context, alerts <-chan alert.Alert, runErr <-chan
 		evs = ch
 	}
 
-	polled := make(chan console.Update, 1)
+	f.seeded = map[string]bool{}
+	polled := make(chan polledUpdate, 1)
 	pollNow := make(chan struct{}, 1)
 	pollNow <- struct{}{}
 	go f.poller(ctx, pollNow, polled)
@@ -135,7 +141,13 @@ func (f *feed) run(ctx context.Context, alerts <-chan alert.Alert, runErr <-chan
 		case a := <-alerts:
 			id := a.Field("container.id")
 			u.Alerts = append(u.Alerts, alertRow(f.fullID(id), a.Rule, a.Priority.String(), a.Time))
-		case p := <-polled:
+		case pu := <-polled:
+			p := pu.u
+			for _, sd := range pu.seeds {
+				for i := range sd.procs {
+					f.tracker.Seed(sd.id, sd.name, &sd.procs[i], capfile.Header{Started: sd.at}, &u)
+				}
+			}
 			u.Containers, u.ContainersSet = p.Containers, p.ContainersSet
 			if p.ContainersSet {
 				f.known = f.known[:0]
@@ -202,9 +214,22 @@ func (f *feed) stats() console.Stats {
 	return console.Stats{Events: s.Events, EventsPerSec: rate, Drops: s.TotalDrops() + s.SubscriberDrops, Source: f.source}
 }
 
+// polledUpdate is what the poller found: containers and incidents, and the
+// processes of containers seen for the first time.
+type polledUpdate struct {
+	u     console.Update
+	seeds []seed
+}
+
+type seed struct {
+	id, name string
+	at       time.Time
+	procs    []capfile.Process
+}
+
 // poller lists containers and incidents when asked, off the event loop
 // (Docker's stats take a while).
-func (f *feed) poller(ctx context.Context, now <-chan struct{}, out chan<- console.Update) {
+func (f *feed) poller(ctx context.Context, now <-chan struct{}, out chan<- polledUpdate) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,6 +237,7 @@ func (f *feed) poller(ctx context.Context, now <-chan struct{}, out chan<- conso
 		case <-now:
 		}
 		var u console.Update
+		var seeds []seed
 		var errs []string
 		if f.docker != nil {
 			cs, err := f.containers(ctx)
@@ -219,6 +245,7 @@ func (f *feed) poller(ctx context.Context, now <-chan struct{}, out chan<- conso
 				errs = append(errs, "docker: "+err.Error())
 			} else {
 				u.Containers, u.ContainersSet = cs, true
+				seeds = f.seedNew(ctx, cs)
 			}
 		}
 		if f.incidents != nil {
@@ -231,11 +258,35 @@ func (f *feed) poller(ctx context.Context, now <-chan struct{}, out chan<- conso
 		}
 		u.Err = strings.Join(errs, "; ")
 		select {
-		case out <- u:
+		case out <- polledUpdate{u: u, seeds: seeds}:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// seedNew reads the running processes of the containers not seen before.
+func (f *feed) seedNew(ctx context.Context, cs []console.Container) []seed {
+	var out []seed
+	for _, c := range cs {
+		if f.seeded[c.ID] || c.State != "running" {
+			continue
+		}
+		f.seeded[c.ID] = true
+		info, err := f.docker.ContainerInspect(ctx, c.ID)
+		if err != nil || info.State == nil || info.State.Pid <= 0 {
+			continue
+		}
+		out = append(out, seed{id: c.ID, name: c.Name, at: time.Now(), procs: capture.Processes(f.procRoot(), c.ID, info.State.Pid)})
+	}
+	return out
+}
+
+func (f *feed) procRoot() string {
+	if f.procDir != "" {
+		return f.procDir
+	}
+	return "/proc"
 }
 
 func (f *feed) containers(ctx context.Context) ([]console.Container, error) {

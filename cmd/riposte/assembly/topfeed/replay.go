@@ -71,7 +71,8 @@ func (r *Replay) Read(ctx context.Context) (console.Update, error) {
 	return u, readErr
 }
 
-// Seed adds a process the capture found running at its start.
+// Seed adds a process found running (in a capture's state header, or in
+// /proc when top starts).
 func (t *Tracker) Seed(containerID, name string, p *capfile.Process, h capfile.Header, u *console.Update) {
 	started := p.Started
 	if started.IsZero() {
@@ -79,6 +80,9 @@ func (t *Tracker) Seed(containerID, name string, p *capfile.Process, h capfile.H
 	}
 	ev := event.Event{PID: p.PID, PPID: p.PPID, Comm: p.Comm, Args: p.Args, User: p.User, EUID: p.EUID,
 		Container: event.Container{ID: containerID, Name: name}}
+	if _, ok := t.procs[key(&ev)]; ok {
+		return // seen start since: the events know better
+	}
 	user := p.User
 	if user == "" {
 		user = strconv.FormatUint(uint64(p.EUID), 10)
