@@ -210,18 +210,28 @@ func (a remoteActor) Act(ctx context.Context, r console.Request) (string, error)
 // topStore is what the incidents view reads.
 type topStore interface {
 	ListIncidents(ctx context.Context, f store.IncidentFilter) ([]store.IncidentInfo, error)
-	UnfinishedActions(ctx context.Context) ([]store.ActionRun, error)
+	Entries(ctx context.Context, f store.Filter) ([]store.Entry, error)
 	PendingApprovals(ctx context.Context) ([]store.Approval, error)
 }
 
-// topIncidents lists the open incidents with their actions in flight and
-// their pending approvals.
+// actionStates names the journal entries that move an action on, as the
+// incidents view shows them.
+var actionStates = map[store.EntryType]string{
+	store.ActionPlanned: "planned", store.ActionStarted: "started", store.ActionSucceeded: "succeeded",
+	store.ActionFailed: "failed", store.ActionSkippedDryRun: "dry run", store.ActionBlockedProtected: "refused (protected)",
+	store.ActionHeldForApproval: "held", store.ApprovalGranted: "approved", store.ApprovalDenied: "denied",
+	store.ApprovalTimeout: "approval timed out", store.ActionInDoubt: "in doubt",
+}
+
+// maxTopEntries bounds the journal entries one refresh of the incidents
+// view reads.
+const maxTopEntries = 20000
+
+// topIncidents lists the open incidents with their actions, from the
+// journal (planned entries name the incident; later entries of the same
+// alert, playbook and action move it on), and their pending approvals.
 func topIncidents(ctx context.Context, st topStore) ([]console.Incident, error) {
 	list, err := st.ListIncidents(ctx, store.IncidentFilter{State: store.IncidentStateOpen, Limit: 500})
-	if err != nil {
-		return nil, err
-	}
-	runs, err := st.UnfinishedActions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -231,14 +241,43 @@ func topIncidents(ctx context.Context, st topStore) ([]console.Incident, error) 
 	}
 	byID := map[string]int{}
 	out := make([]console.Incident, 0, len(list))
+	var since time.Time
 	for _, in := range list {
 		byID[in.ID] = len(out)
 		out = append(out, console.Incident{ID: in.ID, ContainerID: in.ContainerID, Rule: in.Rule, State: string(in.State),
 			OpenedAt: in.OpenedAt, Alerts: in.Alerts})
+		if since.IsZero() || in.OpenedAt.Before(since) {
+			since = in.OpenedAt
+		}
 	}
-	for _, r := range runs {
-		if i, ok := byID[r.Incident]; ok && r.State != store.ActionStateHeld {
-			out[i].Actions = append(out[i].Actions, console.ActionState{Action: r.Action, State: string(r.State)})
+	if len(out) > 0 {
+		types := make([]store.EntryType, 0, len(actionStates))
+		for t := range actionStates {
+			types = append(types, t)
+		}
+		es, err := st.Entries(ctx, store.Filter{Since: since.Add(-time.Minute), Types: types, Limit: maxTopEntries})
+		if err != nil {
+			return nil, err
+		}
+		type step struct{ alert, playbook, action string }
+		incOf := map[step]int{}
+		where := map[step]int{} // index in its incident's Actions
+		for _, e := range es {
+			k := step{e.AlertID, e.Playbook, e.Action}
+			if e.Type == store.ActionPlanned {
+				id, _ := e.Detail["incident"].(string)
+				i, ok := byID[id]
+				if !ok {
+					continue
+				}
+				incOf[k] = i
+				where[k] = len(out[i].Actions)
+				out[i].Actions = append(out[i].Actions, console.ActionState{Action: e.Action, State: "planned"})
+				continue
+			}
+			if i, ok := incOf[k]; ok {
+				out[i].Actions[where[k]].State = actionStates[e.Type]
+			}
 		}
 	}
 	sort.Slice(aps, func(i, j int) bool { return aps[i].CreatedAt.Before(aps[j].CreatedAt) })

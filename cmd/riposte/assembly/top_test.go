@@ -111,6 +111,19 @@ func TestTopServerStream(t *testing.T) {
 		}
 		return false
 	})
+	waitUntil(t, "the incident's pause shown succeeded", 20*time.Second, func() bool {
+		incs, _, _, _ := got.last()
+		for _, in := range incs {
+			if in.ID == incident && len(in.Pending) == 0 {
+				for _, a := range in.Actions {
+					if a.Action == "container.pause" && a.State == "succeeded" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
 	// A second decision on the same approval runs nothing more.
 	if _, err := actor.Act(ctx, console.Request{Action: "deny", Container: id, Approval: held.ID}); err == nil {
 		t.Error("deny after approve: no error")

@@ -40,7 +40,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
 	f := &feed{events: h.Events, docker: h.Docker, incidents: h.Incidents, quarantineDir: h.QuarantineDir, protect: h.Protect,
-		interval: h.Interval, log: h.Log, source: "server"}
+		interval: h.Interval, log: h.Log}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	enc := json.NewEncoder(w)
