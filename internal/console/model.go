@@ -275,6 +275,18 @@ func actMessage(d actDone) string {
 }
 
 func (m *Model) key(k tea.KeyMsg) tea.Cmd {
+	// Keys typed quickly (or sent by a script) arrive as one message:
+	// "/web" is /, w, e, b; an escape just before a key arrives as alt+key.
+	if k.Type == tea.KeyRunes && !k.Paste && (len(k.Runes) > 1 || k.Alt) {
+		var cmds []tea.Cmd
+		if k.Alt {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyEsc}))
+		}
+		for _, r := range k.Runes {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}))
+		}
+		return tea.Batch(cmds...)
+	}
 	s := k.String()
 	if s == "ctrl+c" {
 		return tea.Quit

@@ -436,3 +436,19 @@ func lineHas(screen string, parts ...string) bool {
 	}
 	return false
 }
+
+// TestKeysArrivingTogether: a terminal delivers keys typed (or sent)
+// quickly in one read; each still counts.
+func TestKeysArrivingTogether(t *testing.T) {
+	m := newModel(t, Containers, nil)
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("3/post")})
+	m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	if m.view != Connections || m.filter != "post" {
+		t.Fatalf("view %s filter %q, want connections and post", m.view, m.filter)
+	}
+	// An escape right before a key: alt+key.
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("1"), Alt: true})
+	if m.view != Containers || m.filter != "" {
+		t.Errorf("after esc 1: view %s filter %q", m.view, m.filter)
+	}
+}
