@@ -452,3 +452,15 @@ func TestKeysArrivingTogether(t *testing.T) {
 		t.Errorf("after esc 1: view %s filter %q", m.view, m.filter)
 	}
 }
+
+func TestIncidentActionsAndApprovals(t *testing.T) {
+	m := newModel(t, Incidents, nil)
+	m.Update(tea.WindowSizeMsg{Width: 220, Height: 12})
+	in := fixture().Incidents[0]
+	in.Pending = append(in.Pending, PendingAppr{ID: "ap-2", Action: "container.kill"})
+	m.Update(UpdateMsg{IncidentsSet: true, Incidents: []Incident{in}})
+	want := "slack.notify succeeded, container.pause WAITING ap-1, container.kill WAITING ap-2"
+	if !strings.Contains(m.View(), want) {
+		t.Errorf("incident row lacks %q:\n%s", want, m.View())
+	}
+}

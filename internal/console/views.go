@@ -92,7 +92,7 @@ var (
 			{title: "SHELL", width: 5}, {title: "PID", width: 7, num: true, right: true}, {title: "COMMAND"}},
 		Files: {{title: "TIME", width: 8, num: true}, {title: "CONTAINER", width: 16}, {title: "OP", width: 6}, {title: "PROCESS", width: 16},
 			{title: "RESULT", width: 8}, {title: "PATH"}},
-		Incidents: {{title: "ID", width: 30}, {title: "CONTAINER", width: 16}, {title: "RULE", width: 30}, {title: "STATE", width: 8},
+		Incidents: {{title: "ID", width: 30}, {title: "CONTAINER", width: 16}, {title: "RULE", width: 28}, {title: "STATE", width: 6},
 			{title: "OPENED", width: 8, num: true}, {title: "ALERTS", width: 6, num: true, right: true}, {title: "ACTIONS / PENDING APPROVALS"}},
 	}
 	defaultSort = [numViews]struct {
@@ -136,12 +136,24 @@ func (m *Model) rows(v View) []row {
 	case Incidents:
 		out := make([]row, 0, len(m.incidents))
 		for _, in := range m.incidents {
+			// A held action shows the approval it waits for.
+			pending := append([]PendingAppr(nil), in.Pending...)
 			var acts []string
 			for _, a := range in.Actions {
-				acts = append(acts, a.Action+" "+a.State)
+				s := a.Action + " " + a.State
+				if a.State == "held" {
+					for i, p := range pending {
+						if p.Action == a.Action {
+							s = a.Action + " WAITING " + p.ID
+							pending = append(pending[:i], pending[i+1:]...)
+							break
+						}
+					}
+				}
+				acts = append(acts, s)
 			}
-			for _, p := range in.Pending {
-				acts = append(acts, "WAITING "+p.Action+" ("+p.ID+")")
+			for _, p := range pending {
+				acts = append(acts, p.Action+" WAITING "+p.ID)
 			}
 			out = append(out, row{key: "i" + in.ID, containerID: m.fullID(in.ContainerID), incident: in.ID,
 				cells: []cell{txt(in.ID), txt(m.nameOf(in.ContainerID, in.Container)), txt(in.Rule), txt(in.State),

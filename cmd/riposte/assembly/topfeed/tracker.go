@@ -82,7 +82,7 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 		if !ok {
 			return
 		}
-		at, code := ev.Time, ev.Ret
+		at, code := ev.Time, exitCode(ev.Ret)
 		p.row.Exited, p.row.ExitCode = &at, &code
 		u.Procs = append(u.Procs, p.row)
 		delete(t.procs, key(ev))
@@ -127,6 +127,15 @@ func (t *Tracker) spy(ev *event.Event, prev *tracked, known bool) (console.Spy, 
 	}
 	return console.Spy{Time: ev.Time, ContainerID: ev.Container.ID, Container: ev.Container.Name, User: userOf(ev),
 		TTY: capview.TTYName(ev.TTY), Shell: shell, PID: ev.PID, Cmdline: cmdline(ev)}, true
+}
+
+// exitCode turns the kernel's exit status (code << 8 | signal) into what
+// a shell shows: the code, or 128 + the signal that killed the process.
+func exitCode(status int64) int64 {
+	if sig := status & 0x7f; sig != 0 {
+		return 128 + sig
+	}
+	return (status >> 8) & 0xff
 }
 
 func (t *Tracker) put(k string, p *tracked) {

@@ -34,7 +34,7 @@ func TestTracker(t *testing.T) {
 		e.TTY = pts0
 		e.Ancestors = []string{"sh", "runc"}
 	})
-	exit := ev(event.Exit, 201, 200, "cat", func(e *event.Event) { e.Time = t0.Add(time.Second); e.Ret = 1 })
+	exit := ev(event.Exit, 201, 200, "cat", func(e *event.Event) { e.Time = t0.Add(time.Second); e.Ret = 1 << 8 })
 	daemon := ev(event.Exec, 300, 1, "nc", func(e *event.Event) { e.Args = []string{"nc", "10.0.0.1", "80"}; e.Ancestors = []string{"sh"} })
 	refused := ev(event.Connect, 300, 1, "nc", func(e *event.Event) {
 		e.Family, e.SockType, e.LocalAddr, e.LocalPort, e.RemoteAddr, e.RemotePort, e.Ret = "inet", "stream", "172.17.0.2", 40000, "10.0.0.1", 80, -111
@@ -100,6 +100,15 @@ func TestTrackerFilter(t *testing.T) {
 	}
 	if len(u.Files) != 1 || u.Files[0].Path != "/etc/passwd" {
 		t.Errorf("files = %+v, want /etc/passwd only", u.Files)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct{ status, want int64 }{{0, 0}, {1 << 8, 1}, {255 << 8, 255}, {9, 137}, {15, 143}, {6 | 0x80, 134}}
+	for _, tt := range tests {
+		if got := exitCode(tt.status); got != tt.want {
+			t.Errorf("exitCode(%#x) = %d, want %d", tt.status, got, tt.want)
+		}
 	}
 }
 
