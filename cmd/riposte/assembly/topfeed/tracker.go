@@ -22,9 +22,10 @@ var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true
 	"fish": true, "csh": true, "tcsh": true, "rbash": true}
 
 type tracked struct {
-	row  console.Proc
-	comm string
-	tty  uint32
+	row   console.Proc
+	comm  string
+	tty   uint32
+	argv0 string // base name of argv[0] since its exec; "" for a forked copy
 }
 
 // Tracker follows processes through events and turns events into rows.
@@ -75,7 +76,13 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 			t.put(key(ev), p)
 		}
 		p.row.PPID, p.row.User, p.row.Cmdline, p.row.Container = ev.PPID, userOf(ev), cmdline(ev), name
-		p.comm, p.tty = ev.Comm, ev.TTY
+		p.comm, p.tty, p.argv0 = ev.Comm, ev.TTY, ""
+		if len(ev.Args) > 0 {
+			p.argv0 = path.Base(ev.Args[0])
+			if len(p.argv0) > 15 {
+				p.argv0 = p.argv0[:15] // TASK_COMM_LEN - 1
+			}
+		}
 		u.Procs = append(u.Procs, p.row)
 	case event.Exit:
 		p, ok := t.procs[key(ev)]
@@ -87,8 +94,10 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 		u.Procs = append(u.Procs, p.row)
 		delete(t.procs, key(ev))
 	case event.Connect, event.Accept:
+		t.renamed(ev, u)
 		u.Conns = append(u.Conns, connRow(ev))
 	case event.Open:
+		t.renamed(ev, u)
 		env := rules.NewEnv(ev)
 		op := "read"
 		switch {
@@ -99,6 +108,28 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 		}
 		u.Files = append(u.Files, console.File{Time: ev.Time, ContainerID: ev.Container.ID, Container: name, Op: op, PID: ev.PID,
 			Comm: ev.Comm, Path: ev.Path, Result: fdOrErr(ev.Ret)})
+	}
+}
+
+// renamed notices a process that took a new name without exec (busybox
+// runs applets like ls in the forked shell): its command becomes
+// "ls [no exec]", and, forked from an interactive shell, it is a command
+// typed there.
+func (t *Tracker) renamed(ev *event.Event, u *console.Update) {
+	p, ok := t.procs[key(ev)]
+	if !ok || ev.Comm == "" || ev.Comm == p.comm || (ev.TID != 0 && ev.TID != ev.PID) {
+		return
+	}
+	p.comm = ev.Comm
+	if ev.Comm == p.argv0 {
+		return // named itself after its argv[0] (busybox re-executed through /proc/self/exe)
+	}
+	p.row.Cmdline = ev.Comm + " [no exec]"
+	u.Procs = append(u.Procs, p.row)
+	parent, ok := t.procs[ev.Container.ID+"/"+strconv.FormatUint(uint64(p.row.PPID), 10)]
+	if ok && shells[parent.comm] && parent.tty != 0 && p.tty != 0 && !shells[ev.Comm] {
+		u.Spies = append(u.Spies, console.Spy{Time: ev.Time, ContainerID: ev.Container.ID, Container: ev.Container.Name,
+			User: userOf(ev), TTY: capview.TTYName(p.tty), Shell: parent.comm, PID: ev.PID, Cmdline: p.row.Cmdline})
 	}
 }
 

@@ -45,15 +45,18 @@ func TestTracker(t *testing.T) {
 	write := ev(event.Open, 100, 1, "nginx", func(e *event.Event) { e.Path = "/var/log/x"; e.Flags = 0o1101; e.Ret = 4 })
 	read := ev(event.Open, 201, 200, "cat", func(e *event.Event) { e.Path = "/etc/shadow"; e.Ret = 3 })
 	host := ev(event.Exec, 9, 1, "cron", func(e *event.Event) { e.Container = event.Container{ID: event.HostID}; e.TTY = pts0 })
+	// busybox runs ls in the forked shell, without exec.
+	lsFork := ev(event.Fork, 210, 200, "sh", func(e *event.Event) { e.TTY = pts0 })
+	lsOpen := ev(event.Open, 210, 200, "ls", func(e *event.Event) { e.Path = "/tmp"; e.Ret = 3; e.TID = 210 })
 
 	tr := NewTracker(nil)
 	var u console.Update
-	for _, e := range []event.Event{shell, fork, cat, read, exit, daemon, refused, accept, write, host} {
+	for _, e := range []event.Event{shell, fork, cat, read, exit, daemon, refused, accept, write, host, lsFork, lsOpen} {
 		tr.Add(&e, &u)
 	}
-	if len(u.Spies) != 1 || u.Spies[0].Cmdline != "cat /etc/shadow" || u.Spies[0].Shell != "sh" || u.Spies[0].TTY != "pts/0" ||
-		u.Spies[0].Container != "web" {
-		t.Errorf("spies = %+v, want the one cat typed in sh (not the shell, not the daemon's nc, not the host)", u.Spies)
+	if len(u.Spies) != 2 || u.Spies[0].Cmdline != "cat /etc/shadow" || u.Spies[0].Shell != "sh" || u.Spies[0].TTY != "pts/0" ||
+		u.Spies[0].Container != "web" || u.Spies[1].Cmdline != "ls [no exec]" {
+		t.Errorf("spies = %+v, want cat and ls typed in sh (not the shell, not the daemon's nc, not the host)", u.Spies)
 	}
 	last := map[uint32]console.Proc{}
 	for _, p := range u.Procs {
@@ -82,7 +85,10 @@ func TestTracker(t *testing.T) {
 			t.Errorf("conn %d = %+v, want %+v", i, u.Conns[i], wantConns[i])
 		}
 	}
-	if len(u.Files) != 2 || u.Files[0].Op != "read" || u.Files[0].Result != "fd 3" || u.Files[1].Op != "create" || u.Files[1].Path != "/var/log/x" {
+	if p := last[210]; p.Cmdline != "ls [no exec]" {
+		t.Errorf("ls's process = %+v", p)
+	}
+	if len(u.Files) != 3 || u.Files[0].Op != "read" || u.Files[0].Result != "fd 3" || u.Files[1].Op != "create" || u.Files[1].Path != "/var/log/x" {
 		t.Errorf("files = %+v", u.Files)
 	}
 }
