@@ -96,6 +96,22 @@ type Model struct {
 
 	// The replay's time cursor and the span of the recording.
 	cursorAt, first, last time.Time
+
+	// visible's last answer, and what it depended on: a key press and the
+	// screen drawn after it build the rows once.
+	dataGen  uint64 // counts Apply calls
+	visKey   visKey
+	visRows  []row
+	visValid bool
+}
+
+type visKey struct {
+	view          View
+	scope, filter string
+	sortCol       int
+	sortDesc      bool
+	cursorAt      time.Time
+	dataGen       uint64
 }
 
 // New returns a Model showing opts.View.
@@ -130,6 +146,7 @@ func (m *Model) Init() tea.Cmd { return nil }
 
 // Apply adds an Update to the model's data.
 func (m *Model) Apply(u Update) {
+	m.dataGen++
 	if u.ContainersSet {
 		m.containers = append(m.containers[:0], u.Containers...)
 		m.containerByID = make(map[string]Container, len(u.Containers))
@@ -515,7 +532,18 @@ func (m *Model) setSort(d int) {
 }
 
 // visible is the current view's rows after scope, filter and sort.
+// Callers do not modify the result.
 func (m *Model) visible() []row {
+	k := visKey{view: m.view, scope: m.scope, filter: m.filter, sortCol: m.sortCol[m.view], sortDesc: m.sortDesc[m.view],
+		cursorAt: m.cursorAt, dataGen: m.dataGen}
+	if m.visValid && k == m.visKey {
+		return m.visRows
+	}
+	m.visRows, m.visKey, m.visValid = m.build(), k, true
+	return m.visRows
+}
+
+func (m *Model) build() []row {
 	all := m.rows(m.view)
 	out := all[:0]
 	for _, r := range all {
