@@ -299,8 +299,8 @@ func (a *App) serveTopStream(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 	}
 	var docker topfeed.Docker
-	if a.Integrations != nil && a.Integrations.DockerClient != nil {
-		docker = a.Integrations.DockerClient
+	if a.Integrations != nil && a.Integrations.Docker.Client != nil {
+		docker = a.Integrations.Docker.Client
 	}
 	var events topfeed.Events
 	if a.Detector != nil {
