@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,8 +119,7 @@ func localHost(listen string) string {
 	return listen
 }
 
-// localTop acts and lists incidents on the store directly. The store is
-// locked by whoever has it open, so both take turns.
+// localTop acts and lists incidents on the store directly, one at a time.
 type localTop struct {
 	cfg  config.Config
 	user string
@@ -129,8 +129,12 @@ type localTop struct {
 func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st, err := store.Open(store.PathIn(l.cfg.Data), store.Options{IncidentWindow: l.cfg.Store.IncidentWindow,
-		ClockSkew: l.cfg.Store.ClockSkew, Logger: slog.New(slog.DiscardHandler)})
+	if _, err := os.Stat(store.PathIn(l.cfg.Data)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // no store yet: no incidents (and top creates none)
+	}
+	// Read-only: no lock, so that neither a hand-run act nor a server
+	// starting meanwhile finds the store taken.
+	st, err := store.Open(store.PathIn(l.cfg.Data), store.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

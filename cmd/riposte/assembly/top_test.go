@@ -2,14 +2,18 @@ package assembly
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/topfeed"
+	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/console"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
@@ -165,5 +169,40 @@ func TestDecideRefusesBadInput(t *testing.T) {
 				t.Errorf("status %d body %s, want 400 with %q", w.Code, w.Body, tt.want)
 			}
 		})
+	}
+}
+
+// TestLocalTopIncidents: without a server, top reads the open incidents
+// from the store for a moment at a time, and creates no store where there
+// is none.
+func TestLocalTopIncidents(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Defaults()
+	cfg.Data = filepath.Join(dir, "data")
+	l := &localTop{cfg: cfg, user: "jane"}
+	got, err := l.incidents(context.Background())
+	if err != nil || got != nil {
+		t.Fatalf("no store: %v, %v", got, err)
+	}
+	if _, err := os.Stat(cfg.Data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("top created the data directory: %v", err)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.PathIn(cfg.Data), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := st.Incident(context.Background(), "3f9a1c2b7d4e", "Terminal shell in container", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It reads while another process holds the store (act, a server
+	// starting), and does not take its lock.
+	got, err = l.incidents(context.Background())
+	st.Close()
+	if err != nil || len(got) != 1 || got[0].ID != id || got[0].ContainerID != "3f9a1c2b7d4e" || got[0].State != "open" {
+		t.Errorf("incidents %+v, %v", got, err)
 	}
 }
