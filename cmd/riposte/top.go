@@ -35,7 +35,7 @@ with the intake token); otherwise it runs the eBPF detector itself (root). With 
 replays a capture (capture.start's syscalls.jsonl.gz) instead: [ and ] move a time cursor by 1s,
 { and } by 10s, and the views show what was true then; nothing can be acted on.
 
-Keys: 1-6 or tab switch views; up/down select; enter shows the selected container's processes and
+Keys: 1-6, tab or the F2 menu switch views; up/down select; enter shows the selected container's processes and
 keeps the other views to it (esc: all containers); / filters rows (substring); < and > choose the
 sort column, i inverts it; a or F8 acts on the selected container or incident: p pause, u unpause,
 q quarantine, r release, k kill, s snapshot, c capture, A approve and D deny a held action.

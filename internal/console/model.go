@@ -36,6 +36,7 @@ const (
 	modeMenu         // the action menu is open
 	modeConfirm      // a destructive action waits for y
 	modeInput        // typing the capture duration
+	modeViews        // the F2 view menu is open
 )
 
 // menuItem is one action of the menu.
@@ -336,6 +337,13 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 			}
 		}
 		return nil
+	case modeViews:
+		m.mode = modeNormal
+		m.message = ""
+		if len(s) == 1 && s[0] >= '1' && s[0] < '1'+byte(numViews) {
+			m.view = View(s[0] - '1')
+		}
+		return nil
 	case modeConfirm:
 		m.mode = modeNormal
 		if s == "y" {
@@ -349,8 +357,17 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		return tea.Quit
 	case "1", "2", "3", "4", "5", "6":
 		m.view = View(s[0] - '1')
-	case "tab", "f2":
+	case "tab":
 		m.view = (m.view + 1) % numViews
+	case "f2":
+		m.mode = modeViews
+		var b strings.Builder
+		b.WriteString("view:")
+		for v := range numViews {
+			b.WriteString(" " + strconv.Itoa(int(v)+1) + " " + v.String())
+		}
+		b.WriteString("  (esc cancels)")
+		m.message = b.String()
 	case "shift+tab":
 		m.view = (m.view + numViews - 1) % numViews
 	case "up", "k":

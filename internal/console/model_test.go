@@ -111,6 +111,8 @@ func press(m *Model, keys ...string) {
 			msg = tea.KeyMsg{Type: tea.KeyUp}
 		case "f8":
 			msg = tea.KeyMsg{Type: tea.KeyF8}
+		case "f2":
+			msg = tea.KeyMsg{Type: tea.KeyF2}
 		default:
 			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 		}
@@ -462,5 +464,21 @@ func TestIncidentActionsAndApprovals(t *testing.T) {
 	want := "slack.notify succeeded, container.pause WAITING ap-1, container.kill WAITING ap-2"
 	if !strings.Contains(m.View(), want) {
 		t.Errorf("incident row lacks %q:\n%s", want, m.View())
+	}
+}
+
+func TestF2ViewMenu(t *testing.T) {
+	m := newModel(t, Containers, nil)
+	press(m, "f2")
+	if !strings.Contains(m.View(), "view: 1 containers 2 procs 3 connections 4 spy-users 5 files 6 incidents") {
+		t.Fatalf("F2 shows no view menu:\n%s", m.View())
+	}
+	press(m, "4")
+	if m.view != SpyUsers || m.mode != modeNormal || m.message != "" {
+		t.Errorf("after F2 4: view %s mode %v message %q", m.view, m.mode, m.message)
+	}
+	press(m, "f2", "esc")
+	if m.view != SpyUsers || m.mode != modeNormal {
+		t.Errorf("after F2 esc: view %s mode %v", m.view, m.mode)
 	}
 }
