@@ -145,6 +145,13 @@ func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
 func (l *localTop) Act(ctx context.Context, r console.Request) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if r.Action == "capture.start" {
+		if _, err := readServeInfo(l.cfg.Data); err != nil {
+			// A capture records from a detector that runs as long as it
+			// does; a hand-run act ends with the command.
+			return "", errors.New("capture needs a running riposte serve on " + l.cfg.Data + " (its detector records the capture)")
+		}
+	}
 	if r.Action == "approve" || r.Action == "deny" {
 		app, err := buildForAct(l.cfg)
 		if err != nil {
