@@ -3,9 +3,11 @@
 // new connections, commands typed in interactive shells, file opens);
 // Local runs a detector in-process and polls Docker and the store; Remote
 // reads a running server's stream (GET /v1/top/stream, bearer token);
-// Handler serves that stream from a server's detector.
+// Handler serves that stream from a server's detector; Replay reads a
+// capture file into the same rows.
 //
-// A Tracker is not safe for concurrent use; Local and Remote call send
-// from one goroutine. Local runs the detector it is given and stops it
-// when ctx ends; it closes nothing else.
+// A Tracker is not safe for concurrent use; Local, Remote and Handler
+// call send from one goroutine. Local runs the detector it is given and
+// stops it when ctx ends; it closes nothing else (the Docker client and the
+// capture file are the caller's).
 package topfeed
