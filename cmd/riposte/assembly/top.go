@@ -107,7 +107,7 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 	local := &localTop{cfg: cfg, user: user}
 	src := &topfeed.Local{Detector: d, Docker: cli, Incidents: local.incidents, QuarantineDir: quarantineDir(cfg.Data),
 		Protect: guard.ParseLabel(docker.DefaultProtectLabel), Tracker: topfeed.NewTracker(f), Log: log}
-	return &Top{Source: src, Actor: local, How: "in-process detector", close: func() { cli.Close() }}, nil
+	return &Top{Source: src, Actor: local, How: "in-process detector (starting)", close: func() { cli.Close() }}, nil
 }
 
 func quarantineDir(data string) string { return filepath.Join(data, "docker", "quarantine") }

@@ -66,7 +66,7 @@ func (l *Local) Run(ctx context.Context, send func(console.Update)) error {
 		})
 	}()
 	f := &feed{events: l.Detector, docker: l.Docker, incidents: l.Incidents, quarantineDir: l.QuarantineDir, protect: l.Protect,
-		tracker: l.Tracker, interval: l.Interval, log: l.Log, source: "in-process detector"}
+		tracker: l.Tracker, interval: l.Interval, log: l.Log, source: "in-process detector", ready: l.Detector.Ready()}
 	return f.run(ctx, alerts, runErr, send)
 }
 
@@ -83,6 +83,7 @@ type feed struct {
 	interval      time.Duration
 	log           *slog.Logger
 	source        string
+	ready         <-chan struct{} // closed once the detector runs; nil: it does
 	procDir       string // /proc unless set (tests)
 
 	cpu       map[string]cpuSample
@@ -211,7 +212,15 @@ func (f *feed) stats() console.Stats {
 		}
 	}
 	f.lastCount, f.lastAt = s.Events, now
-	return console.Stats{Events: s.Events, EventsPerSec: rate, Drops: s.TotalDrops() + s.SubscriberDrops, Source: f.source}
+	src := f.source
+	if f.ready != nil {
+		select {
+		case <-f.ready:
+		default:
+			src += " (starting)"
+		}
+	}
+	return console.Stats{Events: s.Events, EventsPerSec: rate, Drops: s.TotalDrops() + s.SubscriberDrops, Source: src}
 }
 
 // polledUpdate is what the poller found: containers and incidents, and the
