@@ -22,6 +22,7 @@ func newTopCmd() *cobra.Command {
 		filter     string
 		logPath    string
 		capture    string
+		storeURL   string
 	)
 	cmd := &cobra.Command{
 		Use:   "top",
@@ -66,7 +67,7 @@ and journal as riposte act, with you (the OS user) as the actor; refusals are sh
 				}
 				return nil
 			}
-			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data})
+			cfg, err := assembly.LoadConfig(configPath, assembly.Overrides{Data: data, Store: storeURL})
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
@@ -97,6 +98,7 @@ and journal as riposte act, with you (the OS user) as the actor; refusals are sh
 	f.StringVar(&data, "data", "", "data directory (default ./riposte-data)")
 	f.StringVar(&view, "view", "containers", "view to start in: containers, procs, connections, spy-users, files or incidents")
 	f.StringVar(&filter, "filter", "", "in-process detector only: keep the events that match this expression of the detector's rule language")
+	storeFlag(f, &storeURL)
 	f.StringVar(&capture, "capture", "", "replay this capture file instead of watching live")
 	f.StringVar(&logPath, "log", "", "write the detector's and top's log to this file (the terminal is the console's)")
 	return cmd

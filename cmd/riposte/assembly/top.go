@@ -107,7 +107,7 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 	local := &localTop{cfg: cfg, user: user}
 	src := &topfeed.Local{Detector: d, Docker: cli, Incidents: local.incidents, QuarantineDir: quarantineDir(cfg.Data),
 		Protect: guard.ParseLabel(docker.DefaultProtectLabel), Tracker: topfeed.NewTracker(f), Log: log}
-	return &Top{Source: src, Actor: local, How: "in-process detector (starting)", close: func() { cli.Close() }}, nil
+	return &Top{Source: src, Actor: local, How: "in-process detector (starting)", close: func() { local.close(); cli.Close() }}, nil
 }
 
 func quarantineDir(data string) string { return filepath.Join(data, "docker", "quarantine") }
@@ -124,22 +124,37 @@ type localTop struct {
 	cfg  config.Config
 	user string
 	mu   sync.Mutex
+	st   Store // opened read-only by the first incidents that finds a store
 }
 
 func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := os.Stat(store.PathIn(l.cfg.Data)); errors.Is(err, os.ErrNotExist) {
-		return nil, nil // no store yet: no incidents (and top creates none)
+	if l.st == nil {
+		if l.cfg.Store.URL == "" {
+			if _, err := os.Stat(store.PathIn(l.cfg.Data)); errors.Is(err, os.ErrNotExist) {
+				return nil, nil // no store yet: no incidents (and top creates none)
+			}
+		}
+		// Read-only, kept open: no lock, so that neither a hand-run act
+		// nor a server starting meanwhile finds the SQLite store taken.
+		st, err := OpenStore(ctx, l.cfg.Store.URL, l.cfg.Data, store.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, err
+		}
+		l.st = st
 	}
-	// Read-only: no lock, so that neither a hand-run act nor a server
-	// starting meanwhile finds the store taken.
-	st, err := store.Open(store.PathIn(l.cfg.Data), store.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	return topIncidents(ctx, l.st)
+}
+
+// close closes the store handle incidents opened.
+func (l *localTop) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st != nil {
+		l.st.Close()
+		l.st = nil
 	}
-	defer st.Close()
-	return topIncidents(ctx, st)
 }
 
 func (l *localTop) Act(ctx context.Context, r console.Request) (string, error) {

@@ -202,8 +202,21 @@ func TestLocalTopIncidents(t *testing.T) {
 	// starting), and does not take its lock.
 	got, err = l.incidents(context.Background())
 	st.Close()
+	defer l.close()
 	if err != nil || len(got) != 1 || got[0].ID != id || got[0].ContainerID != "3f9a1c2b7d4e" || got[0].State != "open" {
 		t.Errorf("incidents %+v, %v", got, err)
+	}
+	// Its handle stays open and sees what others write later.
+	st, err = store.Open(store.PathIn(cfg.Data), store.Options{})
+	if err != nil {
+		t.Fatalf("open the store beside top's handle: %v", err)
+	}
+	if _, _, err := st.Incident(context.Background(), "77aa1c2b7d4e", "Read sensitive file untrusted", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if got, err = l.incidents(context.Background()); err != nil || len(got) != 2 {
+		t.Errorf("after a second incident: %+v, %v", got, err)
 	}
 }
 
