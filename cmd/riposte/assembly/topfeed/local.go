@@ -84,7 +84,7 @@ type feed struct {
 	log           *slog.Logger
 	source        string
 	ready         <-chan struct{} // closed once the detector runs; nil: it does
-	procDir       string // /proc unless set (tests)
+	procDir       string          // /proc unless set (tests)
 
 	cpu       map[string]cpuSample
 	known     []string        // full ids of the containers last listed
