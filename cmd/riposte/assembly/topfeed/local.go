@@ -84,7 +84,6 @@ type feed struct {
 	log           *slog.Logger
 	source        string
 	ready         <-chan struct{} // closed once the detector runs; nil: it does
-	procDir       string          // /proc unless set (tests)
 
 	cpu       map[string]cpuSample
 	known     []string        // full ids of the containers last listed
@@ -286,16 +285,9 @@ func (f *feed) seedNew(ctx context.Context, cs []console.Container) []seed {
 		if err != nil || info.State == nil || info.State.Pid <= 0 {
 			continue
 		}
-		out = append(out, seed{id: c.ID, name: c.Name, at: time.Now(), procs: capture.Processes(f.procRoot(), c.ID, info.State.Pid)})
+		out = append(out, seed{id: c.ID, name: c.Name, at: time.Now(), procs: capture.Processes("/proc", c.ID, info.State.Pid)})
 	}
 	return out
-}
-
-func (f *feed) procRoot() string {
-	if f.procDir != "" {
-		return f.procDir
-	}
-	return "/proc"
 }
 
 func (f *feed) containers(ctx context.Context) ([]console.Container, error) {
