@@ -35,7 +35,17 @@ enum event_type {
 	EV_MEMFD = 11,
 	EV_SETUID = 12,
 	EV_DUP = 13,
-	EV_MAX = 14,
+	EV_CHMOD = 14,
+	EV_SYMLINK = 15,
+	EV_LINK = 16,
+	EV_UNLINK = 17,
+	EV_RENAME = 18,
+	EV_TRUNCATE = 19,
+	EV_MOUNT = 20,
+	EV_UMOUNT = 21,
+	EV_SETNS = 22,
+	EV_UNSHARE = 23,
+	EV_MAX = 24,
 };
 
 // Event flags.
@@ -46,6 +56,7 @@ enum event_type {
 #define EF_STDOUT_INET (1 << 4)  // exec: fd 1 is an AF_INET/AF_INET6 socket
 #define EF_ARGS_TRUNC (1 << 5)   // exec: argv longer than the argv buffer
 #define EF_NET (1 << 6)          // family/addresses/ports are set
+#define EF_FD_NAME (1 << 7)      // path is the name of the file behind the fd in arg[2]
 
 #define ARGV_LEN 1024
 #define PATH_LEN 256
@@ -57,10 +68,29 @@ enum event_type {
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
-#define EINPROGRESS 115
 
 // x86_64 syscall numbers.
 #define NR_open 2
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_rename 82
+#define NR_rmdir 84
+#define NR_link 86
+#define NR_unlink 87
+#define NR_symlink 88
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_mount 165
+#define NR_umount2 166
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_symlinkat 266
+#define NR_fchmodat 268
+#define NR_unshare 272
+#define NR_setns 308
+#define NR_renameat2 316
+#define NR_fchmodat2 452
 #define NR_dup 32
 #define NR_dup2 33
 #define NR_socket 41
@@ -116,6 +146,11 @@ struct event {
 
 // Every event but exec is reserved without the argv buffer.
 #define SHORT_EVENT_SIZE (offsetof(struct event, argv))
+// Events with a second path (symlink, link, rename, mount) carry it at the
+// start of the argv buffer, and mount its file system type after it.
+#define PATH2_EVENT_SIZE (SHORT_EVENT_SIZE + PATH_LEN + FSTYPE_LEN)
+#define FSTYPE_LEN 32
+#define AT_FDCWD -100
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -549,8 +584,8 @@ static __always_inline int on_net(struct pt_regs *regs, long nr, long ret)
 	struct event *e;
 	switch (nr) {
 	case NR_connect:
-		if (ret < 0 && ret != -EINPROGRESS)
-			return 0;
+		// Failed connects too (ret is -errno): a refused or unreachable
+		// destination is how port scans and dead beacons look.
 		if (!(e = syscall_event(EV_CONNECT, nr, ret)))
 			return 0;
 		fill_sock(e, sock_of(t, fd));
@@ -638,6 +673,120 @@ static __always_inline int on_args(struct pt_regs *regs, __u32 type, long nr, lo
 	return 0;
 }
 
+// fd_name copies the name of the file behind fd into e->path: the last
+// component of its path, or for a namespace file its kind and inode
+// ("mnt:[4026531840]").
+static __always_inline void fd_name(struct event *e, struct task_struct *t, long fd)
+{
+	struct file *f = file_of(t, fd);
+	e->arg[2] = fd;
+	e->flags |= EF_FD_NAME;
+	if (f)
+		bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(f, f_path.dentry, d_name.name));
+}
+
+// path_event is a file event with one path: chmod, unlink, truncate,
+// umount. dfd is the directory fd the path is relative to (AT_FDCWD);
+// a path of 0 takes the name of the file behind fd instead.
+static __always_inline int path_event(__u32 type, long nr, long ret, const char *path, long dfd, long fd,
+				      __u64 a0, __u64 a1)
+{
+	struct event *e = syscall_event(type, nr, ret);
+	if (!e)
+		return 0;
+	e->arg[0] = a0;
+	e->arg[1] = a1;
+	if (path) {
+		e->arg[2] = dfd;
+		bpf_probe_read_user_str(e->path, sizeof(e->path), path);
+	} else if (fd >= 0) {
+		fd_name(e, bpf_get_current_task_btf(), fd);
+	}
+	submit(e, 0);
+	return 0;
+}
+
+// path2_event is a file event with two paths: symlink and link (path: the
+// new link, second path: its target), rename (old, new), mount (source,
+// target, and the file system type). The second path and the type travel
+// in the argv buffer.
+static __always_inline int path2_event(__u32 type, long nr, long ret, const char *path, long dfd,
+				       const char *path2, long dfd2, const char *fstype, __u64 a0)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, PATH2_EVENT_SIZE, 0);
+	if (!e) {
+		count_drop(type);
+		return 0;
+	}
+	fill_header(e, bpf_get_current_task_btf(), type);
+	e->syscall = nr;
+	e->ret = ret;
+	e->arg[0] = a0;
+	e->arg[2] = dfd;
+	e->arg[3] = dfd2;
+	e->argv[0] = 0;
+	e->argv[PATH_LEN] = 0;
+	if (path)
+		bpf_probe_read_user_str(e->path, sizeof(e->path), path);
+	if (path2)
+		bpf_probe_read_user_str(e->argv, PATH_LEN, path2);
+	if (fstype)
+		bpf_probe_read_user_str(e->argv + PATH_LEN, FSTYPE_LEN, fstype);
+	submit(e, 0);
+	return 0;
+}
+
+// on_file records changes to the file system tree and to namespaces.
+// Failed file changes are not sent (a failed chmod changed nothing), but
+// failed mount, umount, setns and unshare are: trying is the signal.
+static __always_inline int on_file(struct pt_regs *regs, __u32 type, long nr, long ret)
+{
+	if (ret < 0 && type != EV_MOUNT && type != EV_UMOUNT && type != EV_SETNS && type != EV_UNSHARE)
+		return 0;
+	switch (nr) {
+	case NR_chmod:
+		return path_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, 0, regs->si, 0);
+	case NR_fchmod:
+		return path_event(type, nr, ret, 0, 0, regs->di, regs->si, 0);
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		return path_event(type, nr, ret, (const char *)regs->si, (int)regs->di, 0, regs->dx, 0);
+	case NR_unlink:
+	case NR_rmdir:
+		return path_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, 0, nr == NR_rmdir ? 0x200 : 0, 0);
+	case NR_unlinkat:
+		return path_event(type, nr, ret, (const char *)regs->si, (int)regs->di, 0, regs->dx, 0);
+	case NR_truncate:
+		return path_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, 0, regs->si, 0);
+	case NR_ftruncate:
+		return path_event(type, nr, ret, 0, 0, regs->di, regs->si, 0);
+	case NR_umount2:
+		return path_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, 0, regs->si, 0);
+	case NR_setns:
+		return path_event(type, nr, ret, 0, 0, regs->di, regs->si, 0);
+	case NR_unshare:
+		return path_event(type, nr, ret, 0, 0, -1, regs->di, 0);
+	case NR_symlink:
+		return path2_event(type, nr, ret, (const char *)regs->si, AT_FDCWD, (const char *)regs->di, AT_FDCWD, 0, 0);
+	case NR_symlinkat:
+		return path2_event(type, nr, ret, (const char *)regs->dx, (int)regs->si, (const char *)regs->di, AT_FDCWD, 0, 0);
+	case NR_link:
+		return path2_event(type, nr, ret, (const char *)regs->si, AT_FDCWD, (const char *)regs->di, AT_FDCWD, 0, 0);
+	case NR_linkat:
+		return path2_event(type, nr, ret, (const char *)regs->r10, (int)regs->dx, (const char *)regs->si,
+				   (int)regs->di, 0, regs->r8);
+	case NR_rename:
+		return path2_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, (const char *)regs->si, AT_FDCWD, 0, 0);
+	case NR_renameat:
+	case NR_renameat2:
+		return path2_event(type, nr, ret, (const char *)regs->si, (int)regs->di, (const char *)regs->r10,
+				   (int)regs->dx, 0, nr == NR_renameat2 ? regs->r8 : 0);
+	default: // mount
+		return path2_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, (const char *)regs->si, AT_FDCWD,
+				   (const char *)regs->dx, regs->r10);
+	}
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -679,6 +828,46 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	case NR_setfsgid:
 		type = EV_SETUID;
 		break;
+	case NR_chmod:
+	case NR_fchmod:
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		type = EV_CHMOD;
+		break;
+	case NR_symlink:
+	case NR_symlinkat:
+		type = EV_SYMLINK;
+		break;
+	case NR_link:
+	case NR_linkat:
+		type = EV_LINK;
+		break;
+	case NR_unlink:
+	case NR_unlinkat:
+	case NR_rmdir:
+		type = EV_UNLINK;
+		break;
+	case NR_rename:
+	case NR_renameat:
+	case NR_renameat2:
+		type = EV_RENAME;
+		break;
+	case NR_truncate:
+	case NR_ftruncate:
+		type = EV_TRUNCATE;
+		break;
+	case NR_mount:
+		type = EV_MOUNT;
+		break;
+	case NR_umount2:
+		type = EV_UMOUNT;
+		break;
+	case NR_setns:
+		type = EV_SETNS;
+		break;
+	case NR_unshare:
+		type = EV_UNSHARE;
+		break;
 	default:
 		return 0;
 	}
@@ -691,7 +880,11 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 		return on_net(regs, nr, ret);
 	case EV_DUP:
 		return on_dup(regs, nr, ret);
-	default:
+	case EV_PTRACE:
+	case EV_MEMFD:
+	case EV_SETUID:
 		return on_args(regs, type, nr, ret);
+	default:
+		return on_file(regs, type, nr, ret);
 	}
 }

@@ -164,6 +164,13 @@ func (p *pipeline) byName(rec *sensor.Record, ev *Event) cgroup.Ref {
 	return ref
 }
 
+// relativePaths are the event types whose Path names a file relative to
+// the working directory when FD is 0 (AT_FDCWD).
+var relativePaths = map[string]bool{
+	event.Open: true, event.Chmod: true, event.Symlink: true, event.Link: true, event.Unlink: true,
+	event.Rename: true, event.Truncate: true, event.Umount: true,
+}
+
 // process updates the process table and fills the process fields.
 func (p *pipeline) process(ev *Event) {
 	switch ev.Type {
@@ -191,10 +198,22 @@ func (p *pipeline) process(ev *Event) {
 			}
 		}
 	}
-	if ev.Type == event.Open && ev.Path != "" && !strings.HasPrefix(ev.Path, "/") && ev.FD == 0 {
-		if cwd := p.cwd(ev.PID); cwd != "" {
-			ev.Cwd = cwd
-			ev.Path = path.Join(cwd, ev.Path)
+	if relativePaths[ev.Type] && ev.FD == 0 {
+		// A path relative to the working directory (AT_FDCWD) is made
+		// absolute; a symlink's target stays as written (it is relative to
+		// the link, and is what the link holds).
+		rel := ev.Path != "" && !strings.HasPrefix(ev.Path, "/")
+		relTarget := (ev.Type == event.Link || ev.Type == event.Rename) && ev.Target != "" && !strings.HasPrefix(ev.Target, "/")
+		if rel || relTarget {
+			if cwd := p.cwd(ev.PID); cwd != "" {
+				ev.Cwd = cwd
+				if rel {
+					ev.Path = path.Join(cwd, ev.Path)
+				}
+				if relTarget {
+					ev.Target = path.Join(cwd, ev.Target)
+				}
+			}
 		}
 	}
 	if parent := p.table.ParentOf(ev.PID, ev.PPID); parent != nil {

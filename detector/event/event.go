@@ -11,7 +11,7 @@ const (
 	Fork         = "fork"          // a new process (not a thread)
 	Exit         = "exit"          // a process ended
 	Open         = "open"          // open, openat, openat2, creat succeeded
-	Connect      = "connect"       // connect succeeded or is in progress
+	Connect      = "connect"       // connect, whatever its result (Ret: 0, -EINPROGRESS, or the -errno it failed with)
 	Accept       = "accept"        // accept, accept4 returned a connection
 	Bind         = "bind"          // bind succeeded
 	Listen       = "listen"        // listen succeeded
@@ -20,13 +20,24 @@ const (
 	MemfdCreate  = "memfd_create"  // memfd_create
 	Setuid       = "setuid"        // setuid, setgid, setre*, setres*, setfs*
 	Dup          = "dup"           // an AF_INET/AF_INET6 socket duplicated onto fd 0, 1 or 2
+	Chmod        = "chmod"         // chmod, fchmod, fchmodat, fchmodat2 succeeded
+	Symlink      = "symlink"       // symlink, symlinkat succeeded
+	Link         = "link"          // link, linkat (a hard link) succeeded
+	Unlink       = "unlink"        // unlink, unlinkat, rmdir succeeded
+	Rename       = "rename"        // rename, renameat, renameat2 succeeded
+	Truncate     = "truncate"      // truncate, ftruncate succeeded
+	Mount        = "mount"         // mount, whatever its result
+	Umount       = "umount"        // umount2, whatever its result
+	Setns        = "setns"         // setns, whatever its result
+	Unshare      = "unshare"       // unshare, whatever its result
 	CPUHigh      = "cpu_high"      // a container's CPU stayed above the threshold
 	MemoryGrowth = "memory_growth" // a container's memory grew beyond the threshold
 )
 
 // Types lists every event type.
 func Types() []string {
-	return []string{Exec, Fork, Exit, Open, Connect, Accept, Bind, Listen, Socket, Ptrace, MemfdCreate, Setuid, Dup, CPUHigh, MemoryGrowth}
+	return []string{Exec, Fork, Exit, Open, Connect, Accept, Bind, Listen, Socket, Ptrace, MemfdCreate, Setuid, Dup,
+		Chmod, Symlink, Link, Unlink, Rename, Truncate, Mount, Umount, Setns, Unshare, CPUHigh, MemoryGrowth}
 }
 
 // HostID is Container.ID for events of processes outside any container.
@@ -66,10 +77,20 @@ type Event struct {
 	ArgsTruncated bool `json:"args_truncated,omitempty"`
 
 	// Files: open (path, flags, mode, fd in Ret), memfd_create (name in
-	// Path, flags), connect/bind on AF_UNIX (socket path).
-	Path  string `json:"path,omitempty"`
-	Flags uint64 `json:"flags,omitempty"`
-	Mode  uint32 `json:"mode,omitempty"`
+	// Path, flags), connect/bind on AF_UNIX (socket path), chmod (path,
+	// mode), unlink (path, unlinkat's flags), truncate (path, the length in
+	// SysArgs), symlink and link (Path: the new link, Target: what it
+	// points at), rename (Path: the old name, Target: the new one), mount
+	// (Path: the source, Target: the mount point, FSType, flags), umount
+	// (Path: the mount point, flags), setns (Path: the namespace file's
+	// name, e.g. "net:[4026532281]", Flags: the nstype), unshare (Flags).
+	// fchmod, ftruncate and setns name a file by descriptor: FD is set and
+	// Path is the file's last path component only.
+	Path   string `json:"path,omitempty"`
+	Target string `json:"target,omitempty"`
+	FSType string `json:"fstype,omitempty"`
+	Flags  uint64 `json:"flags,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"`
 
 	// Network: connect, accept, bind, listen, socket, dup, and exec when
 	// stdin/stdout is a socket.
@@ -79,10 +100,11 @@ type Event struct {
 	LocalPort  uint16 `json:"local_port,omitempty"`
 	RemoteAddr string `json:"remote_addr,omitempty"`
 	RemotePort uint16 `json:"remote_port,omitempty"`
-	FD         int64  `json:"fd,omitempty"` // the socket fd the call was about (connect, bind, listen, dup's old fd)
+	FD         int64  `json:"fd,omitempty"` // the fd the call was about (connect, bind, listen, dup's old fd, fchmod, ftruncate, setns), or an *at call's directory fd
 
 	// SysArgs are the raw numeric arguments of ptrace (request, pid, addr,
-	// data), setuid family (the ids), socket (domain, type, protocol).
+	// data), setuid family (the ids), socket (domain, type, protocol),
+	// truncate (the length).
 	SysArgs []int64 `json:"sys_args,omitempty"`
 	Ret     int64   `json:"ret"` // syscall result; exit: the exit code
 

@@ -6,6 +6,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/riposte-sec/riposte/detector/event"
 )
@@ -58,18 +61,28 @@ type Evt struct {
 	IsOpenRead   bool   `expr:"is_open_read"`   // open for reading (O_RDONLY or O_RDWR)
 	IsOpenWrite  bool   `expr:"is_open_write"`  // open for writing (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)
 	IsOpenCreate bool   `expr:"is_open_create"` // open with O_CREAT
+	Failed       bool   `expr:"failed"`         // the syscall failed (a connect in progress, EINPROGRESS, has not)
+	Errno        string `expr:"errno"`          // the error a failed syscall returned ("ECONNREFUSED"), "" otherwise
 	Arg          Arg    `expr:"arg"`
 }
 
 // Arg holds evt.arg.* fields: decoded syscall arguments.
 type Arg struct {
-	Request string `expr:"request"` // ptrace: "PTRACE_ATTACH", "PTRACE_SEIZE", "PTRACE_POKETEXT", ...
-	PID     int64  `expr:"pid"`     // ptrace: the target pid
-	UID     int64  `expr:"uid"`     // setuid family: the first id argument
-	Domain  string `expr:"domain"`  // socket: "AF_INET", "AF_PACKET", ...
-	Type    string `expr:"type"`    // socket: "SOCK_STREAM", "SOCK_RAW", ...
-	Flags   string `expr:"flags"`   // open: "O_WRONLY|O_CREAT"; memfd_create: "MFD_CLOEXEC|..."
-	Name    string `expr:"name"`    // memfd_create: the name
+	Request  string `expr:"request"`  // ptrace: "PTRACE_ATTACH", "PTRACE_SEIZE", "PTRACE_POKETEXT", ...
+	PID      int64  `expr:"pid"`      // ptrace: the target pid
+	UID      int64  `expr:"uid"`      // setuid family: the first id argument
+	Domain   string `expr:"domain"`   // socket: "AF_INET", "AF_PACKET", ...
+	Type     string `expr:"type"`     // socket: "SOCK_STREAM", "SOCK_RAW", ...; mount: the file system type
+	Flags    string `expr:"flags"`    // open: "O_WRONLY|O_CREAT"; memfd_create: "MFD_CLOEXEC|..."; mount: "MS_BIND|..."; umount: "MNT_DETACH|..."; unshare, setns: "CLONE_NEWNS|..."; unlink: "AT_REMOVEDIR"
+	Name     string `expr:"name"`     // memfd_create: the name; unlink: the path
+	Mode     string `expr:"mode"`     // chmod: "S_ISUID|S_IRWXU|..." (the bits set)
+	Target   string `expr:"target"`   // symlink: what the link points at, as written
+	Linkpath string `expr:"linkpath"` // symlink: the new link
+	Oldpath  string `expr:"oldpath"`  // link: the existing file; rename: the old name
+	Newpath  string `expr:"newpath"`  // link: the new name; rename: the new name
+	Dev      string `expr:"dev"`      // mount: the source
+	Dir      string `expr:"dir"`      // mount, umount: the mount point
+	Length   int64  `expr:"length"`   // truncate: the new length
 }
 
 // Proc holds proc.* fields about the process that caused the event.
@@ -156,6 +169,13 @@ type User struct {
 func NewEnv(ev *event.Event) *Env {
 	env := &Env{}
 	env.Evt = Evt{Type: ev.Type, Syscall: ev.Syscall, Time: ev.Time.UnixNano(), Res: ev.Ret}
+	if failed(ev) {
+		env.Evt.Failed = true
+		env.Evt.Errno = unix.ErrnoName(syscall.Errno(-ev.Ret))
+		if env.Evt.Errno == "" {
+			env.Evt.Errno = "E" + strconv.FormatInt(-ev.Ret, 10)
+		}
+	}
 
 	p := &env.Proc
 	p.Name = ev.Comm
@@ -244,8 +264,69 @@ func NewEnv(ev *event.Event) *Env {
 		if ev.StdinNet || ev.StdoutNet {
 			env.FD = sockFD(ev)
 		}
+	case event.Chmod:
+		env.Evt.Arg.Mode = ModeBits(ev.Mode)
+		env.FD = fileFD(ev.Path, ev.FD)
+	case event.Unlink:
+		env.Evt.Arg.Name = ev.Path
+		env.Evt.Arg.Flags = flagString(ev.Flags, unlinkFlagNames)
+		env.FD = fileFD(ev.Path, ev.FD)
+	case event.Truncate:
+		if len(ev.SysArgs) > 0 {
+			env.Evt.Arg.Length = ev.SysArgs[0]
+		}
+		env.FD = fileFD(ev.Path, ev.FD)
+	case event.Symlink:
+		env.Evt.Arg.Target, env.Evt.Arg.Linkpath = ev.Target, ev.Path
+		env.FD = fileFD(ev.Path, 0)
+	case event.Link, event.Rename:
+		// The kernel event's Path is the old name for rename, the new
+		// link for link; the arguments say which is which.
+		if ev.Type == event.Link {
+			env.Evt.Arg.Oldpath, env.Evt.Arg.Newpath = ev.Target, ev.Path
+		} else {
+			env.Evt.Arg.Oldpath, env.Evt.Arg.Newpath = ev.Path, ev.Target
+		}
+		env.FD = fileFD(env.Evt.Arg.Newpath, 0)
+	case event.Mount:
+		env.Evt.Arg.Dev, env.Evt.Arg.Dir, env.Evt.Arg.Type = ev.Path, ev.Target, ev.FSType
+		flags := ev.Flags
+		if flags&0xffff0000 == 0xc0ed0000 { // MS_MGC_VAL, the old magic the kernel ignores
+			flags &= 0xffff
+		}
+		env.Evt.Arg.Flags = flagString(flags, mountFlagNames)
+		env.FD = fileFD(ev.Target, 0)
+	case event.Umount:
+		env.Evt.Arg.Dir = ev.Path
+		env.Evt.Arg.Flags = flagString(ev.Flags, umountFlagNames)
+		env.FD = fileFD(ev.Path, 0)
+	case event.Setns, event.Unshare:
+		env.Evt.Arg.Flags = flagString(ev.Flags, cloneFlagNames)
+		if ev.Type == event.Setns {
+			env.FD = FD{Name: ev.Path, Num: ev.FD, Type: "namespace"}
+		}
 	}
 	return env
+}
+
+// failed reports whether ev is a syscall that returned an error. A
+// non-blocking connect in progress (EINPROGRESS) has not failed; exit
+// carries an exit code, and resource events no result.
+func failed(ev *event.Event) bool {
+	if ev.Ret >= 0 || ev.Type == event.Exit || ev.Type == event.CPUHigh || ev.Type == event.MemoryGrowth {
+		return false
+	}
+	return !(ev.Type == event.Connect && ev.Ret == -int64(unix.EINPROGRESS))
+}
+
+// fileFD describes the file a file event is about: by path, or only by
+// descriptor (fchmod, ftruncate; name is then the file's base name).
+func fileFD(name string, fd int64) FD {
+	f := FD{Name: name, Num: fd, Type: "file"}
+	if name != "" {
+		f.Directory, f.Filename = path.Dir(name), path.Base(name)
+	}
+	return f
 }
 
 // topString spells a resource event's top processes as
@@ -382,6 +463,48 @@ func OpenFlags(flags uint64) string {
 	}
 	return strings.Join(parts, "|")
 }
+
+type flagName struct {
+	bit  uint64
+	name string
+}
+
+// flagString spells the bits of flags named in names, "A|B"; bits without
+// a name are added as one hexadecimal number.
+func flagString(flags uint64, names []flagName) string {
+	var parts []string
+	for _, f := range names {
+		if flags&f.bit == f.bit && f.bit != 0 {
+			parts = append(parts, f.name)
+			flags &^= f.bit
+		}
+	}
+	if flags != 0 {
+		parts = append(parts, "0x"+strconv.FormatUint(flags, 16))
+	}
+	return strings.Join(parts, "|")
+}
+
+var (
+	modeBitNames = []flagName{{0o4000, "S_ISUID"}, {0o2000, "S_ISGID"}, {0o1000, "S_ISVTX"},
+		{0o400, "S_IRUSR"}, {0o200, "S_IWUSR"}, {0o100, "S_IXUSR"}, {0o40, "S_IRGRP"}, {0o20, "S_IWGRP"},
+		{0o10, "S_IXGRP"}, {0o4, "S_IROTH"}, {0o2, "S_IWOTH"}, {0o1, "S_IXOTH"}}
+	unlinkFlagNames = []flagName{{0x200, "AT_REMOVEDIR"}}
+	mountFlagNames  = []flagName{{1, "MS_RDONLY"}, {2, "MS_NOSUID"}, {4, "MS_NODEV"}, {8, "MS_NOEXEC"},
+		{16, "MS_SYNCHRONOUS"}, {32, "MS_REMOUNT"}, {64, "MS_MANDLOCK"}, {128, "MS_DIRSYNC"}, {1024, "MS_NOATIME"},
+		{2048, "MS_NODIRATIME"}, {4096, "MS_BIND"}, {8192, "MS_MOVE"}, {16384, "MS_REC"}, {32768, "MS_SILENT"},
+		{1 << 17, "MS_UNBINDABLE"}, {1 << 18, "MS_PRIVATE"}, {1 << 19, "MS_SLAVE"}, {1 << 20, "MS_SHARED"},
+		{1 << 21, "MS_RELATIME"}, {1 << 24, "MS_STRICTATIME"}, {1 << 25, "MS_LAZYTIME"}}
+	umountFlagNames = []flagName{{1, "MNT_FORCE"}, {2, "MNT_DETACH"}, {4, "MNT_EXPIRE"}, {8, "UMOUNT_NOFOLLOW"}}
+	cloneFlagNames  = []flagName{{0x80, "CLONE_NEWTIME"}, {0x200, "CLONE_FS"}, {0x400, "CLONE_FILES"},
+		{0x20000, "CLONE_NEWNS"}, {0x40000, "CLONE_SYSVSEM"}, {0x02000000, "CLONE_NEWCGROUP"},
+		{0x04000000, "CLONE_NEWUTS"}, {0x08000000, "CLONE_NEWIPC"}, {0x10000000, "CLONE_NEWUSER"},
+		{0x20000000, "CLONE_NEWPID"}, {0x40000000, "CLONE_NEWNET"}}
+)
+
+// ModeBits spells a chmod(2) mode as the names of its bits, set-user-ID
+// first: "S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|...". 0 is "".
+func ModeBits(mode uint32) string { return flagString(uint64(mode), modeBitNames) }
 
 // MemfdFlags spells memfd_create(2) flags.
 func MemfdFlags(flags uint64) string {

@@ -22,7 +22,7 @@ import (
 func TestInvalidFiles(t *testing.T) {
 	want := map[string]string{
 		"bad_condition_field.yaml": `bad_condition_field.yaml:3: rule "Typo in field": condition: unknown field proc.nme (column 29)`,
-		"bad_event_type.yaml":      `bad_event_type.yaml:3: rule "Typo in type": condition: evt.type "opne" is not an event type (want one of exec, fork, exit, open, connect, accept, bind, listen, socket, ptrace, memfd_create, setuid, dup, cpu_high, memory_growth)`,
+		"bad_event_type.yaml":      `bad_event_type.yaml:3: rule "Typo in type": condition: evt.type "opne" is not an event type (want one of exec, fork, exit, open, connect, accept, bind, listen, socket, ptrace, memfd_create, setuid, dup, chmod, symlink, link, unlink, rename, truncate, mount, umount, setns, unshare, cpu_high, memory_growth)`,
 		"bad_output_field.yaml":    `bad_output_field.yaml:4: rule "Typo in output": output: unknown field %proc.nme`,
 		"bad_priority.yaml":        `bad_priority.yaml:5: rule "Urgent": priority: unknown priority "Urgent" (want one of Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug)`,
 		"bad_template.yaml":        `bad_template.yaml:4: rule "Template typo": output: template: 1:14: executing "output" at <.proc.nme>: map has no entry for key "nme"`,
@@ -147,6 +147,11 @@ func openOf(comm, path string, flags uint64) event.Event {
 	return event.Event{Type: event.Open, Comm: comm, Path: path, Flags: flags, PID: 100, PName: "sh", Ret: 3, User: "root"}
 }
 
+// fileOf is a file event: Path and, for symlink, link and rename, Target.
+func fileOf(typ, comm, path, target string) event.Event {
+	return event.Event{Type: typ, Comm: comm, Path: path, Target: target, PID: 100, PName: "sh", User: "root"}
+}
+
 func netOf(typ, raddr string, rport uint16, laddr string, lport uint16) event.Event {
 	return event.Event{Type: typ, Comm: "app", PID: 100, Family: "inet", SockType: "stream", RemoteAddr: raddr, RemotePort: rport, LocalAddr: laddr, LocalPort: lport}
 }
@@ -220,8 +225,43 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"write /etc/cron.d/x", inContainer(openOf("sh", "/etc/cron.d/x", 0o1101)), []string{"Schedule Cron Jobs", "Write below etc"}},
 		{"truncate .bash_history", inContainer(openOf("sh", "/root/.bash_history", 0o1001)), []string{"Delete or rename shell history"}},
 		{"append to .bash_history", inContainer(openOf("sh", "/root/.bash_history", 0o2101)), nil},
-		{"rm .bash_history", inContainer(execOf("rm", "sh", "-f", "/root/.bash_history")), []string{"Delete or rename shell history"}},
-		{"rm a temp file", inContainer(execOf("rm", "sh", "-f", "/tmp/x")), nil},
+		{"rm .bash_history", inContainer(fileOf(event.Unlink, "rm", "/root/.bash_history", "")), []string{"Delete or rename shell history"}},
+		{"rm a temp file", inContainer(fileOf(event.Unlink, "rm", "/tmp/x", "")), nil},
+		{"mv .bash_history away", inContainer(fileOf(event.Rename, "mv", "/root/.bash_history", "/tmp/h")), []string{"Delete or rename shell history"}},
+		{"mv a file to .bash_history.bak", inContainer(fileOf(event.Rename, "mv", "/root/notes", "/root/.bash_history.bak")), nil},
+		{"truncate a log by path", inContainer(with(fileOf(event.Truncate, "truncate", "/var/log/auth.log", ""), func(e *event.Event) { e.SysArgs = []int64{0} })),
+			[]string{"Clear Log Activities"}},
+		{"rotate a log", inContainer(fileOf(event.Rename, "mv", "/var/log/app.log", "/var/log/app.log.1")), nil},
+		{"chmod u+s", inContainer(with(fileOf(event.Chmod, "chmod", "/tmp/sh", ""), func(e *event.Event) { e.Mode = 0o4755 })),
+			[]string{"Set Setuid or Setgid bit"}},
+		{"chmod g+s", inContainer(with(fileOf(event.Chmod, "chmod", "/tmp/sh", ""), func(e *event.Event) { e.Mode = 0o2755 })),
+			[]string{"Set Setuid or Setgid bit"}},
+		{"chmod 755", inContainer(with(fileOf(event.Chmod, "chmod", "/tmp/sh", ""), func(e *event.Event) { e.Mode = 0o755 })), nil},
+		{"chmod u+s on the host", onHost(with(fileOf(event.Chmod, "chmod", "/tmp/sh", ""), func(e *event.Event) { e.Mode = 0o4755 })), nil},
+		{"symlink to /etc/shadow", inContainer(fileOf(event.Symlink, "ln", "/tmp/s", "/etc/shadow")), []string{"Create Symlink Over Sensitive Files"}},
+		{"symlink to /", onHost(fileOf(event.Symlink, "ln", "/tmp/root", "/")), []string{"Create Symlink Over Sensitive Files"}},
+		{"symlink to a library", inContainer(fileOf(event.Symlink, "ln", "/lib/libc.so", "libc.so.6")), nil},
+		{"hard link to /etc/shadow", inContainer(fileOf(event.Link, "ln", "/tmp/h", "/etc/shadow")), []string{"Create Hardlink Over Sensitive Files"}},
+		{"hard link to a log", inContainer(fileOf(event.Link, "ln", "/tmp/h", "/var/log/app.log")), nil},
+		{"mount in container", inContainer(with(event.Event{Type: event.Mount, Comm: "mount", Path: "/dev/sda1", Target: "/mnt", FSType: "ext4", Ret: -1},
+			func(e *event.Event) {})), []string{"Mount Launched in Container"}},
+		{"runc mounts while it sets up", inContainer(event.Event{Type: event.Mount, Comm: "runc:[2:INIT]", Path: "proc", Target: "/proc", FSType: "proc"}), nil},
+		{"mount on the host", onHost(event.Event{Type: event.Mount, Comm: "mount", Path: "/dev/sda1", Target: "/mnt"}), nil},
+		{"setns in container", inContainer(event.Event{Type: event.Setns, Comm: "exploit", Path: "mnt:[4026531840]", FD: 3, Flags: 0x20000}),
+			[]string{"Change thread namespace"}},
+		{"runc enters the container", inContainer(event.Event{Type: event.Setns, Comm: "runc:[1:CHILD]", Path: "mnt:[4026532281]", FD: 3}), nil},
+		{"unshare a user namespace", inContainer(event.Event{Type: event.Unshare, Comm: "unshare", Flags: 0x10000000, Ret: -1}),
+			[]string{"Change namespace privileges via unshare"}},
+		{"unshare the file table", inContainer(event.Event{Type: event.Unshare, Comm: "app", Flags: 0x400}), nil},
+		{"udp to an odd port", inContainer(with(netOf(event.Connect, "93.184.216.34", 4789, "172.17.0.2", 40000), func(e *event.Event) { e.SockType = "dgram" })),
+			[]string{"Outbound connection to non-allowed destination", "Unexpected UDP Traffic"}},
+		{"udp to loopback", inContainer(with(netOf(event.Connect, "127.0.0.1", 4789, "127.0.0.1", 40000), func(e *event.Event) { e.SockType = "dgram" })), nil},
+		{"udp to NTP", inContainer(with(netOf(event.Connect, "93.184.216.34", 123, "172.17.0.2", 40000), func(e *event.Event) { e.SockType = "dgram" })),
+			[]string{"Outbound connection to non-allowed destination"}},
+		{"refused connect to a miner port", inContainer(with(netOf(event.Connect, "93.184.216.34", 3333, "", 0), func(e *event.Event) { e.Ret = -111 })), nil},
+		{"nobody at a terminal", tty(inContainer(with(execOf("id", "sh"), func(e *event.Event) { e.User = "nobody" }))), []string{"System user interactive"}},
+		{"nobody without a terminal", inContainer(with(execOf("id", "sh"), func(e *event.Event) { e.User = "nobody" })), nil},
+		{"root at a terminal", tty(inContainer(execOf("id", "sh"))), nil},
 		{"truncate a log", inContainer(openOf("sh", "/var/log/auth.log", 0o1001)), []string{"Clear Log Activities"}},
 		{"append to a log", inContainer(openOf("app", "/var/log/app.log", 0o2101)), nil},
 		{"shred a log", inContainer(execOf("shred", "sh", "-u", "/var/log/wtmp")), []string{"Clear Log Activities"}},
@@ -549,6 +589,55 @@ func TestSocketNameClientToServer(t *testing.T) {
 			ev := tt.ev
 			if got := NewEnv(&ev).FD.Name; got != tt.want {
 				t.Fatalf("fd.name = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFileAndNamespaceFields checks the fields the file-tree, mount and
+// namespace events and failed syscalls give rules and alerts.
+func TestFileAndNamespaceFields(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   event.Event
+		want map[string]any
+	}{
+		{"chmod 4755", event.Event{Type: event.Chmod, Path: "/tmp/sh", Mode: 0o4755},
+			map[string]any{"evt.arg.mode": "S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|S_IRGRP|S_IXGRP|S_IROTH|S_IXOTH", "fd.name": "/tmp/sh",
+				"fd.directory": "/tmp", "evt.failed": false, "evt.errno": ""}},
+		{"fchmod by fd", event.Event{Type: event.Chmod, Path: "sh", FD: 3, Mode: 0o2000},
+			map[string]any{"evt.arg.mode": "S_ISGID", "fd.name": "sh", "fd.num": int64(3)}},
+		{"symlink", event.Event{Type: event.Symlink, Path: "/tmp/l", Target: "/etc/shadow"},
+			map[string]any{"evt.arg.target": "/etc/shadow", "evt.arg.linkpath": "/tmp/l", "fd.name": "/tmp/l"}},
+		{"link", event.Event{Type: event.Link, Path: "/tmp/h", Target: "/etc/shadow"},
+			map[string]any{"evt.arg.oldpath": "/etc/shadow", "evt.arg.newpath": "/tmp/h"}},
+		{"rename", event.Event{Type: event.Rename, Path: "/a", Target: "/b"},
+			map[string]any{"evt.arg.oldpath": "/a", "evt.arg.newpath": "/b", "fd.name": "/b"}},
+		{"rmdir", event.Event{Type: event.Unlink, Syscall: "rmdir", Path: "/tmp/d", Flags: 0x200},
+			map[string]any{"evt.arg.flags": "AT_REMOVEDIR", "evt.arg.name": "/tmp/d"}},
+		{"truncate", event.Event{Type: event.Truncate, Path: "/var/log/x", SysArgs: []int64{0}},
+			map[string]any{"evt.arg.length": int64(0), "fd.name": "/var/log/x"}},
+		{"refused mount", event.Event{Type: event.Mount, Path: "/dev/sda1", Target: "/mnt", FSType: "ext4", Flags: 0xc0ed0000 | 1, Ret: -1},
+			map[string]any{"evt.arg.dev": "/dev/sda1", "evt.arg.dir": "/mnt", "evt.arg.type": "ext4", "evt.arg.flags": "MS_RDONLY",
+				"evt.failed": true, "evt.errno": "EPERM"}},
+		{"umount -l", event.Event{Type: event.Umount, Path: "/mnt", Flags: 2}, map[string]any{"evt.arg.dir": "/mnt", "evt.arg.flags": "MNT_DETACH"}},
+		{"setns", event.Event{Type: event.Setns, Path: "net:[4026532281]", FD: 4, Flags: 0x40000000},
+			map[string]any{"fd.name": "net:[4026532281]", "fd.num": int64(4), "evt.arg.flags": "CLONE_NEWNET"}},
+		{"unshare with an unnamed bit", event.Event{Type: event.Unshare, Flags: 0x10020000 | 1<<40},
+			map[string]any{"evt.arg.flags": "CLONE_NEWNS|CLONE_NEWUSER|0x10000000000"}},
+		{"refused connect", event.Event{Type: event.Connect, Ret: -111}, map[string]any{"evt.failed": true, "evt.errno": "ECONNREFUSED"}},
+		{"connect in progress", event.Event{Type: event.Connect, Ret: -115}, map[string]any{"evt.failed": false, "evt.errno": ""}},
+		{"unknown errno", event.Event{Type: event.Mount, Ret: -4000}, map[string]any{"evt.errno": "E4000"}},
+		{"exit code is not an error", event.Event{Type: event.Exit, Ret: -1}, map[string]any{"evt.failed": false}},
+	}
+	fields := buildFields()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := NewEnv(&tt.ev)
+			for name, want := range tt.want {
+				if got := fields.value(env, name); got != want {
+					t.Errorf("%s = %#v, want %#v", name, got, want)
+				}
 			}
 		})
 	}

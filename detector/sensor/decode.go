@@ -17,7 +17,8 @@ import (
 var typeNames = [...]string{
 	1: event.Exec, 2: event.Fork, 3: event.Exit, 4: event.Open, 5: event.Connect, 6: event.Accept,
 	7: event.Bind, 8: event.Listen, 9: event.Socket, 10: event.Ptrace, 11: event.MemfdCreate,
-	12: event.Setuid, 13: event.Dup,
+	12: event.Setuid, 13: event.Dup, 14: event.Chmod, 15: event.Symlink, 16: event.Link, 17: event.Unlink,
+	18: event.Rename, 19: event.Truncate, 20: event.Mount, 21: event.Umount, 22: event.Setns, 23: event.Unshare,
 }
 
 // KernelTypes lists the event types the kernel sensor produces.
@@ -34,13 +35,25 @@ const (
 	flagStdoutInet
 	flagArgsTrunc
 	flagNet
+	flagFDName
 )
+
+// atFDCWD is AT_FDCWD: a path relative to the working directory.
+const atFDCWD = -100
+
+// Where path2 events (symlink, link, rename, mount) carry their second
+// path and the file system type: the start of the argv buffer (PATH_LEN
+// and FSTYPE_LEN in sensor.c).
+const path2Len, fstypeLen = 256, 32
 
 var syscallNames = map[uint32]string{
 	2: "open", 32: "dup", 33: "dup2", 41: "socket", 42: "connect", 43: "accept", 49: "bind", 50: "listen",
 	85: "creat", 101: "ptrace", 105: "setuid", 106: "setgid", 113: "setreuid", 114: "setregid",
 	117: "setresuid", 119: "setresgid", 122: "setfsuid", 123: "setfsgid", 257: "openat", 288: "accept4",
-	292: "dup3", 319: "memfd_create", 437: "openat2",
+	292: "dup3", 319: "memfd_create", 437: "openat2", 76: "truncate", 77: "ftruncate", 82: "rename", 84: "rmdir",
+	86: "link", 87: "unlink", 88: "symlink", 90: "chmod", 91: "fchmod", 165: "mount", 166: "umount2",
+	263: "unlinkat", 264: "renameat", 265: "linkat", 266: "symlinkat", 268: "fchmodat", 272: "unshare",
+	308: "setns", 316: "renameat2", 452: "fchmodat2",
 }
 
 const (
@@ -123,6 +136,28 @@ func Decode(raw []byte, bootOffset time.Duration, rec *Record) error {
 		if r.Family == 1 {
 			ev.Path = path
 		}
+	case event.Chmod, event.Unlink, event.Truncate, event.Umount, event.Setns, event.Unshare:
+		ev.Path = path
+		switch ev.Type {
+		case event.Chmod:
+			ev.Mode = uint32(r.Arg[0]) & 07777
+		case event.Truncate:
+			ev.SysArgs = []int64{int64(r.Arg[0])}
+		default:
+			ev.Flags = r.Arg[0]
+		}
+		if ev.Type != event.Unshare {
+			ev.FD = dirFD(r.Arg[2], r.Flags&flagFDName != 0)
+		}
+	case event.Symlink, event.Link, event.Rename, event.Mount:
+		ev.Path = path
+		argv := i8bytes(r.Argv[:])
+		ev.Target = cstr8(argv[:path2Len])
+		if ev.Type == event.Mount {
+			ev.FSType = cstr8(argv[path2Len : path2Len+fstypeLen])
+		}
+		ev.Flags = r.Arg[0]
+		ev.FD = dirFD(r.Arg[2], false)
 	case event.Exit:
 		// exit_code: the status in bits 8-15, a terminating signal in 0-6.
 		ev.Ret = r.Ret
@@ -137,6 +172,16 @@ func Decode(raw []byte, bootOffset time.Duration, rec *Record) error {
 		ev.LocalPort, ev.RemotePort = r.Lport, r.Rport
 	}
 	return nil
+}
+
+// dirFD is Event.FD for a file event: the fd itself when the call named a
+// file by descriptor, the directory fd of an *at call, 0 for AT_FDCWD.
+func dirFD(arg uint64, byFD bool) int64 {
+	fd := int64(int32(arg))
+	if !byFD && fd == atFDCWD {
+		return 0
+	}
+	return fd
 }
 
 func addr(family uint16, b [16]uint8) string {
@@ -185,8 +230,9 @@ func i8bytes(b []int8) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 }
 
-func cstr(b []int8) string {
-	bs := i8bytes(b)
+func cstr(b []int8) string { return cstr8(i8bytes(b)) }
+
+func cstr8(bs []byte) string {
 	if i := bytes.IndexByte(bs, 0); i >= 0 {
 		bs = bs[:i]
 	}

@@ -52,6 +52,25 @@ func TestDecode(t *testing.T) {
 	setuid := base(12)
 	setuid.Syscall, setuid.Arg = 117, [4]uint64{0, 0xffffffff, 0xffffffff}
 
+	chmod := base(14)
+	chmod.Syscall, chmod.Arg = 268, [4]uint64{0o104755, 0, uint64(0xffffffffffffff9c)}
+	setStr(chmod.Path[:], "tool")
+
+	symlink := base(15)
+	symlink.Syscall, symlink.Arg = 266, [4]uint64{0, 0, 5, uint64(0xffffffffffffff9c)}
+	setStr(symlink.Path[:], "shadow-link")
+	setStr(symlink.Argv[:], "/etc/shadow")
+
+	mount := base(20)
+	mount.Syscall, mount.Ret, mount.Arg = 165, -1, [4]uint64{0x1000, 0, uint64(0xffffffffffffff9c)}
+	setStr(mount.Path[:], "/dev/sda1")
+	setStr(mount.Argv[:], "/mnt")
+	setStr(mount.Argv[path2Len:], "ext4")
+
+	setns := base(22)
+	setns.Syscall, setns.Flags, setns.Arg = 308, flagFDName, [4]uint64{0x40000000, 0, 3}
+	setStr(setns.Path[:], "net:[4026532281]")
+
 	tests := []struct {
 		name  string
 		raw   []byte
@@ -85,6 +104,31 @@ func TestDecode(t *testing.T) {
 		{"connect in progress, v6", raw(&conn, shortSize), func(t *testing.T, r Record) {
 			e := r.Event
 			if e.Type != event.Connect || e.Ret != -115 || e.RemoteAddr != "2001:db8::1" || e.RemotePort != 443 || e.Family != "inet6" || e.FD != 5 {
+				t.Fatalf("%+v", e)
+			}
+		}},
+		{"fchmodat keeps the mode bits, relative path", raw(&chmod, shortSize), func(t *testing.T, r Record) {
+			if e := r.Event; e.Type != event.Chmod || e.Syscall != "fchmodat" || e.Mode != 0o4755 || e.Path != "tool" || e.FD != 0 {
+				t.Fatalf("%+v", e)
+			}
+		}},
+		{"symlinkat carries its target", raw(&symlink, shortSize+path2Len+fstypeLen), func(t *testing.T, r Record) {
+			if e := r.Event; e.Type != event.Symlink || e.Path != "shadow-link" || e.Target != "/etc/shadow" || e.FD != 5 {
+				t.Fatalf("%+v", e)
+			}
+		}},
+		{"symlink record cut before its target", raw(&symlink, shortSize), func(t *testing.T, r Record) {
+			if e := r.Event; e.Path != "shadow-link" || e.Target != "" {
+				t.Fatalf("%+v", e)
+			}
+		}},
+		{"failed mount", raw(&mount, shortSize+path2Len+fstypeLen), func(t *testing.T, r Record) {
+			if e := r.Event; e.Type != event.Mount || e.Ret != -1 || e.Path != "/dev/sda1" || e.Target != "/mnt" || e.FSType != "ext4" || e.Flags != 0x1000 {
+				t.Fatalf("%+v", e)
+			}
+		}},
+		{"setns names its namespace file", raw(&setns, shortSize), func(t *testing.T, r Record) {
+			if e := r.Event; e.Type != event.Setns || e.Path != "net:[4026532281]" || e.FD != 3 || e.Flags != 0x40000000 {
 				t.Fatalf("%+v", e)
 			}
 		}},
@@ -123,6 +167,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add(raw(&e, recordSize))
 	f.Add(raw(&e, shortSize))
 	f.Add([]byte{1, 2, 3})
+	for _, typ := range []uint32{14, 15, 20, 22} {
+		e := bpf.SensorEvent{Type: typ, Flags: flagFDName}
+		setStr(e.Argv[:], "/etc/shadow")
+		f.Add(raw(&e, shortSize+path2Len+fstypeLen))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Record
 		_ = Decode(b, 0, &r)

@@ -2,6 +2,8 @@ package sensor_test
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -113,5 +115,71 @@ func TestCheckSaysWhatIsMissing(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "needs root") {
 		t.Fatalf("non-root: Check() = %v, want an error saying it needs root", err)
+	}
+}
+
+// TestSensorSeesFileTreeAndNamespaceEvents runs real commands that change
+// the file tree, leave the mount namespace and fail to connect, and finds
+// each as its event with its arguments.
+func TestSensorSeesFileTreeAndNamespaceEvents(t *testing.T) {
+	s := openSensor(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now: the connect below is refused
+	script := fmt.Sprintf(`cd %[1]s && echo data > f && chmod 4755 f && ln -s /etc/shadow sym && ln f hard &&
+mv hard moved && truncate -s 1 moved && rm sym && unshare -m true; exec 3<>/dev/tcp/127.0.0.1/%[2]d; true`, dir, port)
+	cmd := exec.Command("/bin/bash", "-c", script)
+	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "refused") {
+		t.Fatalf("%v: %s", err, out)
+	}
+	type want struct {
+		typ   string
+		match func(e *event.Event) bool
+	}
+	wants := []want{
+		{event.Chmod, func(e *event.Event) bool { return (e.Path == dir+"/f" || e.Path == "f") && e.Mode == 0o4755 }},
+		{event.Symlink, func(e *event.Event) bool { return e.Target == "/etc/shadow" && strings.HasSuffix(e.Path, "sym") }},
+		{event.Link, func(e *event.Event) bool {
+			return strings.HasSuffix(e.Target, "f") && strings.HasSuffix(e.Path, "hard")
+		}},
+		{event.Rename, func(e *event.Event) bool {
+			return strings.HasSuffix(e.Path, "hard") && strings.HasSuffix(e.Target, "moved")
+		}},
+		{event.Truncate, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "moved") || e.FD > 0 }},
+		{event.Unlink, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "sym") }},
+		{event.Unshare, func(e *event.Event) bool { return e.Flags&0x20000 != 0 && e.Ret == 0 }},            // CLONE_NEWNS
+		{event.Connect, func(e *event.Event) bool { return e.RemotePort == uint16(port) && e.Ret == -111 }}, // ECONNREFUSED
+	}
+	seen := map[string]bool{}
+	ours := map[uint32]bool{uint32(cmd.Process.Pid): true}
+	recs := collect(t, s, 5*time.Second, func(r *sensor.Record) bool {
+		e := &r.Event
+		if e.Type == event.Fork && ours[e.PPID] {
+			ours[e.PID] = true
+		}
+		if !ours[e.PID] {
+			return false
+		}
+		for _, w := range wants {
+			if e.Type == w.typ && w.match(e) {
+				seen[w.typ] = true
+			}
+		}
+		return len(seen) == len(wants)
+	})
+	for _, w := range wants {
+		if !seen[w.typ] {
+			var same []string
+			for _, r := range recs {
+				if r.Event.Type == w.typ && ours[r.Event.PID] {
+					same = append(same, fmt.Sprintf("%+v", r.Event))
+				}
+			}
+			t.Errorf("no matching %s event; %s events of the script: %v", w.typ, w.typ, same)
+		}
 	}
 }

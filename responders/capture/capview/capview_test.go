@@ -281,3 +281,47 @@ func TestResult(t *testing.T) {
 		}
 	}
 }
+
+// TestFileTreeAndNamespaceEventLines: the file-tree, mount and namespace
+// events and a refused connect print their arguments and results.
+func TestFileTreeAndNamespaceEventLines(t *testing.T) {
+	base := event.Event{Time: t0, PID: 7, Comm: "sh"}
+	with := func(f func(e *event.Event)) *event.Event { e := base; f(&e); return &e }
+	tests := []struct {
+		ev   *event.Event
+		want string
+	}{
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.Mode = event.Chmod, "fchmodat", "/tmp/sh", 0o4755 }),
+			"chmod(fchmodat) name=/tmp/sh mode=04755 res=0"},
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.FD, e.Mode = event.Chmod, "fchmod", "sh", 3, 0o755 }),
+			"chmod(fchmod) fd=3 name=sh mode=0755 res=0"},
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.Target = event.Symlink, "symlinkat", "/tmp/l", "/etc/shadow" }),
+			"symlink(symlinkat) target=/etc/shadow linkpath=/tmp/l res=0"},
+		{with(func(e *event.Event) { e.Type, e.Path, e.Target = event.Rename, "/var/log/a", "/var/log/a.1" }),
+			"rename oldpath=/var/log/a newpath=/var/log/a.1 res=0"},
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.Flags = event.Unlink, "unlinkat", "/tmp/d", 0x200 }),
+			"unlink(unlinkat) name=/tmp/d flags=AT_REMOVEDIR res=0"},
+		{with(func(e *event.Event) { e.Type, e.Path, e.SysArgs = event.Truncate, "/var/log/a", []int64{0} }),
+			"truncate name=/var/log/a length=0 res=0"},
+		{with(func(e *event.Event) {
+			e.Type, e.Path, e.Target, e.FSType, e.Flags, e.Ret = event.Mount, "/dev/sda1", "/mnt", "ext4", 1, -1
+		}), "mount dev=/dev/sda1 dir=/mnt type=ext4 flags=MS_RDONLY res=-1(EPERM)"},
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.Flags = event.Umount, "umount2", "/mnt", 2 }),
+			"umount(umount2) dir=/mnt flags=MNT_DETACH res=0"},
+		{with(func(e *event.Event) { e.Type, e.Path, e.FD, e.Flags = event.Setns, "net:[4026532281]", 3, 0x40000000 }),
+			"setns fd=3 ns=net:[4026532281] flags=CLONE_NEWNET res=0"},
+		{with(func(e *event.Event) { e.Type, e.Flags, e.Ret = event.Unshare, 0x10000000, -1 }),
+			"unshare flags=CLONE_NEWUSER res=-1(EPERM)"},
+		{with(func(e *event.Event) {
+			e.Type, e.Family, e.SockType, e.RemoteAddr, e.RemotePort, e.FD, e.Ret = event.Connect, "inet", "stream", "10.0.0.9", 4444, 3, -111
+		}), "connect fd=3 tuple=0.0.0.0:0->10.0.0.9:4444 proto=tcp res=-111(ECONNREFUSED)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ev.Type, func(t *testing.T) {
+			got := EventLine(1, tt.ev)
+			if want := "1 21:09:36.000000000 sh (7) " + tt.want; got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}

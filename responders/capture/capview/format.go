@@ -139,6 +139,46 @@ func details(ev *event.Event) []string {
 		}
 		add("ids", strings.Join(ids, ","))
 		res()
+	case event.Chmod, event.Unlink, event.Truncate:
+		arg := rules.NewEnv(ev).Evt.Arg
+		if ev.FD != 0 {
+			add("fd", strconv.FormatInt(ev.FD, 10))
+		}
+		add("name", quoteIfNeeded(ev.Path))
+		switch ev.Type {
+		case event.Chmod:
+			add("mode", fmt.Sprintf("%#o", ev.Mode))
+		case event.Unlink:
+			add("flags", arg.Flags)
+		case event.Truncate:
+			add("length", strconv.FormatInt(arg.Length, 10))
+		}
+		res()
+	case event.Symlink, event.Link, event.Rename:
+		arg := rules.NewEnv(ev).Evt.Arg
+		if ev.Type == event.Symlink {
+			add("target", quoteIfNeeded(arg.Target))
+			add("linkpath", quoteIfNeeded(arg.Linkpath))
+		} else {
+			add("oldpath", quoteIfNeeded(arg.Oldpath))
+			add("newpath", quoteIfNeeded(arg.Newpath))
+		}
+		res()
+	case event.Mount, event.Umount:
+		arg := rules.NewEnv(ev).Evt.Arg
+		add("dev", quoteIfNeeded(arg.Dev))
+		add("dir", quoteIfNeeded(arg.Dir))
+		add("type", arg.Type)
+		add("flags", arg.Flags)
+		res()
+	case event.Setns, event.Unshare:
+		arg := rules.NewEnv(ev).Evt.Arg
+		if ev.Type == event.Setns {
+			add("fd", strconv.FormatInt(ev.FD, 10))
+			add("ns", quoteIfNeeded(ev.Path))
+		}
+		add("flags", arg.Flags)
+		res()
 	case event.CPUHigh:
 		add("cpu_percent", strconv.FormatFloat(ev.CPUPercent, 'f', 1, 64))
 		add("seconds", strconv.FormatFloat(ev.CPUSeconds, 'f', 1, 64))
