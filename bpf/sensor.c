@@ -57,6 +57,7 @@ enum event_type {
 #define EF_ARGS_TRUNC (1 << 5)   // exec: argv longer than the argv buffer
 #define EF_NET (1 << 6)          // family/addresses/ports are set
 #define EF_FD_NAME (1 << 7)      // path is the name of the file behind the fd in arg[2]
+#define EF_NSFS (1 << 8)         // path is a namespace kind ("net"), arg[3] its inode number
 
 #define ARGV_LEN 1024
 #define PATH_LEN 256
@@ -68,6 +69,7 @@ enum event_type {
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define NSFS_MAGIC 0x6e736673
 
 // x86_64 syscall numbers.
 #define NR_open 2
@@ -674,15 +676,26 @@ static __always_inline int on_args(struct pt_regs *regs, __u32 type, long nr, lo
 }
 
 // fd_name copies the name of the file behind fd into e->path: the last
-// component of its path, or for a namespace file its kind and inode
-// ("mnt:[4026531840]").
+// component of its path or, for a namespace file, its kind ("mnt", with the
+// inode number in arg[3]).
 static __always_inline void fd_name(struct event *e, struct task_struct *t, long fd)
 {
 	struct file *f = file_of(t, fd);
 	e->arg[2] = fd;
 	e->flags |= EF_FD_NAME;
-	if (f)
-		bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(f, f_path.dentry, d_name.name));
+	if (!f)
+		return;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	if (BPF_CORE_READ(ino, i_sb, s_magic) == NSFS_MAGIC) {
+		// A namespace file's dentry has no name of its own (nsfs makes
+		// one up on demand): read the kind and inode from the namespace.
+		struct ns_common *ns = BPF_CORE_READ(ino, i_private);
+		bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(ns, ops, name));
+		e->arg[3] = BPF_CORE_READ(ns, inum);
+		e->flags |= EF_NSFS;
+		return;
+	}
+	bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(f, f_path.dentry, d_name.name));
 }
 
 // path_event is a file event with one path: chmod, unlink, truncate,

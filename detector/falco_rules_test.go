@@ -73,6 +73,8 @@ func TestFalcoRuleScenarios(t *testing.T) {
 		pos    [][]string
 		neg    [][]string
 		fields map[string]string // expected fields of the positive alert; a value starting with * is a suffix
+		as     execAs            // how pos and neg run (user, terminal)
+		negAs  execAs
 	}{
 		{rule: "Launch Package Management Process in Container",
 			pos:    [][]string{{"dpkg", "-l"}},
@@ -134,6 +136,41 @@ func TestFalcoRuleScenarios(t *testing.T) {
 			pos:    [][]string{connectTo(posIP, 6443)},
 			neg:    [][]string{connectTo(negIP, 6443)}, // not the API server's address
 			fields: map[string]string{"fd.name": "*->" + posIP + ":6443"}},
+		{rule: "Set Setuid or Setgid bit",
+			setup:  [][]string{{"cp", "/bin/busybox", "/tmp/bb"}},
+			pos:    [][]string{{"chmod", "4755", "/tmp/bb"}},
+			neg:    [][]string{{"chmod", "755", "/tmp/bb"}},
+			fields: map[string]string{"proc.name": "chmod", "fd.name": "/tmp/bb", "evt.arg.mode": "S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|S_IRGRP|S_IXGRP|S_IROTH|S_IXOTH"}},
+		{rule: "Create Symlink Over Sensitive Files",
+			pos:    [][]string{{"ln", "-s", "/etc/shadow", "/tmp/shadow-link"}},
+			neg:    [][]string{{"ln", "-s", "/etc/passwd", "/tmp/passwd-link"}},
+			fields: map[string]string{"proc.name": "ln", "evt.arg.target": "/etc/shadow", "evt.arg.linkpath": "/tmp/shadow-link"}},
+		{rule: "Create Hardlink Over Sensitive Files",
+			pos:    [][]string{{"sh", "-c", "cd /etc && ln shadow /tmp/shadow-hard"}}, // relative: the cwd makes it absolute
+			neg:    [][]string{{"ln", "/etc/passwd", "/tmp/passwd-hard"}},
+			fields: map[string]string{"proc.name": "ln", "evt.arg.oldpath": "/etc/shadow", "evt.arg.newpath": "/tmp/shadow-hard"}},
+		{rule: "Mount Launched in Container",
+			pos:    [][]string{{"mount", "-t", "tmpfs", "none", "/tmp"}}, // refused: the container lacks CAP_SYS_ADMIN
+			neg:    [][]string{{"cat", "/proc/mounts"}},
+			fields: map[string]string{"proc.name": "mount", "evt.arg.dir": "/tmp", "evt.arg.type": "tmpfs", "evt.errno": "EPERM"}},
+		{rule: "Change thread namespace",
+			pos:    [][]string{{"nsenter", "-t", "1", "-n", "true"}},
+			neg:    [][]string{{"ls", "-l", "/proc/1/ns"}},
+			fields: map[string]string{"proc.name": "nsenter", "evt.arg.flags": "CLONE_NEWNET", "evt.errno": "EPERM"}},
+		{rule: "Change namespace privileges via unshare",
+			pos:    [][]string{{"unshare", "-n", "true"}},
+			neg:    [][]string{{"nice", "true"}},
+			fields: map[string]string{"proc.name": "unshare", "evt.arg.flags": "CLONE_NEWNET"}},
+		{rule: "Unexpected UDP Traffic",
+			pos:    [][]string{{"nslookup", "-timeout=1", "x", posIP + ":4789"}}, // a DNS query to a port DNS is not on
+			neg:    [][]string{{"nslookup", "-timeout=1", "x", negIP}},
+			fields: map[string]string{"fd.name": "*->" + posIP + ":4789", "fd.l4proto": "udp"}},
+		{rule: "System user interactive",
+			pos:    [][]string{{"id"}},
+			as:     execAs{user: "nobody", tty: true},
+			neg:    [][]string{{"id"}},
+			negAs:  execAs{user: "nobody"},
+			fields: map[string]string{"proc.name": "id", "user.name": "nobody", "proc.pname": shim}},
 	}
 	for _, tt := range tests {
 		for _, cmd := range tt.setup {
@@ -143,12 +180,12 @@ func TestFalcoRuleScenarios(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, cmd := range tt.neg {
-			dockerExec(t, cli, neg, false, cmd...)
+			dockerExecAs(t, cli, neg, tt.negAs, cmd...)
 		}
 	}
 	for _, tt := range tests {
 		for _, cmd := range tt.pos {
-			dockerExec(t, cli, pos, false, cmd...)
+			dockerExecAs(t, cli, pos, tt.as, cmd...)
 		}
 	}
 	// A marker in the negative container, run last: once its alert is in,

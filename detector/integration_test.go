@@ -79,9 +79,24 @@ func startDetector(t *testing.T, cfg detector.Config, cli *client.Client) (*dete
 // for it to end.
 func dockerExec(t *testing.T, cli *client.Client, id string, tty bool, cmd ...string) {
 	t.Helper()
+	dockerExecAs(t, cli, id, execAs{tty: tty}, cmd...)
+}
+
+// execAs says how dockerExecAs runs a command: as which user ("" for the
+// container's), with a terminal or not.
+type execAs struct {
+	user string
+	tty  bool
+}
+
+// dockerExecAs runs cmd in container id as docker exec [-u user] [-t] does
+// and waits until it ends.
+func dockerExecAs(t *testing.T, cli *client.Client, id string, as execAs, cmd ...string) {
+	t.Helper()
+	tty := as.tty
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: tty})
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, User: as.user, AttachStdout: true, AttachStderr: true, Tty: tty})
 	if err != nil {
 		t.Fatalf("exec create: %v", err)
 	}

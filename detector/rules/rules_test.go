@@ -242,6 +242,7 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"symlink to /", onHost(fileOf(event.Symlink, "ln", "/tmp/root", "/")), []string{"Create Symlink Over Sensitive Files"}},
 		{"symlink to a library", inContainer(fileOf(event.Symlink, "ln", "/lib/libc.so", "libc.so.6")), nil},
 		{"hard link to /etc/shadow", inContainer(fileOf(event.Link, "ln", "/tmp/h", "/etc/shadow")), []string{"Create Hardlink Over Sensitive Files"}},
+		{"passwd backs up shadow", inContainer(fileOf(event.Link, "passwd", "/etc/shadow-", "/etc/shadow")), nil},
 		{"hard link to a log", inContainer(fileOf(event.Link, "ln", "/tmp/h", "/var/log/app.log")), nil},
 		{"mount in container", inContainer(with(event.Event{Type: event.Mount, Comm: "mount", Path: "/dev/sda1", Target: "/mnt", FSType: "ext4", Ret: -1},
 			func(e *event.Event) {})), []string{"Mount Launched in Container"}},

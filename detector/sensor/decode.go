@@ -36,6 +36,7 @@ const (
 	flagArgsTrunc
 	flagNet
 	flagFDName
+	flagNSFS
 )
 
 // atFDCWD is AT_FDCWD: a path relative to the working directory.
@@ -148,6 +149,10 @@ func Decode(raw []byte, bootOffset time.Duration, rec *Record) error {
 		}
 		if ev.Type != event.Unshare {
 			ev.FD = dirFD(r.Arg[2], r.Flags&flagFDName != 0)
+		}
+		if r.Flags&flagNSFS != 0 {
+			// A namespace file, named as /proc/PID/ns/* links read.
+			ev.Path = path + ":[" + strconv.FormatUint(r.Arg[3]&0xffffffff, 10) + "]"
 		}
 	case event.Symlink, event.Link, event.Rename, event.Mount:
 		ev.Path = path

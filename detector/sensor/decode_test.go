@@ -68,8 +68,8 @@ func TestDecode(t *testing.T) {
 	setStr(mount.Argv[path2Len:], "ext4")
 
 	setns := base(22)
-	setns.Syscall, setns.Flags, setns.Arg = 308, flagFDName, [4]uint64{0x40000000, 0, 3}
-	setStr(setns.Path[:], "net:[4026532281]")
+	setns.Syscall, setns.Flags, setns.Arg = 308, flagFDName|flagNSFS, [4]uint64{0x40000000, 0, 3, 4026532281}
+	setStr(setns.Path[:], "net")
 
 	tests := []struct {
 		name  string

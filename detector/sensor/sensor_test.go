@@ -131,7 +131,7 @@ func TestSensorSeesFileTreeAndNamespaceEvents(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // nothing listens there now: the connect below is refused
 	script := fmt.Sprintf(`cd %[1]s && echo data > f && chmod 4755 f && ln -s /etc/shadow sym && ln f hard &&
-mv hard moved && truncate -s 1 moved && rm sym && unshare -m true; exec 3<>/dev/tcp/127.0.0.1/%[2]d; true`, dir, port)
+mv hard moved && truncate -s 1 moved && rm sym && unshare -m true && nsenter -t $$ -n true; exec 3<>/dev/tcp/127.0.0.1/%[2]d; true`, dir, port)
 	cmd := exec.Command("/bin/bash", "-c", script)
 	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "refused") {
 		t.Fatalf("%v: %s", err, out)
@@ -152,6 +152,7 @@ mv hard moved && truncate -s 1 moved && rm sym && unshare -m true; exec 3<>/dev/
 		{event.Truncate, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "moved") || e.FD > 0 }},
 		{event.Unlink, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "sym") }},
 		{event.Unshare, func(e *event.Event) bool { return e.Flags&0x20000 != 0 && e.Ret == 0 }},            // CLONE_NEWNS
+		{event.Setns, func(e *event.Event) bool { return strings.HasPrefix(e.Path, "net:[") && e.Flags == 0x40000000 && e.FD > 0 }},
 		{event.Connect, func(e *event.Event) bool { return e.RemotePort == uint16(port) && e.Ret == -111 }}, // ECONNREFUSED
 	}
 	seen := map[string]bool{}
