@@ -151,8 +151,10 @@ mv hard moved && truncate -s 1 moved && rm sym && unshare -m true && nsenter -t 
 		}},
 		{event.Truncate, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "moved") || e.FD > 0 }},
 		{event.Unlink, func(e *event.Event) bool { return strings.HasSuffix(e.Path, "sym") }},
-		{event.Unshare, func(e *event.Event) bool { return e.Flags&0x20000 != 0 && e.Ret == 0 }},            // CLONE_NEWNS
-		{event.Setns, func(e *event.Event) bool { return strings.HasPrefix(e.Path, "net:[") && e.Flags == 0x40000000 && e.FD > 0 }},
+		{event.Unshare, func(e *event.Event) bool { return e.Flags&0x20000 != 0 && e.Ret == 0 }}, // CLONE_NEWNS
+		{event.Setns, func(e *event.Event) bool {
+			return strings.HasPrefix(e.Path, "net:[") && e.Flags == 0x40000000 && e.FD > 0
+		}},
 		{event.Connect, func(e *event.Event) bool { return e.RemotePort == uint16(port) && e.Ret == -111 }}, // ECONNREFUSED
 	}
 	seen := map[string]bool{}

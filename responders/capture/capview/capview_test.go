@@ -295,7 +295,9 @@ func TestFileTreeAndNamespaceEventLines(t *testing.T) {
 			"chmod(fchmodat) name=/tmp/sh mode=04755 res=0"},
 		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.FD, e.Mode = event.Chmod, "fchmod", "sh", 3, 0o755 }),
 			"chmod(fchmod) fd=3 name=sh mode=0755 res=0"},
-		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path, e.Target = event.Symlink, "symlinkat", "/tmp/l", "/etc/shadow" }),
+		{with(func(e *event.Event) {
+			e.Type, e.Syscall, e.Path, e.Target = event.Symlink, "symlinkat", "/tmp/l", "/etc/shadow"
+		}),
 			"symlink(symlinkat) target=/etc/shadow linkpath=/tmp/l res=0"},
 		{with(func(e *event.Event) { e.Type, e.Path, e.Target = event.Rename, "/var/log/a", "/var/log/a.1" }),
 			"rename oldpath=/var/log/a newpath=/var/log/a.1 res=0"},
