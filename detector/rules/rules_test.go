@@ -202,6 +202,12 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"listen on the declared port", inContainer(netOf(event.Listen, "", 0, "0.0.0.0", 80)), nil},
 		{"socket dup'd onto stdin", inContainer(with(netOf(event.Dup, "10.0.0.9", 4444, "172.17.0.2", 40000), func(e *event.Event) { e.Ret = 0; e.FD = 3 })),
 			[]string{"Redirect STDOUT/STDIN to network connection in container"}},
+		{"inetd-style server hands a connection to its child", inContainer(with(netOf(event.Dup, "127.0.0.1", 55364, "127.0.0.1", 8080), func(e *event.Event) {
+			e.Comm, e.Ret, e.FD = "httpd", 0, 3
+		})), nil},
+		{"the same server's client end of a connection", inContainer(with(netOf(event.Dup, "10.0.0.9", 4444, "172.17.0.2", 40000), func(e *event.Event) {
+			e.Comm, e.Ret, e.FD = "httpd", 0, 3
+		})), []string{"Redirect STDOUT/STDIN to network connection in container"}},
 		{"shell with a socket as stdin", inContainer(with(execOf("sh", "nc"), func(e *event.Event) {
 			e.StdinNet, e.Family, e.SockType, e.RemoteAddr, e.RemotePort = true, "inet", "stream", "10.0.0.9", 4444
 		})), []string{"Reverse shell in container", "Shell spawned in container"}},
