@@ -7,7 +7,9 @@
 //
 // The generated LoadSensor / LoadSensorObjects return a CollectionSpec or
 // loaded objects; SensorEvent is the Go layout of the ring-buffer record
-// (exec records carry the argv buffer, every other record stops before it).
+// (exec records carry the argv buffer; symlink, link, rename and mount
+// records the first PATH_LEN+FSTYPE_LEN bytes of it, holding their second
+// path and file system type; every other record stops before it).
 // The loader, attachment and decoding live in detector/sensor. Nothing here
 // holds state; the caller closes what it loads.
 package bpf

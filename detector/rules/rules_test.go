@@ -237,6 +237,8 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"mv a file to .bash_history.bak", inContainer(fileOf(event.Rename, "mv", "/root/notes", "/root/.bash_history.bak")), nil},
 		{"truncate a log by path", inContainer(with(fileOf(event.Truncate, "truncate", "/var/log/auth.log", ""), func(e *event.Event) { e.SysArgs = []int64{0} })),
 			[]string{"Clear Log Activities"}},
+		{"logrotate copytruncate", inContainer(with(fileOf(event.Truncate, "logrotate", "/var/log/app.log", ""), func(e *event.Event) { e.SysArgs = []int64{0} })), nil},
+		{"gzip replaces a rotated log", inContainer(openOf("gzip", "/var/log/app.log.1.gz", 0o1101)), nil},
 		{"rotate a log", inContainer(fileOf(event.Rename, "mv", "/var/log/app.log", "/var/log/app.log.1")), nil},
 		{"chmod u+s", inContainer(with(fileOf(event.Chmod, "chmod", "/tmp/sh", ""), func(e *event.Event) { e.Mode = 0o4755 })),
 			[]string{"Set Setuid or Setgid bit"}},
