@@ -223,6 +223,15 @@ func TestCaptureContainer(t *testing.T) {
 	if !strings.Contains(out, "pong") {
 		t.Errorf("nc output %q", out)
 	}
+	// A refused connection (a port nothing listens on any more) and changes
+	// to the file tree: a symlink and a set-user-ID bit.
+	closed, err := net.Listen("tcp", net.JoinHostPort(gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	dockerExec(t, cli, id, false, "sh", "-c", fmt.Sprintf("nc -w 2 %s %d </dev/null; ln -s /etc/shadow /tmp/s; cp /bin/busybox /tmp/b; chmod 4755 /tmp/b; true", gateway, closedPort))
 	// A second capture.start while this one runs starts nothing.
 	again, err := c.Run(ctx, actions.Request{Action: capture.ActionStart, Container: id, Incident: "inc-e2e"})
 	if err != nil || !strings.HasPrefix(again.Note, "capture already running, ends at ") {
@@ -263,6 +272,11 @@ func TestCaptureContainer(t *testing.T) {
 	if n := strings.Count(connect, " connect "); n != 1 {
 		t.Errorf("filter on the connection: %d connect events:\n%s", n, connect)
 	}
+
+	refused := render(t, sysPath, capview.Events, `evt.type == "connect" && evt.failed`)
+	mustContain(t, "refused connect", refused, fmt.Sprintf("->%s:%d", gateway, closedPort), "res=-111(ECONNREFUSED)")
+	tree := render(t, sysPath, capview.Events, `evt.type in ["symlink", "chmod"]`)
+	mustContain(t, "file tree", tree, "symlink", "target=/etc/shadow linkpath=/tmp/s", "chmod", "name=/tmp/b mode=04755")
 
 	// tshark sees the connection: the SYN from the container to the
 	// listener's port, on eth0, and the payload.
