@@ -146,7 +146,7 @@ func TestFalcoRuleScenarios(t *testing.T) {
 			neg:    [][]string{{"ln", "-s", "/etc/passwd", "/tmp/passwd-link"}},
 			fields: map[string]string{"proc.name": "ln", "evt.arg.target": "/etc/shadow", "evt.arg.linkpath": "/tmp/shadow-link"}},
 		{rule: "Create Hardlink Over Sensitive Files",
-			pos:    [][]string{{"sh", "-c", "cd /etc && ln shadow /tmp/shadow-hard"}}, // relative: the cwd makes it absolute
+			pos:    [][]string{{"ln", "/etc/shadow", "/tmp/shadow-hard"}},
 			neg:    [][]string{{"ln", "/etc/passwd", "/tmp/passwd-hard"}},
 			fields: map[string]string{"proc.name": "ln", "evt.arg.oldpath": "/etc/shadow", "evt.arg.newpath": "/tmp/shadow-hard"}},
 		{rule: "Mount Launched in Container",
