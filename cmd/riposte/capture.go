@@ -26,7 +26,7 @@ func newCaptureReadCmd() *cobra.Command {
 			"or one JSON event per line with --output json. --filter keeps the events matching an expression in the detection " +
 			"rules' language, e.g. 'evt.type == \"open\" && fd.name startsWith \"/etc\"'. --view prints an incident-response view " +
 			"instead: procs (process tree with command lines), connections (connect and accept with addresses), spy-users " +
-			"(commands run from interactive shells) or files (files opened, with flags). An incomplete file (riposte stopped " +
+			"(commands run from interactive shells) or files (files opened, with flags, and chmod, symlink, link, unlink, rename, truncate). An incomplete file (riposte stopped " +
 			"while writing it) is printed up to where it ends, with a warning. Exit status 2 for a bad file, flag or filter.",
 		Example: "  riposte capture read /var/lib/riposte/evidence/inc-1/3f2a1b4c5d6e/capture-20260507T210936.123Z/syscalls.jsonl.gz --view spy-users\n" +
 			"  riposte capture read syscalls.jsonl.gz --filter 'evt.type == \"connect\"' --output json",

@@ -327,3 +327,64 @@ func TestFileTreeAndNamespaceEventLines(t *testing.T) {
 		})
 	}
 }
+
+// TestFilesViewTreeChanges: the files view lists changes to the file tree
+// beside opens, in text and JSON, and a filter narrows them.
+func TestFilesViewTreeChanges(t *testing.T) {
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	evs := []event.Event{
+		{Type: event.Open, Syscall: "openat", Time: at(1), PID: 7, Comm: "sh", Path: "/tmp/b", Flags: 0o1101, Mode: 0o755, Ret: 3},
+		{Type: event.Chmod, Syscall: "fchmodat", Time: at(2), PID: 8, Comm: "chmod", Path: "/tmp/b", Mode: 0o4755},
+		{Type: event.Symlink, Syscall: "symlinkat", Time: at(3), PID: 9, Comm: "ln", Path: "/tmp/s", Target: "/etc/shadow"},
+		{Type: event.Rename, Syscall: "rename", Time: at(4), PID: 10, Comm: "mv", Path: "/root/.ash_history", Target: "/tmp/h"},
+		{Type: event.Truncate, Syscall: "ftruncate", Time: at(5), PID: 11, Comm: "app", Path: "app.log", FD: 4, SysArgs: []int64{0}},
+		{Type: event.Unlink, Syscall: "unlinkat", Time: at(6), PID: 12, Comm: "rm", Path: "/tmp/s"},
+		{Type: event.Mount, Time: at(7), PID: 13, Comm: "mount", Path: "none", Target: "/mnt", Ret: -1},
+	}
+	var buf bytes.Buffer
+	w, err := capfile.NewWriter(&buf, capfile.Header{CaptureID: "cap-2", Started: t0, Container: capfile.Container{ID: cid}}, capfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if err := w.Event(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(capfile.Trailer{Ended: at(10), Reason: capfile.ReasonDuration}); err != nil {
+		t.Fatal(err)
+	}
+	text, _, err := render(t, buf.Bytes(), Options{View: Files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"TIME",
+		"sh(7)                  3    O_WRONLY|O_CREAT|O_TRUNC             /tmp/b",
+		"chmod(8)               -    chmod 04755                          /tmp/b",
+		"ln(9)                  -    symlink                              /tmp/s -> /etc/shadow",
+		"mv(10)                 -    rename                               /root/.ash_history -> /tmp/h",
+		"app(11)                4    truncate 0                           app.log",
+		"rm(12)                 -    unlink                               /tmp/s",
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d (the mount is not a file change):\n%s", len(lines), len(want), text)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %q, want it to contain %q", i, lines[i], w)
+		}
+	}
+	js, _, err := render(t, buf.Bytes(), Options{View: Files, Output: JSON, Filter: filter(t, `evt.type == "symlink"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row FileRow
+	if err := json.Unmarshal([]byte(strings.TrimSpace(js)), &row); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	if row.Op != event.Symlink || row.Path != "/tmp/s" || row.Target != "/etc/shadow" || row.PID != 9 {
+		t.Errorf("json row = %+v", row)
+	}
+}

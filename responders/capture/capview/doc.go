@@ -11,7 +11,8 @@
 //   - spy-users: commands run from interactive shells — execs whose
 //     process or an ancestor is a shell (sh, bash, ash, ...) with a
 //     controlling terminal, like sysdig's spy_users chisel;
-//   - files: files opened, with flags and the fd.
+//   - files: files opened, with flags and the fd, and changes to the file
+//     tree (chmod, symlink, link, unlink, rename, truncate).
 //
 // It is what `riposte capture read` calls; cmd only parses the flags.
 // Render reads a capfile.Reader to the end and writes to an io.Writer; it

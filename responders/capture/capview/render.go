@@ -21,7 +21,7 @@ const (
 	Procs       View = "procs"       // the process tree with command lines
 	Connections View = "connections" // new connections: connect and accept, with addresses
 	SpyUsers    View = "spy-users"   // commands run from interactive shells
-	Files       View = "files"       // files opened, with flags
+	Files       View = "files"       // files opened, with flags, and changes to the file tree
 )
 
 // Views lists the named views.

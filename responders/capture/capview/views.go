@@ -461,13 +461,16 @@ func (v *spyView) event(p *printer, t *table, _ uint64, ev *event.Event, match b
 		orDash(row.TTY), sh, ev.PID, row.Cmdline))
 }
 
-// FileRow is one open of the files view in JSON.
+// FileRow is one row of the files view in JSON: an open, or a change to
+// the file tree (Op: chmod, symlink, link, unlink, rename, truncate).
 type FileRow struct {
 	Time    time.Time `json:"time"`
+	Op      string    `json:"op"` // "open" or the event type
 	PID     uint32    `json:"pid"`
 	Comm    string    `json:"comm"`
 	User    string    `json:"user,omitempty"`
 	Path    string    `json:"path"`
+	Target  string    `json:"target,omitempty"` // symlink, link: what the link points at; rename: the new name
 	Flags   string    `json:"flags"`
 	RawFlag uint64    `json:"flags_raw"`
 	Mode    uint32    `json:"mode,omitempty"`
@@ -477,8 +480,12 @@ type FileRow struct {
 	Create  bool      `json:"create"`
 }
 
-// filesView prints open events.
+// filesView prints open events and changes to the file tree.
 type filesView struct{ json bool }
+
+// treeOps are the file-tree events the files view lists beside opens.
+var treeOps = map[string]bool{event.Chmod: true, event.Symlink: true, event.Link: true, event.Unlink: true,
+	event.Rename: true, event.Truncate: true}
 
 func (v *filesView) start(p *printer, _ capfile.Header) {
 	if !v.json {
@@ -489,11 +496,15 @@ func (v *filesView) state(*printer, *capfile.Record)        {}
 func (v *filesView) end(*printer, *table, *capfile.Trailer) {}
 
 func (v *filesView) event(p *printer, _ *table, _ uint64, ev *event.Event, match bool) {
-	if !match || ev.Type != event.Open {
+	if !match || (ev.Type != event.Open && !treeOps[ev.Type]) {
+		return
+	}
+	if ev.Type != event.Open {
+		v.treeEvent(p, ev)
 		return
 	}
 	env := rules.NewEnv(ev)
-	row := FileRow{Time: ev.Time.UTC(), PID: ev.PID, Comm: ev.Comm, User: ev.User, Path: ev.Path, Flags: rules.OpenFlags(ev.Flags),
+	row := FileRow{Time: ev.Time.UTC(), Op: event.Open, PID: ev.PID, Comm: ev.Comm, User: ev.User, Path: ev.Path, Flags: rules.OpenFlags(ev.Flags),
 		RawFlag: ev.Flags, Mode: ev.Mode, FD: ev.Ret, Read: env.Evt.IsOpenRead, Write: env.Evt.IsOpenWrite, Create: env.Evt.IsOpenCreate}
 	if v.json {
 		p.json(row)
@@ -501,4 +512,33 @@ func (v *filesView) event(p *printer, _ *table, _ uint64, ev *event.Event, match
 	}
 	p.line(fmt.Sprintf("%-18s %-22s %-4s %-36s %s", ev.Time.UTC().Format("15:04:05.000000"), fmt.Sprintf("%s(%d)", orDash(ev.Comm), ev.PID),
 		fdOrRes(ev.Ret), row.Flags, quoteIfNeeded(ev.Path)))
+}
+
+// treeEvent prints a change to the file tree: the FLAGS column names the
+// change, PATH reads "old -> new" for rename and "link -> target" for
+// links.
+func (v *filesView) treeEvent(p *printer, ev *event.Event) {
+	row := FileRow{Time: ev.Time.UTC(), Op: ev.Type, PID: ev.PID, Comm: ev.Comm, User: ev.User, Path: ev.Path, Target: ev.Target,
+		Mode: ev.Mode, FD: ev.FD}
+	if v.json {
+		p.json(row)
+		return
+	}
+	what, name := ev.Type, quoteIfNeeded(ev.Path)
+	switch ev.Type {
+	case event.Chmod:
+		what += fmt.Sprintf(" %#o", ev.Mode)
+	case event.Truncate:
+		if len(ev.SysArgs) > 0 {
+			what += " " + strconv.FormatInt(ev.SysArgs[0], 10)
+		}
+	case event.Symlink, event.Link, event.Rename:
+		name += " -> " + quoteIfNeeded(ev.Target)
+	}
+	fd := "-"
+	if ev.FD > 0 {
+		fd = strconv.FormatInt(ev.FD, 10)
+	}
+	p.line(fmt.Sprintf("%-18s %-22s %-4s %-36s %s", ev.Time.UTC().Format("15:04:05.000000"), fmt.Sprintf("%s(%d)", orDash(ev.Comm), ev.PID),
+		fd, what, name))
 }
