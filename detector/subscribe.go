@@ -118,7 +118,7 @@ func applyInfo(ev *event.Event, info containers.Info) {
 	}
 	c := &ev.Container
 	c.Name, c.Image, c.Tag, c.Digest = info.Name, info.Image, info.Tag, info.Digest
-	c.Labels, c.Ports = info.Labels, info.Ports
+	c.Labels, c.Ports, c.Healthcheck = info.Labels, info.Ports, info.Healthcheck
 	if c.Runtime == "" {
 		c.Runtime = "docker"
 	}

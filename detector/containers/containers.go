@@ -25,16 +25,20 @@ type API interface {
 
 // Info is what the cache knows about one container.
 type Info struct {
-	ID      string
-	Name    string // without the leading "/"
-	Image   string // repository
-	Tag     string
-	Digest  string
-	Labels  map[string]string
-	Ports   []uint16 // EXPOSEd and published container ports
-	Pid     int      // main process, 0 when not running
-	Running bool
-	Known   bool // false: the runtime does not know the id (or no API)
+	ID     string
+	Name   string // without the leading "/"
+	Image  string // repository
+	Tag    string
+	Digest string
+	Labels map[string]string
+	Ports  []uint16 // EXPOSEd and published container ports
+	// Healthcheck is the argv of the container's health check as the
+	// runtime starts it: ["/bin/sh", "-c", cmd] for CMD-SHELL (the
+	// container's shell), the command itself for CMD; nil without one.
+	Healthcheck []string
+	Pid         int // main process, 0 when not running
+	Running     bool
+	Known       bool // false: the runtime does not know the id (or no API)
 }
 
 // negativeTTL is how long an unknown id is remembered as unknown.
@@ -149,6 +153,7 @@ func FromInspect(r container.InspectResponse) Info {
 	if r.Config != nil {
 		info.Image, info.Tag, info.Digest = SplitImage(r.Config.Image)
 		info.Labels = r.Config.Labels
+		info.Healthcheck = HealthcheckArgv(r.Config.Healthcheck, r.Config.Shell)
 		for p := range r.Config.ExposedPorts {
 			if n, err := strconv.ParseUint(p.Port(), 10, 16); err == nil {
 				ports[uint16(n)] = true
@@ -167,6 +172,26 @@ func FromInspect(r container.InspectResponse) Info {
 	}
 	sort.Slice(info.Ports, func(i, j int) bool { return info.Ports[i] < info.Ports[j] })
 	return info
+}
+
+// HealthcheckArgv is the argv Docker runs for health check hc (as it
+// runs it: an exec in the container), nil for none or NONE. A CMD-SHELL
+// check runs in shell, the container's SHELL (["/bin/sh", "-c"] when
+// empty).
+func HealthcheckArgv(hc *container.HealthConfig, shell []string) []string {
+	if hc == nil || len(hc.Test) < 2 {
+		return nil
+	}
+	switch hc.Test[0] {
+	case "CMD":
+		return append([]string(nil), hc.Test[1:]...)
+	case "CMD-SHELL":
+		if len(shell) == 0 {
+			shell = []string{"/bin/sh", "-c"}
+		}
+		return append(append([]string(nil), shell...), strings.Join(hc.Test[1:], " "))
+	}
+	return nil
 }
 
 // SplitImage splits an image reference as written in a container's config

@@ -173,3 +173,28 @@ func TestNilAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHealthcheckArgv(t *testing.T) {
+	tests := []struct {
+		name  string
+		hc    *container.HealthConfig
+		shell []string
+		want  []string
+	}{
+		{"none configured", nil, nil, nil},
+		{"NONE", &container.HealthConfig{Test: []string{"NONE"}}, nil, nil},
+		{"inherit", &container.HealthConfig{Test: []string{}}, nil, nil},
+		{"CMD", &container.HealthConfig{Test: []string{"CMD", "wget", "-q", "http://127.0.0.1/"}}, nil, []string{"wget", "-q", "http://127.0.0.1/"}},
+		{"CMD-SHELL", &container.HealthConfig{Test: []string{"CMD-SHELL", "curl -f localhost || exit 1"}}, nil,
+			[]string{"/bin/sh", "-c", "curl -f localhost || exit 1"}},
+		{"CMD-SHELL with the image's SHELL", &container.HealthConfig{Test: []string{"CMD-SHELL", "true"}}, []string{"/bin/bash", "-eo", "pipefail", "-c"},
+			[]string{"/bin/bash", "-eo", "pipefail", "-c", "true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := HealthcheckArgv(tt.hc, tt.shell); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

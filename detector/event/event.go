@@ -135,17 +135,20 @@ type ProcUsage struct {
 // Container identifies the container of an event. ID is HostID for host
 // processes.
 type Container struct {
-	ID       string            `json:"id"`                // full id (64 hex), or "host"
-	Name     string            `json:"name,omitempty"`    // without the leading "/"
-	Image    string            `json:"image,omitempty"`   // repository, e.g. "docker.io/library/nginx" as configured
-	Tag      string            `json:"tag,omitempty"`     // tag, "latest" when none was given
-	Digest   string            `json:"digest,omitempty"`  // when the image was referenced by digest
-	Labels   map[string]string `json:"labels,omitempty"`  // container labels
-	Runtime  string            `json:"runtime,omitempty"` // "docker", "podman", "containerd", "cri-o"
-	Ports    []uint16          `json:"ports,omitempty"`   // declared ports: image EXPOSE and published ports
-	PodUID   string            `json:"pod_uid,omitempty"` // Kubernetes pod, from the cgroup path
-	CgroupID uint64            `json:"cgroup_id,omitempty"`
-	Cgroup   string            `json:"cgroup,omitempty"` // the cgroup name the kernel reported
+	ID      string            `json:"id"`                // full id (64 hex), or "host"
+	Name    string            `json:"name,omitempty"`    // without the leading "/"
+	Image   string            `json:"image,omitempty"`   // repository, e.g. "docker.io/library/nginx" as configured
+	Tag     string            `json:"tag,omitempty"`     // tag, "latest" when none was given
+	Digest  string            `json:"digest,omitempty"`  // when the image was referenced by digest
+	Labels  map[string]string `json:"labels,omitempty"`  // container labels
+	Runtime string            `json:"runtime,omitempty"` // "docker", "podman", "containerd", "cri-o"
+	Ports   []uint16          `json:"ports,omitempty"`   // declared ports: image EXPOSE and published ports
+	// Healthcheck is the argv of the container's health check, nil without
+	// one (see containers.HealthcheckArgv).
+	Healthcheck []string `json:"healthcheck,omitempty"`
+	PodUID      string   `json:"pod_uid,omitempty"` // Kubernetes pod, from the cgroup path
+	CgroupID    uint64   `json:"cgroup_id,omitempty"`
+	Cgroup      string   `json:"cgroup,omitempty"` // the cgroup name the kernel reported
 }
 
 // ShortID is the 12-character id Falco and docker ps show, or "host".

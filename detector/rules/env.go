@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,6 +106,9 @@ type Proc struct {
 	IsExeFromMemfd  bool     `expr:"is_exe_from_memfd"`  // binary is a memfd
 	StdinIsNet      bool     `expr:"stdin_is_net"`       // exec: fd 0 is a network socket
 	StdoutIsNet     bool     `expr:"stdout_is_net"`      // exec: fd 1 is a network socket
+	// IsContainerHealthcheck: the process is the container's health check
+	// (its argv is the configured check's) or a child of it.
+	IsContainerHealthcheck bool `expr:"is_container_healthcheck"`
 }
 
 // FD holds fd.* fields about the file or socket of the event.
@@ -198,6 +202,9 @@ func NewEnv(ev *event.Event) *Env {
 	p.Cwd = ev.Cwd
 	p.IsExeUpperLayer, p.IsExeFromMemfd = ev.ExeUpperLayer, ev.ExeMemfd
 	p.StdinIsNet, p.StdoutIsNet = ev.StdinNet, ev.StdoutNet
+	if hc := ev.Container.Healthcheck; len(hc) > 0 {
+		p.IsContainerHealthcheck = slices.Equal(ev.Args, hc) || slices.Equal(ev.PArgs, hc)
+	}
 
 	env.User = User{UID: int64(ev.EUID), Name: ev.User}
 

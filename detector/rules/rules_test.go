@@ -173,6 +173,13 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"bash via containerd-shim", inContainer(execOf("bash", "containerd-shim")), []string{"Shell spawned in container"}},
 		{"container entrypoint shell", vpid(inContainer(execOf("sh", "containerd-shim", "-c", "sleep 1")), 1), nil},
 		{"shell started by a shell", inContainer(execOf("sh", "bash")), nil},
+		{"the container's CMD-SHELL health check", with(inContainer(execOf("sh", "containerd-shim", "-c", "wget -q localhost || exit 1")), func(e *event.Event) {
+			e.Args[0] = "/bin/sh"
+			e.Container.Healthcheck = []string{"/bin/sh", "-c", "wget -q localhost || exit 1"}
+		}), nil},
+		{"a shell that is not the health check", with(inContainer(execOf("sh", "containerd-shim", "-c", "wget -q evil")), func(e *event.Event) {
+			e.Container.Healthcheck = []string{"/bin/sh", "-c", "wget -q localhost || exit 1"}
+		}), []string{"Shell spawned in container"}},
 		{"shell on the host", onHost(execOf("bash", "sshd")), nil},
 		{"non-shell in container", inContainer(execOf("cat", "runc", "/etc/hostname")), nil},
 		{"cat /etc/shadow in container", inContainer(openOf("cat", "/etc/shadow", 0)), []string{"Read sensitive file untrusted"}},
