@@ -23,6 +23,7 @@ type Metrics struct {
 	ActionSeconds    *prometheus.HistogramVec // by action
 	NotifyAttempts   *prometheus.CounterVec   // outbox deliveries by kind and outcome
 	ContainmentDelay prometheus.Histogram     // alert time to first containment action done
+	AuthRefused      *prometheus.CounterVec   // scoped endpoints: by scope needed and status (401, 403)
 }
 
 // Reject reasons (label values of riposte_alerts_rejected_total).
@@ -34,6 +35,7 @@ const (
 	RejectMethod       = "method"
 	RejectUnavailable  = "unavailable"
 	RejectConflict     = "conflict" // uuid reused with other content
+	RejectBusy         = "busy"     // the intake memory budget was spent (503)
 )
 
 // New creates the metrics and registers them with reg (nil: not exported).
@@ -73,10 +75,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		ContainmentDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "riposte_containment_seconds", Help: "From the alert's event time to its first containment action done.", Buckets: lat,
 		}),
+		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "riposte_auth_refused_total", Help: "Requests to scoped endpoints refused, by scope needed and status (401 no or bad credential, 403 wrong scope or socket peer).",
+		}, []string{"scope", "status"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.AlertsReceived, m.AlertsRejected, m.AlertsDuplicate, m.PlaybookMatches, m.Actions,
-			m.QueueDepth, m.AcceptSeconds, m.ProcessSeconds, m.ActionSeconds, m.NotifyAttempts, m.ContainmentDelay)
+			m.QueueDepth, m.AcceptSeconds, m.ProcessSeconds, m.ActionSeconds, m.NotifyAttempts, m.ContainmentDelay, m.AuthRefused)
 	}
 	return m
 }

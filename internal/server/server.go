@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -53,8 +52,13 @@ func Sign(secret []byte, ts time.Time, body []byte) (timestamp, signature string
 
 // Config is the HTTP server's configuration.
 type Config struct {
-	// Tokens accepted as "Authorization: Bearer <token>" (several, to rotate).
+	// Tokens accepted as "Authorization: Bearer <token>" (several, to
+	// rotate) for the intake only: credentials of scope intake named
+	// "intake", "intake-2", ….
 	Tokens []string
+	// Credentials are named tokens with scopes (see Scope); Keys().Set
+	// replaces them, with Tokens and MetricsTokens, while serving.
+	Credentials []Credential
 	// HMACSecret, when set, accepts signed requests (see HeaderSignature).
 	HMACSecret []byte
 	// MaxBody caps an intake request body (413 above). Default 1 MiB.
@@ -63,9 +67,39 @@ type Config struct {
 	DrainTimeout time.Duration
 	// TLS, when set, makes Serve answer TLS only (see TLSReloader.Config).
 	TLS *tls.Config
-	// MetricsTokens, when set, are the bearer tokens /metrics requires
-	// (401 without one); empty: /metrics is open.
+	// MetricsTokens are read-only credentials named "metrics", ….
+	// /metrics needs the read-only scope while some credential has
+	// exactly that scope; without one it is open.
 	MetricsTokens []string
+	// SocketUsers are the OS users, besides root and the server's own
+	// user, whose connections on a unix listener act as operators.
+	SocketUsers []string
+}
+
+// Route is a handler behind a scope.
+type Route struct {
+	Pattern string // "POST /v1/act"
+	Scope   Scope
+	Handler http.Handler
+}
+
+// LegacyCredentials names the unnamed tokens of Tokens (scope intake) and
+// MetricsTokens (scope read-only), followed by creds.
+func LegacyCredentials(tokens, metricsTokens []string, creds []Credential) []Credential {
+	var out []Credential
+	name := func(base string, i int) string {
+		if i == 0 {
+			return base
+		}
+		return fmt.Sprintf("%s-%d", base, i+1)
+	}
+	for i, t := range tokens {
+		out = append(out, Credential{Name: name("intake", i), Scope: ScopeIntake, Token: t})
+	}
+	for i, t := range metricsTokens {
+		out = append(out, Credential{Name: name("metrics", i), Scope: ScopeReadOnly, Token: t})
+	}
+	return append(out, creds...)
 }
 
 // Accepted is what the inbox did with one alert.
@@ -95,6 +129,9 @@ type Deps struct {
 	// Routes are extra handlers by pattern ("POST /v1/slack/interactions");
 	// they authenticate their own requests.
 	Routes map[string]http.Handler
+	// Scoped are extra handlers the server authenticates: each request
+	// reaches its handler with an Identity (IdentityFrom) of the scope.
+	Scoped []Route
 	// Now is the clock (tests); nil: time.Now.
 	Now func() time.Time
 }
@@ -104,6 +141,7 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	mux  *http.ServeMux
+	keys *Keyring
 
 	// Store failures: when the last one was (readyz is not ready for
 	// storeFailHold after it), and the log lines they were allowed.
@@ -122,13 +160,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Inbox == nil {
 		return nil, errors.New("new server: no inbox")
 	}
-	if len(cfg.Tokens) == 0 && len(cfg.HMACSecret) == 0 {
-		return nil, errors.New("new server: no token and no HMAC secret: every intake request must be authenticated")
+	keys, err := NewKeyring(LegacyCredentials(cfg.Tokens, cfg.MetricsTokens, cfg.Credentials))
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
 	}
-	for _, t := range cfg.Tokens {
-		if len(t) < 16 {
-			return nil, errors.New("new server: a token is shorter than 16 characters")
-		}
+	if !keys.Has(ScopeIntake) && len(cfg.HMACSecret) == 0 {
+		return nil, errors.New("new server: no intake token and no HMAC secret: every intake request must be authenticated")
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
@@ -145,35 +182,48 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), keys: keys}
 	s.mux.HandleFunc("/v1/alerts", s.intake)
 	s.mux.HandleFunc("/{$}", s.intake)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	for _, t := range cfg.MetricsTokens {
-		if len(t) < 16 {
-			return nil, errors.New("new server: a metrics token is shorter than 16 characters")
-		}
-	}
 	if deps.Gatherer != nil {
-		var h http.Handler = promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})
-		if len(cfg.MetricsTokens) > 0 {
-			h = BearerAuth(cfg.MetricsTokens, h)
-		}
-		s.mux.Handle("GET /metrics", h)
+		h := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})
+		protected := s.Require(ScopeReadOnly, h)
+		s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			// Decided per request: a reload may add the first read-only
+			// credential.
+			if s.keys.Has(ScopeReadOnly) {
+				protected.ServeHTTP(w, r)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	for pattern, h := range deps.Routes {
 		s.mux.Handle(pattern, h)
 	}
+	for _, rt := range deps.Scoped {
+		if _, err := ParseScope(string(rt.Scope)); err != nil {
+			return nil, fmt.Errorf("new server: route %s: %w", rt.Pattern, err)
+		}
+		s.mux.Handle(rt.Pattern, s.Require(rt.Scope, rt.Handler))
+	}
 	return s, nil
 }
+
+// Keys are the credentials in force; Set them again to rotate.
+func (s *Server) Keys() *Keyring { return s.keys }
 
 // Handler returns the server's routes.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Serve answers on ln until ctx ends, then drains in-flight requests.
+// Serve answers on ln until ctx ends, then drains in-flight requests. On a
+// unix listener TLS is not used and each connection's peer credentials
+// (SO_PEERCRED) identify its OS user: an allowed peer is an operator (see
+// Config.SocketUsers). Serve may run on several listeners at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.mux,
@@ -183,7 +233,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
 	}
-	if s.cfg.TLS != nil {
+	if _, unix := ln.(*net.UnixListener); unix {
+		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			p, err := s.socketPeer(c)
+			if err != nil {
+				// Not identified: every scoped route answers 401.
+				s.deps.Logger.Warn("socket connection without peer credentials", "err", err)
+				return ctx
+			}
+			return context.WithValue(ctx, peerKey{}, p)
+		}
+	} else if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
 	errc := make(chan error, 1)
@@ -237,8 +297,13 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	signed := r.Header.Get(HeaderSignature) != ""
 	switch {
 	case hasBearer:
-		if !s.tokenOK(bearer) {
+		id, ok := s.keys.Authenticate(bearer)
+		if !ok {
 			s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, "invalid bearer token")
+			return
+		}
+		if id.Scope != ScopeIntake {
+			s.reject(w, http.StatusForbidden, metrics.RejectUnauthorized, fmt.Sprintf("credential %s has scope %s: posting alerts needs intake", id.Name, id.Scope))
 			return
 		}
 	case signed && len(s.cfg.HMACSecret) > 0:
@@ -334,14 +399,6 @@ func (s *Server) storeOK() {
 	s.mu.Unlock()
 }
 
-func (s *Server) tokenOK(got string) bool {
-	ok := 0
-	for _, t := range s.cfg.Tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
-	}
-	return ok == 1
-}
-
 func (s *Server) checkSignature(r *http.Request, body []byte) string {
 	ts := r.Header.Get(HeaderTimestamp)
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -407,21 +464,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// BearerAuth wraps h so that only requests with one of tokens as their
-// bearer token reach it; others get 401.
-func BearerAuth(tokens []string, h http.Handler) http.Handler {
-	s := &Server{cfg: Config{Tokens: tokens}}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearerToken(r)
-		if !ok || !s.tokenOK(tok) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="riposte"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // WriteJSON answers with v as JSON.

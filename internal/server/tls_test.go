@@ -313,7 +313,7 @@ func TestMetricsToken(t *testing.T) {
 		want       int
 	}{
 		{"no token", "", http.StatusUnauthorized},
-		{"intake token", "Bearer " + token, http.StatusUnauthorized},
+		{"intake token", "Bearer " + token, http.StatusForbidden},
 		{"metrics token", "Bearer " + mtok, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
