@@ -11,6 +11,7 @@ import (
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/engine"
 )
 
 func newActCmd() *cobra.Command {
@@ -23,14 +24,17 @@ func newActCmd() *cobra.Command {
 		with       []string
 		dryRun     bool
 		output     string
+		override   string
 	)
 	cmd := &cobra.Command{
 		Use:   "act ACTION --container REF [--with key=value]...",
 		Short: "Run one action by hand against a container",
 		Long: `Act runs one action (riposte actions lists them) through the same guardrails and journal as
-playbook actions; the journal records you (the OS user) as the actor. When riposte serve holds the
-data directory, the action goes through it (authenticated with the intake token); otherwise act
-opens the store itself.
+playbook actions, including the blast-radius budget: a destructive action beyond it is refused
+unless --override-blast-radius gives a reason, which is journaled. When riposte serve holds the
+data directory, the action goes through its local socket, where the kernel tells the server your
+OS user, journaled as the actor (with the socket off: over HTTP(S) with an operator token from
+RIPOSTE_OPERATOR_TOKEN, journaled by the token's name); otherwise act opens the store itself.
 
 Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.`,
 		Example: `  riposte act container.pause --container payments-api
@@ -69,7 +73,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 				return withCode(exitBadInput, err)
 			}
 			res, how, err := assembly.Act(cmd.Context(), cfg, assembly.ActRequest{Action: action, Container: container, Incident: incident,
-				With: params, DryRun: dryRun})
+				With: params, DryRun: dryRun, OverrideBlastRadius: override})
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				doc := map[string]any{"action": action, "container": container, "result": res, "how": how}
@@ -85,6 +89,9 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 			if err != nil {
 				if errors.Is(err, actions.ErrProtected) {
 					return withCode(exitFailed, fmt.Errorf("refused by a guardrail (journaled as action.blocked_protected): %w", err))
+				}
+				if errors.Is(err, engine.ErrOverBudget) {
+					return withCode(exitFailed, fmt.Errorf("refused by the blast-radius budget (journaled as %s); --override-blast-radius REASON runs it anyway: %w", engine.ActionRefusedBudget, err))
 				}
 				return withCode(exitFailed, err)
 			}
@@ -108,6 +115,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 	f.StringVar(&incident, "incident", "", "incident id to file evidence under")
 	f.StringArrayVar(&with, "with", nil, "action parameter key=value (repeatable)")
 	f.BoolVar(&dryRun, "dry-run", false, "journal what would happen, execute nothing")
+	f.StringVar(&override, "override-blast-radius", "", "run a destructive action beyond the blast-radius budget; the reason is journaled")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }

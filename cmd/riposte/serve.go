@@ -25,7 +25,10 @@ or with --store postgres://... (or store.url, or RIPOSTE_STORE) in a PostgreSQL 
 several serve replicas share (cluster mode; evidence stays in each replica's --data).
 
 Flags override the config file. The intake token comes from --token, the config's
-auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first start, mode 0600).
+auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first start, mode 0600);
+it posts alerts and nothing else. Named tokens with scopes (intake, operator, read-only) come
+from auth.tokens; SIGHUP reads them (and the TLS files) again. riposte act reaches the server
+through the local socket <data>/riposte.sock, whose peer's OS user is the journaled actor.
 SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, then exit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,8 +55,12 @@ SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, t
 			defer a.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			scheme := "http"
+			if cfg.TLS.Enabled() {
+				scheme = "https"
+			}
 			err = a.Serve(ctx, token, func(addr string) {
-				fmt.Fprintf(cmd.OutOrStdout(), "riposte serving on http://%s (intake token: %s; data: %s)\n", addr, where, cfg.Data)
+				fmt.Fprintf(cmd.OutOrStdout(), "riposte serving on %s://%s (intake token: %s; data: %s)\n", scheme, addr, where, cfg.Data)
 			})
 			if err != nil {
 				return withCode(exitFailed, err)

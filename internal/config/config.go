@@ -146,6 +146,76 @@ type Auth struct {
 	HMACSecretFile string `yaml:"hmac_secret_file"`
 	// MaxBody caps a request body in bytes. Default 1 MiB.
 	MaxBody int64 `yaml:"max_body"`
+	// Tokens are named credentials with a scope (intake, operator,
+	// read-only), read from a file or the environment; SIGHUP reads the
+	// list and the values again.
+	Tokens []NamedToken `yaml:"tokens"`
+	// Socket is the local unix socket `riposte act` uses; its peer's OS
+	// user is the identity. Default <data>/riposte.sock; "off" disables.
+	Socket string `yaml:"socket"`
+	// SocketUsers may act through the socket besides root and the
+	// server's own user (they need access to the socket file too).
+	SocketUsers []string `yaml:"socket_users"`
+}
+
+// SocketOff disables the local socket.
+const SocketOff = "off"
+
+// SocketPath is where the local socket lives ("" when disabled).
+func (c *Config) SocketPath() string {
+	switch c.Auth.Socket {
+	case SocketOff:
+		return ""
+	case "":
+		return filepath.Join(c.Data, "riposte.sock")
+	}
+	return c.Auth.Socket
+}
+
+// NamedToken is one credential of auth.tokens.
+type NamedToken struct {
+	Name  string `yaml:"name"`
+	Scope string `yaml:"scope"`
+	// File or Env holds the token (one of them).
+	File string `yaml:"file"`
+	Env  string `yaml:"env"`
+	// Token is the value, read by ReadTokens.
+	Token string `yaml:"-"`
+}
+
+// ReadTokens reads the value of every auth.tokens entry; an error names
+// the entry and where it looked, never a value.
+func (c *Config) ReadTokens() ([]NamedToken, error) {
+	out := make([]NamedToken, 0, len(c.Auth.Tokens))
+	var errs []error
+	for i, t := range c.Auth.Tokens {
+		var v string
+		switch {
+		case t.File != "":
+			b, err := os.ReadFile(t.File)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: %w", i, t.Name, err))
+				continue
+			}
+			v = strings.TrimSpace(string(b))
+		case t.Env != "":
+			v = strings.TrimSpace(os.Getenv(t.Env))
+		}
+		if v == "" {
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: %s is empty or not set", i, t.Name, t.where()))
+			continue
+		}
+		t.Token = v
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (t NamedToken) where() string {
+	if t.File != "" {
+		return "file " + t.File
+	}
+	return "environment variable " + t.Env
 }
 
 // TLS configures the HTTP listener's TLS (PEM files, reloaded on SIGHUP
@@ -223,6 +293,12 @@ func Load(path string) (Config, error) {
 	}
 	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile, &c.Metrics.TokenFile} {
 		*p = c.Resolve(*p)
+	}
+	for i := range c.Auth.Tokens {
+		c.Auth.Tokens[i].File = c.Resolve(c.Auth.Tokens[i].File)
+	}
+	if c.Auth.Socket != SocketOff {
+		c.Auth.Socket = c.Resolve(c.Auth.Socket)
 	}
 	return c, nil
 }
@@ -346,6 +422,19 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.TLS.validate())
 	if u := c.Store.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		errs = append(errs, errors.New("store.url: want a postgres:// or postgresql:// URL (leave it empty for SQLite in data)"))
+	}
+	for i, t := range c.Auth.Tokens {
+		switch t.Scope {
+		case "intake", "operator", "read-only":
+		default:
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: scope: want intake, operator or read-only, got %q", i, t.Name, t.Scope))
+		}
+		if t.Name == "" {
+			errs = append(errs, fmt.Errorf("auth.tokens[%d]: name is empty", i))
+		}
+		if (t.File == "") == (t.Env == "") {
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: set file or env, exactly one", i, t.Name))
+		}
 	}
 	if c.Store.ClockSkew < 0 {
 		errs = append(errs, errors.New("store.clock_skew: must not be negative"))

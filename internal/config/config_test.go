@@ -23,6 +23,11 @@ func TestParseStrict(t *testing.T) {
 		{"tls client ca without cert", "tls: {client_ca_file: ca.pem}\n", "riposte.yaml: tls: client_ca_file and client_auth need cert_file and key_file"},
 		{"tls unknown key", "tls: {cert: c.pem}\n", "riposte.yaml:1: field cert not found in type config.TLS"},
 		{"store url not postgres", "store: {url: mysql://db/riposte}\n", "riposte.yaml: store.url: want a postgres:// or postgresql:// URL (leave it empty for SQLite in data)"},
+		{"token bad scope", "auth: {tokens: [{name: a, scope: admin, env: A}]}\n", `riposte.yaml: auth.tokens[0] a: scope: want intake, operator or read-only, got "admin"`},
+		{"token no source", "auth: {tokens: [{name: a, scope: intake}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
+		{"token two sources", "auth: {tokens: [{name: a, scope: intake, env: A, file: f}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
+		{"token no name", "auth: {tokens: [{scope: intake, env: A}]}\n", "riposte.yaml: auth.tokens[0]: name is empty"},
+		{"token inline value", "auth: {tokens: [{name: a, scope: intake, token: secret}]}\n", "riposte.yaml:1: field token not found in type config.NamedToken"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,5 +147,46 @@ func TestTokenGeneratedOnce(t *testing.T) {
 	c.Auth.TokenEnv = "RIPOSTE_TEST_UNSET_TOKEN"
 	if _, _, _, err := c.Token(); err == nil || !strings.Contains(err.Error(), "RIPOSTE_TEST_UNSET_TOKEN is not set") {
 		t.Errorf("unset token_env: %v", err)
+	}
+}
+
+// TestReadTokens: auth.tokens values come from files (relative to the
+// config) and the environment; an empty or missing one is an error naming
+// the entry, never showing a value.
+func TestReadTokens(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jane.token"), []byte("operator-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RIPOSTE_TEST_FALCO", "intake-token-0123456789")
+	path := filepath.Join(dir, "riposte.yaml")
+	yml := "auth:\n  socket_users: [jane]\n  tokens:\n  - {name: jane, scope: operator, file: jane.token}\n  - {name: falco, scope: intake, env: RIPOSTE_TEST_FALCO}\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ReadTokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Token != "operator-token-0123456789" || got[1].Token != "intake-token-0123456789" || got[0].Scope != "operator" {
+		t.Errorf("tokens %+v", got)
+	}
+	if p := c.SocketPath(); p != filepath.Join("riposte-data", "riposte.sock") {
+		t.Errorf("default socket %q", p)
+	}
+	c.Auth.Tokens[1].Env = "RIPOSTE_TEST_UNSET"
+	c.Auth.Tokens[0].File = filepath.Join(dir, "missing")
+	_, err = c.ReadTokens()
+	if err == nil || !strings.Contains(err.Error(), "auth.tokens[1] falco: environment variable RIPOSTE_TEST_UNSET is empty or not set") ||
+		!strings.Contains(err.Error(), "auth.tokens[0] jane: open "+filepath.Join(dir, "missing")) {
+		t.Errorf("err %v", err)
+	}
+	c.Auth.Socket = SocketOff
+	if p := c.SocketPath(); p != "" {
+		t.Errorf("socket off: %q", p)
 	}
 }

@@ -472,6 +472,54 @@ func TestManualAct(t *testing.T) {
 	}
 }
 
+// TestManualActBlastRadius: hand-run destructive actions count against the
+// blast-radius budget like playbook ones; beyond it they are refused and
+// journaled, unless the operator gives an override reason, which is
+// journaled with the action. Non-destructive actions are not counted.
+func TestManualActBlastRadius(t *testing.T) {
+	f := newFixture(t, Config{BlastRadius: BlastRadius{Max: 2, Window: time.Hour}}, containPlaybook)
+	ctx := context.Background()
+	act := func(action, container, override string) error {
+		_, err := f.eng.Act(ctx, Manual{Action: action, Container: container, Actor: "token:jane", Override: override})
+		return err
+	}
+	for _, c := range []string{"a", "b"} {
+		if err := act("container.pause", c, ""); err != nil {
+			t.Fatalf("within budget: %v", err)
+		}
+	}
+	err := act("container.kill", "c", "")
+	if !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "more than 2 destructive actions within 1h0m0s") {
+		t.Fatalf("third destructive act: %v, want ErrOverBudget", err)
+	}
+	if n := f.rec.count("container.kill"); n != 0 {
+		t.Fatalf("refused kill ran %d times", n)
+	}
+	if err := act("container.snapshot", "c", ""); err != nil {
+		t.Errorf("a snapshot is not destructive and not counted: %v", err)
+	}
+	if err := act("container.kill", "c", "INC-7 spreading, budget exhausted by the same incident"); err != nil {
+		t.Fatalf("override: %v", err)
+	}
+	if n := f.rec.count("container.kill"); n != 1 {
+		t.Errorf("overridden kill ran %d times, want 1", n)
+	}
+	refused, _ := f.st.Entries(ctx, store.Filter{Types: []store.EntryType{ActionRefusedBudget}})
+	if len(refused) != 1 || refused[0].Actor != "token:jane" || refused[0].Action != "container.kill" {
+		t.Errorf("refusal journal: %s", dump(refused))
+	}
+	planned, _ := f.st.Entries(ctx, store.Filter{Types: []store.EntryType{store.ActionPlanned}})
+	overrides := 0
+	for _, e := range planned {
+		if e.Detail["blast_radius_override"] == "INC-7 spreading, budget exhausted by the same incident" {
+			overrides++
+		}
+	}
+	if overrides != 1 {
+		t.Errorf("override journaled %d times, want 1:\n%s", overrides, dump(planned))
+	}
+}
+
 func TestSameContainerInOrder(t *testing.T) {
 	f := newFixture(t, Config{Workers: 4}, `
 - playbook: p

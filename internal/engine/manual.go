@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -20,6 +21,10 @@ type Manual struct {
 	// Actor is who asked: "slack:U024BE7LH (jane)", "cli:root".
 	Actor  string
 	DryRun bool
+	// Override, when not empty, is the operator's reason to run a
+	// destructive action beyond the blast-radius budget; it is journaled
+	// with the action.
+	Override string
 	// Report shows the step on the incident's notifications (Slack
 	// message). Slack's own handler reports button presses itself.
 	Report bool
@@ -28,10 +33,21 @@ type Manual struct {
 // ManualPlaybook is the playbook name manual actions are journaled under.
 const ManualPlaybook = "manual"
 
+// ErrOverBudget: a hand-run destructive action would exceed the
+// blast-radius budget and no override was given.
+var ErrOverBudget = errors.New("blast-radius budget spent")
+
+// ActionRefusedBudget is journaled when a hand-run action is refused by
+// the blast-radius budget.
+const ActionRefusedBudget store.EntryType = "action.refused_blast_radius"
+
 // Act runs one action by hand, through the same guardrails (dry run,
-// protected containers in the responder) and the same journal as playbook
-// actions. Humans are their own approval: the blast-radius limit does not
-// hold their actions. It does not need Run.
+// protected containers in the responder, the blast-radius budget) and the
+// same journal as playbook actions. A destructive action beyond the budget
+// is refused (ErrOverBudget, journaled) unless m.Override gives a reason,
+// which is journaled with it: nobody waits for an approval at a terminal,
+// and a stolen credential cannot kill more than the budget unnoticed. It
+// does not need Run.
 func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	spec, ok := e.deps.Catalog.Lookup(m.Action)
 	if !ok {
@@ -65,6 +81,9 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 		return store.Entry{Type: t, AlertID: key.AlertID, Playbook: ManualPlaybook, Action: m.Action, Actor: m.Actor, Detail: detail}
 	}
 	planned := entry(store.ActionPlanned, map[string]any{"with": map[string]any(m.Params)})
+	if m.Override != "" {
+		planned.Detail["blast_radius_override"] = m.Override
+	}
 	if m.DryRun || e.cfg.DryRun {
 		_, _, err := e.deps.Store.RecordAction(ctx, store.ActionUpdate{Key: key, Action: m.Action, Incident: m.Incident, State: store.ActionStateSkipped},
 			planned, entry(store.ActionSkippedDryRun, nil))
@@ -74,10 +93,21 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 		e.m.Actions.WithLabelValues(m.Action, string(actions.StatusDryRun)).Inc()
 		return actions.Result{Note: "dry run: nothing executed"}, nil
 	}
-	claim, err := e.deps.Store.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: m.Action, Incident: m.Incident, Destructive: spec.Destructive},
-		planned, entry(store.ActionStarted, nil))
+	cr := store.ClaimRequest{Key: key, Action: m.Action, Incident: m.Incident, Destructive: spec.Destructive}
+	if spec.Destructive && e.cfg.BlastRadius.Max > 0 && m.Override == "" {
+		cr.Budget = store.Budget{Max: e.cfg.BlastRadius.Max, Window: e.cfg.BlastRadius.Window}
+	}
+	claim, err := e.deps.Store.ClaimAction(ctx, cr, planned, entry(store.ActionStarted, nil))
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("act %s: %w", m.Action, err)
+	}
+	if claim.Outcome == store.ClaimOverBudget {
+		reason := fmt.Sprintf("more than %d destructive actions within %s", e.cfg.BlastRadius.Max, e.cfg.BlastRadius.Window)
+		if _, err := e.deps.Store.Append(ctx, planned, entry(ActionRefusedBudget, map[string]any{"reason": reason})); err != nil {
+			return actions.Result{}, fmt.Errorf("act %s: journal refusal: %w", m.Action, err)
+		}
+		e.m.Actions.WithLabelValues(m.Action, "refused_blast_radius").Inc()
+		return actions.Result{}, fmt.Errorf("act %s on %s: %w: %s (an operator may override with a journaled reason)", m.Action, m.Container, ErrOverBudget, reason)
 	}
 	if claim.Outcome != store.ClaimRun {
 		return actions.Result{}, fmt.Errorf("act %s: %s", m.Action, claim.Outcome)

@@ -1,34 +1,59 @@
 package assembly
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
-// TestActRefusesForgedActor: requested_by becomes the journal's actor, so
-// a value that would forge a line (x\ny) or hide its text is refused with
-// 400 naming the field, before anything runs (the app here has no engine:
-// reaching it would panic).
-func TestActRefusesForgedActor(t *testing.T) {
+// TestActRefusesClientText: the client cannot name the actor (requested_by
+// is not a field any more: the identity comes from the credential), and
+// an override reason that would forge a journal line or hide its text is
+// refused with 400 naming the field, before anything runs (the app here
+// has no engine: reaching it would panic).
+func TestActRefusesClientText(t *testing.T) {
 	a := &App{}
 	tests := []struct {
-		name, requestedBy, want string
+		name string
+		body map[string]any
+		want string
 	}{
-		{"newline", "x\ny", "field requested_by: control or format character U+000A at byte 1"},
-		{"carriage return", "jane\r2026-12-03 action.succeeded", "U+000D"},
-		{"escape sequence", "\x1b[2Kroot", "U+001B"},
-		{"line separator", "jane\u2028root", "U+2028"},
-		{"bidi override", "jane\u202etoor", "U+202E"},
-		{"too long", strings.Repeat("j", 65), "field requested_by: longer than 64 bytes"},
+		{"requested_by", map[string]any{"requested_by": "root"}, `unknown field "requested_by"`},
+		{"newline", map[string]any{"override_blast_radius": "x\ny"}, "field override_blast_radius: control or format character U+000A at byte 1"},
+		{"carriage return", map[string]any{"override_blast_radius": "ok\r2026-12-03 action.succeeded"}, "U+000D"},
+		{"escape sequence", map[string]any{"override_blast_radius": "\x1b[2Kfine"}, "U+001B"},
+		{"line separator", map[string]any{"override_blast_radius": "a\u2028b"}, "U+2028"},
+		{"bidi override", map[string]any{"override_blast_radius": "a\u202eb"}, "U+202E"},
+		{"too long", map[string]any{"override_blast_radius": strings.Repeat("j", 257)}, "field override_blast_radius: longer than 256 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, _ := json.Marshal(map[string]any{"action": "container.pause", "container": "web", "requested_by": tt.requestedBy})
+			tt.body["action"], tt.body["container"] = "container.pause", "web"
+			body, _ := json.Marshal(tt.body)
 			w := httptest.NewRecorder()
-			a.serveAct(w, httptest.NewRequest(http.MethodPost, "/v1/act", strings.NewReader(string(body))))
+			r := httptest.NewRequest(http.MethodPost, "/v1/act", strings.NewReader(string(body)))
+			a.serveAct(w, r.WithContext(server.WithIdentity(r.Context(), server.Identity{Name: "jane", Scope: server.ScopeOperator, Via: server.ViaToken})))
 			var resp ActResponse
 			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 				t.Fatalf("response %d is not JSON: %s", w.Code, w.Body)
@@ -40,14 +65,12 @@ func TestActRefusesForgedActor(t *testing.T) {
 	}
 }
 
-// TestCheckRequestedBy: invalid UTF-8 cannot arrive through JSON (the
-// decoder replaces it) but can from other callers.
-func TestCheckRequestedBy(t *testing.T) {
-	if err := checkRequestedBy("jane\xff"); err == nil || err.Error() != "field requested_by: not valid UTF-8" {
+func TestCheckJournalText(t *testing.T) {
+	if err := checkJournalText("f", "jane\xff", 64); err == nil || err.Error() != "field f: not valid UTF-8" {
 		t.Errorf("invalid UTF-8: %v", err)
 	}
-	for _, s := range []string{"", "root", "jane.doe", "uid 1000", "José", "a-b_c@host"} {
-		if err := checkRequestedBy(s); err != nil {
+	for _, s := range []string{"", "root", "INC-7: spreading, budget spent by the same incident", "José"} {
+		if err := checkJournalText("f", s, 64); err != nil {
 			t.Errorf("%q refused: %v", s, err)
 		}
 	}
@@ -55,9 +78,10 @@ func TestCheckRequestedBy(t *testing.T) {
 
 func FuzzDecodeActRequest(f *testing.F) {
 	for _, s := range []string{
-		`{"action":"container.pause","container":"web","requested_by":"jane"}`,
-		`{"action":"container.kill","container":"3f9a1c2b7d4e","incident":"inc-1","with":{"signal":"KILL"},"dry_run":true,"requested_by":"root"}`,
-		`{"action":"x","requested_by":"x\ny"}`,
+		`{"action":"container.pause","container":"web"}`,
+		`{"action":"container.kill","container":"3f9a1c2b7d4e","incident":"inc-1","with":{"signal":"KILL"},"dry_run":true,"override_blast_radius":"INC-7"}`,
+		`{"action":"x","override_blast_radius":"x\ny"}`,
+		`{"action":"x","requested_by":"root"}`,
 		`{"unknown":1}`,
 		`[]`, `null`, ``,
 	} {
@@ -71,8 +95,199 @@ func FuzzDecodeActRequest(f *testing.F) {
 			}
 			return
 		}
-		if checkRequestedBy(req.RequestedBy) != nil {
-			t.Fatalf("accepted requested_by %q", req.RequestedBy)
+		if checkJournalText("override_blast_radius", req.OverrideBlastRadius, maxOverride) != nil {
+			t.Fatalf("accepted override %q", req.OverrideBlastRadius)
 		}
 	})
+}
+
+const actPlaybook = `
+- playbook: note
+  actions: [{do: journal.note, with: {text: 'seen {{ .ID }}'}}]
+`
+
+// actServer runs an in-process serve on a data directory of its own,
+// configured by yml (a riposte.yaml without playbooks and data).
+func actServer(t *testing.T, yml string) (config.Config, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "act") // short: a socket path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pb := filepath.Join(dir, "pb.yaml")
+	if err := os.WriteFile(pb, []byte(actPlaybook), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "riposte.yaml")
+	yml = fmt.Sprintf("listen: 127.0.0.1:0\ndata: data\nplaybooks: [pb.yaml]\nnotifiers: {fallback: log}\n%s", yml)
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(cfg, NewLogger(cfg, &testutil.SyncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, "intake-token-0123456789", func(addr string) { addrc <- addr }) }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		a.Close()
+	})
+	return cfg, addr
+}
+
+// journaledActor is the actor of the last action.succeeded in cfg's journal.
+func journaledActor(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	st, err := store.Open(store.PathIn(cfg.Data), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	es, err := st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.ActionSucceeded}})
+	if err != nil || len(es) == 0 {
+		t.Fatalf("no action.succeeded (%v)", err)
+	}
+	return es[len(es)-1].Actor
+}
+
+func act(t *testing.T, cfg config.Config) (string, error) {
+	t.Helper()
+	_, how, err := Act(context.Background(), cfg, ActRequest{Action: "slack.notify", With: map[string]any{"text": "by hand"}})
+	return how, err
+}
+
+// TestActThroughSocket: `riposte act` reaches the running server over its
+// local socket, with TLS on and client certificates required on TCP, and
+// the journal names the OS user the kernel reported, not anything the
+// client wrote.
+func TestActThroughSocket(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	cfg, _ := actServer(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_ca_file: %s, client_auth: require}\n", cert, key, cert))
+	how, err := act(t, cfg)
+	if err != nil {
+		t.Fatalf("act: %v", err)
+	}
+	if !strings.Contains(how, "socket") {
+		t.Errorf("went %s, want the socket", how)
+	}
+	if got, want := journaledActor(t, cfg), "cli:"+OSUser()+" via socket"; got != want {
+		t.Errorf("actor %q, want %q", got, want)
+	}
+}
+
+// TestActOverTLSWithOperatorToken: with the socket off, act goes over
+// HTTPS (trusting the server's certificate file) with an operator token;
+// the journal names the token. The intake token is refused.
+func TestActOverTLSWithOperatorToken(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	tokFile := filepath.Join(dir, "jane.token")
+	if err := os.WriteFile(tokFile, []byte("operator-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := actServer(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\nauth:\n  socket: \"off\"\n  tokens: [{name: jane, scope: operator, file: %s}]\n", cert, key, tokFile))
+	t.Setenv(OperatorTokenEnv, "")
+	if _, err := act(t, cfg); err == nil || !strings.Contains(err.Error(), "set "+OperatorTokenEnv) {
+		t.Fatalf("without a token: %v", err)
+	}
+	t.Setenv(OperatorTokenEnv, "intake-token-0123456789")
+	if _, err := act(t, cfg); err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "scope intake") {
+		t.Fatalf("with the intake token: %v, want 403", err)
+	}
+	t.Setenv(OperatorTokenEnv, "operator-token-0123456789")
+	how, err := act(t, cfg)
+	if err != nil {
+		t.Fatalf("act: %v", err)
+	}
+	if !strings.Contains(how, "https://") {
+		t.Errorf("went %s, want https", how)
+	}
+	if got := journaledActor(t, cfg); got != "token:jane" {
+		t.Errorf("actor %q, want token:jane", got)
+	}
+}
+
+// TestCredentialsReloadOnSIGHUP: a token added to the config and a token
+// file rewritten take effect on SIGHUP, without a restart; the old value
+// is refused from then on.
+func TestCredentialsReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "grafana.token")
+	if err := os.WriteFile(tokFile, []byte("read-only-token-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, addr := actServer(t, fmt.Sprintf("auth:\n  tokens: [{name: grafana, scope: read-only, file: %s}]\n", tokFile))
+	head := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/journal/head", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := head("read-only-token-0123456789"); c != 200 {
+		t.Fatalf("read-only token: %d", c)
+	}
+	if err := os.WriteFile(tokFile, []byte("rotated-read-token-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return head("rotated-read-token-0123456789") == 200 }, "rotated token accepted")
+	if c := head("read-only-token-0123456789"); c != 401 {
+		t.Errorf("old token after reload: %d, want 401", c)
+	}
+	_ = cfg
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 (usable as its
+// own CA) and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "riposte"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

@@ -292,6 +292,10 @@ type ServeInfo struct {
 	PID     int       `json:"pid"`
 	Listen  string    `json:"listen"`
 	Started time.Time `json:"started"`
+	// TLS: the listener answers https only.
+	TLS bool `json:"tls,omitempty"`
+	// Socket is the local unix socket ("" when off).
+	Socket string `json:"socket,omitempty"`
 }
 
 // ServeInfoPath is where ServeInfo lives.
@@ -305,11 +309,10 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 		return err
 	}
 	a.serveCtx = ctx
-	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody}
-	if mt, err := a.Config.MetricsToken(); err != nil {
+	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody,
+		SocketUsers: a.Config.Auth.SocketUsers}
+	if scfg.MetricsTokens, scfg.Credentials, err = readCredentials(a.Config); err != nil {
 		return err
-	} else if mt != "" {
-		scfg.MetricsTokens = []string{mt}
 	}
 	var certs *server.TLSReloader
 	if t := a.Config.TLS; t.Enabled() {
@@ -323,7 +326,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	srv, err := server.New(scfg,
 		server.Deps{
 			Inbox: inbox{a}, Logger: a.Log.With("component", "http"), Metrics: a.Metrics, Gatherer: a.Registry,
-			Ready: a.ready, Routes: a.routes(token),
+			Ready: a.ready, Routes: a.routes(), Scoped: a.scoped(),
 		})
 	if err != nil {
 		return err
@@ -332,9 +335,28 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
 	}
-	info, _ := json.Marshal(ServeInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Started: time.Now().UTC()})
+	sock, err := listenSocket(a.Config.SocketPath())
+	if err != nil && a.Config.Auth.Socket == "" {
+		// The default place (a long data path, a file system without
+		// sockets): serve without it; act then needs an operator token.
+		a.Log.Warn("local socket off", "err", err)
+		sock, err = nil, nil
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	si := ServeInfo{PID: os.Getpid(), Listen: ln.Addr().String(), Started: time.Now().UTC(), TLS: certs != nil}
+	if sock != nil {
+		si.Socket = sock.Addr().String()
+		defer os.Remove(si.Socket)
+	}
+	info, _ := json.Marshal(si)
 	if err := os.WriteFile(ServeInfoPath(a.Config.Data), info, 0o600); err != nil {
 		ln.Close()
+		if sock != nil {
+			sock.Close()
+		}
 		return fmt.Errorf("write serve info: %w", err)
 	}
 	defer os.Remove(ServeInfoPath(a.Config.Data))
@@ -345,11 +367,14 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.Engine.Run(engCtx) }()
 	go a.watchQueues(engCtx)
+	// One SIGHUP reloads the credentials and the certificates.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	certHup := make(chan os.Signal, 1)
+	go a.watchHUP(engCtx, hup, srv.Keys(), token, certHup)
 	if certs != nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		go certs.Watch(engCtx, hup, 5*time.Second)
+		go certs.Watch(engCtx, certHup, 5*time.Second)
 	}
 	for name, run := range a.Integrations.Background {
 		go func() {
@@ -367,6 +392,9 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 			a.Log.Info("detector attached", "rules", len(a.Detector.Rules().Rules()))
 		case err := <-detErr:
 			ln.Close()
+			if sock != nil {
+				sock.Close()
+			}
 			stopEngine()
 			<-engDone
 			return fmt.Errorf("start detector: %w", err)
@@ -377,12 +405,18 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	a.Log.Info("riposte serving", "listen", ln.Addr().String(), "tls", certs != nil, "data", a.Config.Data, "playbooks", len(a.Playbooks.Playbooks()),
+	a.Log.Info("riposte serving", "listen", ln.Addr().String(), "tls", certs != nil, "socket", si.Socket, "data", a.Config.Data, "playbooks", len(a.Playbooks.Playbooks()),
 		"dry_run", a.Config.Engine.DryRun)
 	// HTTP first: stop taking alerts, drain requests in flight (their
 	// alerts are durable once answered), then let the engine finish the
 	// alerts it holds.
-	httpErr := srv.Serve(ctx, ln)
+	sockErr := make(chan error, 1)
+	if sock != nil {
+		go func() { sockErr <- srv.Serve(ctx, sock) }()
+	} else {
+		sockErr <- nil
+	}
+	httpErr := errors.Join(srv.Serve(ctx, ln), <-sockErr)
 	stopEngine()
 	engErr := <-engDone
 	detectorErr := <-detErr
@@ -416,4 +450,94 @@ func (a *App) watchQueues(ctx context.Context) {
 		a.Metrics.QueueDepth.WithLabelValues("outbox").Set(float64(st.OutboxPending))
 		a.Metrics.QueueDepth.WithLabelValues("approvals").Set(float64(st.ApprovalsPending))
 	}
+}
+
+// readCredentials reads metrics.token_file and auth.tokens.
+func readCredentials(cfg config.Config) (metricsTokens []string, creds []server.Credential, err error) {
+	mt, err := cfg.MetricsToken()
+	if err != nil {
+		return nil, nil, err
+	}
+	if mt != "" {
+		metricsTokens = []string{mt}
+	}
+	named, err := cfg.ReadTokens()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range named {
+		creds = append(creds, server.Credential{Name: t.Name, Scope: server.Scope(t.Scope), Token: t.Token})
+	}
+	return metricsTokens, creds, nil
+}
+
+// watchHUP reloads the credentials on each SIGHUP (the config file's
+// auth.tokens and metrics.token_file, and every token file again) and
+// passes the signal on to the certificate reloader. A failed reload is
+// logged without any token and keeps the credentials in force.
+func (a *App) watchHUP(ctx context.Context, hup <-chan os.Signal, keys *server.Keyring, token string, next chan<- os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-hup:
+			if err := a.reloadCredentials(keys, token); err != nil {
+				a.Log.Error("reload credentials; keeping the previous ones", "err", err)
+			} else {
+				a.Log.Info("credentials reloaded")
+			}
+			select {
+			case next <- sig:
+			default:
+			}
+		}
+	}
+}
+
+func (a *App) reloadCredentials(keys *server.Keyring, token string) error {
+	cfg := a.Config
+	if cfg.File != "" {
+		fresh, err := config.Load(cfg.File)
+		if err != nil {
+			return err
+		}
+		cfg.Auth.Tokens, cfg.Metrics = fresh.Auth.Tokens, fresh.Metrics
+	}
+	mt, creds, err := readCredentials(cfg)
+	if err != nil {
+		return err
+	}
+	return keys.Set(server.LegacyCredentials([]string{token}, mt, creds))
+}
+
+// listenSocket opens the local unix socket at path (nil when path is "").
+// A socket file left by a crashed server is replaced; any other file there
+// is an error. Mode 0660: the file's group may connect, and the server
+// checks each peer's user.
+func listenSocket(path string) (*net.UnixListener, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen on socket %s: a file that is not a socket is in the way", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on socket %s: another server answers on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("listen on socket %s: remove stale socket: %w", path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // removed by Serve, after the serve info
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on socket %s: %w", path, err)
+	}
+	return ln, nil
 }

@@ -31,15 +31,15 @@ import (
 )
 
 // TopStreamPath is the server's stream of console updates for `riposte
-// top`, authenticated with the intake bearer token.
+// top`: read-only scope (or the local socket).
 const TopStreamPath = "/v1/top/stream"
 
 // DecideRequest is the body of POST /v1/decide: approve or deny a held
-// action by hand.
+// action by hand (operator scope). Who decides is the credential's
+// identity, not part of the request.
 type DecideRequest struct {
-	Approval    string `json:"approval"`
-	Granted     bool   `json:"granted"`
-	RequestedBy string `json:"requested_by"`
+	Approval string `json:"approval"`
+	Granted  bool   `json:"granted"`
 }
 
 // Top is what `riposte top` runs on: its Source and its Actor, through the
@@ -75,14 +75,14 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 		if f != nil {
 			return nil, errors.New("--filter works with the in-process detector only; the server streams every container's events")
 		}
-		token, _, _, err := cfg.Token()
+		client, actURL, token, how, err := actClient(cfg, info)
 		if err != nil {
 			return nil, err
 		}
-		base := "http://" + localHost(info.Listen)
-		return &Top{Source: &topfeed.Remote{URL: base + TopStreamPath, Token: token},
-			Actor: remoteActor{cfg: cfg, info: info, base: base, token: token, user: user},
-			How:   "server " + info.Listen}, nil
+		base := strings.TrimSuffix(actURL, "/v1/act")
+		return &Top{Source: &topfeed.Remote{URL: base + TopStreamPath, Token: token, Client: client},
+			Actor: remoteActor{cfg: cfg, info: info, base: base, token: token, client: client},
+			How:   "server " + strings.TrimPrefix(how, "via the running server")}, nil
 	}
 	var dcfg detector.Config
 	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
@@ -176,12 +176,12 @@ func (l *localTop) Act(ctx context.Context, r console.Request) (string, error) {
 		res, err := app.Engine.Decide(ctx, r.Approval, r.Action == "approve", "cli:"+l.user, "from riposte top")
 		return resultNote(res), err
 	}
-	res, _, err := Act(ctx, l.cfg, actRequest(r, l.user))
+	res, _, err := Act(ctx, l.cfg, actRequest(r))
 	return resultNote(res), err
 }
 
-func actRequest(r console.Request, user string) ActRequest {
-	req := ActRequest{Action: r.Action, Container: r.Container, Incident: r.Incident, RequestedBy: user}
+func actRequest(r console.Request) ActRequest {
+	req := ActRequest{Action: r.Action, Container: r.Container, Incident: r.Incident}
 	if len(r.With) > 0 {
 		req.With = map[string]any{}
 		for k, v := range r.With {
@@ -198,24 +198,27 @@ func resultNote(res actions.Result) string {
 	return res.Note
 }
 
-// remoteActor acts through the running server.
+// remoteActor acts through the running server (its socket, or HTTP(S)
+// with an operator token; see actClient).
 type remoteActor struct {
 	cfg         config.Config
 	info        ServeInfo
 	base, token string
-	user        string
+	client      *http.Client
 }
 
 func (a remoteActor) Act(ctx context.Context, r console.Request) (string, error) {
 	if r.Action == "approve" || r.Action == "deny" {
-		body, _ := json.Marshal(DecideRequest{Approval: r.Approval, Granted: r.Action == "approve", RequestedBy: a.user})
+		body, _ := json.Marshal(DecideRequest{Approval: r.Approval, Granted: r.Action == "approve"})
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/v1/decide", bytes.NewReader(body))
 		if err != nil {
 			return "", err
 		}
-		req.Header.Set("Authorization", "Bearer "+a.token)
+		if a.token != "" {
+			req.Header.Set("Authorization", "Bearer "+a.token)
+		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := a.client.Do(req)
 		if err != nil {
 			return "", fmt.Errorf("decide via server %s: %w", a.info.Listen, err)
 		}
@@ -229,7 +232,7 @@ func (a remoteActor) Act(ctx context.Context, r console.Request) (string, error)
 		}
 		return resultNote(ar.Result), nil
 	}
-	res, err := actViaServer(ctx, a.cfg, a.info, actRequest(r, a.user))
+	res, _, err := actViaServer(ctx, a.cfg, a.info, actRequest(r))
 	return resultNote(res), err
 }
 
@@ -349,18 +352,16 @@ func (a *App) serveDecide(w http.ResponseWriter, r *http.Request) {
 		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: fmt.Errorf("decode decide request: %w", err).Error()})
 		return
 	}
-	if err := checkRequestedBy(req.RequestedBy); err != nil {
-		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: fmt.Errorf("decode decide request: %w", err).Error()})
-		return
-	}
 	if req.Approval == "" {
 		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: "decode decide request: field approval: missing"})
 		return
 	}
-	by := "api"
-	if req.RequestedBy != "" {
-		by = "cli:" + req.RequestedBy + " via api"
+	id, ok := server.IdentityFrom(r.Context())
+	if !ok { // the route is mounted behind Require: not reached
+		server.WriteJSON(w, http.StatusUnauthorized, ActResponse{Error: "no authenticated identity"})
+		return
 	}
+	by := id.Actor()
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Minute)
 	defer cancel()
 	res, err := a.Engine.Decide(ctx, req.Approval, req.Granted, by, "from riposte top")

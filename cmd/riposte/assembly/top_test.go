@@ -47,10 +47,10 @@ func (s *streamed) last() (incidents []console.Incident, containers []console.Co
 }
 
 // TestTopServerStream: riposte top attached to a running server reads its
-// stream (bearer token; a wrong one is refused for good), sees the
-// container and the incident with its held action, and approves it
-// through POST /v1/decide: the container is paused and the journal names
-// the OS user.
+// stream (through the local socket; over TCP a wrong token, or the intake
+// token, is refused for good), sees the container and the incident with
+// its held action, and approves it through POST /v1/decide: the container
+// is paused and the journal names the OS user the kernel reported.
 func TestTopServerStream(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	name := testutil.UniqueName("top-stream")
@@ -73,10 +73,15 @@ func TestTopServerStream(t *testing.T) {
 	if strings.Contains(errString(bad.Run(ctx, func(console.Update) {})), "not-the-token") {
 		t.Fatal("the error shows the token")
 	}
+	intake := &topfeed.Remote{URL: "http://" + s.addr + TopStreamPath, Token: e2eToken}
+	if err := intake.Run(ctx, func(console.Update) {}); err == nil || !strings.Contains(err.Error(), "403 Forbidden") {
+		t.Fatalf("intake token: %v, want 403", err)
+	}
+	sock := s.app.Config.SocketPath()
 
 	s.postAlert(t, shellAlertJSON(id[:12], name))
 	got := &streamed{}
-	remote := &topfeed.Remote{URL: "http://" + s.addr + TopStreamPath, Token: e2eToken}
+	remote := &topfeed.Remote{URL: "http://riposte" + TopStreamPath, Client: socketClient(sock)}
 	done := make(chan error, 1)
 	go func() { done <- remote.Run(ctx, got.send) }()
 	var held console.PendingAppr
@@ -97,14 +102,14 @@ func TestTopServerStream(t *testing.T) {
 		}
 		return false
 	})
-	actor := remoteActor{cfg: s.app.Config, info: ServeInfo{Listen: s.addr}, base: "http://" + s.addr, token: e2eToken, user: "jane"}
+	actor := remoteActor{cfg: s.app.Config, info: ServeInfo{Listen: s.addr, Socket: sock}, base: "http://riposte", client: socketClient(sock)}
 	if _, err := actor.Act(ctx, console.Request{Action: "approve", Container: id, Incident: incident, Approval: held.ID}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	waitUntil(t, "paused after approval", 10*time.Second, func() bool { return paused(t, cli, id) })
 	granted := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ApprovalGranted}})
-	if len(granted) != 1 || granted[0].Actor != "cli:jane via api" {
-		t.Errorf("approval.granted entries %+v, want one by cli:jane via api", granted)
+	if want := "cli:" + OSUser() + " via socket"; len(granted) != 1 || granted[0].Actor != want {
+		t.Errorf("approval.granted entries %+v, want one by %s", granted, want)
 	}
 	waitUntil(t, "the stream shows the container paused", 20*time.Second, func() bool {
 		_, conts, _, _ := got.last()
@@ -158,7 +163,7 @@ func TestDecideRefusesBadInput(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"unknown field", `{"approval":"ap-1","granted":true,"by":"x"}`, `unknown field`},
 		{"no approval", `{"granted":true}`, "field approval: missing"},
-		{"forged actor", `{"approval":"ap-1","requested_by":"x\ny"}`, "field requested_by: control or format character"},
+		{"actor named by the client", `{"approval":"ap-1","requested_by":"root"}`, `unknown field \"requested_by`},
 		{"not json", `approve`, "decode decide request"},
 	}
 	for _, tt := range tests {
