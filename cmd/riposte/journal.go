@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly"
+	"github.com/riposte-sec/riposte/internal/anchor"
 	"github.com/riposte-sec/riposte/internal/store"
 )
 
@@ -116,17 +118,28 @@ func entryTypeList() string {
 
 func newJournalVerifyCmd() *cobra.Command {
 	var (
-		data     string
-		storeURL string
-		output   string
+		data       string
+		storeURL   string
+		output     string
+		anchorFile string
+		publicKey  string
+		expectHead string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the journal's hash chain",
 		Long: `Recompute every entry's hash and check the chain: any entry edited, removed or
-reordered, and a cut tail, is reported by seq. On success it prints the head (last
-seq and hash): keep it somewhere else, so that a later rewrite of the whole chain
-can be caught too.
+reordered, and a cut tail, is reported by seq. An empty journal in a store that holds
+alerts, incidents or action runs fails: it was emptied. On success it prints the head
+(last seq and hash): keep it somewhere else.
+
+A chain rewritten as a whole, or cut and its head row updated, is consistent on its
+own; what catches it is a copy of the head kept elsewhere:
+  --anchor FILE          the checkpoints riposte serve signs and appends to
+                         journal.anchor.file (one JSON per line); each must match
+  --public-key KEY       pin the key checkpoints must be signed with (64 hex digits
+                         or a PEM PUBLIC KEY file); default: each line's own key
+  --expect-head SEQ:HASH a head printed by an earlier verify (or GET /v1/journal/head)
 
 Exit status: 0 the journal is intact, 1 it is not (the message names the first bad
 entry), 2 bad input.`,
@@ -154,6 +167,11 @@ entry), 2 bad input.`,
 			if !rep.OK() {
 				return withCode(exitFailed, fmt.Errorf("journal verify: %s", rep.Problem.Message))
 			}
+			if problem, err := checkAnchored(cmd.Context(), s, rep, anchorFile, publicKey, expectHead); err != nil {
+				return err
+			} else if problem != "" {
+				return withCode(exitFailed, fmt.Errorf("journal verify: %s", problem))
+			}
 			if output == "text" {
 				fmt.Fprintf(out, "journal ok: %d entries, head seq %d hash %s\n", rep.Entries, rep.Head.Seq, rep.Head.Hash)
 			}
@@ -163,7 +181,80 @@ entry), 2 bad input.`,
 	cmd.Flags().StringVar(&data, "data", defaultDataDir, "data directory (holds riposte.db)")
 	storeFlag(cmd.Flags(), &storeURL)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the report)")
+	cmd.Flags().StringVar(&anchorFile, "anchor", "", "anchor file of signed checkpoints (journal.anchor.file) to check the journal against")
+	cmd.Flags().StringVar(&publicKey, "public-key", "", "checkpoints must be signed by this ed25519 key: 64 hex digits or a PEM file")
+	cmd.Flags().StringVar(&expectHead, "expect-head", "", "SEQ:HASH the journal must still hold (a head recorded earlier)")
 	return cmd
+}
+
+// checkAnchored checks what the chain alone cannot: an emptied journal,
+// and the anchors and expected head given. It returns the problem found;
+// the error is for bad flags and failures to read.
+func checkAnchored(ctx context.Context, s store.Journal, rep store.Report, anchorFile, publicKey, expectHead string) (string, error) {
+	if ac, ok := s.(store.ActivityCounter); ok && rep.Entries == 0 {
+		act, err := ac.Activity(ctx)
+		if err != nil {
+			return "", withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
+		}
+		if act.Any() {
+			return fmt.Sprintf("the journal is empty but the store holds %d alerts, %d incidents and %d action runs: it was emptied",
+				act.Alerts, act.Incidents, act.ActionRuns), nil
+		}
+	}
+	var pinned ed25519.PublicKey
+	if publicKey != "" {
+		text := []byte(publicKey)
+		if b, err := os.ReadFile(publicKey); err == nil {
+			text = b
+		}
+		k, err := anchor.ParsePublicKey(text)
+		if err != nil {
+			return "", withCode(exitBadInput, fmt.Errorf("--public-key: %w", err))
+		}
+		pinned = k
+	}
+	if anchorFile != "" {
+		f, err := os.Open(anchorFile)
+		if err != nil {
+			return "", withCode(exitBadInput, fmt.Errorf("--anchor: %w", err))
+		}
+		cps, err := anchor.Read(f)
+		f.Close()
+		if err != nil {
+			return "", withCode(exitBadInput, fmt.Errorf("--anchor %s: %w", anchorFile, err))
+		}
+		if len(cps) == 0 {
+			return "", withCode(exitBadInput, fmt.Errorf("--anchor %s: no checkpoint in the file", anchorFile))
+		}
+		if p, err := anchor.Check(ctx, s, cps, pinned); err != nil {
+			return "", withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
+		} else if p != "" {
+			return p, nil
+		}
+	}
+	if expectHead != "" {
+		seqText, hash, ok := strings.Cut(expectHead, ":")
+		seq, err := strconv.ParseInt(seqText, 10, 64)
+		if !ok || err != nil || seq <= 0 || len(hash) != 64 {
+			return "", withCode(exitBadInput, fmt.Errorf("--expect-head %q: want SEQ:HASH (a positive seq, 64 hex digits)", clipFlag(expectHead)))
+		}
+		head, err := s.Head(ctx)
+		if err != nil {
+			return "", withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
+		}
+		if p := anchor.Expect(ctx, s, head, seq, strings.ToLower(hash)); p != "" {
+			return "--expect-head: " + p, nil
+		}
+	}
+	return "", nil
+}
+
+// clipFlag keeps an echoed flag value short.
+func clipFlag(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 func openJournal(ctx context.Context, storeURL, data string) (store.Journal, io.Closer, error) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/anchor"
 	"github.com/riposte-sec/riposte/internal/store"
 )
 
@@ -221,3 +223,89 @@ func TestJournalTypeCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalVerifyAnchored: what the chain alone cannot catch — a tail
+// cut with the head row updated, the whole chain rewritten, every entry
+// deleted — fails verify against the anchor file or an expected head; an
+// emptied journal fails even without one, since the store still holds the
+// alerts.
+func TestJournalVerifyAnchored(t *testing.T) {
+	tests := []struct {
+		name    string
+		tamper  []string
+		rewrite bool // append a fresh chain after the SQL
+		flags   func(anchorFile, head string) []string
+		code    int
+		errHas  string
+	}{
+		{name: "intact, anchored", flags: anchorFlag, code: exitOK},
+		{name: "intact, expected head", flags: headFlag, code: exitOK},
+		{name: "tail cut, head row updated", tamper: []string{`DELETE FROM journal WHERE seq > 3`,
+			`UPDATE journal_head SET seq = 3, hash = (SELECT hash FROM journal WHERE seq = 3), time = (SELECT time FROM journal WHERE seq = 3)`},
+			flags: anchorFlag, code: exitFailed, errHas: "entry 4 was anchored but the journal ends at seq 3: its tail was cut"},
+		{name: "tail cut, expected head", tamper: []string{`DELETE FROM journal WHERE seq > 3`,
+			`UPDATE journal_head SET seq = 3, hash = (SELECT hash FROM journal WHERE seq = 3), time = (SELECT time FROM journal WHERE seq = 3)`},
+			flags: headFlag, code: exitFailed, errHas: "--expect-head: entry 4 was anchored but the journal ends at seq 3"},
+		{name: "whole chain rewritten", tamper: []string{`DELETE FROM journal`, `DELETE FROM journal_head`}, rewrite: true,
+			flags: anchorFlag, code: exitFailed, errHas: "the journal was rewritten"},
+		{name: "every entry deleted, anchored", tamper: []string{`DELETE FROM journal`, `DELETE FROM journal_head`},
+			flags: anchorFlag, code: exitFailed, errHas: "the journal is empty but the store holds 2 alerts"},
+		{name: "every entry deleted, no anchor", tamper: []string{`DELETE FROM journal`, `DELETE FROM journal_head`},
+			flags: func(string, string) []string { return nil }, code: exitFailed, errHas: "the journal is empty but the store holds 2 alerts, 0 incidents and 0 action runs: it was emptied"},
+		{name: "bad expected head", flags: func(string, string) []string { return []string{"--expect-head", "four:abc"} },
+			code: exitBadInput, errHas: `--expect-head "four:abc": want SEQ:HASH`},
+		{name: "missing anchor file", flags: func(a, _ string) []string { return []string{"--anchor", a + ".missing"} },
+			code: exitBadInput, errHas: "--anchor: open"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := journalData(t)
+			anchorFile := filepath.Join(t.TempDir(), "anchors.jsonl")
+			key, _, err := anchor.LoadOrCreateKey(filepath.Join(t.TempDir(), "anchor.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.Open(store.PathIn(dir), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _, err := anchor.NewWriter(key, s, anchorFile, 0, nil).Checkpoint(context.Background())
+			s.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tt.tamper) > 0 {
+				db, err := sql.Open("sqlite", store.PathIn(dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range append([]string{`DROP TRIGGER journal_no_update`, `DROP TRIGGER journal_no_delete`}, tt.tamper...) {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
+				db.Close()
+			}
+			if tt.rewrite {
+				s, err := store.Open(store.PathIn(dir), store.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 6; i++ {
+					if _, err := s.Append(context.Background(), store.Entry{Type: store.Note, Detail: map[string]any{"forged": i}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s.Close()
+			}
+			args := append([]string{"journal", "verify", "--data", dir}, tt.flags(anchorFile, fmt.Sprintf("%d:%s", c.Seq, c.Hash))...)
+			out, errText, code := run(t, "", args...)
+			if code != tt.code || !strings.Contains(errText, tt.errHas) {
+				t.Fatalf("exit %d, stdout %q, error %q; want %d, %q", code, out, errText, tt.code, tt.errHas)
+			}
+		})
+	}
+}
+
+func anchorFlag(a, _ string) []string { return []string{"--anchor", a} }
+func headFlag(_, h string) []string   { return []string{"--expect-head", h} }

@@ -41,6 +41,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Store tuning.
 	Store Store `yaml:"store"`
+	// Journal anchoring: signed checkpoints of the chain's head.
+	Journal Journal `yaml:"journal"`
 	// Engine tuning and guardrails (blast radius, approvers).
 	Engine engine.Config `yaml:"engine"`
 
@@ -267,6 +269,46 @@ type Store struct {
 	ClockSkew time.Duration `yaml:"clock_skew"`
 }
 
+// Journal configures the journal's anchoring.
+type Journal struct {
+	Anchor Anchor `yaml:"anchor"`
+}
+
+// Anchor configures signed checkpoints of the journal's head, written to
+// the journal and to an anchor file every Every entries and on shutdown.
+type Anchor struct {
+	// Off disables checkpoints.
+	Off bool `yaml:"off"`
+	// KeyFile is the ed25519 private key (PEM, PKCS #8). Default
+	// <data>/anchor.key, created on first start; keep it outside the data
+	// directory to stop whoever can write the database from re-signing.
+	KeyFile string `yaml:"key_file"`
+	// File receives one checkpoint per line. Default <data>/anchors.jsonl;
+	// put it on other storage (or let the stream outputs carry the
+	// journal.checkpoint entries off the host).
+	File string `yaml:"file"`
+	// Every is the number of entries between checkpoints. Default 1000.
+	Every int64 `yaml:"every"`
+	// Interval is how often the writer looks. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// AnchorKeyFile is journal.anchor.key_file or its default.
+func (c *Config) AnchorKeyFile() string {
+	if c.Journal.Anchor.KeyFile != "" {
+		return c.Journal.Anchor.KeyFile
+	}
+	return filepath.Join(c.Data, "anchor.key")
+}
+
+// AnchorFile is journal.anchor.file or its default.
+func (c *Config) AnchorFile() string {
+	if c.Journal.Anchor.File != "" {
+		return c.Journal.Anchor.File
+	}
+	return filepath.Join(c.Data, "anchors.jsonl")
+}
+
 // Defaults returns the configuration used without a file.
 func Defaults() Config {
 	return Config{Listen: "127.0.0.1:8080", Data: "riposte-data", Log: Log{Level: "info", Format: "text"}}
@@ -291,7 +333,7 @@ func Load(path string) (Config, error) {
 	if c.Data != Defaults().Data {
 		c.Data = c.Resolve(c.Data)
 	}
-	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile, &c.Metrics.TokenFile} {
+	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile, &c.Metrics.TokenFile, &c.Journal.Anchor.KeyFile, &c.Journal.Anchor.File} {
 		*p = c.Resolve(*p)
 	}
 	for i := range c.Auth.Tokens {
@@ -438,6 +480,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.ClockSkew < 0 {
 		errs = append(errs, errors.New("store.clock_skew: must not be negative"))
+	}
+	if c.Journal.Anchor.Every < 0 || c.Journal.Anchor.Interval < 0 {
+		errs = append(errs, errors.New("journal.anchor: every and interval must not be negative"))
 	}
 	if c.Engine.BlastRadius.Max < 0 {
 		errs = append(errs, errors.New("engine.blast_radius.max: must not be negative"))

@@ -3,6 +3,7 @@ package assembly
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -17,10 +18,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/anchor"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -109,6 +112,12 @@ const actPlaybook = `
 // actServer runs an in-process serve on a data directory of its own,
 // configured by yml (a riposte.yaml without playbooks and data).
 func actServer(t *testing.T, yml string) (config.Config, string) {
+	cfg, addr, _ := actServerStop(t, yml)
+	return cfg, addr
+}
+
+// actServerStop is actServer with a stop function (also run at cleanup).
+func actServerStop(t *testing.T, yml string) (config.Config, string, func()) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "act") // short: a socket path has at most 107 bytes
 	if err != nil {
@@ -142,14 +151,72 @@ func actServer(t *testing.T, yml string) (config.Config, string) {
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			a.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return cfg, addr, stop
+}
+
+// TestServeAnchorsJournal: serve signs the journal's head into the anchor
+// file and the journal every journal.anchor.every entries and at
+// shutdown, with a key it creates on first start; verify --anchor passes.
+func TestServeAnchorsJournal(t *testing.T) {
+	cfg, addr, stop := actServerStop(t, "journal: {anchor: {every: 2, interval: 20ms}}\n")
+	post := func(id string) {
+		body := fmt.Sprintf(`{"uuid":%q,"time":%q,"rule":"r","priority":"Notice","output":"x","output_fields":{"container.id":"3f9a1c2b7d4e"}}`, id, time.Now().UTC().Format(time.RFC3339))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/alerts", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer intake-token-0123456789")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		a.Close()
-	})
-	return cfg, addr
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post alert: %s", resp.Status)
+		}
+	}
+	post("anchored-1")
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		b, _ := os.ReadFile(cfg.AnchorFile())
+		return len(b) > 0
+	}, "a periodic checkpoint in %s", cfg.AnchorFile())
+	post("anchored-2")
+	stop()
+	f, err := os.Open(cfg.AnchorFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cps, err := anchor.Read(f)
+	if err != nil || len(cps) < 2 {
+		t.Fatalf("anchors: %d %v", len(cps), err)
+	}
+	st, err := store.Open(store.PathIn(cfg.Data), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	head, _ := st.Head(context.Background())
+	last := cps[len(cps)-1]
+	if last.Seq != head.Seq-1 {
+		t.Errorf("last checkpoint anchors seq %d; the journal ends at %d with the checkpoint entry, want %d", last.Seq, head.Seq, head.Seq-1)
+	}
+	if p, err := anchor.Check(context.Background(), st, cps, nil); p != "" || err != nil {
+		t.Errorf("check: %q %v", p, err)
+	}
+	key, created, err := anchor.LoadOrCreateKey(cfg.AnchorKeyFile())
+	if err != nil || created || last.Verify(key.Public().(ed25519.PublicKey)) != nil {
+		t.Errorf("checkpoint not signed by %s: created %v, %v", cfg.AnchorKeyFile(), created, err)
+	}
 }
 
 // journaledActor is the actor of the last action.succeeded in cfg's journal.
