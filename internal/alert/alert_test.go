@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,29 @@ func TestDecodeBatchForms(t *testing.T) {
 	}
 }
 
+// nested returns n objects each inside the last.
+func nested(n int) any {
+	var v any = map[string]any{}
+	for i := 1; i < n; i++ {
+		v = map[string]any{"a": v}
+	}
+	return v
+}
+
+// TestDecodeLimitsCountRaw: commas, brackets and braces inside strings are
+// not values; a field list at the limit passes.
+func TestDecodeLimitsCountRaw(t *testing.T) {
+	fields := map[string]any{"proc.cmdline": strings.Repeat("[{,", 10000)}
+	for i := 0; i < MaxFieldValues-2; i++ {
+		fields[fmt.Sprintf("f%d", i)] = i
+	}
+	b, _ := json.Marshal(map[string]any{"time": "2026-11-20T10:01:12Z", "rule": "r", "priority": "Error", "output_fields": fields,
+		"tags": make([]string, MaxTags)})
+	if _, err := Decode(b); err != nil {
+		t.Fatalf("at the limits: %v", err)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	base := map[string]any{"time": "2026-11-20T10:01:12Z", "rule": "r", "priority": "Error", "output": "o", "output_fields": map[string]any{}}
 	with := func(k string, v any) string {
@@ -104,6 +128,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"uuid with space", with("uuid", "a b"), `decode alert: field uuid: must be printable ASCII without spaces: "a b"`},
 		{"rule with NUL", with("rule", "a\x00b"), `decode alert: field rule: contains a control character: "a\u0000b"`},
 		{"container id with newline", with("output_fields", map[string]any{"container.id": "abc\ndef"}), `decode alert: field output_fields.container.id: contains a control character: "abc\ndef"`},
+		{"numeric array in fields", with("output_fields", map[string]any{"x": make([]int, MaxFieldValues+1)}), "decode alert: field output_fields: more than 4096 values"},
+		{"nested objects in fields", with("output_fields", map[string]any{"x": nested(MaxFieldValues)}), "decode alert: field output_fields: more than 4096 values"},
+		{"too many tags", with("tags", make([]string, MaxTags+1)), "decode alert: field tags: more than 256 tags"},
+		{"too many alerts", "[" + strings.Repeat(with("rule", "a")+",", MaxAlerts) + with("rule", "a") + "]", "decode alerts: more than 10000 alerts in one request"},
+		{"too many ndjson alerts", strings.Repeat(with("rule", "a")+"\n", MaxAlerts+1), "decode alerts: more than 10000 alerts in one request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,17 @@ import (
 // MaxIDLength bounds a sender-chosen uuid; ids are journal keys.
 const MaxIDLength = 128
 
+// Limits on what one request may make the decoder build: JSON numbers and
+// small values cost far more decoded than on the wire (a 1 MiB array of
+// 500,000 numbers is ~57 MB of interfaces), so counts are checked on the
+// raw bytes before anything is decoded. Falco sends a few dozen fields and
+// a handful of tags per alert.
+const (
+	MaxAlerts      = 10000 // alerts per request
+	MaxFieldValues = 4096  // values in one alert's output_fields, nested ones included
+	MaxTags        = 256   // tags of one alert
+)
+
 // Decode reads one alert, a JSON array of alerts, or newline-delimited
 // alerts (NDJSON) and returns them in order. Any bad alert fails the whole
 // batch with an error naming its position, the field and the bad value.
@@ -29,6 +40,9 @@ func Decode(data []byte) ([]Alert, error) {
 		if len(raws) == 0 {
 			return nil, errors.New("decode alerts: empty array")
 		}
+		if len(raws) > MaxAlerts {
+			return nil, fmt.Errorf("decode alerts: more than %d alerts in one request", MaxAlerts)
+		}
 	} else {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		for {
@@ -39,6 +53,9 @@ func Decode(data []byte) ([]Alert, error) {
 			}
 			if err != nil {
 				return nil, fmt.Errorf("decode alerts: alert %d: %s", len(raws)+1, describeJSONError(err, trimmed))
+			}
+			if len(raws) == MaxAlerts {
+				return nil, fmt.Errorf("decode alerts: more than %d alerts in one request", MaxAlerts)
 			}
 			raws = append(raws, raw)
 		}
@@ -95,6 +112,13 @@ func decodeOne(raw []byte) (Alert, error) {
 			return Alert{}, &FieldError{Field: te.Field, Reason: "want " + jsonKind(te.Type.String()) + ", got " + te.Value}
 		}
 		return Alert{}, fmt.Errorf("decode alert: %s", describeJSONError(err, trimmed))
+	}
+	// output_fields is still raw: counted before it is decoded into values.
+	if countValues(w.OutputFields, MaxFieldValues) > MaxFieldValues {
+		return Alert{}, &FieldError{Field: "output_fields", Reason: fmt.Sprintf("more than %d values", MaxFieldValues)}
+	}
+	if len(w.Tags) > MaxTags {
+		return Alert{}, &FieldError{Field: "tags", Reason: fmt.Sprintf("more than %d tags", MaxTags)}
 	}
 	var a Alert
 	if w.Rule == nil || strings.TrimSpace(*w.Rule) == "" {
@@ -255,4 +279,32 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// countValues returns about how many JSON values raw holds (each '{', '['
+// and ',' outside strings starts one), stopping once past limit.
+func countValues(raw []byte, limit int) int {
+	n := 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[' || c == ',':
+			n++
+			if n > limit {
+				return n
+			}
+		}
+	}
+	return n
 }

@@ -148,6 +148,9 @@ type Auth struct {
 	HMACSecretFile string `yaml:"hmac_secret_file"`
 	// MaxBody caps a request body in bytes. Default 1 MiB.
 	MaxBody int64 `yaml:"max_body"`
+	// MaxInFlight bounds the intake bytes held at once; beyond it
+	// requests are answered 503 with Retry-After. Default 16 × max_body.
+	MaxInFlight int64 `yaml:"max_in_flight"`
 	// Tokens are named credentials with a scope (intake, operator,
 	// read-only), read from a file or the environment; SIGHUP reads the
 	// list and the values again.
@@ -460,6 +463,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxBody < 0 {
 		errs = append(errs, errors.New("auth.max_body: must not be negative"))
+	}
+	body := c.Auth.MaxBody
+	if body == 0 {
+		body = 1 << 20
+	}
+	if c.Auth.MaxInFlight < 0 || (c.Auth.MaxInFlight > 0 && c.Auth.MaxInFlight < body) {
+		errs = append(errs, errors.New("auth.max_in_flight: must hold at least one body (auth.max_body, default 1 MiB)"))
 	}
 	errs = append(errs, c.TLS.validate())
 	if u := c.Store.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {

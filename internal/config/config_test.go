@@ -27,6 +27,7 @@ func TestParseStrict(t *testing.T) {
 		{"token no source", "auth: {tokens: [{name: a, scope: intake}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
 		{"token two sources", "auth: {tokens: [{name: a, scope: intake, env: A, file: f}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
 		{"token no name", "auth: {tokens: [{scope: intake, env: A}]}\n", "riposte.yaml: auth.tokens[0]: name is empty"},
+		{"in-flight below a body", "auth: {max_body: 4096, max_in_flight: 1024}\n", "riposte.yaml: auth.max_in_flight: must hold at least one body (auth.max_body, default 1 MiB)"},
 		{"token inline value", "auth: {tokens: [{name: a, scope: intake, token: secret}]}\n", "riposte.yaml:1: field token not found in type config.NamedToken"},
 	}
 	for _, tt := range tests {

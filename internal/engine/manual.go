@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -131,6 +132,9 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	}
 	return res, nil
 }
+
+// ActionTimeout is how long one action may run (engine.action_timeout).
+func (e *Engine) ActionTimeout() time.Duration { return e.cfg.ActionTimeout }
 
 // release closes the incident and queues the actions that follow a release
 // (Spec.OnRelease: a page is resolved) whose integration is configured.

@@ -63,6 +63,20 @@ type Config struct {
 	HMACSecret []byte
 	// MaxBody caps an intake request body (413 above). Default 1 MiB.
 	MaxBody int64
+	// MaxInFlight bounds the bytes of intake bodies held at once (read,
+	// decoded or being stored); a request that does not fit is answered
+	// 503 with Retry-After at once, before its body is read. A request
+	// counts its Content-Length, or MaxBody when it sends none. Default
+	// 16 × MaxBody.
+	MaxInFlight int64
+	// ReadTimeout bounds reading a request, body included. Default 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an answer once the body is read; the
+	// store gets StoreTimeout of it, so an alert that was stored is
+	// answered (202, or 503 when the store took too long: a retry is then
+	// a duplicate). Defaults 30s and two thirds of WriteTimeout.
+	WriteTimeout time.Duration
+	StoreTimeout time.Duration
 	// DrainTimeout bounds graceful shutdown. Default 10s.
 	DrainTimeout time.Duration
 	// TLS, when set, makes Serve answer TLS only (see TLSReloader.Config).
@@ -149,6 +163,9 @@ type Server struct {
 	storeFailedAt  time.Time
 	storeLoggedAt  time.Time
 	storeFailQuiet int // failures not logged since storeLoggedAt
+
+	// inFlight is the intake bytes held now (see Config.MaxInFlight).
+	inFlight int64
 }
 
 // storeFailHold is how long after a failed store write /readyz reports
@@ -169,6 +186,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 16 * cfg.MaxBody
+	}
+	if cfg.MaxInFlight < cfg.MaxBody {
+		return nil, fmt.Errorf("new server: the in-flight budget (%d bytes) is smaller than one body (%d bytes)", cfg.MaxInFlight, cfg.MaxBody)
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.StoreTimeout <= 0 || cfg.StoreTimeout >= cfg.WriteTimeout {
+		cfg.StoreTimeout = cfg.WriteTimeout * 2 / 3
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
@@ -228,10 +260,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		// Counted from the end of the request's headers; the intake moves
+		// it to after the body once read (see intake).
+		WriteTimeout: s.cfg.ReadTimeout + s.cfg.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
 	}
 	if _, unix := ln.(*net.UnixListener); unix {
 		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
@@ -316,6 +350,22 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusUnsupportedMediaType, metrics.RejectContentType, msg)
 		return
 	}
+	if r.ContentLength > s.cfg.MaxBody {
+		s.reject(w, http.StatusRequestEntityTooLarge, metrics.RejectTooLarge, fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBody))
+		return
+	}
+	cost := s.cfg.MaxBody
+	if r.ContentLength >= 0 {
+		cost = r.ContentLength
+	}
+	if !s.reserve(cost) {
+		// Refused before reading: the body costs nothing, and the sender
+		// retries (Falcosidekick and Falco's http_output retry on 5xx).
+		w.Header().Set("Retry-After", "1")
+		s.reject(w, http.StatusServiceUnavailable, metrics.RejectBusy, "busy: too many alerts in flight, retry")
+		return
+	}
+	defer s.release(cost)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -332,12 +382,18 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The answer's deadline follows the body: a slow sender does not eat
+	// the time the store needs, so what is stored is answered.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	alerts, err := alert.Decode(body)
 	if err != nil {
 		s.reject(w, http.StatusBadRequest, metrics.RejectMalformed, err.Error())
 		return
 	}
-	accepted, err := s.deps.Inbox.Accept(r.Context(), alerts)
+	body = nil // the alerts hold what is needed
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	accepted, err := s.deps.Inbox.Accept(ctx, alerts)
 	if err != nil {
 		// The store's error is for the log, not for the sender.
 		s.storeFailed(len(alerts), err)
@@ -390,6 +446,24 @@ func (s *Server) storeFailed(alerts int, err error) {
 	if log {
 		s.deps.Logger.Error("store alerts", "alerts", alerts, "err", err, "failures_not_logged", quiet)
 	}
+}
+
+// reserve takes n bytes of the in-flight budget, or reports that they
+// are not there. It never waits: a full server answers at once.
+func (s *Server) reserve(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inFlight+n > s.cfg.MaxInFlight {
+		return false
+	}
+	s.inFlight += n
+	return true
+}
+
+func (s *Server) release(n int64) {
+	s.mu.Lock()
+	s.inFlight -= n
+	s.mu.Unlock()
 }
 
 // storeOK clears the failure state once a write succeeded.

@@ -79,6 +79,9 @@ func (a *App) serveAct(w http.ResponseWriter, r *http.Request) {
 		server.WriteJSON(w, http.StatusUnauthorized, ActResponse{Error: "no authenticated identity"})
 		return
 	}
+	// An action may run for the engine's action timeout: the answer's
+	// deadline is that, not the intake's.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.Engine.ActionTimeout() + time.Minute))
 	res, err := a.Engine.Act(r.Context(), engine.Manual{Action: req.Action, Container: req.Container, Incident: req.Incident,
 		Params: req.With, Actor: id.Actor(), DryRun: req.DryRun, Override: req.OverrideBlastRadius, Report: true})
 	resp := ActResponse{Result: res}

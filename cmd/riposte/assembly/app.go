@@ -312,7 +312,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 		return err
 	}
 	a.serveCtx = ctx
-	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody,
+	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody, MaxInFlight: a.Config.Auth.MaxInFlight,
 		SocketUsers: a.Config.Auth.SocketUsers}
 	if scfg.MetricsTokens, scfg.Credentials, err = readCredentials(a.Config); err != nil {
 		return err
