@@ -3,14 +3,17 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/riposte-sec/riposte/internal/metrics"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 const (
@@ -274,6 +278,107 @@ func TestSocketPeerPolicy(t *testing.T) {
 			}
 			if tt.want == 403 && !strings.Contains(w.Body.String(), tt.p.name+" may not use this socket") {
 				t.Errorf("refusal does not name the user: %s", w.Body)
+			}
+		})
+	}
+}
+
+// peerChildEnv makes the test binary a socket client (see TestMain): it
+// posts to /v1/act on the socket named by the variable and prints the
+// status and body.
+const peerChildEnv = "RIPOSTE_TEST_SOCKET_CLIENT"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(peerChildEnv); path != "" {
+		os.Exit(socketClient(path))
+	}
+	os.Exit(m.Run())
+}
+
+func socketClient(path string) int {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	resp, err := c.Post("http://riposte/v1/act", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		os.Stdout.WriteString("error " + err.Error())
+		return 1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	os.Stdout.WriteString(strconv.Itoa(resp.StatusCode) + " " + string(b))
+	return 0
+}
+
+// TestSocketRefusesOtherUser: a process of another OS user (nobody) that
+// can open the socket file is refused by its kernel-reported uid, and is
+// let in once the config names it.
+func TestSocketRefusesOtherUser(t *testing.T) {
+	testutil.Integration(t, testutil.Root)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		testutil.SkipOrFail(t, "needs the user nobody: "+err.Error())
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	// A directory nobody may enter, holding a copy of this binary and a
+	// socket anyone may open: only the peer check stands in the way.
+	dir, err := os.MkdirTemp("", "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "client")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		users []string
+		want  string
+	}{
+		{"not named", nil, "403 "},
+		{"named in socket_users", []string{nobody.Username}, "200 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newScopedServer(t, Config{Credentials: threeScopes, SocketUsers: tc.users})
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".sock")
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx, ln) }()
+			defer func() {
+				cancel()
+				<-done
+			}()
+			cmd := exec.Command(bin, "-test.run=^$")
+			cmd.Env = append(os.Environ(), peerChildEnv+"="+path)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("client as %s: %v: %s", nobody.Username, err, out)
+			}
+			if !strings.HasPrefix(string(out), tc.want) {
+				t.Fatalf("client as %s: %s, want %q", nobody.Username, out, tc.want)
+			}
+			if tc.want == "403 " && !strings.Contains(string(out), nobody.Username+" may not use this socket") {
+				t.Errorf("refusal does not name the user: %s", out)
+			}
+			if tc.want == "200 " && !strings.Contains(string(out), "cli:"+nobody.Username+" via socket") {
+				t.Errorf("actor is not the peer's user: %s", out)
 			}
 		})
 	}
