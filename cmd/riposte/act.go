@@ -12,6 +12,7 @@ import (
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/engine"
+	"github.com/riposte-sec/riposte/internal/store"
 )
 
 func newActCmd() *cobra.Command {
@@ -91,7 +92,7 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 					return withCode(exitFailed, fmt.Errorf("refused by a guardrail (journaled as action.blocked_protected): %w", err))
 				}
 				if errors.Is(err, engine.ErrOverBudget) {
-					return withCode(exitFailed, fmt.Errorf("refused by the blast-radius budget (journaled as %s); --override-blast-radius REASON runs it anyway: %w", engine.ActionRefusedBudget, err))
+					return withCode(exitFailed, fmt.Errorf("refused by the blast-radius budget (journaled as %s); --override-blast-radius REASON runs it anyway: %w", store.ActionRefusedBudget, err))
 				}
 				return withCode(exitFailed, err)
 			}

@@ -123,6 +123,9 @@ const (
 	// StatusProtected: a guardrail refused (protected target).
 	StatusProtected Status = "blocked_protected"
 	StatusHeld      Status = "held_for_approval"
+	// StatusOverBudget: a hand-run destructive action beyond the
+	// blast-radius budget, refused.
+	StatusOverBudget Status = "refused_blast_radius"
 	// StatusDone: the idempotency key says the action already ran.
 	StatusDone Status = "already_done"
 	// StatusApproved and StatusRejected report a human's answer to an

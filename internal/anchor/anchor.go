@@ -23,10 +23,6 @@ import (
 	"github.com/riposte-sec/riposte/internal/store"
 )
 
-// EntryCheckpoint is the journal entry that records a checkpoint; its
-// detail holds the Checkpoint's fields.
-const EntryCheckpoint store.EntryType = "journal.checkpoint"
-
 // Checkpoint is a signed statement that the journal's entry Seq had hash
 // Hash at Time.
 type Checkpoint struct {
@@ -227,7 +223,7 @@ func (w *Writer) checkpoint(ctx context.Context, min int64) (Checkpoint, bool, e
 			return Checkpoint{}, false, fmt.Errorf("checkpoint journal: %w", err)
 		}
 	}
-	es, err := w.j.Append(ctx, store.Entry{Type: EntryCheckpoint, Actor: "riposte", Detail: c.Detail()})
+	es, err := w.j.Append(ctx, store.Entry{Type: store.JournalCheckpoint, Actor: "riposte", Detail: c.Detail()})
 	if err != nil {
 		return c, false, fmt.Errorf("checkpoint journal: %w", err)
 	}

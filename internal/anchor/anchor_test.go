@@ -162,7 +162,7 @@ func TestWriter(t *testing.T) {
 	if _, ok, _ := w.checkpoint(ctx, w.every); ok {
 		t.Error("periodic round before Every entries wrote a checkpoint")
 	}
-	es, _ := st.Entries(ctx, store.Filter{Types: []store.EntryType{EntryCheckpoint}})
+	es, _ := st.Entries(ctx, store.Filter{Types: []store.EntryType{store.JournalCheckpoint}})
 	if len(es) != 1 || es[0].Seq != 4 || es[0].Detail["hash"] != c.Hash {
 		t.Fatalf("journal checkpoints: %+v", es)
 	}

@@ -4,7 +4,7 @@
 // caught against them.
 //
 // A Checkpoint is the head (seq, hash, time) signed with an ed25519 key.
-// The Writer appends one to the journal (entry type journal.checkpoint,
+// The Writer appends one to the journal (entry type store.JournalCheckpoint,
 // which the stream outputs carry to syslog, files and programs like any
 // entry) and to an anchor file (JSON lines) every Every entries, and on
 // Close. Check compares a journal with checkpoints: the entry at each

@@ -504,7 +504,7 @@ func TestManualActBlastRadius(t *testing.T) {
 	if n := f.rec.count("container.kill"); n != 1 {
 		t.Errorf("overridden kill ran %d times, want 1", n)
 	}
-	refused, _ := f.st.Entries(ctx, store.Filter{Types: []store.EntryType{ActionRefusedBudget}})
+	refused, _ := f.st.Entries(ctx, store.Filter{Types: []store.EntryType{store.ActionRefusedBudget}})
 	if len(refused) != 1 || refused[0].Actor != "token:jane" || refused[0].Action != "container.kill" {
 		t.Errorf("refusal journal: %s", dump(refused))
 	}

@@ -38,10 +38,6 @@ const ManualPlaybook = "manual"
 // blast-radius budget and no override was given.
 var ErrOverBudget = errors.New("blast-radius budget spent")
 
-// ActionRefusedBudget is journaled when a hand-run action is refused by
-// the blast-radius budget.
-const ActionRefusedBudget store.EntryType = "action.refused_blast_radius"
-
 // Act runs one action by hand, through the same guardrails (dry run,
 // protected containers in the responder, the blast-radius budget) and the
 // same journal as playbook actions. A destructive action beyond the budget
@@ -104,10 +100,10 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	}
 	if claim.Outcome == store.ClaimOverBudget {
 		reason := fmt.Sprintf("more than %d destructive actions within %s", e.cfg.BlastRadius.Max, e.cfg.BlastRadius.Window)
-		if _, err := e.deps.Store.Append(ctx, planned, entry(ActionRefusedBudget, map[string]any{"reason": reason})); err != nil {
+		if _, err := e.deps.Store.Append(ctx, planned, entry(store.ActionRefusedBudget, map[string]any{"reason": reason})); err != nil {
 			return actions.Result{}, fmt.Errorf("act %s: journal refusal: %w", m.Action, err)
 		}
-		e.m.Actions.WithLabelValues(m.Action, "refused_blast_radius").Inc()
+		e.m.Actions.WithLabelValues(m.Action, string(actions.StatusOverBudget)).Inc()
 		return actions.Result{}, fmt.Errorf("act %s on %s: %w: %s (an operator may override with a journaled reason)", m.Action, m.Container, ErrOverBudget, reason)
 	}
 	if claim.Outcome != store.ClaimRun {

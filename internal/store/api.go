@@ -189,6 +189,12 @@ const (
 	IncidentAcknowledged EntryType = "incident.acknowledged"
 	// CaptureFinished: a background capture ended; its manifest's hash.
 	CaptureFinished EntryType = "capture.finished"
+	// ActionRefusedBudget: a hand-run destructive action was refused by
+	// the blast-radius budget (no override given).
+	ActionRefusedBudget EntryType = "action.refused_blast_radius"
+	// JournalCheckpoint: a signed checkpoint of the journal's head
+	// (internal/anchor); detail holds seq, hash, time, key and signature.
+	JournalCheckpoint EntryType = "journal.checkpoint"
 )
 
 // EntryTypes lists every journal entry type, in the order a run writes
@@ -199,6 +205,7 @@ func EntryTypes() []EntryType {
 		ActionSkippedDryRun, ActionBlockedProtected, ActionHeldForApproval, ApprovalGranted, ApprovalDenied,
 		ApprovalTimeout, ActionStarted, ActionSucceeded, ActionFailed, ActionInDoubt, ActionQueued,
 		NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
+		ActionRefusedBudget, JournalCheckpoint,
 	}
 }
 
