@@ -38,7 +38,12 @@ SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, t
 			}
 			log := assembly.NewLogger(cfg, cmd.ErrOrStderr())
 			token, where := o.Token, "--token"
-			if token == "" {
+			switch {
+			case token != "":
+			case cfg.Auth.TokenEnv == "" && cfg.Auth.TokenFile == "" && cfg.HasIntakeTokens():
+				// Named intake tokens replace the generated one.
+				where = "auth.tokens"
+			default:
 				var generated bool
 				token, where, generated, err = cfg.Token()
 				if err != nil {

@@ -21,13 +21,16 @@ import (
 )
 
 // TestServeBanner: the banner names the scheme the listener answers, so
-// an operator copying the address reaches a TLS server with https://.
+// an operator copying the address reaches a TLS server with https://; with
+// named intake tokens no unnamed one is generated.
 func TestServeBanner(t *testing.T) {
 	for _, tc := range []struct {
 		name, tls, want string
+		noToken         bool
 	}{
-		{"plain", "", `riposte serving on http://127\.0\.0\.1:\d+ `},
-		{"tls", "tls: {cert_file: cert.pem, key_file: key.pem}\n", `riposte serving on https://127\.0\.0\.1:\d+ `},
+		{"plain", "", `riposte serving on http://127\.0\.0\.1:\d+ `, false},
+		{"tls", "tls: {cert_file: cert.pem, key_file: key.pem}\n", `riposte serving on https://127\.0\.0\.1:\d+ `, false},
+		{"named intake tokens", "auth: {tokens: [{name: falco, scope: intake, file: falco.token}]}\n", `\(intake token: auth\.tokens; `, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, err := os.MkdirTemp("", "banner") // short: the socket path has at most 107 bytes
@@ -36,6 +39,9 @@ func TestServeBanner(t *testing.T) {
 			}
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			writeSelfSigned(t, dir)
+			if err := os.WriteFile(filepath.Join(dir, "falco.token"), []byte("falco-token-0123456789\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			pb := "- playbook: note\n  actions: [{do: journal.note, with: {text: seen}}]\n"
 			if err := os.WriteFile(filepath.Join(dir, "pb.yaml"), []byte(pb), 0o600); err != nil {
 				t.Fatal(err)
@@ -48,7 +54,12 @@ func TestServeBanner(t *testing.T) {
 			var out testutil.SyncBuffer
 			root.SetOut(&out)
 			root.SetErr(&out)
-			root.SetArgs([]string{"serve", "--config", filepath.Join(dir, "riposte.yaml"), "--token", "banner-token-0123456789"})
+			args := []string{"serve", "--config", filepath.Join(dir, "riposte.yaml"), "--token", "banner-token-0123456789"}
+			if tc.noToken {
+				t.Setenv("RIPOSTE_TOKEN", "")
+				args = args[:3]
+			}
+			root.SetArgs(args)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- root.ExecuteContext(ctx) }()
@@ -57,6 +68,9 @@ func TestServeBanner(t *testing.T) {
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatalf("serve: %v\n%s", err, out.String())
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data", "token")); tc.noToken && err == nil {
+				t.Error("a token was generated beside the named intake tokens")
 			}
 		})
 	}

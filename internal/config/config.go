@@ -216,6 +216,16 @@ func (c *Config) ReadTokens() ([]NamedToken, error) {
 	return out, errors.Join(errs...)
 }
 
+// HasIntakeTokens reports whether auth.tokens names an intake token.
+func (c *Config) HasIntakeTokens() bool {
+	for _, t := range c.Auth.Tokens {
+		if t.Scope == "intake" {
+			return true
+		}
+	}
+	return false
+}
+
 func (t NamedToken) where() string {
 	if t.File != "" {
 		return "file " + t.File

@@ -306,13 +306,14 @@ func ServeInfoPath(data string) string { return filepath.Join(data, "serve.json"
 
 // Serve runs the HTTP server and the engine until ctx ends. ready, when not
 // nil, receives the listening address once the server accepts requests.
+// token is the unnamed intake token ("": only auth.tokens and HMAC).
 func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) error {
 	hmacSecret, err := a.Config.HMACSecret()
 	if err != nil {
 		return err
 	}
 	a.serveCtx = ctx
-	scfg := server.Config{Tokens: []string{token}, HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody, MaxInFlight: a.Config.Auth.MaxInFlight,
+	scfg := server.Config{Tokens: nonEmpty(token), HMACSecret: hmacSecret, MaxBody: a.Config.Auth.MaxBody, MaxInFlight: a.Config.Auth.MaxInFlight,
 		SocketUsers: a.Config.Auth.SocketUsers}
 	if scfg.MetricsTokens, scfg.Credentials, err = readCredentials(a.Config); err != nil {
 		return err
@@ -529,7 +530,15 @@ func (a *App) reloadCredentials(keys *server.Keyring, token string) error {
 	if err != nil {
 		return err
 	}
-	return keys.Set(server.LegacyCredentials([]string{token}, mt, creds))
+	return keys.Set(server.LegacyCredentials(nonEmpty(token), mt, creds))
+}
+
+// nonEmpty is []string{s}, or nil for "".
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // listenSocket opens the local unix socket at path (nil when path is "").
