@@ -358,3 +358,42 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// TestListenSocket: a socket left by a crashed server is replaced; a live
+// one (another server on the same data directory) or another kind of file
+// is not touched.
+func TestListenSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	stale := filepath.Join(dir, "stale.sock")
+	old, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.SetUnlinkOnClose(false)
+	old.Close()
+	ln, err := listenSocket(stale)
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	defer ln.Close()
+	if fi, err := os.Stat(stale); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode %v (%v), want 0660", fi.Mode(), err)
+	}
+	if _, err := listenSocket(stale); err == nil || !strings.Contains(err.Error(), "another server answers on it") {
+		t.Errorf("live socket: %v", err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenSocket(file); err == nil || !strings.Contains(err.Error(), "a file that is not a socket is in the way") {
+		t.Errorf("regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep" {
+		t.Error("the regular file was touched")
+	}
+}
