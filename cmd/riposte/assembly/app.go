@@ -451,8 +451,12 @@ func (a *App) ready(ctx context.Context) error {
 	if err := a.Engine.Ready(ctx); err != nil {
 		return err
 	}
-	_, err := a.Store.Head(ctx)
-	return err
+	if _, err := a.Store.Head(ctx); err != nil {
+		// /readyz is unauthenticated: SQLite's text stays in the log.
+		a.Log.Debug("readiness: read journal head", "err", err)
+		return errors.New("store not readable")
+	}
+	return nil
 }
 
 // watchQueues exports queue depths.
