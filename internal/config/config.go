@@ -161,6 +161,9 @@ type Auth struct {
 	// SocketUsers may act through the socket besides root and the
 	// server's own user (they need access to the socket file too).
 	SocketUsers []string `yaml:"socket_users"`
+	// SocketGroup, when set, owns the socket file (mode 0660), so that
+	// its members can open it; the peer check still applies.
+	SocketGroup string `yaml:"socket_group"`
 }
 
 // SocketOff disables the local socket.

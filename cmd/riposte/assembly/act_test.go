@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -375,7 +377,11 @@ func TestListenSocket(t *testing.T) {
 	}
 	old.SetUnlinkOnClose(false)
 	old.Close()
-	ln, err := listenSocket(stale)
+	grp, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listenSocket(stale, grp.Name)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
@@ -383,14 +389,17 @@ func TestListenSocket(t *testing.T) {
 	if fi, err := os.Stat(stale); err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode %v (%v), want 0660", fi.Mode(), err)
 	}
-	if _, err := listenSocket(stale); err == nil || !strings.Contains(err.Error(), "another server answers on it") {
+	if _, err := listenSocket(stale, ""); err == nil || !strings.Contains(err.Error(), "another server answers on it") {
 		t.Errorf("live socket: %v", err)
 	}
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenSocket(file); err == nil || !strings.Contains(err.Error(), "a file that is not a socket is in the way") {
+	if _, err := listenSocket(filepath.Join(dir, "grp.sock"), "no-such-group-riposte"); err == nil || !strings.Contains(err.Error(), "auth.socket_group") {
+		t.Errorf("unknown group: %v", err)
+	}
+	if _, err := listenSocket(file, ""); err == nil || !strings.Contains(err.Error(), "a file that is not a socket is in the way") {
 		t.Errorf("regular file: %v", err)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {

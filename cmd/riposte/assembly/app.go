@@ -12,7 +12,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -339,7 +341,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
 	}
-	sock, err := listenSocket(a.Config.SocketPath())
+	sock, err := listenSocket(a.Config.SocketPath(), a.Config.Auth.SocketGroup)
 	if err != nil && a.Config.Auth.Socket == "" {
 		// The default place (a long data path, a file system without
 		// sockets): serve without it; act then needs an operator token.
@@ -547,9 +549,9 @@ func nonEmpty(s string) []string {
 
 // listenSocket opens the local unix socket at path (nil when path is "").
 // A socket file left by a crashed server is replaced; any other file there
-// is an error. Mode 0660: the file's group may connect, and the server
-// checks each peer's user.
-func listenSocket(path string) (*net.UnixListener, error) {
+// is an error. Mode 0660: the file's group (group, when not "") may
+// connect, and the server checks each peer's user.
+func listenSocket(path, group string) (*net.UnixListener, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -573,6 +575,18 @@ func listenSocket(path string) (*net.UnixListener, error) {
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen on socket %s: %w", path, err)
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on socket %s: auth.socket_group: %w", path, err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on socket %s: auth.socket_group: %w", path, err)
+		}
 	}
 	return ln, nil
 }
