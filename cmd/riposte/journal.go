@@ -157,19 +157,30 @@ entry), 2 bad input.`,
 			if err != nil {
 				return withCode(exitFailed, fmt.Errorf("journal verify: %w", err))
 			}
+			// The chain first; what it cannot see only when it is intact.
+			var problem string
+			if rep.OK() {
+				if problem, err = checkAnchored(cmd.Context(), s, rep, anchorFile, publicKey, expectHead); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
-				if err := enc.Encode(rep); err != nil {
+				doc := struct {
+					store.Report
+					// Anchor is what the anchors, the expected head or the
+					// empty-journal check found.
+					Anchor string `json:"anchor_problem,omitempty"`
+				}{rep, problem}
+				if err := enc.Encode(doc); err != nil {
 					return withCode(exitFailed, err)
 				}
 			}
 			if !rep.OK() {
 				return withCode(exitFailed, fmt.Errorf("journal verify: %s", rep.Problem.Message))
 			}
-			if problem, err := checkAnchored(cmd.Context(), s, rep, anchorFile, publicKey, expectHead); err != nil {
-				return err
-			} else if problem != "" {
+			if problem != "" {
 				return withCode(exitFailed, fmt.Errorf("journal verify: %s", problem))
 			}
 			if output == "text" {

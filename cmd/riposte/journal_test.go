@@ -237,6 +237,7 @@ func TestJournalVerifyAnchored(t *testing.T) {
 		flags   func(anchorFile, head string) []string
 		code    int
 		errHas  string
+		stdout  string
 	}{
 		{name: "intact, anchored", flags: anchorFlag, code: exitOK},
 		{name: "intact, expected head", flags: headFlag, code: exitOK},
@@ -252,6 +253,9 @@ func TestJournalVerifyAnchored(t *testing.T) {
 			flags: anchorFlag, code: exitFailed, errHas: "the journal is empty but the store holds 2 alerts"},
 		{name: "every entry deleted, no anchor", tamper: []string{`DELETE FROM journal`, `DELETE FROM journal_head`},
 			flags: func(string, string) []string { return nil }, code: exitFailed, errHas: "the journal is empty but the store holds 2 alerts, 0 incidents and 0 action runs: it was emptied"},
+		{name: "rewritten, json report", tamper: []string{`DELETE FROM journal`, `DELETE FROM journal_head`}, rewrite: true,
+			flags: func(a, _ string) []string { return []string{"--anchor", a, "-o", "json"} }, code: exitFailed, errHas: "the journal was rewritten",
+			stdout: `"anchor_problem":"checkpoint 1 (head at `},
 		{name: "bad expected head", flags: func(string, string) []string { return []string{"--expect-head", "four:abc"} },
 			code: exitBadInput, errHas: `--expect-head "four:abc": want SEQ:HASH`},
 		{name: "missing anchor file", flags: func(a, _ string) []string { return []string{"--anchor", a + ".missing"} },
@@ -300,8 +304,8 @@ func TestJournalVerifyAnchored(t *testing.T) {
 			}
 			args := append([]string{"journal", "verify", "--data", dir}, tt.flags(anchorFile, fmt.Sprintf("%d:%s", c.Seq, c.Hash))...)
 			out, errText, code := run(t, "", args...)
-			if code != tt.code || !strings.Contains(errText, tt.errHas) {
-				t.Fatalf("exit %d, stdout %q, error %q; want %d, %q", code, out, errText, tt.code, tt.errHas)
+			if code != tt.code || !strings.Contains(errText, tt.errHas) || !strings.Contains(out, tt.stdout) {
+				t.Fatalf("exit %d, stdout %q, error %q; want %d, %q, stdout with %q", code, out, errText, tt.code, tt.errHas, tt.stdout)
 			}
 		})
 	}
