@@ -406,3 +406,29 @@ func TestListenSocket(t *testing.T) {
 		t.Error("the regular file was touched")
 	}
 }
+
+// TestActThroughConfiguredSocket: with auth.socket set, act reaches the
+// server even when it cannot read serve.json (another user's data
+// directory), here removed to stand for that.
+func TestActThroughConfiguredSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "cfgsock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "act.sock")
+	cfg, _ := actServer(t, fmt.Sprintf("auth: {socket: %s}\n", sock))
+	if err := os.Remove(ServeInfoPath(cfg.Data)); err != nil {
+		t.Fatal(err)
+	}
+	how, err := act(t, cfg)
+	if err != nil {
+		t.Fatalf("act: %v", err)
+	}
+	if !strings.Contains(how, sock) {
+		t.Errorf("went %s, want the socket %s", how, sock)
+	}
+	if got, want := journaledActor(t, cfg), "cli:"+OSUser()+" via socket"; got != want {
+		t.Errorf("actor %q, want %q", got, want)
+	}
+}
