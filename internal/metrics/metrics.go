@@ -24,6 +24,7 @@ type Metrics struct {
 	NotifyAttempts   *prometheus.CounterVec   // outbox deliveries by kind and outcome
 	ContainmentDelay prometheus.Histogram     // alert time to first containment action done
 	AuthRefused      *prometheus.CounterVec   // scoped endpoints: by scope needed and status (401, 403)
+	IntakeInFlight   prometheus.Gauge         // intake body bytes held now (the budget's use)
 }
 
 // Reject reasons (label values of riposte_alerts_rejected_total).
@@ -78,10 +79,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "riposte_auth_refused_total", Help: "Requests to scoped endpoints refused, by scope needed and status (401 no or bad credential, 403 wrong scope or socket peer).",
 		}, []string{"scope", "status"}),
+		IntakeInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "riposte_intake_inflight_bytes", Help: "Intake body bytes held now (read, decoded or being stored); bounded by auth.max_in_flight.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.AlertsReceived, m.AlertsRejected, m.AlertsDuplicate, m.PlaybookMatches, m.Actions,
-			m.QueueDepth, m.AcceptSeconds, m.ProcessSeconds, m.ActionSeconds, m.NotifyAttempts, m.ContainmentDelay, m.AuthRefused)
+			m.QueueDepth, m.AcceptSeconds, m.ProcessSeconds, m.ActionSeconds, m.NotifyAttempts, m.ContainmentDelay, m.AuthRefused, m.IntakeInFlight)
 	}
 	return m
 }

@@ -61,10 +61,10 @@ func post(addr, body string) (*http.Response, error) {
 	return http.DefaultClient.Do(req)
 }
 
-// padded is oneAlert with id and about n bytes.
+// padded is oneAlert with id, n bytes long.
 func padded(id string, n int) string {
 	a := strings.Replace(oneAlert, `"a-1"`, fmt.Sprintf("%q", id), 1)
-	return strings.Replace(a, `"output":"x"`, `"output":"`+strings.Repeat("x", n-len(a))+`"`, 1)
+	return strings.Replace(a, `"output":"x"`, `"output":"`+strings.Repeat("x", n-len(a)+1)+`"`, 1)
 }
 
 // TestIntakeBudget: bodies held at once are bounded; a request beyond the
@@ -95,6 +95,9 @@ func TestIntakeBudget(t *testing.T) {
 	}
 	<-inbox.entered
 	<-inbox.entered // both hold their 4000 bytes in the store
+	if got := promtestutil.ToFloat64(m.IntakeInFlight); got != 8000 {
+		t.Errorf("riposte_intake_inflight_bytes = %v while two 4000-byte bodies are held, want 8000", got)
+	}
 	resp, err := post(addr, padded("over", 1000))
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +125,8 @@ func TestIntakeBudget(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("after the budget freed: %d, want 202", resp.StatusCode)
 	}
-	if s.inFlight != 0 {
-		t.Errorf("%d bytes still counted in flight", s.inFlight)
+	if s.inFlight != 0 || promtestutil.ToFloat64(m.IntakeInFlight) != 0 {
+		t.Errorf("%d bytes still counted in flight (gauge %v)", s.inFlight, promtestutil.ToFloat64(m.IntakeInFlight))
 	}
 }
 

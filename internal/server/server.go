@@ -457,12 +457,14 @@ func (s *Server) reserve(n int64) bool {
 		return false
 	}
 	s.inFlight += n
+	s.deps.Metrics.IntakeInFlight.Set(float64(s.inFlight))
 	return true
 }
 
 func (s *Server) release(n int64) {
 	s.mu.Lock()
 	s.inFlight -= n
+	s.deps.Metrics.IntakeInFlight.Set(float64(s.inFlight))
 	s.mu.Unlock()
 }
 
