@@ -82,7 +82,7 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 		base := strings.TrimSuffix(actURL, "/v1/act")
 		return &Top{Source: &topfeed.Remote{URL: base + TopStreamPath, Token: token, Client: client},
 			Actor: remoteActor{cfg: cfg, info: info, base: base, token: token, client: client},
-			How:   "server " + strings.TrimPrefix(how, "via the running server")}, nil
+			How:   "server" + strings.TrimPrefix(how, "via the running server")}, nil // "server's socket PATH", "server at URL"
 	}
 	var dcfg detector.Config
 	if err := config.Decode(cfg.File, "detector", &cfg.Detector, &dcfg); err != nil {
