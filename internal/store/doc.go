@@ -97,6 +97,11 @@
 // change does. The store sets each entry's seq and time; times never
 // decrease along seq. Filter.Since is a scan of the time column (the
 // journal has indexes on seq and alert_id only, to keep appends cheap).
+// The alert_id index leaves out alert.received entries: their ids are
+// random, and indexing them cost a page per accepted alert. Each inbox row
+// holds its alert.received entry's seq instead (received_seq), so
+// Filter.AlertID still finds every entry of an alert through indexes while
+// the alert is in the inbox, and by a scan once Prune removed it.
 //
 // # Inbox and duplicates
 //

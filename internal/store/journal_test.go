@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
@@ -439,5 +441,67 @@ sys.exit(1 if bad else 0)
 	out, err := exec.Command("python3", "-c", script, s.Path()).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "checked") {
 		t.Fatalf("python recomputation: %v: %s", err, out)
+	}
+}
+
+// TestEntriesByAlert: an alert's entries are found by its id whether its
+// alert.received entry is reached through the inbox (the journal's alert
+// index leaves it out) or, once the alert was pruned, by a scan; other
+// alerts' entries never leak in, and the other filters still apply.
+func TestEntriesByAlert(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now, DuplicateWindow: time.Hour})
+	ctx := context.Background()
+	mustAccept(t, s, "a-1", "a-2", "a-3")
+	mustAccept(t, s, "a-2") // duplicate
+	if _, _, err := s.AcceptClaimed(ctx, []alert.Alert{testAlert("a-4")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a-1", "a-4"} {
+		if err := s.FinishAlert(ctx, id, Entry{Type: Note, AlertID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(2 * time.Hour)
+	if p, err := s.Prune(ctx); err != nil || p.Alerts != 2 {
+		t.Fatalf("prune: %+v, %v", p, err)
+	}
+	mustAccept(t, s, "a-5")
+
+	types := func(f Filter) []EntryType {
+		t.Helper()
+		es, err := s.Entries(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []EntryType
+		for _, e := range es {
+			if e.AlertID != f.AlertID {
+				t.Fatalf("filter %+v returned entry %d of alert %q", f, e.Seq, e.AlertID)
+			}
+			out = append(out, e.Type)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []EntryType
+	}{
+		{"in the inbox", Filter{AlertID: "a-3"}, []EntryType{AlertReceived}},
+		{"duplicate", Filter{AlertID: "a-2"}, []EntryType{AlertReceived, AlertDuplicate}},
+		{"pruned", Filter{AlertID: "a-1"}, []EntryType{AlertReceived, Note}},
+		{"claimed, pruned", Filter{AlertID: "a-4"}, []EntryType{AlertReceived, Note}},
+		{"after prune", Filter{AlertID: "a-5"}, []EntryType{AlertReceived}},
+		{"unknown", Filter{AlertID: "a-9"}, nil},
+		{"types", Filter{AlertID: "a-2", Types: []EntryType{AlertDuplicate}}, []EntryType{AlertDuplicate}},
+		{"limit", Filter{AlertID: "a-1", Limit: 1}, []EntryType{AlertReceived}},
+		{"after seq", Filter{AlertID: "a-1", AfterSeq: 1}, []EntryType{Note}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := types(tc.f); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
