@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
+)
+
+// throughputEngine is an engine in dry run with the example playbooks over
+// a fresh store: the shape `riposte serve --dry-run` has in the intake
+// benchmark (scripts/bench-serve.sh).
+func throughputEngine(tb testing.TB, cfg Config) (*Engine, *store.Store) {
+	tb.Helper()
+	st, err := store.Open(store.PathIn(tb.TempDir()), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	files, err := filepath.Glob("../../examples/playbooks/*.yaml")
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("example playbooks: %v (found %d)", err, len(files))
+	}
+	var srcs []playbooks.Source
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		srcs = append(srcs, playbooks.Source{Name: f, Data: data})
+	}
+	set, err := playbooks.Parse(integrations.Catalog(), srcs...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := &recorder{}
+	runners := map[string]actions.Runner{}
+	for _, s := range integrations.Specs() {
+		runners[s.Name] = rec
+	}
+	cfg.DryRun = true
+	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: integrations.Catalog(), Runners: runners, Queued: integrations.IsNotification})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return eng, st
+}
+
+// loadAlert is the load generator's alert (internal/benchtools/loadgen):
+// a shell in one of containers staging containers, unique id.
+func loadAlert(run string, i, containers int) alert.Alert {
+	c := i % containers
+	return alert.Alert{
+		ID: fmt.Sprintf("%s-%d", run, i), Time: time.Now().UTC(), Rule: "Terminal shell in container",
+		Priority: alert.PriorityNotice, Source: "syscall", Hostname: "bench", Tags: []string{"container", "shell"},
+		Output: "A shell was spawned in a container with an attached terminal (user=root shell=sh)",
+		OutputFields: map[string]any{
+			"container.id": fmt.Sprintf("%012d", c), "container.name": fmt.Sprintf("bench-%d", c),
+			"container.image.repository": "staging/bench", "proc.cmdline": "sh -i", "user.name": "root",
+		},
+	}
+}
+
+// backlog is what the inbox holds that is not processed yet.
+func backlog(tb testing.TB, st *store.Store) int64 {
+	tb.Helper()
+	s, err := st.Stats(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s.InboxPending + s.InboxProcessing
+}
+
+// runEngine starts eng and stops it (waiting for Run) at cleanup.
+func runEngine(tb testing.TB, eng *Engine) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("engine run: %v", err)
+		}
+	})
+}
+
+// waitDrained waits until the inbox has nothing left to process.
+func waitDrained(tb testing.TB, st *store.Store, within time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for backlog(tb, st) > 0 {
+		if time.Now().After(deadline) {
+			tb.Fatalf("inbox not drained after %s: %d alerts left", within, backlog(tb, st))
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+// BenchmarkProcess measures how fast the engine works off an inbox of b.N
+// accepted alerts (16 containers, the example playbooks, dry run): claim,
+// match, plan, journal every step, finish. Alerts are accepted before the
+// timer starts.
+//
+//	go test -run '^$' -bench Process -benchtime 20000x ./internal/engine
+func BenchmarkProcess(b *testing.B) {
+	eng, st := throughputEngine(b, Config{})
+	ctx := context.Background()
+	const chunk = 500
+	for i := 0; i < b.N; i += chunk {
+		var as []alert.Alert
+		for j := i; j < min(i+chunk, b.N); j++ {
+			as = append(as, loadAlert("p", j, 16))
+		}
+		if _, err := st.Accept(ctx, as); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	runEngine(b, eng)
+	waitDrained(b, st, 10*time.Minute)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "alerts/s")
+}
+
+// TestSustainedIntake accepts alerts at a steady rate, one per Accept from
+// 64 callers (the webhook's shape), while the engine processes them, and
+// checks that the inbox's backlog stays bounded: never more than two
+// seconds of intake, and drained soon after intake stops. A processing
+// rate below the intake rate grows the backlog by the difference every
+// second and fails it.
+//
+// By default (CI) it runs 4 s at 500 alerts/s. RIPOSTE_SUSTAIN_SECONDS and
+// RIPOSTE_SUSTAIN_RATE set both (scripts/bench-sustain.sh, in make bench,
+// runs 60 s at the accepted rate); it logs the backlog's peak.
+func TestSustainedIntake(t *testing.T) {
+	seconds, rate := 4, 500
+	for _, v := range []struct {
+		env string
+		dst *int
+	}{{"RIPOSTE_SUSTAIN_SECONDS", &seconds}, {"RIPOSTE_SUSTAIN_RATE", &rate}} {
+		if s := os.Getenv(v.env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				t.Fatalf("%s=%q: want a positive integer", v.env, s)
+			}
+			*v.dst = n
+		}
+	}
+	eng, st := throughputEngine(t, Config{})
+	runEngine(t, eng)
+	ctx := context.Background()
+	dur := time.Duration(seconds) * time.Second
+
+	// Sampler: the backlog every 100 ms, and its peak.
+	var peak, samples atomic.Int64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+			s, err := st.Stats(ctx)
+			if err != nil {
+				t.Errorf("stats: %v", err)
+				return
+			}
+			n := s.InboxPending + s.InboxProcessing
+			samples.Add(1)
+			if n > peak.Load() {
+				peak.Store(n)
+			}
+		}
+	}()
+
+	// Pacer: alert i is due at i/rate seconds; 64 callers take them.
+	due := make(chan int, 1024)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for c := 0; c < 64; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range due {
+				// As the webhook does: accept durably, then wake the engine.
+				if _, err := st.Accept(ctx, []alert.Alert{loadAlert("s", i, 64)}); err != nil {
+					failed.Add(1)
+				}
+				eng.Notify()
+			}
+		}()
+	}
+	start := time.Now()
+	total := rate * seconds
+	lag := time.Duration(0)
+	for i := 0; i < total; i++ {
+		at := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d) // pacing the load, not synchronising
+		} else if -d > lag {
+			lag = -d
+		}
+		due <- i
+	}
+	close(due)
+	wg.Wait()
+	took := time.Since(start)
+	waitDrained(t, st, 30*time.Second)
+	drained := time.Since(start) - took
+	close(stopSampling)
+	<-sampled
+
+	t.Logf("sustained intake: %d alerts in %s (%.0f/s offered %d/s), backlog peak %d alerts over %d samples, drained %s after intake stopped; pacer lag max %s",
+		total, took.Round(time.Millisecond), float64(total)/took.Seconds(), rate, peak.Load(), samples.Load(), drained.Round(time.Millisecond), lag.Round(time.Millisecond))
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d accepts failed", n)
+	}
+	if took > dur+dur/10+time.Second {
+		t.Fatalf("intake took %s for %s of load: the accepts themselves cannot keep %d/s", took, dur, rate)
+	}
+	if limit := int64(2 * rate); peak.Load() > limit {
+		t.Fatalf("backlog peaked at %d alerts, more than 2 s of intake (%d): processing does not keep up with %d/s", peak.Load(), limit, rate)
+	}
+	if drained > 5*time.Second {
+		t.Fatalf("backlog took %s to drain after intake stopped", drained)
+	}
+}
