@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -257,6 +258,12 @@ func (r *Responder) cgroupOf(c target) (cgroupctl.Cgroup, error) {
 	cg, err := paths.Container()
 	if err != nil {
 		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: %w", c, err)
+	}
+	// The pid is the daemon's word from the inspect: if the container
+	// exited since and the pid was reused, it names someone else's cgroup.
+	// Docker's cgroups carry the full id (/docker/<id>, docker-<id>.scope).
+	if !strings.Contains(cg.Path, c.id) {
+		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: pid %d is in %s, not the container's cgroup (exited?)", c, s.Pid, cg)
 	}
 	return cg, nil
 }
