@@ -3,7 +3,8 @@
 # an earlier commit, in one run, alternating the two binaries so that both
 # see the same machine load. The earlier tree gets this tree's _test.go
 # files for the package when it lacks them, so a new benchmark measures old
-# code too.
+# code too; BENCH_VS_COPY names more files (paths from the top) to copy over
+# the earlier tree's, when the measuring code itself changed.
 #
 #   scripts/bench-vs.sh BASE PACKAGE BENCH [go test -test.* flags...]
 #   scripts/bench-vs.sh main ./internal/engine Process -test.benchtime=20000x
@@ -20,6 +21,9 @@ mkdir "$tmp/base"
 git archive "$base" | tar -x -C "$tmp/base"
 for f in "$pkg"/*_test.go; do
 	[ -e "$tmp/base/$f" ] || cp "$f" "$tmp/base/$f"
+done
+for f in ${BENCH_VS_COPY:-}; do
+	cp "$f" "$tmp/base/$f"
 done
 (cd "$tmp/base" && go test -c -o "$tmp/base.test" "$pkg")
 go test -c -o "$tmp/head.test" "$pkg"
