@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Processing against intake: how fast the engine works off a full inbox
-# (BenchmarkProcess: example playbooks, dry run, 16 containers), then
+# (BenchmarkProcess: playbooks shaped like the examples, dry run, 16 containers), then
 # intake held at a steady rate for 60 s while the engine runs
 # (TestSustainedIntake): the inbox backlog's peak, and whether it stayed
 # within two seconds of intake. Rates: BENCH_SUSTAIN_RATES (alerts/s).

@@ -4,23 +4,66 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
-// throughputEngine is an engine in dry run with the example playbooks over
-// a fresh store: the shape `riposte serve --dry-run` has in the intake
-// benchmark (scripts/bench-serve.sh).
+// throughputPlaybooks are shaped like examples/playbooks over the engine's
+// test actions: a staging guard the load's Notice alerts do not reach, an
+// on-call playbook (notify, snapshot, a gated pause) and a catch-all note
+// that they do; two playbooks and four actions per alert, as in
+// scripts/bench-serve.sh.
+const throughputPlaybooks = `
+- playbook: staging-quarantine
+  order: 10
+  match:
+    priority: ">=warning"
+    when: 'container.image startsWith "staging/" || container.name startsWith "ci-"'
+  continue: false
+  actions:
+    - do: container.snapshot
+      on_error: continue
+    - do: container.pause
+    - do: journal.note
+      with: {text: 'staging guard: {{ .Rule }} in {{ .Field "container.name" }}'}
+- playbook: oncall-shell-in-container
+  order: 30
+  match:
+    rules: ["Terminal shell in container", "Shell spawned *"]
+    priority: ">=notice"
+  approval:
+    approvers: ["@security-oncall"]
+    timeout: 10m
+    on_timeout: proceed
+  actions:
+    - do: slack.notify
+      with:
+        channel: "#security-oncall"
+        text: '{{ .Rule }}: {{ .Field "proc.cmdline" }} in {{ .Field "container.name" }}'
+    - do: container.snapshot
+      on_error: continue
+    - do: container.pause
+      gated: true
+- playbook: journal-everything-else
+  order: 100
+  match:
+    priority: ">=notice"
+  actions:
+    - do: journal.note
+      with: {text: '{{ .Priority }} {{ .Rule }} on {{ .Hostname }}'}
+`
+
+// throughputEngine is an engine in dry run with throughputPlaybooks over a
+// fresh store: the shape of `riposte serve --dry-run` in the intake
+// benchmark.
 func throughputEngine(tb testing.TB, cfg Config) (*Engine, *store.Store) {
 	tb.Helper()
 	st, err := store.Open(store.PathIn(tb.TempDir()), store.Options{})
@@ -28,29 +71,17 @@ func throughputEngine(tb testing.TB, cfg Config) (*Engine, *store.Store) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	files, err := filepath.Glob("../../examples/playbooks/*.yaml")
-	if err != nil || len(files) == 0 {
-		tb.Fatalf("example playbooks: %v (found %d)", err, len(files))
-	}
-	var srcs []playbooks.Source
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		srcs = append(srcs, playbooks.Source{Name: f, Data: data})
-	}
-	set, err := playbooks.Parse(integrations.Catalog(), srcs...)
+	set, err := playbooks.Parse(testCatalog(), playbooks.Source{Name: "throughput.yaml", Data: []byte(throughputPlaybooks)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	rec := &recorder{}
 	runners := map[string]actions.Runner{}
-	for _, s := range integrations.Specs() {
+	for _, s := range testSpecs {
 		runners[s.Name] = rec
 	}
 	cfg.DryRun = true
-	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: integrations.Catalog(), Runners: runners, Queued: integrations.IsNotification})
+	eng, err := New(cfg, Deps{Store: st, Playbooks: set, Catalog: testCatalog(), Runners: runners})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -108,7 +139,7 @@ func waitDrained(tb testing.TB, st *store.Store, within time.Duration) {
 }
 
 // BenchmarkProcess measures how fast the engine works off an inbox of b.N
-// accepted alerts (16 containers, the example playbooks, dry run): claim,
+// accepted alerts (16 containers, throughputPlaybooks, dry run): claim,
 // match, plan, journal every step, finish. Alerts are accepted before the
 // timer starts. Reported: alerts/s, and CPU of the whole process per alert
 // (steadier than the rate on a shared machine).
