@@ -172,15 +172,15 @@ func BenchmarkProcess(b *testing.B) {
 
 // TestSustainedIntake accepts alerts at a steady rate, one per Accept from
 // 64 callers (the webhook's shape), while the engine processes them, and
-// checks that the inbox's backlog stays bounded: never more than two
-// seconds of intake, and drained soon after intake stops. A processing
-// rate below the intake rate grows the backlog by the difference every
-// second and fails it.
+// checks that the inbox's backlog stays bounded: at most two seconds of
+// intake when intake stops (at most five at any time), and drained within
+// 5 s after. A processing rate below the intake rate grows the
+// backlog by the difference every second and fails it.
 //
 // By default (CI) it runs 5 s at 200 alerts/s, well inside what a loaded
 // 2-core machine processes. RIPOSTE_SUSTAIN_SECONDS and
 // RIPOSTE_SUSTAIN_RATE set both (scripts/bench-sustain.sh, in make bench,
-// runs 60 s at the accepted rate); it logs the backlog's peak.
+// runs 60 s at several rates); it logs the rates and the backlog.
 func TestSustainedIntake(t *testing.T) {
 	seconds, rate := 5, 200
 	for _, v := range []struct {
@@ -204,6 +204,15 @@ func TestSustainedIntake(t *testing.T) {
 	var peak, samples atomic.Int64
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			close(stopSampling)
+			<-sampled
+		}
+	}
+	defer stop() // before the store closes, whichever way the test ends
 	go func() {
 		defer close(sampled)
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -259,23 +268,36 @@ func TestSustainedIntake(t *testing.T) {
 	close(due)
 	wg.Wait()
 	took := time.Since(start)
-	waitDrained(t, st, 30*time.Second)
+	atEnd := backlog(t, st)
+	// Drained within the grace, or not: measured either way, judged below.
+	const grace = 5 * time.Second
+	left := atEnd
+	for left > 0 && time.Since(start)-took < grace {
+		time.Sleep(50 * time.Millisecond) // polling a condition, not synchronising
+		left = backlog(t, st)
+	}
 	drained := time.Since(start) - took
-	close(stopSampling)
-	<-sampled
+	stop()
 
-	t.Logf("sustained intake: %d alerts in %s (%.0f/s offered %d/s), backlog peak %d alerts over %d samples, drained %s after intake stopped; pacer lag max %s",
-		total, took.Round(time.Millisecond), float64(total)/took.Seconds(), rate, peak.Load(), samples.Load(), drained.Round(time.Millisecond), lag.Round(time.Millisecond))
+	t.Logf("sustained intake: %d alerts in %s (%.0f/s, offered %d/s); processed %.0f/s meanwhile; backlog peak %d alerts over %d samples, %d at the end of intake, %d left %s later; pacer lag max %s",
+		total, took.Round(time.Millisecond), float64(total)/took.Seconds(), rate, float64(int64(total)-atEnd)/took.Seconds(),
+		peak.Load(), samples.Load(), atEnd, left, drained.Round(time.Millisecond), lag.Round(time.Millisecond))
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d accepts failed", n)
 	}
 	if took > dur+dur/10+time.Second {
 		t.Fatalf("intake took %s for %s of load: the accepts themselves cannot keep %d/s", took, dur, rate)
 	}
-	if limit := int64(2 * rate); peak.Load() > limit {
-		t.Fatalf("backlog peaked at %d alerts, more than 2 s of intake (%d): processing does not keep up with %d/s", peak.Load(), limit, rate)
+	// A processing rate below the intake rate grows the backlog all along:
+	// it is largest at the end. A stall (the machine is shared) makes a
+	// spike that drains: tolerated up to 5 s of intake.
+	if limit := int64(2 * rate); atEnd > limit {
+		t.Fatalf("backlog at the end of intake %d alerts, more than 2 s of intake (%d): processing does not keep up with %d/s", atEnd, limit, rate)
 	}
-	if drained > 5*time.Second {
-		t.Fatalf("backlog took %s to drain after intake stopped", drained)
+	if limit := int64(5 * rate); peak.Load() > limit {
+		t.Fatalf("backlog peaked at %d alerts, more than 5 s of intake (%d)", peak.Load(), limit)
+	}
+	if left > 0 {
+		t.Fatalf("backlog not drained %s after intake stopped: %d alerts left", grace, left)
 	}
 }
