@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -503,5 +505,66 @@ func TestEntriesByAlert(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMigrateAlertIndex: a store written at schema version 1 (every entry
+// in the alert index, no received_seq) opens at version 2 with its chain
+// intact, its old alert.received found by alert (a scan), a new one through
+// the inbox.
+func TestMigrateAlertIndex(t *testing.T) {
+	path := PathIn(t.TempDir())
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Row{Seq: 1, Time: "2025-03-01T12:00:00.000000000Z", Type: string(AlertReceived), AlertID: "old-1",
+		Actor: storeActor, Detail: `{"priority":"Warning","rule":"r"}`, PrevHash: GenesisHash}
+	r.Hash = r.ComputeHash()
+	raw, err := testAlert("old-1").MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, nil},
+		{migrations[0], nil},
+		{`INSERT INTO schema_version (version) VALUES (1)`, nil},
+		{`INSERT INTO journal (` + journalColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			[]any{r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash}},
+		{`INSERT INTO journal_head (id, seq, hash, time) VALUES (1, 1, ?, ?)`, []any{r.Hash, r.Time}},
+		{`INSERT INTO inbox (id, raw, received_at) VALUES ('old-1', ?, ?)`, []any{string(raw), r.Time}},
+	}
+	for _, st := range stmts {
+		if _, err := v1.Exec(st.q, st.args...); err != nil {
+			t.Fatalf("build a version 1 store: %v", err)
+		}
+	}
+	v1.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustAccept(t, s, "new-1")
+	for _, id := range []string{"old-1", "new-1"} {
+		es, err := s.Entries(context.Background(), Filter{AlertID: id})
+		if err != nil || len(es) != 1 || es[0].Type != AlertReceived || es[0].AlertID != id {
+			t.Fatalf("entries of %s: %+v, %v", id, es, err)
+		}
+	}
+	var index string
+	if err := s.rdb.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'journal_alert'`).Scan(&index); err != nil ||
+		!strings.Contains(index, "WHERE type <> 'alert.received'") {
+		t.Fatalf("journal_alert after migration: %q, %v", index, err)
+	}
+	if rep := mustVerify(t, s); rep.Entries != 2 {
+		t.Fatalf("verify read %d entries, want 2", rep.Entries)
 	}
 }
