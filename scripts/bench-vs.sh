@@ -8,7 +8,9 @@
 #
 #   scripts/bench-vs.sh BASE PACKAGE BENCH [go test -test.* flags...]
 #   scripts/bench-vs.sh main ./internal/engine Process -test.benchtime=20000x
+#   RIPOSTE_SUSTAIN_RATE=800 scripts/bench-vs.sh main ./internal/engine TestSustainedIntake
 #
+# A BENCH starting with Test runs that test instead and prints its log lines.
 # BENCH_ROUNDS (default 5) rounds; prints each round's lines, base first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,11 @@ for round in $(seq 1 "${BENCH_ROUNDS:-5}"); do
 	for side in base head; do
 		name=$side
 		[ "$side" = base ] && name="base($rev)"
-		(cd "$pkg" && "$tmp/$side.test" -test.run '^$' -test.bench "$bench" "$@") |
-			grep -E '^Benchmark' | sed "s/^/round $round $name: /"
+		case $bench in
+		Test*) (cd "$pkg" && "$tmp/$side.test" -test.run "$bench" -test.v "$@" || true) |
+			grep -E '^\s+\S+_test\.go:[0-9]+:' | sed "s/^ */round $round $name: /" ;;
+		*) (cd "$pkg" && "$tmp/$side.test" -test.run '^$' -test.bench "$bench" "$@") |
+			grep -E '^Benchmark' | sed "s/^/round $round $name: /" ;;
+		esac
 	done
 done

@@ -182,6 +182,9 @@ func BenchmarkProcess(b *testing.B) {
 // RIPOSTE_SUSTAIN_RATE set both (scripts/bench-sustain.sh, in make bench,
 // runs 60 s at several rates); it logs the rates and the backlog.
 func TestSustainedIntake(t *testing.T) {
+	if raceDetector {
+		t.Skip("measures rates; the race detector slows the engine several times over (CI runs without it)")
+	}
 	seconds, rate := 5, 200
 	for _, v := range []struct {
 		env string
