@@ -14,10 +14,8 @@ import (
 
 // process runs every matched playbook for a run of claimed alerts of one
 // container, in order: their incidents in one store request, their
-// recordings batched, and every alert finished with the last batch, which
-// is settled with other runs' (settle.go). The channel yields once it is
-// durable; nil when the run stopped early.
-func (e *Engine) process(ctx context.Context, items []store.InboxItem) <-chan error {
+// recordings batched, and every alert finished with the last batch.
+func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 	start := e.now()
 	// Incidents: found already for alerts the engine stored itself
 	// (Submit), in one request for the others.
@@ -35,7 +33,7 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) <-chan er
 		if err != nil {
 			// Left claimed: the lease runs out and they are tried again.
 			e.log.Error("open incidents", "alerts", len(items), "err", err)
-			return nil
+			return
 		}
 		for k, i := range missing {
 			items[i].Incident = refs[k].ID
@@ -54,7 +52,15 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) <-chan er
 			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, b)
 		}
 	}
-	return e.settleRun(ctx, b, finish, start)
+	if err := e.flush(ctx, b, finish...); err != nil {
+		// Left claimed: the lease runs out and they are processed again;
+		// what was recorded is not recorded twice.
+		e.log.Error("finish alerts", "alerts", len(items), "err", err)
+	}
+	took := e.now().Sub(start).Seconds()
+	for range items {
+		e.m.ProcessSeconds.Observe(took)
+	}
 }
 
 // batch collects the transitions of one alert that need no round trip of
