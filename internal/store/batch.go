@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Apply makes a Batch of changes in one transaction; see Batch.
@@ -64,9 +63,19 @@ func (s *Store) Apply(ctx context.Context, b Batch) (BatchResult, error) {
 		if _, err := t.enqueue(msgs); err != nil {
 			return err
 		}
-		if err := t.finish(b.Finish); err != nil {
-			t.dirty = true // earlier statements of this batch must be undone
-			return err
+		now := FormatTime(t.now)
+		for _, id := range b.Finish {
+			n, err := t.affected(`UPDATE inbox SET state = 'done', done_at = ?, owner = '', lease_until = '' WHERE id = ? AND state <> 'done'`, now, id)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				var one int
+				if err := t.queryRow(`SELECT 1 FROM inbox WHERE id = ?`, id).Scan(&one); err != nil {
+					t.dirty = true // earlier statements of this batch must be undone
+					return fmt.Errorf("finish alert %s: %w", id, notFound(err))
+				}
+			}
 		}
 		return t.append(pending, nil)
 	})
@@ -74,48 +83,4 @@ func (s *Store) Apply(ctx context.Context, b Batch) (BatchResult, error) {
 		return BatchResult{}, fmt.Errorf("apply batch: %w", err)
 	}
 	return res, nil
-}
-
-const finishHead = `UPDATE inbox SET state = 'done', done_at = ?, owner = '', lease_until = '' WHERE state <> 'done' AND id IN (`
-
-// finish marks alerts done, in statements of up to maxChunk ids. An id not
-// in the inbox is an error (ErrNotFound); one already done is not.
-func (t *wtx) finish(ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	now := FormatTime(t.now)
-	var changed int64
-	args := make([]any, 0, 1+min(len(ids), maxChunk))
-	for rest := ids; len(rest) > 0; {
-		n := chunkRows(len(rest))
-		key := chunkKey{finishHead, n}
-		q, ok := t.w.chunkSQL[key]
-		if !ok {
-			q = finishHead + "?" + strings.Repeat(", ?", n-1) + ")"
-			t.w.chunkSQL[key] = q
-		}
-		args = append(args[:0], now)
-		for _, id := range rest[:n] {
-			args = append(args, id)
-		}
-		c, err := t.affected(q, args...)
-		if err != nil {
-			return fmt.Errorf("finish alerts: %w", err)
-		}
-		changed += c
-		rest = rest[n:]
-	}
-	if changed == int64(len(ids)) {
-		return nil
-	}
-	// Some were done already (a replay), or are not in the inbox: find
-	// which, one lookup each (rare).
-	for _, id := range ids {
-		var one int
-		if err := t.queryRow(`SELECT 1 FROM inbox WHERE id = ?`, id).Scan(&one); err != nil {
-			return fmt.Errorf("finish alert %s: %w", id, notFound(err))
-		}
-	}
-	return nil
 }

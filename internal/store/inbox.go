@@ -1,14 +1,12 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -328,7 +326,6 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 		return nil, fmt.Errorf("claim alerts: lease must be positive, got %s", lease)
 	}
 	type claimed struct {
-		rowid    int64
 		raw      string
 		received string
 		attempts int
@@ -337,41 +334,47 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 	err := s.write(ctx, max, func(t *wtx) error {
 		got = got[:0]
 		now := FormatTime(t.now)
-		until := FormatTime(t.now.Add(lease))
-		// Abandoned claims first (they are older), then pending by arrival;
-		// each set claimed by one statement.
+		var ids []int64
+		// Abandoned claims first (they are older), then pending by arrival.
 		for _, q := range []struct {
-			where string
-			args  []any
+			sql  string
+			args []any
 		}{
-			{`state = 'processing' AND (lease_until <= ? OR owner <> ?)`, []any{now, s.owner}},
-			{`state = 'pending'`, nil},
+			{`SELECT rowid, raw, received_at, attempts FROM inbox WHERE state = 'processing' AND (lease_until <= ? OR owner <> ?) ORDER BY rowid LIMIT ?`,
+				[]any{now, s.owner, max}},
+			{`SELECT rowid, raw, received_at, attempts FROM inbox WHERE state = 'pending' ORDER BY rowid LIMIT ?`,
+				[]any{max}},
 		} {
 			if len(got) >= max {
 				break
 			}
-			args := append([]any{s.owner, until}, q.args...)
-			rows, err := t.query(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = attempts + 1
-				WHERE rowid IN (SELECT rowid FROM inbox WHERE `+q.where+` ORDER BY rowid LIMIT ?)
-				RETURNING rowid, raw, received_at, attempts`, append(args, max-len(got))...)
+			q.args[len(q.args)-1] = max - len(got)
+			rows, err := t.query(q.sql, q.args...)
 			if err != nil {
 				return err
 			}
-			t.dirty = true // RETURNING: the update is done as the rows are read
-			n := len(got)
 			for rows.Next() {
 				var c claimed
-				if err := rows.Scan(&c.rowid, &c.raw, &c.received, &c.attempts); err != nil {
+				var id int64
+				if err := rows.Scan(&id, &c.raw, &c.received, &c.attempts); err != nil {
 					rows.Close()
+					t.dirty = true
 					return err
 				}
 				got = append(got, c)
+				ids = append(ids, id)
 			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			if err := rows.Close(); err != nil {
+				t.dirty = true
 				return err
 			}
-			// RETURNING gives no order; claims go out in arrival order.
-			slices.SortFunc(got[n:], func(a, b claimed) int { return cmp.Compare(a.rowid, b.rowid) })
+		}
+		until := FormatTime(t.now.Add(lease))
+		for _, id := range ids {
+			if _, err := t.exec(`UPDATE inbox SET state = 'processing', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE rowid = ?`,
+				s.owner, until, id); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -388,7 +391,7 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 		if err != nil {
 			return nil, fmt.Errorf("claim alerts: %w", err)
 		}
-		out = append(out, InboxItem{Alert: as[0], ReceivedAt: at, Attempts: c.attempts})
+		out = append(out, InboxItem{Alert: as[0], ReceivedAt: at, Attempts: c.attempts + 1})
 	}
 	return out, nil
 }
