@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Not part of make bench (scripts/bench.sh runs scripts/bench-*.sh): it needs arguments.
 # Side by side: one Go benchmark of this tree against the same benchmark on
 # an earlier commit, in one run, alternating the two binaries so that both
 # see the same machine load. The earlier tree gets this tree's _test.go
@@ -6,9 +7,9 @@
 # code too; BENCH_VS_COPY names more files (paths from the top) to copy over
 # the earlier tree's, when the measuring code itself changed.
 #
-#   scripts/bench-vs.sh BASE PACKAGE BENCH [go test -test.* flags...]
-#   scripts/bench-vs.sh main ./internal/engine Process -test.benchtime=20000x
-#   RIPOSTE_SUSTAIN_RATE=800 scripts/bench-vs.sh main ./internal/engine TestSustainedIntake
+#   scripts/compare-bench.sh BASE PACKAGE BENCH [go test -test.* flags...]
+#   scripts/compare-bench.sh main ./internal/engine Process -test.benchtime=20000x
+#   RIPOSTE_SUSTAIN_RATE=800 scripts/compare-bench.sh main ./internal/engine TestSustainedIntake
 #
 # A BENCH starting with Test runs that test instead and prints its log lines.
 # BENCH_ROUNDS (default 5) rounds; prints each round's lines, base first.
