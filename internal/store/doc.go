@@ -80,8 +80,10 @@
 //
 // Open checks that the file really is in WAL mode (a file system without
 // shared memory would silently keep a rollback journal), syncs the data
-// directory once so the new files' entries are durable, and takes 16 KiB
-// pages (fewer WAL frames per batch). TestCrashDurability kills a child
+// directory once so the new files' entries are durable. Pages are SQLite's
+// 4 KiB: a commit writes every dirty page whole, and the inbox's id index
+// dirties a random leaf per alert, so small pages write less (see dsn).
+// TestCrashDurability kills a child
 // process with SIGKILL mid-stream and checks that every acknowledged alert
 // is there exactly once; TestFsyncFailureBreaksStore checks that no answer
 // is given when the fsync fails.
