@@ -2,6 +2,9 @@
 # Measure the Docker responder on the local daemon, one run:
 #   - a bare ContainerPause API call vs container.pause through Responder.Run
 #     (median of 20 each, interleaved, unpaused between samples);
+#   - containment, call -> container frozen (p50/p99 of 50, interleaved): a
+#     bare ContainerPause, container.pause by the Docker path, and by the
+#     freezer path (the container's cgroup frozen by riposte itself);
 #   - container.snapshot of a container with 50 MiB written (median of 5),
 #     without and with commit.
 # Needs root and a running dockerd (scripts/ensure-dockerd.sh starts one).

@@ -166,8 +166,11 @@ func benchApply(b *testing.B, perApply, workers int) {
 // background checkpointer's two per round; the writer's own checkpoints in
 // the baseline are not counted here: strace them), and bytes the process
 // passed to write(2) per alert (WAL frames and checkpoint copies), as pages
-// of the store's page size. "writer-ckpt" is the baseline: the writer's
-// connection checkpoints itself (wal_autocheckpoint 512), in the same run.
+// of the store's page size. Variants, in the same run: "round1", the
+// writer's connection checkpoints itself (wal_autocheckpoint 512) and the
+// journal's alert index holds every entry; "bg-ckpt", the background
+// checkpointer with that index; "now", the store as shipped (the index
+// leaves alert.received out).
 // Run it with enough alerts that the inbox's indexes outgrow a page and
 // checkpoints happen:
 //
@@ -181,8 +184,9 @@ func BenchmarkAcceptCost(b *testing.B) {
 			name string
 			opts Options
 		}{
-			{"round1", Options{checkpointInWriter: true}},
-			{"bg-ckpt", Options{}},
+			{"round1", Options{checkpointInWriter: true, indexReceived: true}},
+			{"bg-ckpt", Options{indexReceived: true}},
+			{"now", Options{}},
 		} {
 			b.Run(bc.name+"/"+v.name, func(b *testing.B) {
 				s := openTest(b, v.opts)

@@ -80,8 +80,10 @@
 //
 // Open checks that the file really is in WAL mode (a file system without
 // shared memory would silently keep a rollback journal), syncs the data
-// directory once so the new files' entries are durable, and takes 16 KiB
-// pages (fewer WAL frames per batch). TestCrashDurability kills a child
+// directory once so the new files' entries are durable. Pages are SQLite's
+// 4 KiB: a commit writes every dirty page whole, and the inbox's id index
+// dirties a random leaf per alert, so small pages write less (see dsn).
+// TestCrashDurability kills a child
 // process with SIGKILL mid-stream and checks that every acknowledged alert
 // is there exactly once; TestFsyncFailureBreaksStore checks that no answer
 // is given when the fsync fails.
@@ -97,6 +99,11 @@
 // change does. The store sets each entry's seq and time; times never
 // decrease along seq. Filter.Since is a scan of the time column (the
 // journal has indexes on seq and alert_id only, to keep appends cheap).
+// The alert_id index leaves out alert.received entries: their ids are
+// random, and indexing them cost a page per accepted alert. Each inbox row
+// holds its alert.received entry's seq instead (received_seq), so
+// Filter.AlertID still finds every entry of an alert through indexes while
+// the alert is in the inbox, and by a scan once Prune removed it.
 //
 // # Inbox and duplicates
 //

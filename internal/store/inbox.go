@@ -146,18 +146,20 @@ type acceptReq struct {
 }
 
 const (
-	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at) VALUES `
-	inboxPlaceholder = `(?, ?, ?)`
+	insertInboxHead  = `INSERT INTO inbox (id, raw, received_at, received_seq) VALUES `
+	inboxPlaceholder = `(?, ?, ?, ?)`
 	selectInboxHead  = `SELECT id, raw FROM inbox WHERE id IN (`
 
-	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, owner, lease_until, state, attempts) VALUES `
-	claimedPlaceholder = `(?, ?, ?, ?, ?, 'processing', 1)`
+	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, owner, lease_until, state, attempts) VALUES `
+	claimedPlaceholder = `(?, ?, ?, ?, ?, ?, 'processing', 1)`
 )
 
 // acceptAll runs Accept requests in the writer: one lookup of the ids
 // already there, one multi-row insert of the new alerts (AcceptClaimed's
 // inserted as claimed, so that they never pass through 'pending'), one
-// multi-row append of their journal entries (all chunked).
+// multi-row append of their journal entries (all chunked). Each new row
+// records the seq its alert.received entry gets (the journal's alert index
+// leaves those entries out; see Filter.query).
 func (t *wtx) acceptAll(reqs []*request) error {
 	n := 0
 	for _, r := range reqs {
@@ -174,8 +176,9 @@ func (t *wtx) acceptAll(reqs []*request) error {
 		return err
 	}
 	now := FormatTime(t.now)
-	args := make([]any, 0, 3*n)
-	var claimed []any // AcceptClaimed's new alerts: stored already claimed
+	args := make([]any, 0, 4*n)
+	seq0 := t.w.head.seq // entries[k] becomes seq0+1+k: nothing else appends before them
+	var claimed []any    // AcceptClaimed's new alerts: stored already claimed
 	entries := make([]prepared, 0, n)
 	var dups []string
 	for _, r := range reqs {
@@ -202,19 +205,19 @@ func (t *wtx) acceptAll(reqs []*request) error {
 				dups = append(dups, it.id)
 			case r.acc.claim > 0:
 				seen[it.id] = it.raw
-				claimed = append(claimed, it.id, it.raw, now, t.w.s.owner, until)
+				claimed = append(claimed, it.id, it.raw, now, seq0+1+int64(len(entries)), t.w.s.owner, until)
 			default:
 				seen[it.id] = it.raw
-				args = append(args, it.id, it.raw, now)
+				args = append(args, it.id, it.raw, now, seq0+1+int64(len(entries)))
 			}
 			entries = append(entries, e)
 			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
 		}
 	}
-	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 3, args); err != nil {
+	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 4, args); err != nil {
 		return err
 	}
-	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 5, claimed); err != nil {
+	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 6, claimed); err != nil {
 		return err
 	}
 	for _, id := range dups {

@@ -62,8 +62,16 @@ func (f Filter) query() (string, []any) {
 	var args []any
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE 1 = 1")
 	if f.AlertID != "" {
-		b.WriteString(" AND alert_id = ?")
-		args = append(args, f.AlertID)
+		// The alert index leaves out alert.received (schema version 2): its
+		// entry's seq is in the alert's inbox row; only an alert pruned
+		// from the inbox (or stored before version 2) is looked up by a
+		// scan of the journal.
+		b.WriteString(` AND alert_id = ? AND seq IN (
+  SELECT seq FROM journal WHERE alert_id = ? AND type <> 'alert.received'
+  UNION ALL SELECT received_seq FROM inbox WHERE id = ? AND received_seq > 0
+  UNION ALL SELECT seq FROM journal WHERE alert_id = ? AND type = 'alert.received'
+    AND NOT EXISTS (SELECT 1 FROM inbox WHERE id = ? AND received_seq > 0))`)
+		args = append(args, f.AlertID, f.AlertID, f.AlertID, f.AlertID, f.AlertID)
 	}
 	if !f.Since.IsZero() {
 		b.WriteString(" AND time >= ?")

@@ -7,11 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
@@ -439,5 +443,128 @@ sys.exit(1 if bad else 0)
 	out, err := exec.Command("python3", "-c", script, s.Path()).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "checked") {
 		t.Fatalf("python recomputation: %v: %s", err, out)
+	}
+}
+
+// TestEntriesByAlert: an alert's entries are found by its id whether its
+// alert.received entry is reached through the inbox (the journal's alert
+// index leaves it out) or, once the alert was pruned, by a scan; other
+// alerts' entries never leak in, and the other filters still apply.
+func TestEntriesByAlert(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now, DuplicateWindow: time.Hour})
+	ctx := context.Background()
+	mustAccept(t, s, "a-1", "a-2", "a-3")
+	mustAccept(t, s, "a-2") // duplicate
+	if _, _, err := s.AcceptClaimed(ctx, []alert.Alert{testAlert("a-4")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a-1", "a-4"} {
+		if err := s.FinishAlert(ctx, id, Entry{Type: Note, AlertID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(2 * time.Hour)
+	if p, err := s.Prune(ctx); err != nil || p.Alerts != 2 {
+		t.Fatalf("prune: %+v, %v", p, err)
+	}
+	mustAccept(t, s, "a-5")
+
+	types := func(f Filter) []EntryType {
+		t.Helper()
+		es, err := s.Entries(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []EntryType
+		for _, e := range es {
+			if e.AlertID != f.AlertID {
+				t.Fatalf("filter %+v returned entry %d of alert %q", f, e.Seq, e.AlertID)
+			}
+			out = append(out, e.Type)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []EntryType
+	}{
+		{"in the inbox", Filter{AlertID: "a-3"}, []EntryType{AlertReceived}},
+		{"duplicate", Filter{AlertID: "a-2"}, []EntryType{AlertReceived, AlertDuplicate}},
+		{"pruned", Filter{AlertID: "a-1"}, []EntryType{AlertReceived, Note}},
+		{"claimed, pruned", Filter{AlertID: "a-4"}, []EntryType{AlertReceived, Note}},
+		{"after prune", Filter{AlertID: "a-5"}, []EntryType{AlertReceived}},
+		{"unknown", Filter{AlertID: "a-9"}, nil},
+		{"types", Filter{AlertID: "a-2", Types: []EntryType{AlertDuplicate}}, []EntryType{AlertDuplicate}},
+		{"limit", Filter{AlertID: "a-1", Limit: 1}, []EntryType{AlertReceived}},
+		{"after seq", Filter{AlertID: "a-1", AfterSeq: 1}, []EntryType{Note}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := types(tc.f); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMigrateAlertIndex: a store written at schema version 1 (every entry
+// in the alert index, no received_seq) opens at version 2 with its chain
+// intact, its old alert.received found by alert (a scan), a new one through
+// the inbox.
+func TestMigrateAlertIndex(t *testing.T) {
+	path := PathIn(t.TempDir())
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Row{Seq: 1, Time: "2025-03-01T12:00:00.000000000Z", Type: string(AlertReceived), AlertID: "old-1",
+		Actor: storeActor, Detail: `{"priority":"Warning","rule":"r"}`, PrevHash: GenesisHash}
+	r.Hash = r.ComputeHash()
+	raw, err := testAlert("old-1").MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, nil},
+		{migrations[0], nil},
+		{`INSERT INTO schema_version (version) VALUES (1)`, nil},
+		{`INSERT INTO journal (` + journalColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			[]any{r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash}},
+		{`INSERT INTO journal_head (id, seq, hash, time) VALUES (1, 1, ?, ?)`, []any{r.Hash, r.Time}},
+		{`INSERT INTO inbox (id, raw, received_at) VALUES ('old-1', ?, ?)`, []any{string(raw), r.Time}},
+	}
+	for _, st := range stmts {
+		if _, err := v1.Exec(st.q, st.args...); err != nil {
+			t.Fatalf("build a version 1 store: %v", err)
+		}
+	}
+	v1.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustAccept(t, s, "new-1")
+	for _, id := range []string{"old-1", "new-1"} {
+		es, err := s.Entries(context.Background(), Filter{AlertID: id})
+		if err != nil || len(es) != 1 || es[0].Type != AlertReceived || es[0].AlertID != id {
+			t.Fatalf("entries of %s: %+v, %v", id, es, err)
+		}
+	}
+	var index string
+	if err := s.rdb.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'journal_alert'`).Scan(&index); err != nil ||
+		!strings.Contains(index, "WHERE type <> 'alert.received'") {
+		t.Fatalf("journal_alert after migration: %q, %v", index, err)
+	}
+	if rep := mustVerify(t, s); rep.Entries != 2 {
+		t.Fatalf("verify read %d entries, want 2", rep.Entries)
 	}
 }

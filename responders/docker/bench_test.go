@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/cgroupctl/cgroupctltest"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
@@ -39,9 +41,7 @@ func BenchmarkDockerPause(b *testing.B) {
 				b.Fatal(err)
 			}
 			bare = append(bare, time.Since(start))
-			if err := cli.ContainerUnpause(ctx, id); err != nil {
-				b.Fatal(err)
-			}
+			unpauseSettled(b, cli, id)
 
 			start = time.Now()
 			// As an alert gives it: Falco's 12-character container.id.
@@ -64,6 +64,113 @@ func BenchmarkDockerPause(b *testing.B) {
 			pauseSamples, ms(mb), ms(slices.Min(bare)), ms(slices.Max(bare)),
 			ms(mr), ms(slices.Min(run)), ms(slices.Max(run)), ms(mr-mb))
 	}
+}
+
+// BenchmarkDockerContainment compares, interleaved in one run, the three
+// ways to freeze a running container, each timed from the call until the
+// container's tasks are frozen (every one of them returns only then): a
+// bare ContainerPause API call; container.pause through Responder.Run with
+// the Docker path (inspect, guardrails, pause, wait for the daemon's state);
+// and with the freezer path (inspect, guardrails, the container's cgroup
+// frozen by this process). The freezer path's own share (cgroup write until
+// the kernel reports frozen) is its Result's frozen_us. Reported: p50 and
+// p99 of BENCH_PAUSE_SAMPLES (default 50) each, in ms.
+//
+//	go test -run '^$' -bench DockerContainment -benchtime 1x ./responders/docker
+func BenchmarkDockerContainment(b *testing.B) {
+	cli := testutil.DockerClient(b)
+	cgroupctltest.Freezer(b)
+	viaDocker := benchResponder(b, cli)
+	viaFreezer, err := New(Config{DataDir: b.TempDir(), Pause: PauseFreezer}, Deps{Docker: cli, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, _ := startContainer(b, cli, "bench-contain", nil)
+	ctx := context.Background()
+	samples := 50
+	if s := os.Getenv("BENCH_PAUSE_SAMPLES"); s != "" {
+		if samples, err = strconv.Atoi(s); err != nil || samples < 1 {
+			b.Fatalf("BENCH_PAUSE_SAMPLES=%q: want a positive number", s)
+		}
+	}
+	for b.Loop() {
+		var bare, docker, freezer, kernel []time.Duration
+		for range samples {
+			start := time.Now()
+			if err := cli.ContainerPause(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			bare = append(bare, time.Since(start))
+			unpauseSettled(b, cli, id)
+
+			start = time.Now()
+			res, err := viaDocker.Run(ctx, actions.Request{Action: "container.pause", Container: id[:12], Actor: "bench"})
+			if err != nil || res.Note != "paused" {
+				b.Fatalf("pause through the Docker path: %v %q", err, res.Note)
+			}
+			docker = append(docker, time.Since(start))
+			unpauseSettled(b, cli, id)
+
+			start = time.Now()
+			res, err = viaFreezer.Run(ctx, actions.Request{Action: "container.pause", Container: id[:12], Actor: "bench"})
+			if err != nil || res.Note != "frozen (cgroup freezer)" {
+				b.Fatalf("pause through the freezer path: %v %q", err, res.Note)
+			}
+			freezer = append(freezer, time.Since(start))
+			us, _ := res.Detail["frozen_us"].(int64)
+			kernel = append(kernel, time.Duration(us)*time.Microsecond)
+			if res, err := viaFreezer.Run(ctx, actions.Request{Action: "container.unpause", Container: id[:12], Actor: "bench"}); err != nil || res.Note != "thawed (cgroup freezer)" {
+				b.Fatalf("thaw: %v %q", err, res.Note)
+			}
+		}
+		fmt.Fprintf(os.Stdout, "\ncontainment, call -> container frozen, %d samples each, interleaved in one run:\n", samples)
+		for _, row := range []struct {
+			name string
+			d    []time.Duration
+			unit string
+		}{
+			{"bare ContainerPause API call", bare, "bare"},
+			{"container.pause, Docker path", docker, "docker"},
+			{"container.pause, freezer path", freezer, "freezer"},
+			{"  of which cgroup write -> frozen", kernel, "cgroup"},
+		} {
+			p50, p99 := quantile(row.d, 0.50), quantile(row.d, 0.99)
+			b.ReportMetric(ms(p50), row.unit+"-p50-ms")
+			b.ReportMetric(ms(p99), row.unit+"-p99-ms")
+			fmt.Fprintf(os.Stdout, "  %-34s p50 %7.2f ms  p99 %7.2f ms  (min %.2f, max %.2f)\n", row.name, ms(p50), ms(p99), ms(slices.Min(row.d)), ms(slices.Max(row.d)))
+		}
+		fmt.Fprintf(os.Stdout, "  freezer path / bare call: p50 %.2fx, p99 %.2fx\n",
+			ms(quantile(freezer, 0.5))/ms(quantile(bare, 0.5)), ms(quantile(freezer, 0.99))/ms(quantile(bare, 0.99)))
+	}
+}
+
+// unpauseSettled unpauses id and waits until the daemon's state says so
+// (it applies containerd's events asynchronously), so that the next
+// sample's inspect sees a running container.
+func unpauseSettled(b *testing.B, cli *client.Client, id string) {
+	ctx := context.Background()
+	if err := cli.ContainerUnpause(ctx, id); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err := cli.ContainerInspect(ctx, id)
+		if err == nil && info.State != nil && !info.State.Paused {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("container %s still paused 5s after unpause (%v)", id, err)
+		}
+		time.Sleep(time.Millisecond) // polling the daemon's state
+	}
+}
+
+// quantile is the q-th sample of ds in order (nearest rank).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*q+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 // BenchmarkDockerSnapshot50MB times container.snapshot of a container that

@@ -38,6 +38,7 @@ const (
 //	  timeouts:
 //	    api: 30s
 //	    snapshot: 10m
+//	  pause: docker            # or freezer
 type Config struct {
 	// Host is the Docker endpoint (unix:///var/run/docker.sock,
 	// tcp://127.0.0.1:2376); "" means DOCKER_HOST or the default socket.
@@ -54,6 +55,38 @@ type Config struct {
 	Snapshot SnapshotConfig `yaml:"snapshot"`
 	// Timeouts bound the calls to the Docker daemon.
 	Timeouts TimeoutConfig `yaml:"timeouts"`
+	// Pause is how container.pause freezes a container: "docker" (default,
+	// the ContainerPause API call) or "freezer" (riposte writes the
+	// container's cgroup freezer itself; see PauseVia).
+	Pause PauseVia `yaml:"pause"`
+}
+
+// PauseVia is how container.pause freezes a container.
+//
+// PauseFreezer writes the container's cgroup (v1 freezer.state, v2
+// cgroup.freeze) from this process: no daemon, containerd, shim or runc
+// round trip between the decision and the frozen container. The Docker
+// daemon is not told: runc refuses to pause a cgroup that is already
+// frozen ("container not running"), so `docker ps` keeps showing the
+// container up and `docker unpause` refuses it; container.unpause (and
+// `riposte act container.unpause`) thaws it. It needs the host's /proc and
+// cgroup file systems (riposte on the host, or a container with both).
+type PauseVia string
+
+// The ways to pause.
+const (
+	PauseDocker  PauseVia = "docker"
+	PauseFreezer PauseVia = "freezer"
+)
+
+// UnmarshalText accepts docker and freezer.
+func (p *PauseVia) UnmarshalText(b []byte) error {
+	switch v := PauseVia(b); v {
+	case PauseDocker, PauseFreezer:
+		*p = v
+		return nil
+	}
+	return fmt.Errorf("want docker or freezer, got %q", string(b))
 }
 
 // ProtectConfig lists protected containers. Riposte's own container is
@@ -117,6 +150,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Timeouts.Snapshot == 0 {
 		cfg.Timeouts.Snapshot = DefaultSnapshotTimeout
 	}
+	if cfg.Pause == "" {
+		cfg.Pause = PauseDocker
+	}
 	return cfg
 }
 
@@ -151,6 +187,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Timeouts.API < 0 {
 		errs = append(errs, fmt.Errorf("timeouts.api: must not be negative, got %s", cfg.Timeouts.API))
+	}
+	if cfg.Pause != PauseDocker && cfg.Pause != PauseFreezer {
+		errs = append(errs, fmt.Errorf("pause: want docker or freezer, got %q", string(cfg.Pause)))
 	}
 	if cfg.Timeouts.Snapshot < 0 {
 		errs = append(errs, fmt.Errorf("timeouts.snapshot: must not be negative, got %s", cfg.Timeouts.Snapshot))

@@ -23,6 +23,7 @@ snapshot:
 timeouts:
   api: 5s
   snapshot: 2m
+pause: freezer
 `
 	var cfg Config
 	dec := yaml.NewDecoder(strings.NewReader(src))
@@ -41,7 +42,8 @@ timeouts:
 	}
 	if cfg.Host != want.Host || cfg.DataDir != want.DataDir || cfg.Protect.Label != want.Protect.Label ||
 		strings.Join(cfg.Protect.Names, ",") != "riposte,kube-*" || strings.Join(cfg.Protect.Images, ",") != "postgres:*" ||
-		cfg.Protect.SelfID != want.Protect.SelfID || cfg.Snapshot != want.Snapshot || cfg.Timeouts != want.Timeouts {
+		cfg.Protect.SelfID != want.Protect.SelfID || cfg.Snapshot != want.Snapshot || cfg.Timeouts != want.Timeouts ||
+		cfg.Pause != PauseFreezer {
 		t.Errorf("decoded %+v\nwant %+v", cfg, want)
 	}
 
@@ -50,6 +52,9 @@ timeouts:
 	}
 	if err := yaml.Unmarshal([]byte("snapshot: {max_bytes: lots}"), &cfg); err == nil {
 		t.Error("max_bytes: lots: want an error")
+	}
+	if err := yaml.Unmarshal([]byte("pause: cgroup"), &cfg); err == nil || !strings.Contains(err.Error(), `want docker or freezer, got "cgroup"`) {
+		t.Errorf("pause: cgroup: want an error naming the choices, got %v", err)
 	}
 	dec = yaml.NewDecoder(strings.NewReader("protect: {lable: x}"))
 	dec.KnownFields(true)
@@ -62,7 +67,7 @@ func TestConfigDefaults(t *testing.T) {
 	cfg := Config{DataDir: "/d"}.withDefaults()
 	if cfg.EvidenceDir != "/d/evidence" || cfg.Protect.Label != DefaultProtectLabel ||
 		cfg.Snapshot.MaxBytes != 1<<30 || cfg.Snapshot.LogLines != 1000 ||
-		cfg.Timeouts.API != 30*time.Second || cfg.Timeouts.Snapshot != 10*time.Minute {
+		cfg.Timeouts.API != 30*time.Second || cfg.Timeouts.Snapshot != 10*time.Minute || cfg.Pause != PauseDocker {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
@@ -79,6 +84,8 @@ func TestConfigValidate(t *testing.T) {
 			[]string{`protect.names[1]: bad glob pattern "[bad"`, `protect.images[0]: bad glob pattern ""`}},
 		{"label without key", Config{DataDir: "d", Protect: ProtectConfig{Label: "=true"}}, []string{"protect.label"}},
 		{"self id not hex", Config{DataDir: "d", Protect: ProtectConfig{SelfID: "riposte"}}, []string{"protect.self_id"}},
+		{"pause freezer", Config{DataDir: "d", Pause: PauseFreezer}, nil},
+		{"pause unknown", Config{DataDir: "d", Pause: "runc"}, []string{`pause: want docker or freezer, got "runc"`}},
 		{"negatives", Config{DataDir: "d", Snapshot: SnapshotConfig{MaxBytes: -1, LogLines: -2}, Timeouts: TimeoutConfig{API: -time.Second, Snapshot: -time.Second}},
 			[]string{"snapshot.max_bytes", "snapshot.log_lines", "timeouts.api", "timeouts.snapshot"}},
 	}

@@ -17,6 +17,15 @@
 // actions.ErrNotFound that names the reference; an unreachable daemon, a
 // timeout, 429 or 5xx give an error marked actions.Retryable.
 //
+// container.pause takes one of two paths (Config.Pause): the Docker API's
+// pause (default), or the freezer path, which freezes the container's cgroup
+// from this process (internal/cgroupctl) once the guardrails' inspect
+// passed: about a millisecond instead of the daemon's round trip through
+// containerd, the shim and runc. runc refuses to pause a cgroup that is
+// already frozen, so the daemon is not told; container.unpause thaws a
+// cgroup frozen that way (BenchmarkDockerContainment measures both paths
+// against a bare ContainerPause, interleaved).
+//
 // container.quarantine records the networks it disconnects (aliases, pinned
 // and observed addresses) in <data_dir>/docker/quarantine/<id>.json, written
 // atomically before the first disconnect; container.release reconnects them,

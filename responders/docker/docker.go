@@ -65,6 +65,7 @@ type Responder struct {
 	log   *slog.Logger
 	self  selfIDs
 	label guard.Label
+	proc  string // the host's /proc: the freezer path finds cgroups there
 
 	mu    sync.Mutex
 	locks map[string]*containerLock
@@ -114,6 +115,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		log:   log.With("responder", "docker"),
 		self:  self,
 		label: guard.ParseLabel(cfg.Protect.Label),
+		proc:  filepath.Dir(proc), // /proc/self's /proc
 		locks: map[string]*containerLock{},
 	}
 	if !self.empty() {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/cgroupctl"
+	"github.com/riposte-sec/riposte/internal/cgroupctl/cgroupctltest"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
@@ -399,5 +401,57 @@ func TestProtectedContainersUntouched(t *testing.T) {
 				t.Fatalf("control container: %q", res.Note)
 			}
 		})
+	}
+}
+
+// TestPauseFreezer: with pause: freezer, container.pause freezes the
+// container's cgroup itself (the kernel reports it frozen when the action
+// returns), pausing again says so, and container.unpause (or
+// container.release) thaws it, though the daemon never saw it paused.
+func TestPauseFreezer(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	cgroupctltest.Freezer(t)
+	r := testResponder(t, cli, func(c *Config) { c.Pause = PauseFreezer })
+	id, name := startContainer(t, cli, "freeze", nil)
+	pid := inspect(t, cli, id).State.Pid
+	paths, err := cgroupctl.PathsOf("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := paths.Container()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cg.Thaw(context.Background()) }) // removable even if the test fails frozen
+	frozen := func() bool {
+		t.Helper()
+		f, err := cg.Frozen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	for _, step := range []struct {
+		action, note string
+		frozen       bool
+	}{
+		{"container.pause", "frozen (cgroup freezer)", true},
+		{"container.pause", "already frozen (cgroup freezer)", true},
+		{"container.unpause", "thawed (cgroup freezer)", false},
+		{"container.unpause", "not paused", false},
+		{"container.pause", "frozen (cgroup freezer)", true},
+		{ActionRelease, "unpaused", false},
+	} {
+		res := mustRun(t, r, step.action, name, nil)
+		if !strings.Contains(res.Note, step.note) || frozen() != step.frozen {
+			t.Fatalf("%s: note %q, frozen %v; want %q, %v", step.action, res.Note, frozen(), step.note, step.frozen)
+		}
+		if step.note == "frozen (cgroup freezer)" && res.Detail["cgroup"] != cg.String() {
+			t.Errorf("detail %v does not name the cgroup %s", res.Detail, cg)
+		}
+	}
+	if st := inspect(t, cli, id).State; !st.Running || st.Paused {
+		t.Fatalf("after thaw: state %+v, want running", st)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/cgroupctl"
 )
 
 // stateNote describes a container that is not running.
@@ -68,6 +70,9 @@ func (r *Responder) pause(ctx context.Context, _ actions.Request, c target) (act
 	if restarting(c.info) {
 		return actions.Result{}, actions.Retryable(errRestarting)
 	}
+	if r.cfg.Pause == PauseFreezer {
+		return r.freeze(ctx, c)
+	}
 	err := r.call(ctx, "pause", r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerPause(ctx, c.id) })
 	if err != nil {
 		return r.afterConflict(ctx, c, err, settled)
@@ -105,6 +110,13 @@ func (r *Responder) unpause(ctx context.Context, _ actions.Request, c target) (a
 			return actions.Result{Note: "not paused"}, true
 		}
 		return actions.Result{}, false
+	}
+	if !paused(c.info) && running(c.info) {
+		// Frozen by the freezer path, which the daemon does not see (a
+		// container's cgroup is frozen by nothing else but docker pause).
+		if res, ok, err := r.thaw(ctx, c); ok || err != nil {
+			return res, err
+		}
 	}
 	if res, ok := settled(c.info); ok {
 		return res, nil
@@ -231,4 +243,67 @@ func exitCode(info container.InspectResponse) int {
 		return s.ExitCode
 	}
 	return 0
+}
+
+// cgroupOf finds the cgroup to freeze a container by, from its init pid.
+func (r *Responder) cgroupOf(c target) (cgroupctl.Cgroup, error) {
+	s := state(c.info)
+	if s == nil || s.Pid <= 0 {
+		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: the daemon reports no process", c)
+	}
+	paths, err := cgroupctl.PathsOf(r.proc, s.Pid)
+	if err != nil {
+		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: %w", c, err)
+	}
+	cg, err := paths.Container()
+	if err != nil {
+		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: %w", c, err)
+	}
+	// The pid is the daemon's word from the inspect: if the container
+	// exited since and the pid was reused, it names someone else's cgroup.
+	// Docker's cgroups carry the full id (/docker/<id>, docker-<id>.scope).
+	if !strings.Contains(cg.Path, c.id) {
+		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: pid %d is in %s, not the container's cgroup (exited?)", c, s.Pid, cg)
+	}
+	return cg, nil
+}
+
+// freeze is container.pause's freezer path (Config.Pause): the container's
+// cgroup frozen by this process, waited on until the kernel reports every
+// task frozen. The cgroup is found again from the pid the guardrails'
+// inspect returned, so it is the container they approved.
+func (r *Responder) freeze(ctx context.Context, c target) (actions.Result, error) {
+	cg, err := r.cgroupOf(c)
+	if err != nil {
+		return actions.Result{}, err
+	}
+	if frozen, err := cg.Frozen(); err == nil && frozen {
+		return actions.Result{Note: "already frozen (cgroup freezer)", Detail: map[string]any{"via": "cgroup freezer", "cgroup": cg.String()}}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.API)
+	defer cancel()
+	start := time.Now()
+	if err := cg.Freeze(ctx); err != nil {
+		return actions.Result{}, actions.Retryable(fmt.Errorf("pause %s: %w", c, err))
+	}
+	return actions.Result{Note: "frozen (cgroup freezer)", Detail: map[string]any{
+		"via": "cgroup freezer", "cgroup": cg.String(), "frozen_us": time.Since(start).Microseconds(),
+	}}, nil
+}
+
+// thaw undoes freeze. ok is false when the container's cgroup is not frozen.
+func (r *Responder) thaw(ctx context.Context, c target) (actions.Result, bool, error) {
+	cg, err := r.cgroupOf(c)
+	if err != nil {
+		return actions.Result{}, false, nil // nothing of ours to undo
+	}
+	if frozen, err := cg.Frozen(); err != nil || !frozen {
+		return actions.Result{}, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.API)
+	defer cancel()
+	if err := cg.Thaw(ctx); err != nil {
+		return actions.Result{}, false, actions.Retryable(fmt.Errorf("unpause %s: %w", c, err))
+	}
+	return actions.Result{Note: "thawed (cgroup freezer)", Detail: map[string]any{"via": "cgroup freezer", "cgroup": cg.String()}}, true, nil
 }

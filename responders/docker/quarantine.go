@@ -277,6 +277,13 @@ func (r *Responder) release(ctx context.Context, _ actions.Request, c target) (a
 			return actions.Result{}, err
 		}
 		unpaused = err == nil
+	} else if running(info) {
+		// Frozen by the freezer path, which the daemon does not see.
+		_, thawed, err := r.thaw(ctx, target{ref: c.ref, id: c.id, name: c.name, info: info})
+		if err != nil {
+			return actions.Result{}, err
+		}
+		unpaused = thawed
 	}
 	if had {
 		if err := r.removeState(c.id); err != nil {

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"slices"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -15,16 +16,20 @@ const (
 
 var dockerAPI = []string{"access to the Docker API socket (/var/run/docker.sock)"}
 
+// freezing is what pause, unpause and release need besides the API with
+// docker.pause: freezer.
+var freezing = append(slices.Clone(dockerAPI), "with docker.pause: freezer, the host's /proc and write access to its cgroup file system")
+
 // ActionRelease undoes quarantine and pause.
 const ActionRelease = "container.release"
 
 // Specs describes the actions this responder implements.
 func Specs() []actions.Spec {
 	return []actions.Spec{
-		{Name: "container.pause", Help: "Freeze every process of the container (cgroup freezer); memory and state are kept for forensics.",
-			Privileges: dockerAPI, Destructive: true, Container: true},
+		{Name: "container.pause", Help: "Freeze every process of the container (cgroup freezer, through Docker or, with docker.pause: freezer, directly); memory and state are kept for forensics.",
+			Privileges: freezing, Destructive: true, Container: true},
 		{Name: "container.unpause", Help: "Thaw a paused container.",
-			Privileges: dockerAPI, Container: true},
+			Privileges: freezing, Container: true},
 		{Name: "container.stop", Help: "Stop the container: SIGTERM, then SIGKILL after the grace period.",
 			Params:     []actions.Param{{Name: "grace", Type: actions.Duration, Default: DefaultGrace.String(), Help: "time between SIGTERM and SIGKILL"}},
 			Privileges: dockerAPI, Destructive: true, Container: true},
@@ -34,7 +39,7 @@ func Specs() []actions.Spec {
 		{Name: "container.quarantine", Help: "Disconnect the container from every network (recorded, so release can reconnect); it keeps running for forensics but can no longer talk.",
 			Privileges: dockerAPI, Destructive: true, Container: true},
 		{Name: ActionRelease, Releases: true, Help: "Undo quarantine and pause: reconnect the networks quarantine recorded and unpause.",
-			Privileges: dockerAPI, Container: true},
+			Privileges: freezing, Container: true},
 		{Name: "container.snapshot", Help: "Collect an evidence bundle: inspect, logs, process list, changed files, filesystem export, optional image commit; manifest with SHA-256 of every file.",
 			Params: []actions.Param{
 				{Name: "logs", Type: actions.Int, Default: "snapshot.log_lines from config (1000)", Help: "last N lines of logs; 0 for none"},
