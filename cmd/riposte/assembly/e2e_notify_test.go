@@ -393,10 +393,13 @@ func TestE2EOutboxSurvivesRestart(t *testing.T) {
 		return n
 	}
 	waitUntil(t, "delivery after restart", 15*time.Second, func() bool { return notified() == 1 })
-	testutil.Never(t, 300*time.Millisecond, func() bool { return len(p.slack.Calls("chat.postMessage")) > 1 || notified() > 1 },
+	// The note's step report may reach Slack as a reply in the message's
+	// thread (it can still be queued when the first run stops); only a
+	// second top-level message would be a second delivery.
+	testutil.Never(t, 300*time.Millisecond, func() bool { return len(p.slack.TopLevel()) > 1 || notified() > 1 },
 		"slack got a second delivery after restart")
-	if n := len(p.slack.Calls("chat.postMessage")); n != 1 || len(p.slack.TopLevel()) != 1 {
-		t.Errorf("slack got %d chat.postMessage calls and holds %d messages, want exactly 1", n, len(p.slack.TopLevel()))
+	if n := len(p.slack.TopLevel()); n != 1 {
+		t.Errorf("slack holds %d top-level messages, want exactly 1", n)
 	}
 	if n := notified(); n != 1 {
 		t.Errorf("slack.notify journaled notification.sent %d times", n)
