@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"github.com/riposte-sec/riposte/responders/docker"
 	"io"
 	"os"
 	"os/exec"
@@ -14,11 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riposte-sec/riposte/responders/docker"
+
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/store/postgres"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
@@ -63,14 +65,17 @@ type CIOptions struct {
 
 // CIReport is the outcome of a guarded run.
 type CIReport struct {
-	Command    []string     `json:"command"`
-	ExitCode   int          `json:"command_exit_code"`
-	Started    time.Time    `json:"started"`
-	Finished   time.Time    `json:"finished"`
-	Incidents  []CIIncident `json:"incidents"`
-	Released   bool         `json:"released"`
-	DataDir    string       `json:"data_dir"`
-	RiposteErr string       `json:"riposte_error,omitempty"`
+	Command   []string     `json:"command"`
+	ExitCode  int          `json:"command_exit_code"`
+	Started   time.Time    `json:"started"`
+	Finished  time.Time    `json:"finished"`
+	Incidents []CIIncident `json:"incidents"`
+	Released  bool         `json:"released"`
+	DataDir   string       `json:"data_dir"`
+	// Store is the PostgreSQL URL (password redacted) when the journal is
+	// there rather than in DataDir.
+	Store      string `json:"store,omitempty"`
+	RiposteErr string `json:"riposte_error,omitempty"`
 }
 
 // CIIncident is one incident of the run with what riposte did about it.
@@ -131,6 +136,9 @@ func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, i
 		return nil, 0, err
 	}
 	rep := &CIReport{Command: opts.Command, Started: time.Now().UTC(), DataDir: cfg.Data, Incidents: []CIIncident{}}
+	if cfg.Store.URL != "" {
+		rep.Store = postgres.Redact(cfg.Store.URL)
+	}
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
@@ -313,7 +321,11 @@ func (r *CIReport) WriteText(w io.Writer) {
 		} else {
 			fmt.Fprintln(w, "riposte ci: offending containers stay quarantined and paused for inspection (riposte act container.release --container ID to undo)")
 		}
-		fmt.Fprintf(w, "riposte ci: evidence and journal in %s (riposte journal show --data %s)\n", r.DataDir, r.DataDir)
+		if r.Store != "" {
+			fmt.Fprintf(w, "riposte ci: evidence in %s, journal in %s (riposte journal show --store URL)\n", r.DataDir, r.Store)
+		} else {
+			fmt.Fprintf(w, "riposte ci: evidence and journal in %s (riposte journal show --data %s)\n", r.DataDir, r.DataDir)
+		}
 	}
 	if r.RiposteErr != "" {
 		fmt.Fprintf(w, "riposte ci: warning: %s\n", r.RiposteErr)

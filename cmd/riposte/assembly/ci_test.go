@@ -15,6 +15,7 @@ import (
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/store/postgres"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
 )
@@ -184,5 +185,29 @@ func TestCIReleaseUndoesContainment(t *testing.T) {
 	}
 	if paused, nets := inspect(t, cli, id); paused || nets == 0 {
 		t.Errorf("after --release: paused=%v networks=%d, want running and connected", paused, nets)
+	}
+}
+
+// TestCIReportNamesTheJournal: the closing hint points at the journal where
+// it is: the data directory for SQLite, the store (password redacted) for
+// PostgreSQL.
+func TestCIReportNamesTheJournal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rep  CIReport
+		want string
+	}{
+		{"sqlite", CIReport{DataDir: "/tmp/ci-data", Incidents: []CIIncident{{ID: "inc-1"}}},
+			"evidence and journal in /tmp/ci-data (riposte journal show --data /tmp/ci-data)"},
+		{"postgres", CIReport{DataDir: "/tmp/ci-data", Store: postgres.Redact("postgres://ci:s3cret@db:5432/riposte"), Incidents: []CIIncident{{ID: "inc-1"}}},
+			"evidence in /tmp/ci-data, journal in postgres://ci:xxxxx@db:5432/riposte (riposte journal show --store URL)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			tc.rep.WriteText(&b)
+			if !strings.Contains(b.String(), tc.want) || strings.Contains(b.String(), "s3cret") {
+				t.Errorf("report:\n%s\nwant %q", b.String(), tc.want)
+			}
+		})
 	}
 }
