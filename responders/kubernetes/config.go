@@ -29,6 +29,7 @@ var DefaultProtectedNamespaces = []string{"kube-system", "kube-public", "kube-no
 //	  context: staging
 //	  timeout: 30s
 //	  quarantine_label: riposte.quarantine
+//	  evidence_dir: /var/lib/riposte/evidence
 //	  protect:
 //	    label: riposte.protect=true
 //	    namespaces: [riposte, "monitoring-*"]
@@ -44,6 +45,10 @@ type Config struct {
 	// QuarantineLabel is the label key pod.isolate sets; default
 	// riposte.quarantine.
 	QuarantineLabel string `yaml:"quarantine_label"`
+	// EvidenceDir receives pod.evidence bundles; default the Docker
+	// responder's evidence directory, so that one incident's evidence is in
+	// one folder.
+	EvidenceDir string `yaml:"evidence_dir"`
 	// Protect lists what no action may touch.
 	Protect ProtectConfig `yaml:"protect"`
 }

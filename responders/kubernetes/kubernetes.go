@@ -51,6 +51,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EvidenceDir is used when the config names none.
+	EvidenceDir string
 }
 
 // Responder runs the pod.* and node.* actions against one cluster.
@@ -71,6 +73,9 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		return nil, fmt.Errorf("kubernetes responder config: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	if cfg.EvidenceDir == "" {
+		cfg.EvidenceDir = deps.EvidenceDir
+	}
 	rc := deps.REST
 	if rc == nil {
 		var err error
@@ -137,7 +142,10 @@ func target(req actions.Request) (podRef, error) {
 func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Result, error) {
 	var run func(*Responder, context.Context, actions.Request, *corev1.Pod) (actions.Result, error)
 	var verb string
+	readOnly := false
 	switch req.Action {
+	case "pod.evidence":
+		run, verb, readOnly = (*Responder).collectEvidence, "collect evidence of", true
 	case "pod.label":
 		run, verb = (*Responder).labelPod, "label"
 	case "pod.isolate":
@@ -159,8 +167,10 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	unlock := r.lock(ref.ns)
-	defer unlock()
+	if !readOnly { // a long log read must not hold up an isolate
+		unlock := r.lock(ref.ns)
+		defer unlock()
+	}
 
 	pod, err := r.api.CoreV1().Pods(ref.ns).Get(ctx, ref.name, metav1.GetOptions{})
 	if err != nil {

@@ -249,7 +249,7 @@ func TestProtectedRefusedAndUntouched(t *testing.T) {
 		{vault, "vault-0", `protected namespace "vault-*"`},
 	}
 	for _, tc := range cases {
-		for _, action := range []string{"pod.isolate", "pod.label", "pod.release"} {
+		for _, action := range []string{"pod.isolate", "pod.label", "pod.release", "pod.evidence"} {
 			t.Run(tc.ns+"/"+action, func(t *testing.T) {
 				before, _ := c.CoreV1().Pods(tc.ns).Get(ctx(t), tc.pod, get)
 				_, err := run(t, r, action, falco(tc.ns, tc.pod), actions.Params{"labels": "x=y"})
