@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/evidence"
 	"github.com/riposte-sec/riposte/internal/kubetest"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/responders/kubernetes"
@@ -31,7 +33,8 @@ func falcoPodAlertJSON(id, ns, pod string) string {
 }
 
 // TestE2EFalcoAlertIsolatesPod: a Falco alert with k8s.* fields posted to
-// /v1/alerts isolates that pod on a real API server (a NetworkPolicy that
+// /v1/alerts collects the pod's evidence (a bundle that verifies against
+// the journal's hash) and isolates that pod on a real API server (a NetworkPolicy that
 // selects it and denies all), and an alert about a pod in a protected
 // namespace is journaled as blocked and leaves the pod untouched.
 func TestE2EFalcoAlertIsolatesPod(t *testing.T) {
@@ -49,6 +52,7 @@ func TestE2EFalcoAlertIsolatesPod(t *testing.T) {
     rules: ["Terminal shell in container"]
     when: 'fields["k8s.ns.name"] in [%q, %q]'
   actions:
+    - do: pod.evidence
     - do: pod.isolate
       with: {allow_namespaces: [kube-system]}
 `, ns, guarded)
@@ -75,6 +79,22 @@ func TestE2EFalcoAlertIsolatesPod(t *testing.T) {
 		done = journal(t, s.app, store.Filter{AlertID: "k8s-e2e-1", Types: []store.EntryType{store.ActionSucceeded, store.ActionFailed}})
 		return len(done) > 0
 	})
+	waitUntil(t, "pod.evidence and pod.isolate to succeed", 20*time.Second, func() bool {
+		done = journal(t, s.app, store.Filter{AlertID: "k8s-e2e-1", Types: []store.EntryType{store.ActionSucceeded, store.ActionFailed}})
+		return len(done) > 1
+	})
+	// The evidence bundle verifies, and its manifest's hash is the journal's.
+	if done[0].Type != store.ActionSucceeded || done[0].Action != "pod.evidence" || done[0].SHA256 == "" {
+		t.Fatalf("journal: %+v", done[0])
+	}
+	bundle, _ := done[0].Detail["dir"].(string)
+	if sum, err := evidence.Verify(bundle); err != nil || sum != done[0].SHA256 {
+		t.Fatalf("evidence bundle %q: verify %s %v, journal says %s", bundle, sum, err, done[0].SHA256)
+	}
+	if rel, err := filepath.Rel(cfg.Data, bundle); err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("evidence bundle %s is not under the data directory %s", bundle, cfg.Data)
+	}
+	done = done[1:]
 	if done[0].Type != store.ActionSucceeded || done[0].Action != "pod.isolate" {
 		t.Fatalf("journal: %+v", done[0])
 	}
