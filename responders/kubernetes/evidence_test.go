@@ -14,6 +14,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/evidence"
+	"github.com/riposte-sec/riposte/internal/kubetest"
 )
 
 const secretValue = "s3cr3t-value-never-in-evidence"
@@ -32,7 +33,7 @@ func evidencePod(t *testing.T, ns, node string) *corev1.Pod {
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web-sa"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	owner := deployment(t, s, ns, "web", 3)
+	owner := s.Deployment(t, ns, "web", 3)
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-7d9f-x2x", Namespace: ns, OwnerReferences: []metav1.OwnerReference{*owner}},
 		Spec: corev1.PodSpec{
@@ -190,5 +191,59 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decode %s: %v", path, err)
+	}
+}
+
+func TestEvidenceOwnerChains(t *testing.T) {
+	s := cluster(t)
+	r, err := New(Config{EvidenceDir: t.TempDir()}, Deps{REST: s.AdminConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		kind   string
+		want   []string
+		unread string // of the last link
+	}{
+		{"Deployment", []string{"ReplicaSet/web-7d9f", "Deployment/web"}, ""},
+		{"StatefulSet", []string{"StatefulSet/web"}, ""},
+		{"DaemonSet", []string{"DaemonSet/web"}, ""},
+		{"Job", []string{"Job/web-29000000", "CronJob/web"}, ""},
+		{"ReplicationController", []string{"ReplicationController/web"}, ""},
+		{"Rollout", []string{"Rollout/web"}, "kind Rollout (argoproj.io/v1alpha1) is not one riposte reads"},
+		{"gone", []string{"ReplicaSet/web-gone"}, "not found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind, func(t *testing.T) {
+			ns := s.Namespace(t, "chain", nil)
+			var owner *metav1.OwnerReference
+			switch tc.kind {
+			case "Deployment":
+				owner = s.Deployment(t, ns, "web", 2)
+			case "Rollout":
+				owner = kubetest.ControllerRef("argoproj.io/v1alpha1", "Rollout", "web", "0b4c0c7e-0000-4000-8000-000000000001")
+			case "gone":
+				owner = kubetest.ControllerRef("apps/v1", "ReplicaSet", "web-gone", "0b4c0c7e-0000-4000-8000-000000000002")
+			default:
+				owner = s.Workload(t, ns, tc.kind, "web", 2)
+			}
+			s.ScheduledPod(t, ns, "web-x", "", owner)
+			res, err := run(t, r, "pod.evidence", falco(ns, "web-x"), actions.Params{"log_lines": 0})
+			if err != nil {
+				t.Fatalf("pod.evidence: %v", err)
+			}
+			if got := res.Detail["owners"].([]string); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("owners %v, want %v", got, tc.want)
+			}
+			var owners []OwnerObject
+			readJSON(t, filepath.Join(res.Detail["dir"].(string), OwnersFile), &owners)
+			last := owners[len(owners)-1]
+			if tc.unread == "" && (last.Object == nil || last.Unread != "") {
+				t.Fatalf("last owner %+v not read", last)
+			}
+			if tc.unread != "" && (last.Object != nil || !strings.Contains(last.Unread, tc.unread)) {
+				t.Fatalf("last owner %+v, want unread %q", last, tc.unread)
+			}
+		})
 	}
 }
