@@ -39,7 +39,7 @@ func evidencePod(t *testing.T, ns, node string) *corev1.Pod {
 		Spec: corev1.PodSpec{
 			NodeName: node, ServiceAccountName: "web-sa",
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
-			Volumes: []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-creds"}}}},
+			Volumes:          []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-creds"}}}},
 			Containers: []corev1.Container{
 				{Name: "app", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "creds", MountPath: "/creds"}},
 					EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "api-key"}}}}},
