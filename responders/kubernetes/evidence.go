@@ -247,6 +247,9 @@ func (r *Responder) collectPod(ctx context.Context, b *evidence.Bundle, m *PodMa
 	}
 	for _, ow := range owners {
 		m.Pod.Owners = append(m.Pod.Owners, ow.Kind+"/"+ow.Name)
+		if ow.Object == nil {
+			b.Skip("owner "+ow.Kind+"/"+ow.Name, ow.Unread)
+		}
 	}
 	if err == nil {
 		if err := b.WriteJSON(OwnersFile, "the owner chain, from the pod's controller up", owners); err != nil {
