@@ -111,21 +111,18 @@ type podRef struct{ ns, name string }
 
 func (p podRef) String() string { return p.ns + "/" + p.name }
 
-// target returns the pod an action is about.
-func target(req actions.Request) (podRef, error) {
-	var ref podRef
-	if s := strings.TrimSpace(req.Params.String("pod", "")); s != "" {
-		ns, name, ok := strings.Cut(s, "/")
-		if !ok {
-			return ref, fmt.Errorf("parameter pod: want NAMESPACE/NAME, got %q", s)
-		}
-		ref = podRef{ns, name}
-	} else {
-		ref = podRef{req.Alert.Field("k8s.ns.name"), req.Alert.Field("k8s.pod.name")}
-		if ref.ns == "" || ref.name == "" {
-			return ref, errors.New("no pod: the alert has no k8s.ns.name and k8s.pod.name, and no pod parameter was given")
-		}
+// ParsePod reads NAMESPACE/NAME (the pod parameter, `riposte act --pod`)
+// and checks both are valid Kubernetes names.
+func ParsePod(s string) (namespace, name string, err error) {
+	ns, name, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return "", "", fmt.Errorf("want NAMESPACE/NAME, got %q", s)
 	}
+	ref, err := checkRef(podRef{ns, name})
+	return ref.ns, ref.name, err
+}
+
+func checkRef(ref podRef) (podRef, error) {
 	if msgs := validation.IsDNS1123Label(ref.ns); len(msgs) > 0 {
 		return ref, fmt.Errorf("bad namespace %q: %s", ref.ns, strings.Join(msgs, "; "))
 	}
@@ -133,6 +130,22 @@ func target(req actions.Request) (podRef, error) {
 		return ref, fmt.Errorf("bad pod name %q: %s", ref.name, strings.Join(msgs, "; "))
 	}
 	return ref, nil
+}
+
+// target returns the pod an action is about.
+func target(req actions.Request) (podRef, error) {
+	if s := strings.TrimSpace(req.Params.String("pod", "")); s != "" {
+		ns, name, err := ParsePod(s)
+		if err != nil {
+			return podRef{ns, name}, fmt.Errorf("parameter pod: %w", err)
+		}
+		return podRef{ns, name}, nil
+	}
+	ref := podRef{req.Alert.Field("k8s.ns.name"), req.Alert.Field("k8s.pod.name")}
+	if ref.ns == "" || ref.name == "" {
+		return ref, errors.New("no pod: the alert has no k8s.ns.name and k8s.pod.name, and no pod parameter was given")
+	}
+	return checkRef(ref)
 }
 
 // Run runs one pod.* action. A protected pod is refused with an error

@@ -3,6 +3,7 @@ package assembly
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,5 +140,63 @@ func TestE2EFalcoAlertIsolatesPod(t *testing.T) {
 	pols, err := c.NetworkingV1().NetworkPolicies(guarded).List(ctx, metav1.ListOptions{})
 	if err != nil || len(pols.Items) != 0 {
 		t.Fatalf("policies in the protected namespace: %d (err %v)", len(pols.Items), err)
+	}
+}
+
+// TestActPodDirectlyAndThroughServer: `riposte act` on a pod runs the
+// action itself when no server holds the data directory, and goes through
+// the running server (journaled with the operator as actor) when one does;
+// a protected pod is refused either way.
+func TestActPodDirectlyAndThroughServer(t *testing.T) {
+	k := kubetest.Start(t)
+	ns := k.Namespace(t, "act", nil)
+	k.Pod(t, ns, "web", nil)
+	k.Pod(t, ns, "db", map[string]string{"riposte.protect": "true"})
+	dir := t.TempDir()
+	pbPath := filepath.Join(dir, "playbooks.yaml")
+	if err := os.WriteFile(pbPath, []byte("- playbook: none\n  match: {rules: [nothing]}\n  actions: [{do: journal.note, with: {text: x}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RIPOSTE_E2E_TOKEN", e2eToken)
+	yml := fmt.Sprintf("playbooks: [%q]\nauth: {token_env: RIPOSTE_E2E_TOKEN}\nengine: {poll: 20ms}\nkubernetes:\n  kubeconfig: %q\n",
+		pbPath, k.Kubeconfig(t, k.AdminConfig()))
+	cfg, err := config.Parse(filepath.Join(dir, "riposte.yaml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = filepath.Join(dir, "data")
+	cfg.Listen = "127.0.0.1:0"
+	c := k.Client()
+	ctx := context.Background()
+
+	res, how, err := Act(ctx, cfg, ActRequest{Action: "pod.label", With: map[string]any{"pod": ns + "/web", "labels": "suspect=true"}})
+	if err != nil || !strings.HasPrefix(how, "directly") {
+		t.Fatalf("act directly: %v (%s)", err, how)
+	}
+	if pod, err := c.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil || pod.Labels["suspect"] != "true" {
+		t.Fatalf("pod.label did not label: %v %v (result %+v)", pod.Labels, err, res)
+	}
+
+	s := serveApp(t, cfg)
+	res, how, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/web"}, RequestedBy: "jane"})
+	if err != nil || !strings.HasPrefix(how, "via the running server") {
+		t.Fatalf("act through the server: %v (%s)", err, how)
+	}
+	pod, err := c.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || pod.Labels[kubernetes.DefaultQuarantineLabel] == "" || res.Detail["pod"] != "web" {
+		t.Fatalf("pod.isolate through the server: labels %v err %v result %+v", pod.Labels, err, res)
+	}
+	done := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}})
+	last := done[len(done)-1]
+	if last.Action != "pod.isolate" || last.Actor != "cli:jane via api" || last.Detail["namespace"] != ns || last.Detail["pod"] != "web" {
+		t.Fatalf("journal: %+v, want pod.isolate by cli:jane via api naming %s/web", last, ns)
+	}
+
+	_, _, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/db"}})
+	if !errors.Is(err, ErrProtected) {
+		t.Fatalf("act on a protected pod: %v, want ErrProtected", err)
+	}
+	if db, err := c.CoreV1().Pods(ns).Get(ctx, "db", metav1.GetOptions{}); err != nil || db.Labels[kubernetes.DefaultQuarantineLabel] != "" {
+		t.Fatalf("protected pod labelled: %v %v", db.Labels, err)
 	}
 }
