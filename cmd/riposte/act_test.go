@@ -22,6 +22,8 @@ func TestActPodFlagErrors(t *testing.T) {
 		{"no namespace", []string{"act", "pod.isolate", "--pod", "web"}, `--pod: want NAMESPACE/NAME, got "web"`},
 		{"bad namespace", []string{"act", "node.cordon", "--pod", "Pay_ments/web"}, `--pod: bad namespace "Pay_ments"`},
 		{"pod on a container action", []string{"act", "container.pause", "--container", "web", "--pod", "a/b"}, "--pod: container.pause does not act on a pod"},
+		{"no node", []string{"act", "node.uncordon"}, "node.uncordon needs --pod NAMESPACE/NAME or --node NAME"},
+		{"node on a pod action", []string{"act", "pod.isolate", "--pod", "a/b", "--node", "n1"}, "--node: pod.isolate does not act on a node"},
 		{"two pods", []string{"act", "pod.label", "--pod", "a/b", "--with", "pod=a/c"}, "--pod a/b and --with pod=a/c name different pods"},
 	}
 	for _, tt := range tests {
@@ -36,7 +38,7 @@ func TestActPodFlagErrors(t *testing.T) {
 
 // TestActPodEvidence runs `riposte act pod.evidence --pod NS/NAME` against
 // a real API server: the output names the pod and the bundle's manifest
-// hash, and the bundle verifies.
+// hash, and the bundle verifies; then `act node.cordon --node NAME`.
 func TestActPodEvidence(t *testing.T) {
 	k := kubetest.Start(t)
 	ns := k.Namespace(t, "cli", nil)
@@ -65,5 +67,13 @@ func TestActPodEvidence(t *testing.T) {
 	}
 	if sum, err := evidence.Verify(bundles[0]); err != nil || sum != m[1] {
 		t.Fatalf("bundle verify %s %v, output says %s", sum, err, m[1])
+	}
+
+	// A node by name, no pod needed.
+	node := "n-" + ns
+	k.Node(t, node, false)
+	out, errText, code = run(t, "", "act", "node.cordon", "--node", node, "--config", cfgPath)
+	if code != exitOK || !strings.HasPrefix(out, "node.cordon "+node+": node cordoned") {
+		t.Fatalf("act node.cordon --node: exit %d %s\n%s", code, errText, out)
 	}
 }

@@ -151,3 +151,57 @@ func (s *Server) Workload(t testing.TB, ns, kind, name string, ready int32) *met
 	t.Fatalf("workload: unknown kind %q", kind)
 	return nil
 }
+
+// SyncReadyReplicas writes, into ReplicaSet rs and the Deployment above it,
+// the number of Ready pods rs owns, as the ReplicaSet and Deployment
+// controllers would (no controller-manager runs), and returns it.
+func (s *Server) SyncReadyReplicas(t testing.TB, ns, rs string) int32 {
+	t.Helper()
+	apps := s.client.AppsV1()
+	r, err := apps.ReplicaSets(ns).Get(tctx(t), rs, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get replicaset %s: %v", rs, err)
+	}
+	pods, err := s.client.CoreV1().Pods(ns).List(tctx(t), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready, all int32
+	for _, p := range pods.Items {
+		if ref := metav1.GetControllerOf(&p); ref == nil || ref.UID != r.UID || p.DeletionTimestamp != nil {
+			continue
+		}
+		all++
+		if PodReady(&p) {
+			ready++
+		}
+	}
+	r.Status = appsv1.ReplicaSetStatus{Replicas: all, ReadyReplicas: ready, AvailableReplicas: ready, ObservedGeneration: r.Generation}
+	if _, err := apps.ReplicaSets(ns).UpdateStatus(tctx(t), r, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("update replicaset status: %v", err)
+	}
+	if up := metav1.GetControllerOf(r); up != nil && up.Kind == "Deployment" {
+		d, err := apps.Deployments(ns).Get(tctx(t), up.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status = appsv1.DeploymentStatus{Replicas: all, ReadyReplicas: ready, AvailableReplicas: ready, ObservedGeneration: d.Generation}
+		if _, err := apps.Deployments(ns).UpdateStatus(tctx(t), d, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("update deployment status: %v", err)
+		}
+	}
+	return ready
+}
+
+// WaitPods waits until cond holds for the pods of ns (listed fresh each
+// time) or fails t after 30 s.
+func (s *Server) WaitPods(t testing.TB, ns, what string, cond func([]corev1.Pod) bool) {
+	t.Helper()
+	err := s.waitFor(30*time.Second, func(ctx context.Context) (bool, error) {
+		l, err := s.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return err == nil && cond(l.Items), err
+	})
+	if err != nil {
+		t.Fatalf("pods of %s: %s: %v", ns, what, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type Server struct {
 	procs                    []*exec.Cmd
 	logs                     []*bytes.Buffer
 	client                   *kubernetes.Clientset
+
+	kwokOnce sync.Once
+	kwokErr  error
 }
 
 // BinDir returns the directory the binaries are taken from.

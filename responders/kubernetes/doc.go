@@ -29,8 +29,10 @@
 // pod.terminate deletes (or evicts) the pod after its guards: the replica
 // guard walks the controller chain and refuses, wrapping ErrRefused, when
 // the owner's ready replicas minus one would fall below
-// min_healthy_replicas. node.cordon marks the pod's node unschedulable and
-// labels it riposte.io/cordoned=true; node.uncordon lifts only that mark.
+// min_healthy_replicas. node.cordon marks the node (the node parameter, or
+// the pod's node) unschedulable and labels it riposte.io/cordoned=true;
+// node.uncordon lifts only that mark. A node carrying the protect label is
+// refused like a protected pod.
 //
 // A Responder is safe for concurrent use; actions in one namespace are
 // serialised so that a release cannot delete a policy an isolate is about

@@ -148,7 +148,7 @@ func target(req actions.Request) (podRef, error) {
 	return checkRef(ref)
 }
 
-// Run runs one pod.* action. A protected pod is refused with an error
+// Run runs one pod.* or node.* action. A protected pod (or node) is refused with an error
 // wrapping actions.ErrProtected before anything is written; a missing pod
 // gives actions.ErrNotFound; an unreachable or overloaded API server gives
 // an error marked actions.Retryable.
@@ -168,9 +168,9 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	case "pod.terminate":
 		run, verb = (*Responder).terminate, "terminate"
 	case "node.cordon":
-		run, verb = (*Responder).cordon, "cordon node of"
+		return r.runNode(ctx, req, "cordon", (*Responder).cordon)
 	case "node.uncordon":
-		run, verb = (*Responder).uncordon, "uncordon node of"
+		return r.runNode(ctx, req, "uncordon", (*Responder).uncordon)
 	default:
 		return actions.Result{}, fmt.Errorf("kubernetes responder: unknown action %q", req.Action)
 	}

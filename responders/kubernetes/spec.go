@@ -4,6 +4,8 @@ import "github.com/riposte-sec/riposte/internal/actions"
 
 var podParam = actions.Param{Name: "pod", Type: actions.String, Help: "NAMESPACE/NAME; default the alert's k8s.ns.name and k8s.pod.name"}
 
+var nodeParam = actions.Param{Name: "node", Type: actions.String, Help: "NAME of the node; default the node of the pod (the pod parameter or the alert's)"}
+
 // Specs describes the actions this responder implements.
 func Specs() []actions.Spec {
 	return []actions.Spec{
@@ -43,12 +45,12 @@ func Specs() []actions.Spec {
 			},
 			Privileges:  []string{"get, delete on pods; create on pods/eviction; get on namespaces; get on replicasets, deployments, statefulsets, daemonsets"},
 			Destructive: true},
-		{Name: "node.cordon", Help: "Mark the pod's node unschedulable and label it riposte.io/cordoned=true with the incident; a node cordoned by someone else is left as is.",
-			Params:      []actions.Param{podParam},
+		{Name: "node.cordon", Help: "Mark the node (or the pod's node) unschedulable and label it riposte.io/cordoned=true with the incident; a node cordoned by someone else is left as is; a node with the protect label is refused.",
+			Params:      []actions.Param{podParam, nodeParam},
 			Privileges:  []string{"get on pods; get on namespaces; get, patch on nodes"},
 			Destructive: true},
-		{Name: "node.uncordon", Help: "Undo node.cordon on the pod's node: make it schedulable again, only if riposte cordoned it.",
-			Params:     []actions.Param{podParam},
+		{Name: "node.uncordon", Help: "Undo node.cordon on the node (or the pod's node): make it schedulable again, only if riposte cordoned it.",
+			Params:     []actions.Param{podParam, nodeParam},
 			Privileges: []string{"get on pods; get on namespaces; get, patch on nodes"}},
 	}
 }
