@@ -150,4 +150,3 @@ func (r *Responder) uncordon(ctx context.Context, _ actions.Request, node *corev
 	detail["node_resource_version"] = out.ResourceVersion
 	return actions.Result{Note: "node uncordoned", Detail: detail}, nil
 }
-
