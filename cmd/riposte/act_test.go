@@ -77,3 +77,16 @@ func TestActPodEvidence(t *testing.T) {
 		t.Fatalf("act node.cordon --node: exit %d %s\n%s", code, errText, out)
 	}
 }
+
+func TestCINamespaceFlag(t *testing.T) {
+	_, errText, code := run(t, "", "ci", "--data", t.TempDir(), "--namespace", "Bad_NS", "--", "true")
+	if code != exitBadInput || !strings.Contains(errText, `--namespace "Bad_NS": not a namespace name`) {
+		t.Fatalf("exit %d error %q", code, errText)
+	}
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	_, errText, code = run(t, "", "ci", "--data", t.TempDir(), "--namespace", "staging", "--", "true")
+	if code != exitBadInput || !strings.Contains(errText, "load kubeconfig") {
+		t.Fatalf("without a kubeconfig: exit %d error %q", code, errText)
+	}
+}
