@@ -72,12 +72,15 @@ func TestConfigMapsLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("riposte-config %s: %v", name, err)
 		}
+		if err := cfg.Unknown(integrations.Sections()); err != nil {
+			t.Errorf("riposte-config %s: %v", name, err)
+		}
 		if cfg.Data != "/var/lib/riposte" || cfg.Auth.TokenFile != "/etc/riposte/token/token" || !slices.Equal(cfg.Playbooks, []string{"/etc/riposte/playbooks"}) {
 			t.Errorf("%s: data %q token_file %q playbooks %v; the pod mounts /var/lib/riposte, /etc/riposte/token, /etc/riposte/playbooks", name, cfg.Data, cfg.Auth.TokenFile, cfg.Playbooks)
 		}
 		if name == "riposte.yaml" {
 			var kc k8sresponder.Config
-			if err := config.Decode(cfg.File, "kubernetes", &cfg.Kubernetes, &kc); err != nil {
+			if err := config.Decode(cfg.File, "kubernetes", cfg.Section("kubernetes"), &kc); err != nil {
 				t.Fatal(err)
 			}
 			if err := kc.Validate(); err != nil || kc.Kubeconfig != "" || !slices.Contains(kc.Protect.Namespaces, "riposte") {
