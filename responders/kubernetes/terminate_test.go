@@ -168,7 +168,7 @@ func TestEvictHonoursPodDisruptionBudget(t *testing.T) {
 	// it Running and Ready, as a kubelet would.
 	p.Status.Phase = corev1.PodRunning
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	p, err := c.CoreV1().Pods(ns).UpdateStatus(ctx(t), p, metav1.UpdateOptions{})
+	_, err := c.CoreV1().Pods(ns).UpdateStatus(ctx(t), p, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatalf("set pod running: %v", err)
 	}
