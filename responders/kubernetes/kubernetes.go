@@ -195,7 +195,7 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	}
 	if reason != "" {
 		r.log.Warn("refused: pod is protected", "action", req.Action, "pod", ref.String(), "reason", reason, "actor", req.Actor)
-		return actions.Result{}, fmt.Errorf("%s pod %s: %w: %s", verb, ref, actions.ErrProtected, reason)
+		return actions.Result{}, fmt.Errorf("%s pod %s: %w: %s", verb, ref, errPodProtected, reason)
 	}
 	start := r.now()
 	res, err := run(r, ctx, req, pod)
@@ -210,6 +210,19 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	r.log.Info("action done", "action", req.Action, "pod", ref.String(), "actor", req.Actor, "note", res.Note, "took", r.now().Sub(start))
 	return res, nil
 }
+
+// protectedError says what is protected ("pod is protected", not the
+// "container is protected" of actions.ErrProtected) and is that error for
+// errors.Is, so the engine journals it as blocked.
+type protectedError string
+
+func (e protectedError) Error() string { return string(e) + " is protected" }
+func (e protectedError) Unwrap() error { return actions.ErrProtected }
+
+const (
+	errPodProtected  = protectedError("pod")
+	errNodeProtected = protectedError("node")
+)
 
 // Protected reports whether the pod ns/name may not be touched, and why.
 func (r *Responder) Protected(ctx context.Context, ns, name string) (bool, string, error) {

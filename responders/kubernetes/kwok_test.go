@@ -88,7 +88,7 @@ func TestKwokReplicaGuardAndCordon(t *testing.T) {
 		{Action: "node.cordon", Alert: falco(ns, "web-7d9f-c")},
 	} {
 		_, err := r.Run(ctx(t), req)
-		if !errors.Is(err, actions.ErrProtected) || !strings.Contains(err.Error(), "node "+node+" has label riposte.protect=true") {
+		if !errors.Is(err, actions.ErrProtected) || !strings.Contains(err.Error(), "node is protected: node "+node+" has label riposte.protect=true") {
 			t.Fatalf("cordon of a protected node: %v, want ErrProtected naming the label", err)
 		}
 	}

@@ -53,7 +53,7 @@ func (r *Responder) runNode(ctx context.Context, req actions.Request, verb strin
 		}
 		if reason != "" {
 			r.log.Warn("refused: pod is protected", "action", req.Action, "pod", ref.String(), "reason", reason, "actor", req.Actor)
-			return actions.Result{}, fmt.Errorf("%s %s: %w: %s", verb, what, actions.ErrProtected, reason)
+			return actions.Result{}, fmt.Errorf("%s %s: %w: %s", verb, what, errPodProtected, reason)
 		}
 		if pod.Spec.NodeName == "" {
 			return actions.Result{}, fmt.Errorf("%s %s: pod is not scheduled on a node (spec.nodeName is empty)", verb, what)
@@ -70,7 +70,7 @@ func (r *Responder) runNode(ctx context.Context, req actions.Request, verb strin
 	if r.label.Matches(node.Labels) {
 		reason := "node " + name + " has label " + r.cfg.Protect.Label
 		r.log.Warn("refused: node is protected", "action", req.Action, "node", name, "reason", reason, "actor", req.Actor)
-		return actions.Result{}, fmt.Errorf("%s %s: %w: %s", verb, what, actions.ErrProtected, reason)
+		return actions.Result{}, fmt.Errorf("%s %s: %w: %s", verb, what, errNodeProtected, reason)
 	}
 	res, err := run(r, ctx, req, node)
 	if err != nil {
