@@ -177,6 +177,15 @@ func TestActPodDirectlyAndThroughServer(t *testing.T) {
 		t.Fatalf("pod.label did not label: %v %v (result %+v)", pod.Labels, err, res)
 	}
 
+	// A dry run is journaled and changes nothing in the cluster.
+	before, _ := c.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
+	res, _, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/web"}, DryRun: true})
+	after, _ := c.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
+	pols, _ := c.NetworkingV1().NetworkPolicies(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || res.Note != "dry run: nothing executed" || after.ResourceVersion != before.ResourceVersion || len(pols.Items) != 0 {
+		t.Fatalf("dry run: %v %q; pod rv %s → %s, %d policies", err, res.Note, before.ResourceVersion, after.ResourceVersion, len(pols.Items))
+	}
+
 	s := serveApp(t, cfg)
 	res, how, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/web"}, RequestedBy: "jane"})
 	if err != nil || !strings.HasPrefix(how, "via the running server") {
