@@ -23,7 +23,10 @@ type Kubelet struct {
 	Node string
 	// Logs by container name; set before the first request.
 	Logs map[string]string
-	srv  *httptest.Server
+	// Stall lists containers whose log, once sent, is followed by nothing
+	// until the request is given up: a kubelet that hangs midway.
+	Stall map[string]bool
+	srv   *httptest.Server
 }
 
 // Kubelet starts a stand-in kubelet on a loopback port and registers a Ready
@@ -69,4 +72,8 @@ func (k *Kubelet) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, log)
+	if k.Stall[parts[3]] {
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}
 }

@@ -341,11 +341,19 @@ func (r *Responder) collectLogs(ctx context.Context, b *evidence.Bundle, pod *co
 	}
 	defer rc.Close()
 	what := fmt.Sprintf("logs of container %s (--timestamps --tail %d --limit-bytes %d)", container, o.logLines, o.logBytes)
-	err = b.Write(name, what, func(w io.Writer) error { _, err := io.Copy(w, rc); return err })
-	if err != nil && !errors.Is(err, evidence.ErrCap) {
-		// The stream broke midway: keep what came, say so.
-		b.Skip(name+" (rest)", "logs cut short: "+err.Error())
-		return nil
+	var cut error
+	err = b.Write(name, what, func(w io.Writer) error {
+		_, err := io.Copy(w, rc)
+		if err != nil && !errors.Is(err, evidence.ErrCap) {
+			// The stream broke midway (kubelet gone, log_timeout): keep
+			// what came, in the manifest, and say so.
+			cut = err
+			return nil
+		}
+		return err
+	})
+	if cut != nil {
+		b.Skip(name+" (rest)", "logs cut short: "+cut.Error())
 	}
 	return err
 }
