@@ -77,6 +77,9 @@ func (r *Responder) runNode(ctx context.Context, req actions.Request, verb strin
 		r.log.Warn("action failed", "action", req.Action, "node", name, "actor", req.Actor, "err", err)
 		return actions.Result{}, fmt.Errorf("%s %s: %w", verb, what, err)
 	}
+	if res.Detail == nil {
+		res.Detail = map[string]any{}
+	}
 	for k, v := range detail {
 		res.Detail[k] = v
 	}
