@@ -85,6 +85,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.Timeout = cfg.Timeout
+	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	if rc.UserAgent == "" {
 		rc.UserAgent = "riposte"
 	}

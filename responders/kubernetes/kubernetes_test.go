@@ -364,6 +364,7 @@ func TestTargetAndConfigErrors(t *testing.T) {
 		{Config{Protect: ProtectConfig{Namespaces: []string{"[a"}}}, "protect.namespaces[0]"},
 		{Config{QuarantineLabel: "has space"}, "quarantine_label"},
 		{Config{Timeout: -1}, "timeout"},
+		{Config{QPS: -1}, "qps, burst"},
 	}
 	for _, b := range bad {
 		if err := b.cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
