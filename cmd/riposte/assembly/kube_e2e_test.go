@@ -187,7 +187,7 @@ func TestActPodDirectlyAndThroughServer(t *testing.T) {
 	}
 
 	s := serveApp(t, cfg)
-	res, how, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/web"}, RequestedBy: "jane"})
+	res, how, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/web"}})
 	if err != nil || !strings.HasPrefix(how, "via the running server") {
 		t.Fatalf("act through the server: %v (%s)", err, how)
 	}
@@ -197,8 +197,8 @@ func TestActPodDirectlyAndThroughServer(t *testing.T) {
 	}
 	done := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionSucceeded}})
 	last := done[len(done)-1]
-	if last.Action != "pod.isolate" || last.Actor != "cli:jane via api" || last.Detail["namespace"] != ns || last.Detail["pod"] != "web" {
-		t.Fatalf("journal: %+v, want pod.isolate by cli:jane via api naming %s/web", last, ns)
+	if want := "cli:" + OSUser() + " via socket"; last.Action != "pod.isolate" || last.Actor != want || last.Detail["namespace"] != ns || last.Detail["pod"] != "web" {
+		t.Fatalf("journal: %+v, want pod.isolate by %s naming %s/web", last, want, ns)
 	}
 
 	_, _, err = Act(ctx, cfg, ActRequest{Action: "pod.isolate", With: map[string]any{"pod": ns + "/db"}})
