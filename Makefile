@@ -6,7 +6,7 @@ CONFIG    ?= examples/riposte.yaml
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: build test bench generate lint run demo cluster-demo clean fuzz
+.PHONY: build test bench generate lint run demo cluster-demo kube-demo clean fuzz
 
 build:
 	$(GO) build -o $(BIN) ./cmd/riposte
@@ -40,6 +40,11 @@ demo: build
 # both, one journal.
 cluster-demo: build
 	BIN=$(BIN) ./scripts/cluster-demo.sh
+
+# riposte against a local kube-apiserver with kwok nodes: a Falco alert about
+# a pod, the pod's evidence, labels and NetworkPolicy, the journal.
+kube-demo: build
+	./scripts/kube-demo.sh
 
 clean:
 	rm -rf bin $(DATA)

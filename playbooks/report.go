@@ -12,11 +12,21 @@ import (
 
 // Report is what `riposte playbook test` prints for one alert.
 type Report struct {
-	Alert   alert.Alert     `json:"alert"`
+	Alert alert.Alert `json:"alert"`
+	// Pod is the Kubernetes pod the alert is about (k8s.ns.name,
+	// k8s.pod.name), which the pod.* actions act on by default.
+	Pod     *ReportPod      `json:"pod,omitempty"`
 	Matched []ReportMatch   `json:"matched"`
 	Skipped []ReportSkipped `json:"skipped"`
 
 	plans []Plan
+}
+
+// ReportPod names a pod in a Report.
+type ReportPod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
 }
 
 // ReportMatch is a matched playbook in a Report.
@@ -42,6 +52,9 @@ type ReportSkipped struct {
 func (s *Set) Test(a alert.Alert) *Report {
 	matched, skipped := s.Explain(&a)
 	r := &Report{Alert: a, Matched: []ReportMatch{}, Skipped: []ReportSkipped{}, plans: matched}
+	if ns, name := a.Field("k8s.ns.name"), a.Field("k8s.pod.name"); ns != "" && name != "" {
+		r.Pod = &ReportPod{Namespace: ns, Name: name, UID: a.Field("k8s.pod.uid")}
+	}
 	for _, p := range matched {
 		m := ReportMatch{Playbook: p.Playbook.Name, Actions: []ReportAction{}}
 		for _, pa := range p.Actions {
@@ -105,6 +118,13 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			ew.printf("  container %s (%s) image %s\n", orDash(c.Name), c.ID, orDash(img))
 		}
+	}
+	if p := r.Pod; p != nil {
+		uid := ""
+		if p.UID != "" {
+			uid = " (uid " + p.UID + ")"
+		}
+		ew.printf("  pod       %s/%s%s\n", p.Namespace, p.Name, uid)
 	}
 	ew.printf("\n")
 	if len(r.plans) == 0 {

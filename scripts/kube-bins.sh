@@ -27,10 +27,11 @@ if ! command -v etcd >/dev/null 2>&1; then
 fi
 ln -sf "$(command -v etcd)" "$cache/etcd"
 
-if [ ! -x "$cache/kube-apiserver" ]; then
-	echo "building kube-apiserver $KUBE_VERSION (cold: ~9 min)" >&2
+# build_kube BIN: builds k8s.io/kubernetes/cmd/BIN at $KUBE_VERSION into the
+# cache, from a temp module that pins every staging module to the release.
+build_kube() {
+	local bin=$1 tmp minor staging modfile ld
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
 	minor=${KUBE_VERSION#v}; minor=${minor#*.}; minor=${minor%%.*}
 	staging="v0.${KUBE_VERSION#v1.}"
 	(
@@ -41,11 +42,28 @@ if [ ! -x "$cache/kube-apiserver" ]; then
 			echo "require k8s.io/kubernetes $KUBE_VERSION"
 			grep -E '=> \./staging/src/' "$modfile" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
 		} >>go.mod
-		GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" >&2
+		GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/$bin@$KUBE_VERSION" >&2
 		ld="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-		CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "$ld" -o "$cache/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-		mv "$cache/kube-apiserver.tmp" "$cache/kube-apiserver"
+		CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "$ld" -o "$cache/$bin.tmp" "k8s.io/kubernetes/cmd/$bin"
+		mv "$cache/$bin.tmp" "$cache/$bin"
 	)
+	rm -rf "$tmp"
+}
+
+if [ ! -x "$cache/kube-apiserver" ]; then
+	echo "building kube-apiserver $KUBE_VERSION (cold: ~9 min)" >&2
+	build_kube kube-apiserver
+fi
+
+# kubectl applies the deployment manifests in the tests: the one on PATH, or
+# one built at the API server's version.
+if [ ! -x "$cache/kubectl" ]; then
+	if command -v kubectl >/dev/null 2>&1; then
+		ln -sf "$(command -v kubectl)" "$cache/kubectl"
+	else
+		echo "building kubectl $KUBE_VERSION (~3 min once kube-apiserver is built)" >&2
+		build_kube kubectl
+	fi
 fi
 
 if [ ! -x "$cache/kwok" ]; then

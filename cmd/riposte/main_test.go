@@ -47,6 +47,8 @@ func TestPlaybookTestCommand(t *testing.T) {
 	}{
 		{name: "plan", args: []string{"playbook", "test", "--playbooks", pbs, "../../examples/alerts/falco-shell-in-container.json"},
 			stdout: []string{"1. oncall-shell-in-container", "waits for approval", "staging-quarantine: priority Notice < Warning"}},
+		{name: "pod", args: []string{"playbook", "test", "--playbooks", pbs, "../../examples/alerts/falco-shell-in-pod.json"},
+			stdout: []string{"  pod       payments/api-7d9f8c6b5-x2x9q\n"}},
 		{name: "expect met", args: []string{"playbook", "test", "--playbooks", pbs, "--expect", "staging-quarantine", "../../examples/alerts/falco-read-shadow.json"},
 			stdout: []string{"container.quarantine"}},
 		{name: "expect not met", code: exitFailed,

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type Server struct {
 	procs                    []*exec.Cmd
 	logs                     []*bytes.Buffer
 	client                   *kubernetes.Clientset
+
+	kwokOnce sync.Once
+	kwokErr  error
 }
 
 // BinDir returns the directory the binaries are taken from.
@@ -151,6 +155,7 @@ func New(dir string) (s *Server, err error) {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-cluster-ip-range=10.96.0.0/24",
 		"--enable-priority-and-fairness=false",
+		"--allow-privileged=true", // as kubeadm and managed clusters set it: riposte's node DaemonSet is privileged
 		"--v=0",
 	); err != nil {
 		return nil, err
@@ -355,4 +360,23 @@ func tail(b *bytes.Buffer) string {
 		s = s[len(s)-4000:]
 	}
 	return strings.TrimSpace(s)
+}
+
+// Kubectl returns the kubectl to run: the one in BinDir, else the one on
+// PATH; without either it skips t locally and fails it in CI.
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	if p := filepath.Join(BinDir(), "kubectl"); fileExists(p) {
+		return p
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		testutil.SkipOrFail(t, "kubernetes integration test needs kubectl (on PATH, or built into "+BinDir()+" by scripts/kube-bins.sh)")
+	}
+	return p
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }

@@ -1,6 +1,7 @@
 // Package kubernetes is the Kubernetes responder: the pod.* and node.*
-// actions (pod.label, pod.isolate, pod.release, pod.terminate, node.cordon,
-// node.uncordon) against one cluster's API server through client-go.
+// actions (pod.evidence, pod.label, pod.isolate, pod.release,
+// pod.terminate, node.cordon, node.uncordon) against one cluster's API
+// server through client-go.
 //
 // The target pod comes from the alert's k8s.ns.name and k8s.pod.name fields
 // (Falco's, and the detector's when the container has CRI labels), or from
@@ -16,11 +17,22 @@
 // permit. pod.release removes the label (and what pod.label set), and
 // deletes the policy once no pod in the namespace carries its variant.
 //
+// pod.evidence writes a bundle (internal/evidence) under
+// <evidence_dir>/<incident>/<namespace>_<pod>/: the pod, its owner chain,
+// events, node and service account, and each container's log read through
+// the API server from the node's kubelet; a kubelet that does not answer
+// is a "logs unavailable: …" entry in the manifest, not a failure. It reads
+// no Secret, only the names the pod spec gives. Its Result.SHA256 is the
+// manifest's hash. It does not take the namespace lock: it writes nothing
+// in the cluster.
+//
 // pod.terminate deletes (or evicts) the pod after its guards: the replica
 // guard walks the controller chain and refuses, wrapping ErrRefused, when
 // the owner's ready replicas minus one would fall below
-// min_healthy_replicas. node.cordon marks the pod's node unschedulable and
-// labels it riposte.io/cordoned=true; node.uncordon lifts only that mark.
+// min_healthy_replicas. node.cordon marks the node (the node parameter, or
+// the pod's node) unschedulable and labels it riposte.io/cordoned=true;
+// node.uncordon lifts only that mark. A node carrying the protect label is
+// refused like a protected pod.
 //
 // A Responder is safe for concurrent use; actions in one namespace are
 // serialised so that a release cannot delete a policy an isolate is about

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func cluster(t *testing.T) *kubetest.Server {
+func cluster(t testing.TB) *kubetest.Server {
 	t.Helper()
 	kubetest.Require(t)
 	shared.once.Do(func() {

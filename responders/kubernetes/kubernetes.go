@@ -51,6 +51,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EvidenceDir is used when the config names none.
+	EvidenceDir string
 }
 
 // Responder runs the pod.* and node.* actions against one cluster.
@@ -71,6 +73,9 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 		return nil, fmt.Errorf("kubernetes responder config: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	if cfg.EvidenceDir == "" {
+		cfg.EvidenceDir = deps.EvidenceDir
+	}
 	rc := deps.REST
 	if rc == nil {
 		var err error
@@ -80,6 +85,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.Timeout = cfg.Timeout
+	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	if rc.UserAgent == "" {
 		rc.UserAgent = "riposte"
 	}
@@ -106,21 +112,18 @@ type podRef struct{ ns, name string }
 
 func (p podRef) String() string { return p.ns + "/" + p.name }
 
-// target returns the pod an action is about.
-func target(req actions.Request) (podRef, error) {
-	var ref podRef
-	if s := strings.TrimSpace(req.Params.String("pod", "")); s != "" {
-		ns, name, ok := strings.Cut(s, "/")
-		if !ok {
-			return ref, fmt.Errorf("parameter pod: want NAMESPACE/NAME, got %q", s)
-		}
-		ref = podRef{ns, name}
-	} else {
-		ref = podRef{req.Alert.Field("k8s.ns.name"), req.Alert.Field("k8s.pod.name")}
-		if ref.ns == "" || ref.name == "" {
-			return ref, errors.New("no pod: the alert has no k8s.ns.name and k8s.pod.name, and no pod parameter was given")
-		}
+// ParsePod reads NAMESPACE/NAME (the pod parameter, `riposte act --pod`)
+// and checks both are valid Kubernetes names.
+func ParsePod(s string) (namespace, name string, err error) {
+	ns, name, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return "", "", fmt.Errorf("want NAMESPACE/NAME, got %q", s)
 	}
+	ref, err := checkRef(podRef{ns, name})
+	return ref.ns, ref.name, err
+}
+
+func checkRef(ref podRef) (podRef, error) {
 	if msgs := validation.IsDNS1123Label(ref.ns); len(msgs) > 0 {
 		return ref, fmt.Errorf("bad namespace %q: %s", ref.ns, strings.Join(msgs, "; "))
 	}
@@ -130,14 +133,33 @@ func target(req actions.Request) (podRef, error) {
 	return ref, nil
 }
 
-// Run runs one pod.* action. A protected pod is refused with an error
+// target returns the pod an action is about.
+func target(req actions.Request) (podRef, error) {
+	if s := strings.TrimSpace(req.Params.String("pod", "")); s != "" {
+		ns, name, err := ParsePod(s)
+		if err != nil {
+			return podRef{ns, name}, fmt.Errorf("parameter pod: %w", err)
+		}
+		return podRef{ns, name}, nil
+	}
+	ref := podRef{req.Alert.Field("k8s.ns.name"), req.Alert.Field("k8s.pod.name")}
+	if ref.ns == "" || ref.name == "" {
+		return ref, errors.New("no pod: the alert has no k8s.ns.name and k8s.pod.name, and no pod parameter was given")
+	}
+	return checkRef(ref)
+}
+
+// Run runs one pod.* or node.* action. A protected pod (or node) is refused with an error
 // wrapping actions.ErrProtected before anything is written; a missing pod
 // gives actions.ErrNotFound; an unreachable or overloaded API server gives
 // an error marked actions.Retryable.
 func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Result, error) {
 	var run func(*Responder, context.Context, actions.Request, *corev1.Pod) (actions.Result, error)
 	var verb string
+	readOnly := false
 	switch req.Action {
+	case "pod.evidence":
+		run, verb, readOnly = (*Responder).collectEvidence, "collect evidence of", true
 	case "pod.label":
 		run, verb = (*Responder).labelPod, "label"
 	case "pod.isolate":
@@ -147,9 +169,9 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	case "pod.terminate":
 		run, verb = (*Responder).terminate, "terminate"
 	case "node.cordon":
-		run, verb = (*Responder).cordon, "cordon node of"
+		return r.runNode(ctx, req, "cordon", (*Responder).cordon)
 	case "node.uncordon":
-		run, verb = (*Responder).uncordon, "uncordon node of"
+		return r.runNode(ctx, req, "uncordon", (*Responder).uncordon)
 	default:
 		return actions.Result{}, fmt.Errorf("kubernetes responder: unknown action %q", req.Action)
 	}
@@ -159,8 +181,10 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	unlock := r.lock(ref.ns)
-	defer unlock()
+	if !readOnly { // a long log read must not hold up an isolate
+		unlock := r.lock(ref.ns)
+		defer unlock()
+	}
 
 	pod, err := r.api.CoreV1().Pods(ref.ns).Get(ctx, ref.name, metav1.GetOptions{})
 	if err != nil {
@@ -172,7 +196,7 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	}
 	if reason != "" {
 		r.log.Warn("refused: pod is protected", "action", req.Action, "pod", ref.String(), "reason", reason, "actor", req.Actor)
-		return actions.Result{}, fmt.Errorf("%s pod %s: %w: %s", verb, ref, actions.ErrProtected, reason)
+		return actions.Result{}, fmt.Errorf("%s pod %s: %w: %s", verb, ref, errPodProtected, reason)
 	}
 	start := r.now()
 	res, err := run(r, ctx, req, pod)
@@ -187,6 +211,19 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	r.log.Info("action done", "action", req.Action, "pod", ref.String(), "actor", req.Actor, "note", res.Note, "took", r.now().Sub(start))
 	return res, nil
 }
+
+// protectedError says what is protected ("pod is protected", not the
+// "container is protected" of actions.ErrProtected) and is that error for
+// errors.Is, so the engine journals it as blocked.
+type protectedError string
+
+func (e protectedError) Error() string { return string(e) + " is protected" }
+func (e protectedError) Unwrap() error { return actions.ErrProtected }
+
+const (
+	errPodProtected  = protectedError("pod")
+	errNodeProtected = protectedError("node")
+)
 
 // Protected reports whether the pod ns/name may not be touched, and why.
 func (r *Responder) Protected(ctx context.Context, ns, name string) (bool, string, error) {

@@ -249,7 +249,7 @@ func TestProtectedRefusedAndUntouched(t *testing.T) {
 		{vault, "vault-0", `protected namespace "vault-*"`},
 	}
 	for _, tc := range cases {
-		for _, action := range []string{"pod.isolate", "pod.label", "pod.release"} {
+		for _, action := range []string{"pod.isolate", "pod.label", "pod.release", "pod.evidence"} {
 			t.Run(tc.ns+"/"+action, func(t *testing.T) {
 				before, _ := c.CoreV1().Pods(tc.ns).Get(ctx(t), tc.pod, get)
 				_, err := run(t, r, action, falco(tc.ns, tc.pod), actions.Params{"labels": "x=y"})
@@ -364,6 +364,7 @@ func TestTargetAndConfigErrors(t *testing.T) {
 		{Config{Protect: ProtectConfig{Namespaces: []string{"[a"}}}, "protect.namespaces[0]"},
 		{Config{QuarantineLabel: "has space"}, "quarantine_label"},
 		{Config{Timeout: -1}, "timeout"},
+		{Config{QPS: -1}, "qps, burst"},
 	}
 	for _, b := range bad {
 		if err := b.cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {

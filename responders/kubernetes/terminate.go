@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,110 +9,13 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 )
 
-// LabelCordoned marks a node riposte cordoned, so that node.uncordon undoes
-// only riposte's own cordons and never one an administrator made.
-const LabelCordoned = "riposte.io/cordoned"
-
-// LabelIncident carries the incident id on a cordoned node when the id is a
-// valid label value (it is always in the AnnotationIncident annotation).
-const LabelIncident = "riposte.io/incident"
-
 // ErrRefused is wrapped by actions a guard refused (replica guard, bare,
 // DaemonSet or StatefulSet pods): nothing was written.
 var ErrRefused = errors.New("refused by guard")
-
-// podNode reads the node the pod runs on.
-func (r *Responder) podNode(ctx context.Context, pod *corev1.Pod) (*corev1.Node, error) {
-	if pod.Spec.NodeName == "" {
-		return nil, errors.New("pod is not scheduled on a node (spec.nodeName is empty)")
-	}
-	node, err := r.api.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
-	if err != nil {
-		return nil, apiError("get", "nodes", "", err)
-	}
-	return node, nil
-}
-
-// patchNode merge-patches a node.
-func (r *Responder) patchNode(ctx context.Context, name string, patch map[string]any) (*corev1.Node, error) {
-	body, err := json.Marshal(patch)
-	if err != nil {
-		return nil, fmt.Errorf("encode patch: %w", err)
-	}
-	out, err := r.api.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "riposte"})
-	if err != nil {
-		return nil, apiError("patch", "nodes", "", err)
-	}
-	return out, nil
-}
-
-// cordon is node.cordon.
-func (r *Responder) cordon(ctx context.Context, req actions.Request, pod *corev1.Pod) (actions.Result, error) {
-	node, err := r.podNode(ctx, pod)
-	if err != nil {
-		return actions.Result{}, err
-	}
-	name := node.Name
-	detail := map[string]any{"node": name}
-	// A node someone else cordoned stays theirs: marking it riposte's would
-	// let node.uncordon lift a cordon riposte did not make.
-	if node.Spec.Unschedulable && node.Labels[LabelCordoned] != "true" {
-		detail["node_cordoned_by_riposte"] = false
-		return actions.Result{Note: "node already unschedulable (not by riposte); left as is", Detail: detail}, nil
-	}
-	labels := map[string]any{LabelCordoned: "true"}
-	if len(validation.IsValidLabelValue(req.Incident)) == 0 && req.Incident != "" {
-		labels[LabelIncident] = req.Incident
-	}
-	out, err := r.patchNode(ctx, name, map[string]any{
-		"metadata": map[string]any{"labels": labels, "annotations": r.stamp(req)},
-		"spec":     map[string]any{"unschedulable": true},
-	})
-	if err != nil {
-		return actions.Result{}, err
-	}
-	note := "node cordoned"
-	if node.Spec.Unschedulable {
-		note = "node already cordoned by riposte"
-	}
-	detail["node_cordoned_by_riposte"], detail["node_resource_version"] = true, out.ResourceVersion
-	return actions.Result{Note: note, Detail: detail}, nil
-}
-
-// uncordon is node.uncordon: it lifts only a cordon riposte made.
-func (r *Responder) uncordon(ctx context.Context, _ actions.Request, pod *corev1.Pod) (actions.Result, error) {
-	node, err := r.podNode(ctx, pod)
-	if err != nil {
-		return actions.Result{}, err
-	}
-	name := node.Name
-	detail := map[string]any{"node": name}
-	if node.Labels[LabelCordoned] != "true" {
-		return actions.Result{Note: "node not cordoned by riposte; left as is", Detail: detail}, nil
-	}
-	annos := map[string]any{}
-	for _, k := range []string{AnnotationIncident, AnnotationRule, AnnotationTime} {
-		if _, ok := node.Annotations[k]; ok {
-			annos[k] = nil
-		}
-	}
-	meta := map[string]any{"labels": map[string]any{LabelCordoned: nil, LabelIncident: nil}}
-	if len(annos) > 0 {
-		meta["annotations"] = annos
-	}
-	out, err := r.patchNode(ctx, name, map[string]any{"metadata": meta, "spec": map[string]any{"unschedulable": nil}})
-	if err != nil {
-		return actions.Result{}, err
-	}
-	detail["node_resource_version"] = out.ResourceVersion
-	return actions.Result{Note: "node uncordoned", Detail: detail}, nil
-}
 
 // terminateOpts is what pod.terminate was asked for.
 type terminateOpts struct {

@@ -5,127 +5,22 @@ import (
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/riposte-sec/riposte/internal/actions"
-	"github.com/riposte-sec/riposte/internal/kubetest"
 )
-
-// node creates a node; no kubelet runs, the object is all the actions need.
-func node(t *testing.T, s *kubetest.Server, name string, unschedulable bool) {
-	t.Helper()
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Unschedulable: unschedulable}}
-	if _, err := s.Client().CoreV1().Nodes().Create(ctx(t), n, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create node %s: %v", name, err)
-	}
-	t.Cleanup(func() { _ = s.Client().CoreV1().Nodes().Delete(ctx(t), name, metav1.DeleteOptions{}) })
-}
-
-// scheduledPod creates a pod on nodeName owned (as controller) by owner.
-func scheduledPod(t *testing.T, s *kubetest.Server, ns, name, nodeName string, owner *metav1.OwnerReference) *corev1.Pod {
-	t.Helper()
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
-	}
-	if owner != nil {
-		p.OwnerReferences = []metav1.OwnerReference{*owner}
-	}
-	out, err := s.Client().CoreV1().Pods(ns).Create(ctx(t), p, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create pod %s/%s: %v", ns, name, err)
-	}
-	return out
-}
-
-func controllerRef(kind, name string, uid string) *metav1.OwnerReference {
-	yes := true
-	return &metav1.OwnerReference{APIVersion: "apps/v1", Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}
-}
-
-// deployment creates Deployment name and its ReplicaSet with ready ready
-// replicas (set through the status subresource: no controller-manager
-// runs), and returns a controller reference to the ReplicaSet.
-func deployment(t *testing.T, s *kubetest.Server, ns, name string, ready int32) *metav1.OwnerReference {
-	t.Helper()
-	c := s.Client().AppsV1()
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel.MatchLabels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
-	d, err := c.Deployments(ns).Create(ctx(t), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{Replicas: &ready, Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create deployment: %v", err)
-	}
-	d.Status = appsv1.DeploymentStatus{Replicas: ready, ReadyReplicas: ready, AvailableReplicas: ready}
-	if _, err := c.Deployments(ns).UpdateStatus(ctx(t), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("update deployment status: %v", err)
-	}
-	rs, err := c.ReplicaSets(ns).Create(ctx(t), &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-7d9f", OwnerReferences: []metav1.OwnerReference{*controllerRef("Deployment", name, string(d.UID))}},
-		Spec:       appsv1.ReplicaSetSpec{Replicas: &ready, Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create replicaset: %v", err)
-	}
-	rs.Status = appsv1.ReplicaSetStatus{Replicas: ready, ReadyReplicas: ready, AvailableReplicas: ready}
-	if _, err := c.ReplicaSets(ns).UpdateStatus(ctx(t), rs, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("update replicaset status: %v", err)
-	}
-	return controllerRef("ReplicaSet", rs.Name, string(rs.UID))
-}
-
-// workload creates a StatefulSet or DaemonSet with ready ready pods and
-// returns a controller reference to it.
-func workload(t *testing.T, s *kubetest.Server, ns, kind, name string, ready int32) *metav1.OwnerReference {
-	t.Helper()
-	c := s.Client().AppsV1()
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel.MatchLabels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
-	meta := metav1.ObjectMeta{Name: name}
-	var uid types.UID
-	switch kind {
-	case "StatefulSet":
-		st, err := c.StatefulSets(ns).Create(ctx(t), &appsv1.StatefulSet{ObjectMeta: meta,
-			Spec: appsv1.StatefulSetSpec{Replicas: &ready, Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create statefulset: %v", err)
-		}
-		st.Status = appsv1.StatefulSetStatus{Replicas: ready, ReadyReplicas: ready}
-		if _, err := c.StatefulSets(ns).UpdateStatus(ctx(t), st, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("update statefulset status: %v", err)
-		}
-		uid = st.UID
-	case "DaemonSet":
-		d, err := c.DaemonSets(ns).Create(ctx(t), &appsv1.DaemonSet{ObjectMeta: meta,
-			Spec: appsv1.DaemonSetSpec{Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("create daemonset: %v", err)
-		}
-		d.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: ready, CurrentNumberScheduled: ready, NumberReady: ready}
-		if _, err := c.DaemonSets(ns).UpdateStatus(ctx(t), d, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("update daemonset status: %v", err)
-		}
-		uid = d.UID
-	default:
-		t.Fatalf("workload: unknown kind %q", kind)
-	}
-	return controllerRef(kind, name, string(uid))
-}
 
 func TestCordonAndUncordon(t *testing.T) {
 	s := cluster(t)
 	r := newResponder(t, s, Config{})
 	ns := s.Namespace(t, "cordon", nil)
 	nodeName := "node-" + ns
-	node(t, s, nodeName, false)
-	scheduledPod(t, s, ns, "api", nodeName, nil)
+	s.Node(t, nodeName, false)
+	s.ScheduledPod(t, ns, "api", nodeName, nil)
 	nodes := s.Client().CoreV1().Nodes()
 
 	res, err := run(t, r, "node.cordon", falco(ns, "api"), nil)
@@ -158,8 +53,8 @@ func TestCordonLeavesAnAdministratorsCordon(t *testing.T) {
 	r := newResponder(t, s, Config{})
 	ns := s.Namespace(t, "admcordon", nil)
 	nodeName := "node-" + ns
-	node(t, s, nodeName, true)
-	scheduledPod(t, s, ns, "api", nodeName, nil)
+	s.Node(t, nodeName, true)
+	s.ScheduledPod(t, ns, "api", nodeName, nil)
 
 	res, err := run(t, r, "node.cordon", falco(ns, "api"), nil)
 	if err != nil || res.Detail["node_cordoned_by_riposte"] != false {
@@ -201,11 +96,11 @@ func TestTerminateGuards(t *testing.T) {
 			var owner *metav1.OwnerReference
 			switch tc.kind {
 			case "Deployment":
-				owner = deployment(t, s, ns, "web", tc.ready)
+				owner = s.Deployment(t, ns, "web", tc.ready)
 			case "StatefulSet", "DaemonSet":
-				owner = workload(t, s, ns, tc.kind, "web", tc.ready)
+				owner = s.Workload(t, ns, tc.kind, "web", tc.ready)
 			}
-			before := scheduledPod(t, s, ns, "web-7d9f-abcde", "", owner)
+			before := s.ScheduledPod(t, ns, "web-7d9f-abcde", "", owner)
 			res, err := run(t, r, "pod.terminate", falco(ns, before.Name), tc.params)
 			after, getErr := s.Client().CoreV1().Pods(ns).Get(ctx(t), before.Name, get)
 			if tc.refuse != "" {
@@ -273,7 +168,7 @@ func TestEvictHonoursPodDisruptionBudget(t *testing.T) {
 	// it Running and Ready, as a kubelet would.
 	p.Status.Phase = corev1.PodRunning
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	p, err := c.CoreV1().Pods(ns).UpdateStatus(ctx(t), p, metav1.UpdateOptions{})
+	_, err := c.CoreV1().Pods(ns).UpdateStatus(ctx(t), p, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatalf("set pod running: %v", err)
 	}

@@ -13,15 +13,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riposte-sec/riposte/responders/docker"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/store/postgres"
 	"github.com/riposte-sec/riposte/playbooks"
+	"github.com/riposte-sec/riposte/responders/docker"
 )
 
 // ExitIncidents is riposte ci's exit status when the run had incidents,
@@ -47,9 +49,40 @@ const CIPlaybook = `
     - do: container.pause
 `
 
+// ciPodPlaybook is what `riposte ci --namespace NS` runs when no playbooks
+// are given: any alert of Warning or above about a pod of NS (Falco's
+// k8s.ns.name, or the detector's from the CRI labels) gets its evidence
+// collected, the pod isolated and marked. ns is a checked DNS label.
+func ciPodPlaybook(ns string) string {
+	return fmt.Sprintf(`
+- playbook: ci-guard-pods
+  description: A pod of the CI namespace misbehaved during the job - keep evidence, isolate it, mark it.
+  match:
+    priority: ">=warning"
+    when: 'fields["k8s.ns.name"] == %q'
+  continue: false
+  actions:
+    - do: pod.evidence
+      on_error: continue
+    - do: pod.isolate
+      on_error: continue
+    - do: pod.label
+      with: {labels: ["riposte-ci=contained"]}
+`, ns)
+}
+
+// CIIntakeEnv names the environment variable that gives the command the
+// intake URL in namespace mode, to point Falco or Falcosidekick at.
+const CIIntakeEnv = "RIPOSTE_CI_INTAKE"
+
 // CIOptions configure a guarded CI run.
 type CIOptions struct {
 	Command []string
+	// Namespace switches to cluster mode: alerts come in on the HTTP intake
+	// (Falco's http_output, Falcosidekick, riposte's detector when enabled)
+	// and the pods of this namespace are contained through the Kubernetes
+	// API; the command's environment has CIIntakeEnv.
+	Namespace string
 	// Report, when set, is the path prefix of the JSON and JUnit reports
 	// (<prefix>.json, <prefix>.xml); a .json or .xml suffix is dropped.
 	Report string
@@ -69,6 +102,7 @@ type CIReport struct {
 	ExitCode  int          `json:"command_exit_code"`
 	Started   time.Time    `json:"started"`
 	Finished  time.Time    `json:"finished"`
+	Namespace string       `json:"namespace,omitempty"`
 	Incidents []CIIncident `json:"incidents"`
 	Released  bool         `json:"released"`
 	DataDir   string       `json:"data_dir"`
@@ -86,6 +120,8 @@ type CIIncident struct {
 	ContainerID string     `json:"container_id"`
 	Container   string     `json:"container"`
 	Image       string     `json:"image"`
+	Namespace   string     `json:"namespace,omitempty"` // the pod's, in namespace mode
+	Pod         string     `json:"pod,omitempty"`
 	Alerts      int        `json:"alerts"`
 	Actions     []CIAction `json:"actions"`
 }
@@ -108,11 +144,19 @@ func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, i
 	if opts.Grace <= 0 {
 		opts.Grace = 2 * time.Second
 	}
+	if ns := opts.Namespace; ns != "" {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			return nil, 0, fmt.Errorf("--namespace %q: not a namespace name: %s", ns, strings.Join(msgs, "; "))
+		}
+	}
 	var set *playbooks.Set
 	var err error
-	if len(cfg.Playbooks) > 0 {
+	switch {
+	case len(cfg.Playbooks) > 0:
 		set, err = playbooks.Load(integrations.Catalog(), cfg.Playbooks...)
-	} else {
+	case opts.Namespace != "":
+		set, err = playbooks.Parse(integrations.Catalog(), playbooks.Source{Name: "built-in ci-guard-pods", Data: []byte(ciPodPlaybook(opts.Namespace))})
+	default:
 		set, err = playbooks.Parse(integrations.Catalog(), playbooks.Source{Name: "built-in ci-guard", Data: []byte(CIPlaybook)})
 	}
 	if err != nil {
@@ -128,33 +172,58 @@ func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, i
 		return nil, 0, err
 	}
 	defer a.Close()
-	if a.Detector == nil {
+	if a.Detector == nil && opts.Namespace == "" {
 		return nil, 0, errors.New("riposte ci needs the detector: set detector.enabled: true in the config (the default without --config)")
+	}
+	if _, ok := a.Integrations.Runners["pod.isolate"]; opts.Namespace != "" && !ok {
+		return nil, 0, errors.New("riposte ci --namespace needs the Kubernetes responder: add a kubernetes section to the config (the default without --config)")
 	}
 	head, err := a.Store.Head(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	rep := &CIReport{Command: opts.Command, Started: time.Now().UTC(), DataDir: cfg.Data, Incidents: []CIIncident{}}
+	rep := &CIReport{Command: opts.Command, Started: time.Now().UTC(), DataDir: cfg.Data, Namespace: opts.Namespace, Incidents: []CIIncident{}}
 	if cfg.Store.URL != "" {
 		rep.Store = postgres.Redact(cfg.Store.URL)
 	}
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	engDone := make(chan error, 1)
-	go func() { engDone <- a.Engine.Run(runCtx) }()
-	detDone := make(chan error, 1)
-	go func() { detDone <- a.runDetector(runCtx) }()
-	select {
-	case <-a.Detector.Ready():
-	case err := <-detDone:
-		stop()
-		<-engDone
-		return nil, 0, fmt.Errorf("start detector: %w", err)
+	cmd := exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
+	var wait func() error
+	if opts.Namespace != "" {
+		// The HTTP intake takes the alerts; Serve runs the engine (and the
+		// detector when the config enables it).
+		token, _, _, err := cfg.Token()
+		if err != nil {
+			return nil, 0, err
+		}
+		addrc, srvDone := make(chan string, 1), make(chan error, 1)
+		go func() { srvDone <- a.Serve(runCtx, token, func(addr string) { addrc <- addr }) }()
+		select {
+		case addr := <-addrc:
+			intake := "http://" + addr + "/v1/alerts"
+			fmt.Fprintf(opts.Stderr, "riposte ci: alerts for namespace %s to %s (%s in the command's environment)\n", opts.Namespace, intake, CIIntakeEnv)
+			cmd.Env = append(os.Environ(), CIIntakeEnv+"="+intake)
+		case err := <-srvDone:
+			return nil, 0, fmt.Errorf("start intake: %w", err)
+		}
+		wait = func() error { return <-srvDone }
+	} else {
+		engDone := make(chan error, 1)
+		go func() { engDone <- a.Engine.Run(runCtx) }()
+		detDone := make(chan error, 1)
+		go func() { detDone <- a.runDetector(runCtx) }()
+		select {
+		case <-a.Detector.Ready():
+		case err := <-detDone:
+			stop()
+			<-engDone
+			return nil, 0, fmt.Errorf("start detector: %w", err)
+		}
+		wait = func() error { return errors.Join(<-detDone, <-engDone) }
 	}
 
-	cmd := exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, opts.Stdout, opts.Stderr
 	runErr := cmd.Run()
 	rep.ExitCode = exitCode(runErr)
@@ -166,7 +235,7 @@ func RunCI(ctx context.Context, cfg config.Config, opts CIOptions) (*CIReport, i
 	time.Sleep(opts.Grace)
 	a.waitIdle(ctx, 2*time.Minute)
 	stop()
-	if err := errors.Join(<-detDone, <-engDone); err != nil {
+	if err := wait(); err != nil {
 		rep.RiposteErr = strings.TrimPrefix(rep.RiposteErr+"; "+err.Error(), "; ")
 	}
 	rep.Finished = time.Now().UTC()
@@ -250,12 +319,19 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 					ci.Priority = p.String()
 				}
 			}
+			if ns, pod := str(e.Detail["namespace"]), str(e.Detail["pod"]); ns != "" && pod != "" {
+				ci.Namespace, ci.Pod = ns, pod
+			}
 			detail := firstNonEmpty(str(e.Detail["note"]), str(e.Detail["error"]), str(e.Detail["reason"]))
 			ci.Actions = append(ci.Actions, CIAction{Action: e.Action, Status: strings.TrimPrefix(string(e.Type), "action."), Detail: detail, SHA256: e.SHA256})
 		}
 	}
 	for _, id := range order {
 		ci := byID[id]
+		if ci.Pod != "" {
+			rep.Incidents = append(rep.Incidents, *ci)
+			continue
+		}
 		if info, err := a.Integrations.Docker.Client.ContainerInspect(ctx, ci.ContainerID); err == nil {
 			ci.Container = strings.TrimPrefix(info.Name, "/")
 			if info.Config != nil {
@@ -269,6 +345,13 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 
 func (a *App) releaseAll(ctx context.Context, rep *CIReport) {
 	for _, inc := range rep.Incidents {
+		if inc.Pod != "" {
+			pod := inc.Namespace + "/" + inc.Pod
+			if _, err := a.Engine.Act(ctx, engine.Manual{Action: "pod.release", Params: actions.Params{"pod": pod}, Incident: inc.ID, Actor: "riposte ci --release"}); err != nil {
+				a.Log.Warn("release after ci run", "pod", pod, "err", err)
+			}
+			continue
+		}
 		if inc.ContainerID == "" || inc.ContainerID == alert.HostContainerID {
 			continue
 		}
@@ -293,6 +376,15 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
+// name is what the report calls the incident's subject: the pod
+// NAMESPACE/NAME in namespace mode, else the container.
+func (in CIIncident) name() string {
+	if in.Pod != "" {
+		return "pod " + in.Namespace + "/" + in.Pod
+	}
+	return firstNonEmpty(in.Container, in.ContainerID)
+}
+
 // WriteText prints the human summary.
 func (r *CIReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nriposte ci: %q exited %d after %s\n", strings.Join(r.Command, " "), r.ExitCode, r.Finished.Sub(r.Started).Round(time.Millisecond))
@@ -302,7 +394,7 @@ func (r *CIReport) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "riposte ci: %d security incident(s) during the run - failing the job (exit %d)\n", len(r.Incidents), ExitIncidents)
 	}
 	for _, in := range r.Incidents {
-		name := firstNonEmpty(in.Container, in.ContainerID)
+		name := in.name()
 		fmt.Fprintf(w, "  - %s: %s (%s) in %s [%s], %d alert(s)\n", in.ID, in.Rule, firstNonEmpty(in.Priority, "?"), name, firstNonEmpty(in.Image, "?"), in.Alerts)
 		for _, a := range in.Actions {
 			line := fmt.Sprintf("      %-22s %s", a.Action, a.Status)
@@ -316,9 +408,12 @@ func (r *CIReport) WriteText(w io.Writer) {
 		}
 	}
 	if len(r.Incidents) > 0 {
-		if r.Released {
-			fmt.Fprintln(w, "riposte ci: containers released (--release)")
-		} else {
+		switch {
+		case r.Released:
+			fmt.Fprintln(w, "riposte ci: containers and pods released (--release)")
+		case r.Namespace != "":
+			fmt.Fprintln(w, "riposte ci: offending pods stay isolated for inspection (riposte act pod.release --pod NAMESPACE/NAME to undo)")
+		default:
 			fmt.Fprintln(w, "riposte ci: offending containers stay quarantined and paused for inspection (riposte act container.release --container ID to undo)")
 		}
 		if r.Store != "" {
@@ -394,7 +489,7 @@ func (r *CIReport) junit() ([]byte, error) {
 			fmt.Fprintf(&b, "%s %s %s %s\n", a.Action, a.Status, a.Detail, a.SHA256)
 		}
 		s.Cases = append(s.Cases, junitCase{
-			Name: in.Rule + " in " + firstNonEmpty(in.Container, in.ContainerID), Classname: "riposte.ci.incident",
+			Name: in.Rule + " in " + in.name(), Classname: "riposte.ci.incident",
 			Failure: &junitFailure{Message: fmt.Sprintf("%s: %s (%s)", in.ID, in.Rule, in.Priority), Type: "security-incident", Text: b.String()},
 		})
 		s.Failures++

@@ -21,11 +21,15 @@ const (
 	crashToken = "crash-test-token-0123456789"
 )
 
-// TestMain doubles as `riposte serve` for the crash test: the test binary
-// re-executes itself with childEnv set.
+// TestMain doubles as `riposte serve` for the crash test (the test binary
+// re-executes itself with childEnv set) and as the CI job that posts alerts
+// for the namespace-mode ci test (postAlertsEnv).
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(serveChild())
+	}
+	if os.Getenv(postAlertsEnv) != "" {
+		os.Exit(postAlertsChild())
 	}
 	code := m.Run()
 	pg.Stop()

@@ -60,9 +60,10 @@ func BuildIntegrations(cfg *config.Config, env *integrations.Env) (in *Integrati
 	in = &Integrations{Runners: map[string]actions.Runner{}, Built: map[string]integrations.Built{},
 		Updates: map[string]engine.StepUpdater{}, Approvals: map[string]engine.ApprovalRequester{},
 		Routes: map[string]http.Handler{}, Background: map[string]func(context.Context) error{}}
+	built := in // a failed return sets in to nil; close what was built
 	defer func() {
 		if err != nil {
-			in.Close()
+			built.Close()
 		}
 	}()
 	base := env.Logger

@@ -306,7 +306,11 @@ func buildKubernetes(env *Env, decode func(any) error) (Built, error) {
 	if err := decode(&c); err != nil {
 		return Built{}, err
 	}
-	k, err := kubernetes.New(c, kubernetes.Deps{Logger: env.Logger})
+	deps := kubernetes.Deps{Logger: env.Logger}
+	if d, ok := env.Value("docker").(Docker); ok {
+		deps.EvidenceDir = d.Config().EvidenceDir // one incident's evidence in one folder
+	}
+	k, err := kubernetes.New(c, deps)
 	if err != nil {
 		return Built{}, err
 	}
