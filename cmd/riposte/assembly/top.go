@@ -344,16 +344,28 @@ func (a *App) serveTopStream(w http.ResponseWriter, r *http.Request) {
 
 const dockerProtectLabel = docker.DefaultProtectLabel
 
-func (a *App) serveDecide(w http.ResponseWriter, r *http.Request) {
+// decodeDecideRequest reads POST /v1/decide's body strictly: one JSON
+// object with known fields and an approval id, nothing after it.
+func decodeDecideRequest(r io.Reader) (DecideRequest, error) {
 	var req DecideRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: fmt.Errorf("decode decide request: %w", err).Error()})
-		return
+		return DecideRequest{}, fmt.Errorf("decode decide request: %w", err)
+	}
+	if dec.More() {
+		return DecideRequest{}, errors.New("decode decide request: data after the request object")
 	}
 	if req.Approval == "" {
-		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: "decode decide request: field approval: missing"})
+		return DecideRequest{}, errors.New("decode decide request: field approval: missing")
+	}
+	return req, nil
+}
+
+func (a *App) serveDecide(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeDecideRequest(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, ActResponse{Error: err.Error()})
 		return
 	}
 	id, ok := server.IdentityFrom(r.Context())

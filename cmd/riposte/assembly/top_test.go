@@ -1,6 +1,7 @@
 package assembly
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -234,5 +235,45 @@ func TestLocalTopCaptureNeedsServer(t *testing.T) {
 	_, err := l.Act(context.Background(), console.Request{Action: "capture.start", Container: "web", With: map[string]string{"duration": "30s"}})
 	if err == nil || !strings.Contains(err.Error(), "capture needs a running riposte serve on "+cfg.Data) {
 		t.Errorf("capture without a server: %v", err)
+	}
+}
+
+func FuzzDecodeDecideRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"approval":"apr-20261203-122621-83b506bc66","granted":true}`,
+		`{"approval":"apr-1"}`,
+		`{"approval":""}`,
+		`{"approval":"apr-1","granted":"yes"}`,
+		`{"approval":"apr-1","requested_by":"root"}`,
+		`{"approval":"apr-1"} {"approval":"apr-2"}`,
+		`[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeDecideRequest(bytes.NewReader(body))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "decode decide request: ") {
+				t.Fatalf("error %q does not say what failed", err)
+			}
+			return
+		}
+		if req.Approval == "" {
+			t.Fatal("accepted a request without an approval id")
+		}
+	})
+}
+
+func TestDecodeDecideRequest(t *testing.T) {
+	for _, tc := range []struct{ body, err string }{
+		{`{"approval":"apr-1","granted":true}`, ""},
+		{`{"approval":""}`, "field approval: missing"},
+		{`{"approval":"apr-1","requested_by":"root"}`, `unknown field "requested_by"`},
+		{`{"approval":"apr-1"} {"approval":"apr-2"}`, "data after the request object"},
+	} {
+		_, err := decodeDecideRequest(strings.NewReader(tc.body))
+		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: error %v, want %q", tc.body, err, tc.err)
+		}
 	}
 }
