@@ -281,9 +281,20 @@ func (e *Engine) queue(work context.Context, items []store.InboxItem) int {
 // together (one incident lookup, batched recordings).
 const maxRun = 64
 
-// drain processes one container's queue in order, a run at a time.
+// Retrying a run the store refused: the first wait, and the longest.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// drain processes one container's queue in order, a run at a time. A run
+// the store refused (it is down, or its disk is full) stays claimed by this
+// engine and is tried again with backoff, so that it goes on as soon as the
+// store recovers instead of waiting out its lease; later alerts of the
+// container wait behind it, in order.
 func (e *Engine) drain(ctx context.Context, key string) {
 	defer e.wg.Done()
+	wait := retryFirst
 	for {
 		e.mu.Lock()
 		q := e.queues[key]
@@ -298,8 +309,25 @@ func (e *Engine) drain(ctx context.Context, key string) {
 		e.mu.Unlock()
 
 		e.sem <- struct{}{}
-		e.process(ctx, run)
+		finished := e.process(ctx, run)
 		<-e.sem
+		if !finished && ctx.Err() == nil {
+			e.log.Warn("store refused a run; trying again", "alerts", len(run), "in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, retryMax)
+			if ctx.Err() == nil {
+				e.mu.Lock()
+				e.queues[key] = append(run, e.queues[key]...)
+				e.mu.Unlock()
+				continue
+			}
+			// Stopping: leave them claimed; the next start takes them.
+		} else {
+			wait = retryFirst
+		}
 
 		e.mu.Lock()
 		wasFull := len(e.inflight) >= e.cfg.Batch

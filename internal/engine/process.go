@@ -14,8 +14,11 @@ import (
 
 // process runs every matched playbook for a run of claimed alerts of one
 // container, in order: their incidents in one store request, their
-// recordings batched, and every alert finished with the last batch.
-func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
+// recordings batched, and every alert finished with the last batch. It
+// reports whether the alerts were finished: false when the store refused
+// (they are still claimed by this engine; processing them again records
+// nothing twice).
+func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished bool) {
 	start := e.now()
 	// Incidents: found already for alerts the engine stored itself
 	// (Submit), in one request for the others.
@@ -31,9 +34,8 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 	if len(qs) > 0 {
 		refs, err := e.deps.Store.IncidentsFor(ctx, qs)
 		if err != nil {
-			// Left claimed: the lease runs out and they are tried again.
 			e.log.Error("open incidents", "alerts", len(items), "err", err)
-			return
+			return false
 		}
 		for k, i := range missing {
 			items[i].Incident = refs[k].ID
@@ -53,14 +55,14 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) {
 		}
 	}
 	if err := e.flush(ctx, b, finish...); err != nil {
-		// Left claimed: the lease runs out and they are processed again;
-		// what was recorded is not recorded twice.
 		e.log.Error("finish alerts", "alerts", len(items), "err", err)
+		return false
 	}
 	took := e.now().Sub(start).Seconds()
 	for range items {
 		e.m.ProcessSeconds.Observe(took)
 	}
+	return true
 }
 
 // batch collects the transitions of one alert that need no round trip of
