@@ -338,3 +338,36 @@ func keys(m map[string]string) []string {
 	}
 	return k
 }
+
+// TestIntegrationFrozenOutsideContainerd: a cgroup frozen by another tool
+// (containerd still says running) counts as paused, and unpause thaws it
+// through the cgroup.
+func TestIntegrationFrozenOutsideContainerd(t *testing.T) {
+	e := setup(t)
+	id := cgroupctltest.RandomID(t)
+	_, task := containerdtest.Run(t, e.cli, e.ctx, e.img, id, nil)
+	p, err := cgroupctl.PathsOf("/proc", int(task.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := p.Container()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cg.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cg.Thaw(context.Background()) })
+	if res, err := e.run(t, "containerd.pause", id, nil); err != nil || res.Note != "already paused (cgroup frozen outside containerd)" {
+		t.Fatalf("pause of a frozen cgroup: %+v, %v", res, err)
+	}
+	res, err := e.run(t, "containerd.unpause", id, nil)
+	if err != nil || res.Note != "unpaused (cgroup thawed)" || res.Detail["via"] != "cgroup" {
+		t.Fatalf("unpause: %+v, %v", res, err)
+	}
+	if f := freezer(t, task.Pid()); f != "THAWED" {
+		t.Fatalf("freezer after unpause: %s", f)
+	}
+}
