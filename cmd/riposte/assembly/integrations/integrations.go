@@ -18,6 +18,7 @@ import (
 	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
 	"github.com/riposte-sec/riposte/notifiers/webhook"
 	"github.com/riposte-sec/riposte/responders/capture"
+	"github.com/riposte-sec/riposte/responders/containerd"
 	"github.com/riposte-sec/riposte/responders/docker"
 	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
@@ -157,6 +158,7 @@ func Table() []Integration {
 		{Name: "capture", Section: "capture", Always: true, Specs: capture.Specs(), Build: buildCapture,
 			Needs: "enable the detector (detector.enabled: true); captures need its event stream"},
 		{Name: "kubernetes", Section: "kubernetes", Specs: kubernetes.Specs(), Build: buildKubernetes},
+		{Name: "containerd", Section: "containerd", Specs: containerd.Specs(), Build: buildContainerd},
 		{Name: "slack", Section: "notifiers.slack", Specs: slack.Specs(), Build: buildSlack, Check: configCheck[slack.Config]},
 		{Name: "pagerduty", Section: "notifiers.pagerduty", Specs: pagerduty.Specs(), Build: simple(func(c pagerduty.Config, l *slog.Logger) (actions.Runner, error) {
 			return pagerduty.New(c, pagerduty.Deps{Logger: l})
@@ -315,6 +317,26 @@ func buildKubernetes(env *Env, decode func(any) error) (Built, error) {
 		return Built{}, err
 	}
 	return Built{Runner: k, Value: k}, nil
+}
+
+func buildContainerd(env *Env, decode func(any) error) (Built, error) {
+	var c containerd.Config
+	if err := decode(&c); err != nil {
+		return Built{}, err
+	}
+	if c.DataDir == "" {
+		c.DataDir = env.Data
+	}
+	cli, err := containerd.NewClient(c)
+	if err != nil {
+		return Built{}, err
+	}
+	r, err := containerd.New(c, containerd.Deps{Client: cli, Logger: env.Logger})
+	if err != nil {
+		cli.Close()
+		return Built{}, err
+	}
+	return Built{Runner: r, Close: cli.Close, Value: r}, nil
 }
 
 func buildSlack(env *Env, decode func(any) error) (Built, error) {
