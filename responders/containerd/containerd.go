@@ -206,7 +206,7 @@ func (r *Responder) kill(ctx context.Context, req actions.Request, t target) (ac
 	// The cgroup is empty; wait for containerd to see the task exit, so
 	// that the note (and the next action) tell the truth.
 	task := t.task
-	wctx, cancel := context.WithTimeout(t.ctx, r.cfg.Timeouts.API)
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.API)
 	defer cancel()
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		st, err := task.Status(wctx)

@@ -154,7 +154,7 @@ func (r *Responder) snapshot(ctx context.Context, req actions.Request, t target)
 	} else if p < limit {
 		limit, limitFrom = p, "the max_bytes parameter"
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, r.cfg.Timeouts.Snapshot)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.Snapshot)
 	defer cancel()
 
 	started := time.Now().UTC()
