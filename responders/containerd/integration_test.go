@@ -371,3 +371,25 @@ func TestIntegrationFrozenOutsideContainerd(t *testing.T) {
 		t.Fatalf("freezer after unpause: %s", f)
 	}
 }
+
+// TestIntegrationLookup: the detector's view of a containerd container:
+// name, image and pod labels from containerd, the task's pid.
+func TestIntegrationLookup(t *testing.T) {
+	e := setup(t)
+	id := cgroupctltest.RandomID(t)
+	_, task := containerdtest.Run(t, e.cli, e.ctx, e.img, id, criLabels)
+	f, ok, err := e.r.Lookup(context.Background(), id)
+	if err != nil || !ok {
+		t.Fatalf("Lookup: %v, %v", ok, err)
+	}
+	if f.Namespace != e.ns || f.Name != "payments/api-7d9f/app" || f.Image != containerdtest.ImageName || f.Labels[ctrd.LabelPodUID] != "4f1c" ||
+		f.Pid != int(task.Pid()) || !f.Running {
+		t.Fatalf("Lookup = %+v", f)
+	}
+	if _, ok, err := e.r.Lookup(context.Background(), cgroupctltest.RandomID(t)); ok || err != nil {
+		t.Fatalf("Lookup of an unknown id: %v, %v", ok, err)
+	}
+	if _, _, err := e.r.Lookup(context.Background(), "../x"); err == nil {
+		t.Fatal("Lookup accepted a bad id")
+	}
+}

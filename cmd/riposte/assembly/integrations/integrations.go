@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/detector/containers"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -143,6 +144,26 @@ type Docker struct {
 	Client *client.Client
 }
 
+// Containerd is the containerd integration's Value: the responder, which
+// also describes containerd's containers to the detector (Resolve).
+type Containerd struct {
+	*containerd.Responder
+}
+
+var _ containers.Resolver = Containerd{}
+
+// Resolve describes a container Docker does not know from containerd's
+// record: name and pod labels from its labels, image, the task's pid.
+func (c Containerd) Resolve(ctx context.Context, id string) (containers.Info, error) {
+	f, ok, err := c.Lookup(ctx, id)
+	if err != nil || !ok {
+		return containers.Info{}, err
+	}
+	repo, tag, digest := containers.SplitImage(f.Image)
+	return containers.Info{ID: f.ID, Name: f.Name, Image: repo, Tag: tag, Digest: digest, Labels: f.Labels,
+		Pid: f.Pid, Running: f.Running, Known: true, Runtime: "containerd"}, nil
+}
+
 // JournalNote is the action the engine implements itself: a note in the
 // IR journal.
 var JournalNote = actions.Spec{
@@ -155,10 +176,12 @@ var JournalNote = actions.Spec{
 func Table() []Integration {
 	return []Integration{
 		{Name: "docker", Section: "docker", Always: true, Specs: docker.Specs(), Build: buildDocker},
+		// Before capture, which starts the detector: the detector asks
+		// containerd about the containers Docker does not know.
+		{Name: "containerd", Section: "containerd", Specs: containerd.Specs(), Build: buildContainerd},
 		{Name: "capture", Section: "capture", Always: true, Specs: capture.Specs(), Build: buildCapture,
 			Needs: "enable the detector (detector.enabled: true); captures need its event stream"},
 		{Name: "kubernetes", Section: "kubernetes", Specs: kubernetes.Specs(), Build: buildKubernetes},
-		{Name: "containerd", Section: "containerd", Specs: containerd.Specs(), Build: buildContainerd},
 		{Name: "slack", Section: "notifiers.slack", Specs: slack.Specs(), Build: buildSlack, Check: configCheck[slack.Config]},
 		{Name: "pagerduty", Section: "notifiers.pagerduty", Specs: pagerduty.Specs(), Build: simple(func(c pagerduty.Config, l *slog.Logger) (actions.Runner, error) {
 			return pagerduty.New(c, pagerduty.Deps{Logger: l})
@@ -336,7 +359,7 @@ func buildContainerd(env *Env, decode func(any) error) (Built, error) {
 		cli.Close()
 		return Built{}, err
 	}
-	return Built{Runner: r, Close: cli.Close, Value: r}, nil
+	return Built{Runner: r, Close: cli.Close, Value: Containerd{r}}, nil
 }
 
 func buildSlack(env *Env, decode func(any) error) (Built, error) {
