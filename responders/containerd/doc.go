@@ -10,10 +10,13 @@
 // CRI labels, nerdctl's name, or "<namespace>:<ref>") is resolved once in
 // the configured namespaces, in order, and every later step uses that
 // namespace and full id. A reference found in two places is refused as
-// ambiguous. The kernel does the containment: pause, unpause and kill go
-// through the task's cgroup (found from its init pid in the host's /proc)
-// with responders/contain, so riposte needs root on the node, as the
-// agent has.
+// ambiguous. Pause and unpause go through containerd's task API (runc
+// freezes the task's cgroup), so that containerd, the kubelet and Docker
+// keep a truthful state; the cgroup, found from the task's init pid in the
+// host's /proc, is then checked frozen, and is frozen or thawed directly
+// with responders/contain when containerd refuses. Kill signals every
+// process of the cgroup. riposte needs root on the node with the host's
+// /proc, as the agent has.
 //
 // The protect guardrail reads containerd's labels (CRI copies the pod's
 // labels there): a container carrying the protect label, or whose name or

@@ -35,7 +35,7 @@ type env struct {
 	dir string
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	cli := containerdtest.Client(t)
 	ns, ctx := containerdtest.Namespace(t, cli)
@@ -48,7 +48,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-func (e *env) run(t *testing.T, action, ref string, params actions.Params) (actions.Result, error) {
+func (e *env) run(t testing.TB, action, ref string, params actions.Params) (actions.Result, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

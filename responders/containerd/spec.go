@@ -13,7 +13,7 @@ var privileges = []string{
 // Specs describes the actions this responder implements.
 func Specs() []actions.Spec {
 	return []actions.Spec{
-		{Name: "containerd.pause", Help: "Freeze every process of a containerd container through its cgroup (freezer.state or cgroup.freeze); memory and state are kept for forensics.",
+		{Name: "containerd.pause", Help: "Freeze every process of a containerd container (containerd's task API, the cgroup directly when containerd refuses); memory and state are kept for forensics.",
 			Privileges: privileges, Destructive: true, Container: true},
 		{Name: "containerd.unpause", Help: "Thaw a paused containerd container.",
 			Privileges: privileges, Container: true},
