@@ -37,6 +37,7 @@ const (
 //	  timeouts:
 //	    api: 30s
 //	    snapshot: 10m
+//	  freeze: containerd                          # or cgroup: the fast path
 type Config struct {
 	// Address is containerd's socket; default /run/containerd/containerd.sock.
 	Address string `yaml:"address"`
@@ -54,6 +55,31 @@ type Config struct {
 	Snapshot SnapshotConfig `yaml:"snapshot"`
 	// Timeouts bound the calls to containerd.
 	Timeouts TimeoutConfig `yaml:"timeouts"`
+	// Freeze is how containerd.pause freezes: "containerd" (default)
+	// through the task API, so containerd, the kubelet and Docker report
+	// the task paused; or "cgroup", cgroupfs directly, the fast path
+	// (BenchmarkPauseUnpause: ~22 ms against ~0.3 ms for a pause and an
+	// unpause here), after which containerd still reports it running.
+	Freeze FreezeMode `yaml:"freeze"`
+}
+
+// FreezeMode is how containerd.pause freezes a task.
+type FreezeMode string
+
+// Freeze modes.
+const (
+	FreezeContainerd FreezeMode = "containerd"
+	FreezeCgroup     FreezeMode = "cgroup"
+)
+
+// UnmarshalText accepts "containerd" or "cgroup".
+func (m *FreezeMode) UnmarshalText(b []byte) error {
+	switch v := FreezeMode(b); v {
+	case FreezeContainerd, FreezeCgroup:
+		*m = v
+		return nil
+	}
+	return fmt.Errorf("want containerd or cgroup, got %q", b)
 }
 
 // ProtectConfig lists protected containers.
@@ -107,6 +133,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Timeouts.Snapshot == 0 {
 		cfg.Timeouts.Snapshot = DefaultSnapshotTimeout
 	}
+	if cfg.Freeze == "" {
+		cfg.Freeze = FreezeContainerd
+	}
 	return cfg
 }
 
@@ -148,6 +177,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Timeouts.Snapshot < 0 {
 		errs = append(errs, fmt.Errorf("timeouts.snapshot: must not be negative, got %s", cfg.Timeouts.Snapshot))
+	}
+	if err := new(FreezeMode).UnmarshalText([]byte(cfg.Freeze)); err != nil {
+		errs = append(errs, fmt.Errorf("freeze: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ func TestConfigValidate(t *testing.T) {
 			Protect:    ProtectConfig{Label: "=true", Names: []string{"["}, Images: []string{""}},
 			Snapshot:   SnapshotConfig{MaxBytes: -1},
 			Timeouts:   TimeoutConfig{API: -time.Second, Snapshot: -time.Minute},
+			Freeze:     "thaw",
 		}, []string{
 			`address: want the absolute path of containerd's socket, got "unix:///run/containerd/containerd.sock"`,
 			`namespaces[1]: invalid containerd namespace "bad ns"`,
@@ -36,6 +38,7 @@ func TestConfigValidate(t *testing.T) {
 			`snapshot.max_bytes: must not be negative, got -1`,
 			`timeouts.api: must not be negative, got -1s`,
 			`timeouts.snapshot: must not be negative, got -1m0s`,
+			`freeze: want containerd or cgroup, got "thaw"`,
 		}},
 	}
 	for _, tt := range tests {
@@ -63,8 +66,18 @@ func TestConfigValidate(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{DataDir: "/d"}.withDefaults()
 	if c.Address != DefaultAddress || strings.Join(c.Namespaces, ",") != "k8s.io" || c.EvidenceDir != "/d/evidence" ||
-		c.Protect.Label != "riposte.protect=true" || c.Snapshot.MaxBytes != 1<<30 || c.Timeouts.API != 30*time.Second {
+		c.Protect.Label != "riposte.protect=true" || c.Snapshot.MaxBytes != 1<<30 || c.Timeouts.API != 30*time.Second || c.Freeze != FreezeContainerd {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFreezeModeUnmarshalText(t *testing.T) {
+	for in, want := range map[string]string{"containerd": "", "cgroup": "", "CGROUP": `want containerd or cgroup, got "CGROUP"`, "": `want containerd or cgroup, got ""`} {
+		var m FreezeMode
+		err := m.UnmarshalText([]byte(in))
+		if got := fmt.Sprint(err); (want == "" && err != nil) || (want != "" && got != want) || (err == nil && string(m) != in) {
+			t.Errorf("UnmarshalText(%q) = %q, %v; want error %q", in, m, err, want)
+		}
 	}
 }
 

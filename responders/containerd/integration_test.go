@@ -393,3 +393,33 @@ func TestIntegrationLookup(t *testing.T) {
 		t.Fatal("Lookup accepted a bad id")
 	}
 }
+
+// TestIntegrationFreezeCgroup: with freeze: cgroup, pause writes cgroupfs
+// directly (containerd keeps saying running, as documented) and unpause
+// thaws it the same way.
+func TestIntegrationFreezeCgroup(t *testing.T) {
+	e := setup(t)
+	r, err := ctrd.New(ctrd.Config{Namespaces: []string{e.ns}, DataDir: e.dir, Freeze: ctrd.FreezeCgroup}, ctrd.Deps{Client: e.cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r = r
+	id := cgroupctltest.RandomID(t)
+	_, task := containerdtest.Run(t, e.cli, e.ctx, e.img, id, nil)
+	res, err := e.run(t, "containerd.pause", id, nil)
+	if err != nil || res.Note != "paused (cgroup frozen)" || res.Detail["via"] != "cgroup" {
+		t.Fatalf("pause: %+v, %v", res, err)
+	}
+	if f := freezer(t, task.Pid()); f != "FROZEN" {
+		t.Fatalf("freezer after pause: %s", f)
+	}
+	if s := status(t, e.ctx, task); s != containerd.Running {
+		t.Fatalf("containerd's status after a cgroup freeze: %s (the doc says it stays running)", s)
+	}
+	if res, err := e.run(t, "containerd.unpause", id, nil); err != nil || res.Detail["via"] != "cgroup" {
+		t.Fatalf("unpause: %+v, %v", res, err)
+	}
+	if f := freezer(t, task.Pid()); f != "THAWED" {
+		t.Fatalf("freezer after unpause: %s", f)
+	}
+}

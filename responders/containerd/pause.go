@@ -10,7 +10,8 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 )
 
-// pause freezes the container through containerd's task API, so that
+// pause freezes the container through containerd's task API (unless the
+// config says freeze: cgroup), so that
 // containerd (and the kubelet, and Docker for namespace moby) know it is
 // paused and can resume it; runc freezes the same cgroup. When containerd
 // cannot (its shim refuses, an old runtime), the cgroup is frozen
@@ -24,6 +25,13 @@ func (r *Responder) pause(ctx context.Context, t target) (actions.Result, error)
 	}
 	if frozen, err := t.Cgroup.Frozen(); err == nil && frozen {
 		return actions.Result{Note: "already paused (cgroup frozen outside containerd)", Detail: map[string]any{"cgroup": t.Cgroup.String()}}, nil
+	}
+	if r.cfg.Freeze == FreezeCgroup {
+		res, err := r.contain.Pause(ctx, t.Target)
+		if err == nil {
+			res.Detail["via"] = "cgroup"
+		}
+		return res, err
 	}
 	_, err := call(r, ctx, "pause task", func(cctx context.Context) (struct{}, error) { return struct{}{}, t.task.Pause(cctx) })
 	if err == nil {
