@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -74,12 +75,12 @@ const (
 
 // UnmarshalText accepts "containerd" or "cgroup".
 func (m *FreezeMode) UnmarshalText(b []byte) error {
-	switch v := FreezeMode(b); v {
+	switch v := FreezeMode(strings.ToLower(strings.TrimSpace(string(b)))); v {
 	case FreezeContainerd, FreezeCgroup:
 		*m = v
 		return nil
 	}
-	return fmt.Errorf("want containerd or cgroup, got %q", b)
+	return fmt.Errorf("freeze: want containerd or cgroup, got %q", b)
 }
 
 // ProtectConfig lists protected containers.
@@ -178,8 +179,8 @@ func (cfg Config) Validate() error {
 	if cfg.Timeouts.Snapshot < 0 {
 		errs = append(errs, fmt.Errorf("timeouts.snapshot: must not be negative, got %s", cfg.Timeouts.Snapshot))
 	}
-	if err := new(FreezeMode).UnmarshalText([]byte(cfg.Freeze)); err != nil {
-		errs = append(errs, fmt.Errorf("freeze: %w", err))
+	if cfg.Freeze != FreezeContainerd && cfg.Freeze != FreezeCgroup {
+		errs = append(errs, fmt.Errorf("freeze: want containerd or cgroup, got %q", cfg.Freeze))
 	}
 	return errors.Join(errs...)
 }

@@ -72,11 +72,18 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestFreezeModeUnmarshalText(t *testing.T) {
-	for in, want := range map[string]string{"containerd": "", "cgroup": "", "CGROUP": `want containerd or cgroup, got "CGROUP"`, "": `want containerd or cgroup, got ""`} {
+	tests := []struct{ in, want, wantErr string }{
+		{"containerd", "containerd", ""},
+		{"cgroup", "cgroup", ""},
+		{" CGroup ", "cgroup", ""},
+		{"thaw", "", `freeze: want containerd or cgroup, got "thaw"`},
+		{"", "", `freeze: want containerd or cgroup, got ""`},
+	}
+	for _, tt := range tests {
 		var m FreezeMode
-		err := m.UnmarshalText([]byte(in))
-		if got := fmt.Sprint(err); (want == "" && err != nil) || (want != "" && got != want) || (err == nil && string(m) != in) {
-			t.Errorf("UnmarshalText(%q) = %q, %v; want error %q", in, m, err, want)
+		err := m.UnmarshalText([]byte(tt.in))
+		if string(m) != tt.want || fmt.Sprint(err) != map[bool]string{true: "<nil>", false: tt.wantErr}[tt.wantErr == ""] {
+			t.Errorf("UnmarshalText(%q) = %q, %v; want %q, error %q", tt.in, m, err, tt.want, tt.wantErr)
 		}
 	}
 }

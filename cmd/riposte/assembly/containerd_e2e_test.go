@@ -3,8 +3,10 @@ package assembly
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +56,7 @@ func TestE2EContainerdOnlyContainer(t *testing.T) {
 	if err := os.WriteFile(pbPath, []byte(pb), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yml := fmt.Sprintf("playbooks: [%q]\nengine: {poll: 20ms}\ncontainerd:\n  address: %q\n  namespaces: [%q]\n",
+	yml := fmt.Sprintf("playbooks: [%q]\nengine: {poll: 20ms}\ncontainerd:\n  address: %q\n  namespaces: [%q]\n  freeze: containerd\n",
 		pbPath, containerdtest.Address(t), ns)
 	cfg, err := config.Parse(filepath.Join(dir, "riposte.yaml"), []byte(yml))
 	if err != nil {
@@ -96,5 +98,33 @@ func TestE2EContainerdOnlyContainer(t *testing.T) {
 	}
 	if st, err := guardedTask.Status(ctx); err != nil || st.Status != containerd.Running {
 		t.Fatalf("protected task: %+v, %v; want running", st, err)
+	}
+}
+
+// TestContainerdConfigErrors: a bad containerd section stops the build
+// with the file, line and field.
+func TestContainerdConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	pbPath := filepath.Join(dir, "playbooks.yaml")
+	if err := os.WriteFile(pbPath, []byte("- playbook: p\n  match: {rules: [x]}\n  actions: [{do: containerd.pause}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, section, want string }{
+		{"enum", "  freeze: thaw\n", `riposte.yaml: freeze: want containerd or cgroup, got "thaw"`},
+		{"unknown key", "  namespace: k8s.io\n", `riposte.yaml:5: containerd.namespace: unknown field (want one of address, namespaces,`},
+		{"validate", "  namespaces: [\"bad ns\"]\n", `containerd responder config: namespaces[0]: invalid containerd namespace "bad ns"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yml := fmt.Sprintf("playbooks: [%q]\nlog: {level: error}\ncontainerd:\n  address: /nonexistent/containerd.sock\n%s", pbPath, tt.section)
+			cfg, err := config.Parse(filepath.Join(dir, "riposte.yaml"), []byte(yml))
+			if err == nil {
+				cfg.Data = filepath.Join(dir, "data")
+				_, err = Build(cfg, NewLogger(cfg, io.Discard))
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
