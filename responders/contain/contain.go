@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -70,6 +71,10 @@ type Guard struct {
 	// Images are glob patterns over Target.Image, as given and without its
 	// tag or digest.
 	Images []string
+	// Self are riposte's own cgroups: a target whose cgroup holds them is
+	// riposte's own container (or a pod around it), and freezing it would
+	// freeze riposte. New reads them from /proc/self when left zero.
+	Self cgroupctl.Paths
 }
 
 // Check reports every bad pattern in g, joined.
@@ -95,6 +100,15 @@ func (g Guard) Check() error {
 
 // Reason says why t may not be touched, or "" when it may.
 func (g Guard) Reason(t Target) string {
+	for _, own := range []cgroupctl.Cgroup{g.Self.Freezer, g.Self.Unified} {
+		if own.Mount == "" || own.Mount != t.Cgroup.Mount || own.V2 != t.Cgroup.V2 {
+			continue
+		}
+		tp := strings.TrimSuffix(t.Cgroup.Path, "/")
+		if own.Path == t.Cgroup.Path || strings.HasPrefix(own.Path, tp+"/") {
+			return "its cgroup " + t.Cgroup.String() + " holds riposte itself"
+		}
+	}
 	if guard.ParseLabel(g.Label).Matches(t.Labels) {
 		return "label " + g.Label
 	}
@@ -140,6 +154,11 @@ func New(g Guard, log *slog.Logger) (*Container, error) {
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if g.Self == (cgroupctl.Paths{}) {
+		// Unreadable (no /proc): no cgroup to recognise; the runtime's own
+		// checks still apply.
+		g.Self, _ = cgroupctl.PathsOf("/proc", os.Getpid())
 	}
 	return &Container{guard: g, log: log}, nil
 }

@@ -11,7 +11,11 @@ import (
 )
 
 func TestGuardReason(t *testing.T) {
-	g := Guard{Label: "riposte.protect=true", Names: []string{"kube-*", "infra/db-*/*"}, Images: []string{"postgres", "registry.example.com/infra/*"}}
+	g := Guard{Label: "riposte.protect=true", Names: []string{"kube-*", "infra/db-*/*"}, Images: []string{"postgres", "registry.example.com/infra/*"},
+		Self: cgroupctl.Paths{
+			Freezer: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/freezer", Path: "/kubepods/pod1/abc"},
+			Unified: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/unified", Path: "/system.slice/riposte.service", V2: true},
+		}}
 	tests := []struct {
 		name string
 		t    Target
@@ -26,6 +30,15 @@ func TestGuardReason(t *testing.T) {
 		{"image without tag", Target{Image: "postgres:15"}, `image "postgres:15" matches protected image "postgres"`},
 		{"image with registry port and digest", Target{Image: "registry.example.com/infra/vault@sha256:ab"}, `image "registry.example.com/infra/vault@sha256:ab" matches protected image "registry.example.com/infra/*"`},
 		{"empty name matches no glob", Target{Name: ""}, ""},
+		{"riposte's own cgroup", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/freezer", Path: "/kubepods/pod1/abc"}},
+			"its cgroup v1 freezer:/kubepods/pod1/abc holds riposte itself"},
+		{"the pod around riposte", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/freezer", Path: "/kubepods/pod1/"}},
+			"its cgroup v1 freezer:/kubepods/pod1/ holds riposte itself"},
+		{"riposte's v2 cgroup", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/unified", Path: "/system.slice/riposte.service", V2: true}},
+			"its cgroup v2:/system.slice/riposte.service holds riposte itself"},
+		{"a sibling whose name extends riposte's", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/freezer", Path: "/kubepods/pod1/ab"}}, ""},
+		{"another container", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/freezer", Path: "/kubepods/pod2/def"}}, ""},
+		{"same path in another hierarchy", Target{Cgroup: cgroupctl.Cgroup{Mount: "/sys/fs/cgroup/unified", Path: "/kubepods/pod1/abc", V2: true}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

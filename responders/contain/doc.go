@@ -7,10 +7,11 @@
 // it means (id, name, image, labels) and where its init process runs.
 //
 // The protect guardrail is applied here, before anything is written to
-// cgroupfs: a Target whose runtime labels carry the protect label (through
-// internal/guard, the same `riposte.protect=true` as everywhere), or whose
-// name or image matches a protected glob, is refused with an error wrapping
-// actions.ErrProtected. A runtime responder that calls Pause, Unpause or
+// cgroupfs: a Target whose cgroup holds riposte's own process (its
+// container, or the pod around it), whose runtime labels carry the protect
+// label (through internal/guard, the same `riposte.protect=true` as
+// everywhere), or whose name or image matches a protected glob, is refused
+// with an error wrapping actions.ErrProtected. A runtime responder that calls Pause, Unpause or
 // Signal cannot forget the check.
 //
 // A Container holds no state beyond its immutable Guard and logger and is
