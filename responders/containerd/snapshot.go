@@ -268,13 +268,17 @@ func (r *Responder) collect(ctx context.Context, b *bundle, m *docker.Manifest, 
 	}
 	// The diff is computed by containerd into its content store, under a
 	// lease of its own so that the garbage collector takes it afterwards.
-	lctx, done, err := r.cli.WithLease(ctx, leases.WithRandomID(), leases.WithExpiration(time.Hour))
+	// Deleting the lease synchronously frees the diff's blob at once (a
+	// large diff would otherwise wait for the next collection).
+	ls := r.cli.LeasesService()
+	lease, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(time.Hour))
 	if err != nil {
 		return r.classify(ctx, "take a lease for the rootfs diff", err)
 	}
+	lctx := leases.WithLease(ctx, lease.ID)
 	defer func() {
-		if err := done(context.WithoutCancel(lctx)); err != nil {
-			r.log.Warn("release the rootfs diff's lease", "err", err)
+		if err := ls.Delete(context.WithoutCancel(ctx), lease, leases.SynchronousDelete); err != nil {
+			r.log.Warn("release the rootfs diff's lease", "lease", lease.ID, "err", err)
 		}
 	}()
 	desc, err := rootfs.CreateDiff(lctx, t.info.SnapshotKey, r.cli.SnapshotService(t.info.Snapshotter), r.cli.DiffService(),
