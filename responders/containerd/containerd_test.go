@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 			Protect:    ProtectConfig{Label: "=true", Names: []string{"["}, Images: []string{""}},
 			Snapshot:   SnapshotConfig{MaxBytes: -1},
 			Timeouts:   TimeoutConfig{API: -time.Second, Snapshot: -time.Minute},
-			Freeze:     "thaw",
+			Pause:      "thaw",
 		}, []string{
 			`address: want the absolute path of containerd's socket, got "unix:///run/containerd/containerd.sock"`,
 			`namespaces[1]: invalid containerd namespace "bad ns"`,
@@ -38,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 			`snapshot.max_bytes: must not be negative, got -1`,
 			`timeouts.api: must not be negative, got -1s`,
 			`timeouts.snapshot: must not be negative, got -1m0s`,
-			`freeze: want containerd or cgroup, got "thaw"`,
+			`pause: want containerd or freezer, got "thaw"`,
 		}},
 	}
 	for _, tt := range tests {
@@ -66,21 +66,21 @@ func TestConfigValidate(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{DataDir: "/d"}.withDefaults()
 	if c.Address != DefaultAddress || strings.Join(c.Namespaces, ",") != "k8s.io" || c.EvidenceDir != "/d/evidence" ||
-		c.Protect.Label != "riposte.protect=true" || c.Snapshot.MaxBytes != 1<<30 || c.Timeouts.API != 30*time.Second || c.Freeze != FreezeContainerd {
+		c.Protect.Label != "riposte.protect=true" || c.Snapshot.MaxBytes != 1<<30 || c.Timeouts.API != 30*time.Second || c.Pause != PauseContainerd {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
 
-func TestFreezeModeUnmarshalText(t *testing.T) {
+func TestPauseViaUnmarshalText(t *testing.T) {
 	tests := []struct{ in, want, wantErr string }{
 		{"containerd", "containerd", ""},
-		{"cgroup", "cgroup", ""},
-		{" CGroup ", "cgroup", ""},
-		{"thaw", "", `freeze: want containerd or cgroup, got "thaw"`},
-		{"", "", `freeze: want containerd or cgroup, got ""`},
+		{"freezer", "freezer", ""},
+		{" Freezer ", "freezer", ""},
+		{"thaw", "", `pause: want containerd or freezer, got "thaw"`},
+		{"", "", `pause: want containerd or freezer, got ""`},
 	}
 	for _, tt := range tests {
-		var m FreezeMode
+		var m PauseVia
 		err := m.UnmarshalText([]byte(tt.in))
 		if string(m) != tt.want || fmt.Sprint(err) != map[bool]string{true: "<nil>", false: tt.wantErr}[tt.wantErr == ""] {
 			t.Errorf("UnmarshalText(%q) = %q, %v; want %q, error %q", tt.in, m, err, tt.want, tt.wantErr)

@@ -394,12 +394,12 @@ func TestIntegrationLookup(t *testing.T) {
 	}
 }
 
-// TestIntegrationFreezeCgroup: with freeze: cgroup, pause writes cgroupfs
+// TestIntegrationPauseFreezer: with pause: freezer, pause writes cgroupfs
 // directly (containerd keeps saying running, as documented) and unpause
 // thaws it the same way.
-func TestIntegrationFreezeCgroup(t *testing.T) {
+func TestIntegrationPauseFreezer(t *testing.T) {
 	e := setup(t)
-	r, err := ctrd.New(ctrd.Config{Namespaces: []string{e.ns}, DataDir: e.dir, Freeze: ctrd.FreezeCgroup}, ctrd.Deps{Client: e.cli})
+	r, err := ctrd.New(ctrd.Config{Namespaces: []string{e.ns}, DataDir: e.dir, Pause: ctrd.PauseFreezer}, ctrd.Deps{Client: e.cli})
 	if err != nil {
 		t.Fatal(err)
 	}

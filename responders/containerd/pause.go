@@ -11,7 +11,7 @@ import (
 )
 
 // pause freezes the container through containerd's task API (unless the
-// config says freeze: cgroup), so that
+// config says pause: freezer), so that
 // containerd (and the kubelet, and Docker for namespace moby) know it is
 // paused and can resume it; runc freezes the same cgroup. When containerd
 // cannot (its shim refuses, an old runtime), the cgroup is frozen
@@ -26,7 +26,7 @@ func (r *Responder) pause(ctx context.Context, t target) (actions.Result, error)
 	if frozen, err := t.Cgroup.Frozen(); err == nil && frozen {
 		return actions.Result{Note: "already paused (cgroup frozen outside containerd)", Detail: map[string]any{"cgroup": t.Cgroup.String()}}, nil
 	}
-	if r.cfg.Freeze == FreezeCgroup {
+	if r.cfg.Pause == PauseFreezer {
 		res, err := r.contain.Pause(ctx, t.Target)
 		if err == nil {
 			res.Detail["via"] = "cgroup"

@@ -56,7 +56,7 @@ func TestE2EContainerdOnlyContainer(t *testing.T) {
 	if err := os.WriteFile(pbPath, []byte(pb), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yml := fmt.Sprintf("playbooks: [%q]\nengine: {poll: 20ms}\ncontainerd:\n  address: %q\n  namespaces: [%q]\n  freeze: containerd\n",
+	yml := fmt.Sprintf("playbooks: [%q]\nengine: {poll: 20ms}\ncontainerd:\n  address: %q\n  namespaces: [%q]\n  pause: containerd\n",
 		pbPath, containerdtest.Address(t), ns)
 	cfg, err := config.Parse(filepath.Join(dir, "riposte.yaml"), []byte(yml))
 	if err != nil {
@@ -110,7 +110,7 @@ func TestContainerdConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ name, section, want string }{
-		{"enum", "  freeze: thaw\n", `riposte.yaml: freeze: want containerd or cgroup, got "thaw"`},
+		{"enum", "  pause: thaw\n", `riposte.yaml: pause: want containerd or freezer, got "thaw"`},
 		{"unknown key", "  namespace: k8s.io\n", `riposte.yaml:5: containerd.namespace: unknown field (want one of address, namespaces,`},
 		{"validate", "  namespaces: [\"bad ns\"]\n", `containerd responder config: namespaces[0]: invalid containerd namespace "bad ns"`},
 	}
