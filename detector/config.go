@@ -98,7 +98,10 @@ func (c Config) validate() error {
 // Deps are the detector's collaborators. Nil fields become no-ops: no
 // logging, no container enrichment (alerts carry ids only), no metrics.
 type Deps struct {
-	Logger     *slog.Logger
-	Docker     containers.API // *client.Client from github.com/docker/docker/client
+	Logger *slog.Logger
+	Docker containers.API // *client.Client from github.com/docker/docker/client
+	// Resolvers describe the containers Docker does not know (containerd's),
+	// asked in order.
+	Resolvers  []containers.Resolver
 	Registerer prometheus.Registerer
 }

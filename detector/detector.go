@@ -75,7 +75,7 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 	if deps.Docker != nil {
 		api = deps.Docker
 	}
-	d.cache = containers.New(api, log)
+	d.cache = containers.New(api, log, deps.Resolvers...)
 	return d, nil
 }
 

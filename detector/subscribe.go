@@ -111,7 +111,8 @@ func (s *subscribers) closeAll() {
 	s.n.Store(0)
 }
 
-// applyInfo copies Docker's metadata into the event.
+// applyInfo copies the runtime's metadata (Docker's, or a resolver's)
+// into the event.
 func applyInfo(ev *event.Event, info containers.Info) {
 	if !info.Known {
 		return
@@ -119,7 +120,11 @@ func applyInfo(ev *event.Event, info containers.Info) {
 	c := &ev.Container
 	c.Name, c.Image, c.Tag, c.Digest = info.Name, info.Image, info.Tag, info.Digest
 	c.Labels, c.Ports, c.Healthcheck = info.Labels, info.Ports, info.Healthcheck
-	if c.Runtime == "" {
+	switch {
+	case c.Runtime != "":
+	case info.Runtime != "":
+		c.Runtime = info.Runtime
+	default:
 		c.Runtime = "docker"
 	}
 }

@@ -23,6 +23,14 @@ type API interface {
 	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
 }
 
+// Resolver describes containers another runtime knows (containerd's
+// Kubernetes containers, which Docker does not see). Resolve returns an
+// Info with Known false when it does not know id; an error is a failure to
+// ask, logged and treated as unknown.
+type Resolver interface {
+	Resolve(ctx context.Context, id string) (Info, error)
+}
+
 // Info is what the cache knows about one container.
 type Info struct {
 	ID     string
@@ -39,6 +47,9 @@ type Info struct {
 	Pid         int // main process, 0 when not running
 	Running     bool
 	Known       bool // false: the runtime does not know the id (or no API)
+	// Runtime is the runtime a Resolver found it in ("containerd"); ""
+	// for Docker's.
+	Runtime string
 }
 
 // negativeTTL is how long an unknown id is remembered as unknown.
@@ -46,9 +57,10 @@ const negativeTTL = 5 * time.Second
 
 // Cache maps container ids to Info.
 type Cache struct {
-	api     API
-	log     *slog.Logger
-	timeout time.Duration
+	api       API
+	resolvers []Resolver
+	log       *slog.Logger
+	timeout   time.Duration
 
 	mu       sync.RWMutex
 	byID     map[string]*entry
@@ -61,12 +73,13 @@ type entry struct {
 	fetched time.Time
 }
 
-// New returns a cache over api (nil: no enrichment). log may be nil.
-func New(api API, log *slog.Logger) *Cache {
+// New returns a cache over api (nil: no Docker enrichment) that asks
+// resolvers, in order, about the ids Docker does not know. log may be nil.
+func New(api API, log *slog.Logger, resolvers ...Resolver) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{api: api, log: log, timeout: 3 * time.Second, byID: map[string]*entry{}, inflight: map[string]chan struct{}{}}
+	return &Cache{api: api, resolvers: resolvers, log: log, timeout: 3 * time.Second, byID: map[string]*entry{}, inflight: map[string]chan struct{}{}}
 }
 
 // OnChange registers fn to be called (from Run's goroutine) when a container
@@ -75,7 +88,7 @@ func (c *Cache) OnChange(fn func(info Info, running bool)) { c.onChange = append
 
 // Get returns the container with full id id, inspecting it on a miss.
 func (c *Cache) Get(ctx context.Context, id string) Info {
-	if c.api == nil {
+	if c.api == nil && len(c.resolvers) == 0 {
 		return Info{ID: id}
 	}
 	for {
@@ -130,12 +143,25 @@ func (c *Cache) Running() []Info {
 func (c *Cache) inspect(ctx context.Context, id string) Info {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.api.ContainerInspect(ctx, id)
-	if err != nil {
+	if c.api != nil {
+		resp, err := c.api.ContainerInspect(ctx, id)
+		if err == nil {
+			return FromInspect(resp)
+		}
 		c.log.Debug("inspect container", "id", id, "err", err)
-		return Info{ID: id}
 	}
-	return FromInspect(resp)
+	for _, r := range c.resolvers {
+		info, err := r.Resolve(ctx, id)
+		if err != nil {
+			c.log.Debug("resolve container", "id", id, "err", err)
+			continue
+		}
+		if info.Known {
+			info.ID = id
+			return info
+		}
+	}
+	return Info{ID: id}
 }
 
 // FromInspect converts Docker's inspect answer.

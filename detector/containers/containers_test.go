@@ -198,3 +198,53 @@ func TestHealthcheckArgv(t *testing.T) {
 		})
 	}
 }
+
+type resolverFunc func(ctx context.Context, id string) (Info, error)
+
+func (f resolverFunc) Resolve(ctx context.Context, id string) (Info, error) { return f(ctx, id) }
+
+// TestResolvers: an id Docker does not know is asked of the resolvers in
+// order (one that fails is skipped); the answer is cached like Docker's;
+// Docker's answer wins when it knows the id; with no Docker at all the
+// resolvers still answer.
+func TestResolvers(t *testing.T) {
+	var asked atomic.Int32
+	failing := resolverFunc(func(context.Context, string) (Info, error) { return Info{}, errors.New("containerd unreachable") })
+	ctrd := resolverFunc(func(_ context.Context, id string) (Info, error) {
+		asked.Add(1)
+		if id != "cri" {
+			return Info{}, nil
+		}
+		return Info{Name: "payments/api/app", Image: "registry/app", Tag: "2", Pid: 77, Running: true, Known: true,
+			Labels: map[string]string{"io.kubernetes.pod.name": "api"}}, nil
+	})
+	api := &fakeAPI{known: map[string]container.InspectResponse{"dock": inspectOf("dock", "web", true)}}
+	tests := []struct {
+		name  string
+		api   API
+		id    string
+		want  Info
+		asked int32 // calls to the containerd resolver
+	}{
+		{"docker knows it", api, "dock", FromInspect(inspectOf("dock", "web", true)), 0},
+		{"containerd knows it", api, "cri", Info{ID: "cri", Name: "payments/api/app", Image: "registry/app", Tag: "2", Pid: 77, Running: true, Known: true,
+			Labels: map[string]string{"io.kubernetes.pod.name": "api"}}, 1},
+		{"nobody knows it", api, "ghost", Info{ID: "ghost"}, 1},
+		{"no docker", nil, "cri", Info{ID: "cri", Name: "payments/api/app", Image: "registry/app", Tag: "2", Pid: 77, Running: true, Known: true,
+			Labels: map[string]string{"io.kubernetes.pod.name": "api"}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked.Store(0)
+			c := New(tt.api, nil, failing, ctrd)
+			for range 2 { // the second Get is served from the cache
+				if got := c.Get(context.Background(), tt.id); !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("Get(%q) = %+v, want %+v", tt.id, got, tt.want)
+				}
+			}
+			if n := asked.Load(); n != tt.asked {
+				t.Fatalf("containerd resolver asked %d times, want %d", n, tt.asked)
+			}
+		})
+	}
+}

@@ -7,6 +7,11 @@
 // inspects the container once (concurrent misses for the same id share one
 // call) and caches the answer, negative answers for a short while.
 //
+// An id Docker does not know is asked of the Resolvers given to New, in
+// order (the containerd integration resolves the containers of a
+// Kubernetes node from containerd's labels); their answers are cached the
+// same way. Docker's event stream keeps only Docker's containers fresh.
+//
 // A Cache is safe for concurrent use. With a nil API it knows nothing and
 // Get returns only the id. Run blocks until its context ends and returns
 // nil then; it reconnects to the event stream on errors.

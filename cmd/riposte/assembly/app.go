@@ -25,6 +25,7 @@ import (
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/detector/containers"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/anchor"
 	"github.com/riposte-sec/riposte/internal/config"
@@ -156,8 +157,7 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	var env *integrations.Env
 	env = &integrations.Env{Logger: log, Data: cfg.Data, KV: a.Store, Replays: a.Store, Dispatcher: dispatcher{a},
 		Events: func() (capture.Events, error) {
-			d, _ := env.Value("docker").(integrations.Docker)
-			if err := a.startDetector(dcfg, d, log); err != nil || a.Detector == nil {
+			if err := a.startDetector(dcfg, env, log); err != nil || a.Detector == nil {
 				return nil, err
 			}
 			return a.Detector, nil
@@ -167,7 +167,7 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 	if err != nil {
 		return nil, err
 	}
-	if err := a.startDetector(dcfg, a.Integrations.Docker, log); err != nil {
+	if err := a.startDetector(dcfg, env, log); err != nil {
 		return nil, err
 	}
 	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {
@@ -189,13 +189,20 @@ func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App,
 }
 
 // startDetector builds the detector once, when the config enables it; it
-// shares the docker integration's API client for enrichment. Captures ask
-// for it while they are built (they record from its event stream).
-func (a *App) startDetector(dcfg detector.Config, d integrations.Docker, log *slog.Logger) (err error) {
+// shares the docker integration's API client for enrichment, and asks the
+// containerd integration, when configured, about the containers Docker
+// does not know. Captures ask for it while they are built (they record
+// from its event stream).
+func (a *App) startDetector(dcfg detector.Config, env *integrations.Env, log *slog.Logger) (err error) {
 	if a.Detector != nil || !dcfg.Enabled {
 		return nil
 	}
-	a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: d.Client, Registerer: a.Registry})
+	d, _ := env.Value("docker").(integrations.Docker)
+	var resolvers []containers.Resolver
+	if c, ok := env.Value("containerd").(integrations.Containerd); ok {
+		resolvers = append(resolvers, c)
+	}
+	a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: d.Client, Resolvers: resolvers, Registerer: a.Registry})
 	if err != nil {
 		a.Detector = nil
 		return fmt.Errorf("detector: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/detector/containers"
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -18,6 +19,7 @@ import (
 	"github.com/riposte-sec/riposte/notifiers/stream/outputs"
 	"github.com/riposte-sec/riposte/notifiers/webhook"
 	"github.com/riposte-sec/riposte/responders/capture"
+	"github.com/riposte-sec/riposte/responders/containerd"
 	"github.com/riposte-sec/riposte/responders/docker"
 	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
@@ -142,6 +144,26 @@ type Docker struct {
 	Client *client.Client
 }
 
+// Containerd is the containerd integration's Value: the responder, which
+// also describes containerd's containers to the detector (Resolve).
+type Containerd struct {
+	*containerd.Responder
+}
+
+var _ containers.Resolver = Containerd{}
+
+// Resolve describes a container Docker does not know from containerd's
+// record: name and pod labels from its labels, image, the task's pid.
+func (c Containerd) Resolve(ctx context.Context, id string) (containers.Info, error) {
+	f, ok, err := c.Lookup(ctx, id)
+	if err != nil || !ok {
+		return containers.Info{}, err
+	}
+	repo, tag, digest := containers.SplitImage(f.Image)
+	return containers.Info{ID: f.ID, Name: f.Name, Image: repo, Tag: tag, Digest: digest, Labels: f.Labels,
+		Pid: f.Pid, Running: f.Running, Known: true, Runtime: "containerd"}, nil
+}
+
 // JournalNote is the action the engine implements itself: a note in the
 // IR journal.
 var JournalNote = actions.Spec{
@@ -154,6 +176,9 @@ var JournalNote = actions.Spec{
 func Table() []Integration {
 	return []Integration{
 		{Name: "docker", Section: "docker", Always: true, Specs: docker.Specs(), Build: buildDocker},
+		// Before capture, which starts the detector: the detector asks
+		// containerd about the containers Docker does not know.
+		{Name: "containerd", Section: "containerd", Specs: containerd.Specs(), Build: buildContainerd},
 		{Name: "capture", Section: "capture", Always: true, Specs: capture.Specs(), Build: buildCapture,
 			Needs: "enable the detector (detector.enabled: true); captures need its event stream"},
 		{Name: "kubernetes", Section: "kubernetes", Specs: kubernetes.Specs(), Build: buildKubernetes},
@@ -315,6 +340,26 @@ func buildKubernetes(env *Env, decode func(any) error) (Built, error) {
 		return Built{}, err
 	}
 	return Built{Runner: k, Value: k}, nil
+}
+
+func buildContainerd(env *Env, decode func(any) error) (Built, error) {
+	var c containerd.Config
+	if err := decode(&c); err != nil {
+		return Built{}, err
+	}
+	if c.DataDir == "" {
+		c.DataDir = env.Data
+	}
+	cli, err := containerd.NewClient(c)
+	if err != nil {
+		return Built{}, err
+	}
+	r, err := containerd.New(c, containerd.Deps{Client: cli, Logger: env.Logger})
+	if err != nil {
+		cli.Close()
+		return Built{}, err
+	}
+	return Built{Runner: r, Close: cli.Close, Value: Containerd{r}}, nil
 }
 
 func buildSlack(env *Env, decode func(any) error) (Built, error) {
