@@ -29,7 +29,9 @@ func TestLoadInvalid(t *testing.T) {
 			sc := bufio.NewScanner(bytes.NewReader(data))
 			for sc.Scan() {
 				if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
-					want = append(want, w)
+					// {known actions} stands for the catalog's names, so
+					// that a new integration does not edit these cases.
+					want = append(want, strings.ReplaceAll(w, "{known actions}", strings.Join(integrations.Catalog().Names(), ", ")))
 				}
 			}
 			if len(want) == 0 {
