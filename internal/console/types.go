@@ -65,7 +65,7 @@ type Conn struct {
 	Server      string    `json:"server"`
 	PID         uint32    `json:"pid"`
 	Comm        string    `json:"comm"`
-	Result      string    `json:"result"`
+	Result      string    `json:"result"` // ok, in progress, accepted, or the errno of a failed connect (ECONNREFUSED)
 }
 
 // Spy is one command run from an interactive shell.
@@ -85,10 +85,12 @@ type File struct {
 	Time        time.Time `json:"time"`
 	ContainerID string    `json:"container_id"`
 	Container   string    `json:"container,omitempty"`
-	Op          string    `json:"op"` // read, write, create, ...
+	Op          string    `json:"op"` // read, write, create, delete, rename, chmod, symlink, link, truncate
 	PID         uint32    `json:"pid"`
 	Comm        string    `json:"comm"`
-	Path        string    `json:"path"`
+	Path        string    `json:"path"`             // rename: the old name; link, symlink: the new link
+	Target      string    `json:"target,omitempty"` // rename: the new name; link, symlink: what the link points at
+	Detail      string    `json:"detail,omitempty"` // chmod: "mode 04755"; truncate: "length 0"
 	Result      string    `json:"result"`
 }
 

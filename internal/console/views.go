@@ -90,7 +90,7 @@ var (
 			{title: "CLIENT -> SERVER", width: 44}, {title: "PROCESS", width: 16}, {title: "RESULT"}},
 		SpyUsers: {{title: "TIME", width: 8, num: true}, {title: "CONTAINER", width: 16}, {title: "USER", width: 8}, {title: "TTY", width: 7},
 			{title: "SHELL", width: 5}, {title: "PID", width: 7, num: true, right: true}, {title: "COMMAND"}},
-		Files: {{title: "TIME", width: 8, num: true}, {title: "CONTAINER", width: 16}, {title: "OP", width: 6}, {title: "PROCESS", width: 16},
+		Files: {{title: "TIME", width: 8, num: true}, {title: "CONTAINER", width: 16}, {title: "OP", width: 8}, {title: "PROCESS", width: 16},
 			{title: "RESULT", width: 8}, {title: "PATH"}},
 		Incidents: {{title: "ID", width: 30}, {title: "CONTAINER", width: 16}, {title: "RULE", width: 28}, {title: "STATE", width: 6},
 			{title: "OPENED", width: 8, num: true}, {title: "ALERTS", width: 6, num: true, right: true}, {title: "ACTIONS / PENDING APPROVALS"}},
@@ -130,7 +130,7 @@ func (m *Model) rows(v View) []row {
 		for i, f := range m.files {
 			out = append(out, row{key: "f" + strconv.FormatUint(m.fileBase+uint64(i), 10), containerID: f.ContainerID, at: f.Time,
 				cells: []cell{timeCell(f.Time), txt(m.nameOf(f.ContainerID, f.Container)), txt(f.Op),
-					txt(fmt.Sprintf("%s(%d)", f.Comm, f.PID)), txt(f.Result), txt(f.Path)}})
+					txt(fmt.Sprintf("%s(%d)", f.Comm, f.PID)), txt(f.Result), txt(f.pathText())}})
 		}
 		return out
 	case Incidents:
@@ -351,6 +351,19 @@ func bytes(n int64) string {
 		return strconv.FormatFloat(float64(n)/(k*k), 'f', 1, 64) + "M"
 	}
 	return strconv.FormatFloat(float64(n)/(k*k*k), 'f', 1, 64) + "G"
+}
+
+// pathText is a file row's PATH cell: the path, "old → new" for a rename,
+// "link → target" for a link, then the mode or length set.
+func (f File) pathText() string {
+	s := f.Path
+	if f.Target != "" {
+		s += " → " + f.Target
+	}
+	if f.Detail != "" {
+		s += "  " + f.Detail
+	}
+	return s
 }
 
 // matches reports whether the row contains the filter (case-insensitive

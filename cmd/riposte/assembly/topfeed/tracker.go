@@ -1,10 +1,13 @@
 package topfeed
 
 import (
+	"fmt"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/detector/rules"
@@ -108,7 +111,35 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 		}
 		u.Files = append(u.Files, console.File{Time: ev.Time, ContainerID: ev.Container.ID, Container: name, Op: op, PID: ev.PID,
 			Comm: ev.Comm, Path: ev.Path, Result: fdOrErr(ev.Ret)})
+	case event.Unlink, event.Rename, event.Chmod, event.Symlink, event.Link, event.Truncate:
+		t.renamed(ev, u)
+		u.Files = append(u.Files, fileOpRow(ev))
 	}
+}
+
+// fileOpRow is the row of a file operation other than open: a delete, a
+// rename (Path the old name, Target the new one), a chmod (Detail the new
+// mode), a link or symlink (Path the new link, Target what it points at),
+// a truncate (Detail the new length).
+func fileOpRow(ev *event.Event) console.File {
+	f := console.File{Time: ev.Time, ContainerID: ev.Container.ID, Container: ev.Container.Name, Op: ev.Type, PID: ev.PID,
+		Comm: ev.Comm, Path: ev.Path, Result: okOrErr(ev)}
+	switch ev.Type {
+	case event.Unlink:
+		f.Op = "delete"
+	case event.Rename, event.Symlink, event.Link:
+		f.Target = ev.Target
+	case event.Chmod:
+		f.Detail = fmt.Sprintf("mode 0%03o", ev.Mode)
+	case event.Truncate:
+		if len(ev.SysArgs) > 0 {
+			f.Detail = "length " + strconv.FormatInt(ev.SysArgs[0], 10)
+		}
+	}
+	if f.Path == "" && ev.FD != 0 {
+		f.Path = "fd " + strconv.FormatInt(ev.FD, 10)
+	}
+	return f
 }
 
 // renamed notices a process that took a new name without exec (busybox
@@ -182,7 +213,7 @@ func (t *Tracker) put(k string, p *tracked) {
 func connRow(ev *event.Event) console.Conn {
 	fd := rules.NewEnv(ev).FD
 	c := console.Conn{Time: ev.Time, ContainerID: ev.Container.ID, Container: ev.Container.Name, Direction: "out", Proto: fd.L4Proto,
-		PID: ev.PID, Comm: ev.Comm, Result: resultOf(ev.Ret)}
+		PID: ev.PID, Comm: ev.Comm, Result: resultOf(ev)}
 	if ev.Type == event.Accept {
 		c.Direction, c.Result = "in", "accepted"
 	}
@@ -194,18 +225,23 @@ func connRow(ev *event.Event) console.Conn {
 	return c
 }
 
-// resultOf names a connect's outcome: ok, in progress, refused, ...
-func resultOf(ret int64) string {
-	switch ret {
-	case 0:
-		return "ok"
-	case -115:
+// resultOf names a connect's outcome: ok, in progress (a non-blocking
+// connect), or the error it failed with (ECONNREFUSED, ETIMEDOUT, ...).
+func resultOf(ev *event.Event) string {
+	if ev.Type == event.Connect && ev.Ret == -int64(unix.EINPROGRESS) {
 		return "in progress"
-	case -111:
-		return "refused"
 	}
-	if ret < 0 {
-		return "failed " + capview.Result(ret)
+	if errno := rules.NewEnv(ev).Evt.Errno; errno != "" {
+		return errno
+	}
+	return "ok"
+}
+
+// okOrErr is the result of a call that returns 0 or -errno: ok, or the
+// error's name.
+func okOrErr(ev *event.Event) string {
+	if errno := rules.NewEnv(ev).Evt.Errno; errno != "" {
+		return errno
 	}
 	return "ok"
 }

@@ -73,7 +73,7 @@ func TestTracker(t *testing.T) {
 	}
 	wantConns := []console.Conn{
 		{Time: t0, ContainerID: cid, Container: "web", Direction: "out", Proto: "tcp", Client: "172.17.0.2:40000", Server: "10.0.0.1:80",
-			PID: 300, Comm: "nc", Result: "refused"},
+			PID: 300, Comm: "nc", Result: "ECONNREFUSED"},
 		{Time: t0, ContainerID: cid, Container: "web", Direction: "in", Proto: "tcp", Client: "172.17.0.1:5555", Server: "172.17.0.2:80",
 			PID: 100, Comm: "nginx", Result: "accepted"},
 	}
@@ -118,14 +118,71 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-func TestResultOf(t *testing.T) {
+func TestConnResult(t *testing.T) {
 	tests := []struct {
 		ret  int64
 		want string
-	}{{0, "ok"}, {-115, "in progress"}, {-111, "refused"}, {-113, "failed -113(EHOSTUNREACH)"}}
+	}{{0, "ok"}, {-115, "in progress"}, {-111, "ECONNREFUSED"}, {-110, "ETIMEDOUT"}, {-113, "EHOSTUNREACH"}, {-101, "ENETUNREACH"}, {-4095, "E4095"}}
 	for _, tt := range tests {
-		if got := resultOf(tt.ret); got != tt.want || strings.Contains(got, "\n") {
-			t.Errorf("resultOf(%d) = %q, want %q", tt.ret, got, tt.want)
+		e := ev(event.Connect, 300, 1, "nc", func(e *event.Event) {
+			e.Family, e.SockType, e.RemoteAddr, e.RemotePort, e.Ret = "inet", "stream", "10.0.0.1", 80, tt.ret
+		})
+		var u console.Update
+		NewTracker(nil).Add(&e, &u)
+		if len(u.Conns) != 1 || u.Conns[0].Result != tt.want || strings.Contains(u.Conns[0].Result, "\n") {
+			t.Errorf("connect returning %d: conns %+v, want result %q", tt.ret, u.Conns, tt.want)
 		}
+	}
+}
+
+func TestTrackerFileOps(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   event.Event
+		want console.File
+	}{
+		{"delete", ev(event.Unlink, 7, 1, "rm", func(e *event.Event) { e.Syscall, e.Path = "unlinkat", "/tmp/x.sh" }),
+			console.File{Op: "delete", Comm: "rm", Path: "/tmp/x.sh", Result: "ok"}},
+		{"rename old to new", ev(event.Rename, 7, 1, "mv", func(e *event.Event) { e.Path, e.Target = "/tmp/x", "/usr/bin/x" }),
+			console.File{Op: "rename", Comm: "mv", Path: "/tmp/x", Target: "/usr/bin/x", Result: "ok"}},
+		{"chmod with its mode", ev(event.Chmod, 7, 1, "chmod", func(e *event.Event) { e.Path, e.Mode = "/usr/bin/x", 0o4755 }),
+			console.File{Op: "chmod", Comm: "chmod", Path: "/usr/bin/x", Detail: "mode 04755", Result: "ok"}},
+		{"fchmod names the descriptor's file", ev(event.Chmod, 7, 1, "python3", func(e *event.Event) { e.Path, e.FD, e.Mode = "x", 3, 0o755 }),
+			console.File{Op: "chmod", Comm: "python3", Path: "x", Detail: "mode 0755", Result: "ok"}},
+		{"symlink and what it points at", ev(event.Symlink, 7, 1, "ln", func(e *event.Event) { e.Path, e.Target = "/tmp/s", "/etc/shadow" }),
+			console.File{Op: "symlink", Comm: "ln", Path: "/tmp/s", Target: "/etc/shadow", Result: "ok"}},
+		{"hard link", ev(event.Link, 7, 1, "ln", func(e *event.Event) { e.Path, e.Target = "/tmp/h", "/etc/passwd" }),
+			console.File{Op: "link", Comm: "ln", Path: "/tmp/h", Target: "/etc/passwd", Result: "ok"}},
+		{"truncate with its length", ev(event.Truncate, 7, 1, "sh", func(e *event.Event) { e.Path, e.SysArgs = "/var/log/auth.log", []int64{0} }),
+			console.File{Op: "truncate", Comm: "sh", Path: "/var/log/auth.log", Detail: "length 0", Result: "ok"}},
+		{"a failed call names its errno", ev(event.Unlink, 7, 1, "rm", func(e *event.Event) { e.Path, e.Ret = "/etc/passwd", -13 }),
+			console.File{Op: "delete", Comm: "rm", Path: "/etc/passwd", Result: "EACCES"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var u console.Update
+			NewTracker(nil).Add(&tt.ev, &u)
+			want := tt.want
+			want.Time, want.ContainerID, want.Container, want.PID = t0, cid, "web", 7
+			if len(u.Files) != 1 || u.Files[0] != want {
+				t.Errorf("files = %+v, want %+v", u.Files, want)
+			}
+		})
+	}
+}
+
+func TestTrackerFilterFileOps(t *testing.T) {
+	f, err := rules.CompileFilter(`evt.type == "rename" && evt.arg.newpath startsWith "/usr/bin"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(f)
+	var u console.Update
+	for _, to := range []string{"/usr/bin/x", "/tmp/y"} {
+		e := ev(event.Rename, 5, 1, "mv", func(e *event.Event) { e.Path, e.Target = "/tmp/x", to })
+		tr.Add(&e, &u)
+	}
+	if len(u.Files) != 1 || u.Files[0].Target != "/usr/bin/x" {
+		t.Errorf("files = %+v, want the rename to /usr/bin/x only", u.Files)
 	}
 }
