@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/internal/console"
 	"github.com/riposte-sec/riposte/responders/capture/capfile"
 )
@@ -98,5 +99,50 @@ func TestReplayTruncated(t *testing.T) {
 	}
 	if len(got) != 2 || !strings.HasPrefix(got[0].Err, "read capture cut.jsonl: ") || !got[1].ContainersSet {
 		t.Errorf("updates %+v", got)
+	}
+}
+
+// TestReplayFileOpsAndFailedConnects: a capture's failed connects and file
+// operations reach the views as live ones do.
+func TestReplayFileOpsAndFailedConnects(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := capfile.NewWriter(&buf, capfile.Header{CaptureID: "c1", Started: t0, Container: capfile.Container{ID: cid, Name: "web"}},
+		capfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := []event.Event{
+		ev(event.Connect, 300, 1, "nc", func(e *event.Event) {
+			e.Family, e.SockType, e.LocalAddr, e.LocalPort, e.RemoteAddr, e.RemotePort, e.Ret = "inet", "stream", "172.17.0.2", 40000, "10.0.0.1", 81, -111
+		}),
+		ev(event.Rename, 301, 1, "mv", func(e *event.Event) { e.Path, e.Target = "/root/.ash_history", "/tmp/h" }),
+		ev(event.Chmod, 302, 1, "chmod", func(e *event.Event) { e.Path, e.Mode = "/tmp/x", 0o4755 }),
+	}
+	for i := range events {
+		if err := w.Event(&events[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(capfile.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := capfile.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := (&Replay{Reader: r, Name: "ops.jsonl.gz"}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Conns) != 1 || u.Conns[0].Result != "ECONNREFUSED" || u.Conns[0].Server != "10.0.0.1:81" {
+		t.Errorf("conns %+v, want the refused connect to 10.0.0.1:81", u.Conns)
+	}
+	if len(u.Files) != 2 || u.Files[0].Op != "rename" || u.Files[0].Target != "/tmp/h" || u.Files[1].Detail != "mode 04755" {
+		t.Errorf("files %+v, want the rename and the chmod", u.Files)
+	}
+	m := console.New(console.Options{View: console.Files, Replay: true})
+	m.Apply(u)
+	if s := m.View(); !strings.Contains(s, "/root/.ash_history → /tmp/h") || !strings.Contains(s, "/tmp/x  mode 04755") {
+		t.Errorf("replay files screen:\n%s", s)
 	}
 }
