@@ -155,6 +155,19 @@ func TestTopEndToEnd(t *testing.T) {
 		t.Fatalf("no connection reached the listener; the shell:\n%s", s.screen("shell"))
 	}
 
+	// A connect refused (a port just closed on the gateway) and file
+	// operations: rename, setuid chmod, symlink, delete.
+	closed, err := net.Listen("tcp", net.JoinHostPort(ep.Gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	s.keys("shell", fmt.Sprintf("nc %s %d; echo nc-done", ep.Gateway, closedPort), "Enter")
+	s.waitText("shell", "nc-done", 20*time.Second)
+	s.keys("shell", "touch /tmp/a && mv /tmp/a /tmp/b && chmod 4755 /tmp/b && ln -s /etc/shadow /tmp/s && rm /tmp/b && echo ops-done", "Enter")
+	s.waitText("shell", "ops-done", 10*time.Second)
+
 	step("typed")
 	// spy-users: the typed command, with the container and the terminal.
 	sc := s.waitText("top", "cat /etc/hostname", 20*time.Second)
@@ -184,7 +197,24 @@ func TestTopEndToEnd(t *testing.T) {
 		t.Errorf("connection row lacks direction, protocol or process:\n%s", sc)
 	}
 
+	refused := fmt.Sprintf("-> %s:%d", ep.Gateway, closedPort)
+	sc = s.waitText("top", refused, 20*time.Second)
+	if !lineHas(sc, refused, "out", "tcp", "ECONNREFUSED") {
+		t.Errorf("the refused connect's row lacks ECONNREFUSED:\n%s", sc)
+	}
+
 	step("connections")
+	// files: the rename (old -> new), the chmod's mode, the symlink's
+	// target, the delete.
+	s.keys("top", "5")
+	sc = s.waitText("top", "/tmp/a -> /tmp/b", 20*time.Second)
+	for _, want := range [][]string{{"rename", "/tmp/a -> /tmp/b"}, {"chmod", "/tmp/b  mode 04755"}, {"symlink", "/tmp/s -> /etc/shadow"},
+		{"delete", "/tmp/b", "ok"}} {
+		if !lineHas(sc, want...) {
+			t.Errorf("files view lacks a row with %q:\n%s", want, sc)
+		}
+	}
+	step("files")
 	// Back to the container: a p y.
 	s.keys("top", "1")
 	s.waitText("top", "> "+name[:min(len(name), 19)], 5*time.Second)

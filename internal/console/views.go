@@ -353,12 +353,12 @@ func bytes(n int64) string {
 	return strconv.FormatFloat(float64(n)/(k*k*k), 'f', 1, 64) + "G"
 }
 
-// pathText is a file row's PATH cell: the path, "old → new" for a rename,
-// "link → target" for a link, then the mode or length set.
+// pathText is a file row's PATH cell: the path, "old -> new" for a rename,
+// "link -> target" for a link, then the mode or length set.
 func (f File) pathText() string {
 	s := f.Path
 	if f.Target != "" {
-		s += " → " + f.Target
+		s += " -> " + f.Target
 	}
 	if f.Detail != "" {
 		s += "  " + f.Detail

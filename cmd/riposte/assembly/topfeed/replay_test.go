@@ -142,7 +142,7 @@ func TestReplayFileOpsAndFailedConnects(t *testing.T) {
 	}
 	m := console.New(console.Options{View: console.Files, Replay: true})
 	m.Apply(u)
-	if s := m.View(); !strings.Contains(s, "/root/.ash_history → /tmp/h") || !strings.Contains(s, "/tmp/x  mode 04755") {
+	if s := m.View(); !strings.Contains(s, "/root/.ash_history -> /tmp/h") || !strings.Contains(s, "/tmp/x  mode 04755") {
 		t.Errorf("replay files screen:\n%s", s)
 	}
 }

@@ -222,6 +222,9 @@ func connRow(ev *event.Event) console.Conn {
 		return c
 	}
 	c.Client, c.Server = hostPort(fd.CIP, uint16(fd.CPort)), hostPort(fd.SIP, uint16(fd.SPort))
+	if fd.CPort == 0 && (fd.CIP == "" || fd.CIP == "0.0.0.0" || fd.CIP == "::") {
+		c.Client = "-" // a connect that failed before the socket was bound
+	}
 	return c
 }
 
