@@ -30,14 +30,16 @@ func newTopCmd() *cobra.Command {
 		Long: `Top shows, live, what happens in the containers of this host and what riposte did about it:
 containers (state, CPU, memory, processes, connections, alerts, open incident), procs (the process
 tree), connections (new connections, refused and failed ones included), spy-users (commands typed in
-interactive shells), files (opens for reading, writing, creating) and incidents (actions, approvals
+interactive shells), files (opens, deletes, renames, chmods, links, truncates) and incidents (actions, approvals
 waiting). When riposte serve holds the data directory, top reads the server's stream (authenticated
 with the intake token); otherwise it runs the eBPF detector itself (root). With --capture FILE it
 replays a capture (capture.start's syscalls.jsonl.gz) instead: [ and ] move a time cursor by 1s,
 { and } by 10s, and the views show what was true then; nothing can be acted on.
 
 Keys: 1-6, tab or the F2 menu switch views; up/down select; enter shows the selected container's processes and
-keeps the other views to it (esc: all containers); / filters rows (substring); < and > choose the
+keeps the other views to it (esc: all containers); / filters rows with an expression of the
+detector's rule language (proc.name == "nc", evt.errno == "ECONNREFUSED", fd.name startsWith "/etc"),
+on the views whose rows carry its fields, or, when the text is not one, a substring; < and > choose the
 sort column, i inverts it; a or F8 acts on the selected container or incident: p pause, u unpause,
 q quarantine, r release, k kill, s snapshot, c capture, A approve and D deny a held action.
 Pause, quarantine, kill and approve ask for y. Actions go through the same guardrails, approvals
@@ -61,7 +63,7 @@ and journal as riposte act, with you (the OS user) as the actor; refusals are sh
 					return withCode(exitBadInput, fmt.Errorf("--capture: %w", err))
 				}
 				defer f.Close()
-				m := console.New(console.Options{View: v, Replay: true})
+				m := console.New(console.Options{View: v, Replay: true, Compile: topfeed.CompileRowFilter})
 				if err := console.Run(cmd.Context(), m, &topfeed.Replay{Reader: r, Name: capture}); err != nil {
 					return withCode(exitFailed, err)
 				}
@@ -86,7 +88,7 @@ and journal as riposte act, with you (the OS user) as the actor; refusals are sh
 				return withCode(exitBadInput, err)
 			}
 			defer top.Close()
-			m := console.New(console.Options{View: v, Actor: top.Actor, Title: top.How})
+			m := console.New(console.Options{View: v, Actor: top.Actor, Title: top.How, Compile: topfeed.CompileRowFilter})
 			if err := console.Run(cmd.Context(), m, top.Source); err != nil {
 				return withCode(exitFailed, err)
 			}

@@ -26,6 +26,10 @@ type Options struct {
 	// Replay: the data is a recording; [ and ] (1s), { and } (10s) move a
 	// time cursor through it and the views show what was true then.
 	Replay bool
+	// Compile turns the text typed after / into an expression filter;
+	// when it fails (or Compile is nil) the text filters as a plain,
+	// case-insensitive substring.
+	Compile func(src string) (Expr, error)
 }
 
 type mode int
@@ -81,6 +85,8 @@ type Model struct {
 	view     View
 	scope    string // drill-down: only this container's rows
 	filter   string
+	expr     Expr   // filter compiled, nil for a substring
+	exprNA   bool   // the view's rows lack a field expr reads: it does not filter them
 	input    string // the line being typed (filter, duration)
 	mode     mode
 	sortCol  [numViews]int
@@ -312,7 +318,7 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	switch m.mode {
 	case modeFilter:
 		return m.typing(k, func(line string) tea.Cmd {
-			m.filter = line
+			m.setFilter(line)
 			m.selected[m.view] = ""
 			return nil
 		})
@@ -387,7 +393,7 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	case "esc":
 		switch {
 		case m.filter != "":
-			m.filter = ""
+			m.setFilter("")
 		case m.scope != "":
 			m.scope = ""
 		}
@@ -548,6 +554,18 @@ func (m *Model) setSort(d int) {
 	m.sortCol[m.view] = c
 }
 
+// setFilter sets the filter: an expression of the detector's rule
+// language when it compiles as one, else a substring.
+func (m *Model) setFilter(line string) {
+	m.filter, m.expr = line, nil
+	if line != "" && m.opts.Compile != nil {
+		if e, err := m.opts.Compile(line); err == nil {
+			m.expr = e
+		}
+	}
+	m.visValid = false
+}
+
 // visible is the current view's rows after scope, filter and sort.
 // Callers do not modify the result.
 func (m *Model) visible() []row {
@@ -563,6 +581,7 @@ func (m *Model) visible() []row {
 func (m *Model) build() []row {
 	all := m.rows(m.view)
 	out := all[:0]
+	m.exprNA = false
 	for _, r := range all {
 		if m.scope != "" && r.containerID != m.scope {
 			continue
@@ -570,7 +589,14 @@ func (m *Model) build() []row {
 		if !r.at.IsZero() && !m.before(r.at) {
 			continue
 		}
-		if !r.matches(m.filter) {
+		if m.expr != nil {
+			match, ok := m.expr.Match(r.rec)
+			if !ok {
+				m.exprNA = true
+			} else if !match {
+				continue
+			}
+		} else if !r.matches(m.filter) {
 			continue
 		}
 		out = append(out, r)
@@ -702,7 +728,12 @@ func (m *Model) status(n int) string {
 	if m.scope != "" {
 		parts = append(parts, "container "+m.nameOf(m.scope, "")+" (esc: all)")
 	}
-	if m.filter != "" {
+	switch {
+	case m.expr != nil && m.exprNA:
+		parts = append(parts, "expression "+strconv.Quote(m.filter)+" (not on this view's fields)")
+	case m.expr != nil:
+		parts = append(parts, "expression "+strconv.Quote(m.filter))
+	case m.filter != "":
 		parts = append(parts, "filter "+strconv.Quote(m.filter))
 	}
 	parts = append(parts, strconv.FormatFloat(m.stats.EventsPerSec, 'f', 0, 64)+" ev/s",

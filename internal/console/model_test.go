@@ -490,3 +490,68 @@ func TestF2ViewMenu(t *testing.T) {
 		t.Errorf("after F2 esc: view %s mode %v", m.view, m.mode)
 	}
 }
+
+// commExpr is an expression filter that reads one field of connections,
+// the process name: "comm:nc". Other rows do not carry it.
+type commExpr string
+
+func (e commExpr) Match(rec any) (match, ok bool) {
+	c, isConn := rec.(Conn)
+	if !isConn {
+		return false, false
+	}
+	return c.Comm == string(e), true
+}
+
+func compileComm(src string) (Expr, error) {
+	comm, ok := strings.CutPrefix(src, "comm:")
+	if !ok {
+		return nil, errors.New("compile filter: not an expression")
+	}
+	return commExpr(comm), nil
+}
+
+func TestExpressionFilter(t *testing.T) {
+	m := New(Options{View: Connections, Compile: compileComm})
+	m.Update(tea.WindowSizeMsg{Width: 132, Height: 12})
+	m.Update(UpdateMsg(fixture()))
+	tests := []struct {
+		name, typed string
+		view        string
+		status      string
+		want, not   []string
+	}{
+		{"an expression filters the rows carrying its fields", "comm:wget", "3", `expression "comm:wget"`,
+			[]string{"wget(203)"}, []string{"nc(202)", "postgres(300)"}},
+		{"views without its fields are not filtered", "comm:wget", "5", `expression "comm:wget" (not on this view's fields)`,
+			[]string{"/etc/shadow", "/data/base/1/2"}, nil},
+		{"text that does not compile is a substring", "postgres", "3", `filter "postgres"`,
+			[]string{"postgres(300)"}, []string{"nc(202)", "wget(203)"}},
+		{"a substring that matches nothing hides everything", "comm", "3", `filter "comm"`,
+			nil, []string{"nc(202)", "wget(203)", "postgres(300)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			press(m, "esc", tt.view, "/", tt.typed, "enter")
+			s := m.View()
+			lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+			if st := lines[len(lines)-1]; !strings.Contains(st, tt.status) {
+				t.Errorf("status %q, want it to say %s", st, tt.status)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("%q missing:\n%s", w, s)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(s, n) {
+					t.Errorf("%q shown:\n%s", n, s)
+				}
+			}
+		})
+	}
+	press(m, "esc")
+	if m.filter != "" || m.expr != nil {
+		t.Errorf("after esc: filter %q expr %v", m.filter, m.expr)
+	}
+}

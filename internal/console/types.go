@@ -152,6 +152,15 @@ type Request struct {
 	With      map[string]string // parameters (capture duration)
 }
 
+// Expr is a compiled expression filter (the detector's rule language).
+// Match reports whether a row's record, a Container, Proc, Conn, Spy, File
+// or Incident, matches; ok is false when the record does not carry a
+// field the expression reads, and the expression then does not filter
+// that record's view.
+type Expr interface {
+	Match(record any) (match, ok bool)
+}
+
 // Actor runs a Request through riposte's act path (guardrails, approvals,
 // journal) as the OS user. note says what happened; err is a refusal or a
 // failure, shown to the user.

@@ -63,6 +63,18 @@ type row struct {
 	at          time.Time // when it happened: a replay's time cursor hides later rows
 	depth       int       // procs: tree depth, shown as indentation of the last column
 	cells       []cell
+	// rec is what an expression filter reads (a Container, Proc, Conn,
+	// Spy, File or Incident), set only while one is in use.
+	rec any
+}
+
+// record is v as a row's rec: nil unless an expression filter is in use,
+// so that rows cost no allocation for it otherwise.
+func record[T any](m *Model, v T) any {
+	if m.expr == nil {
+		return nil
+	}
+	return v
 }
 
 func txt(s string) cell            { return cell{text: s} }
@@ -112,24 +124,27 @@ func (m *Model) rows(v View) []row {
 	case Connections:
 		out := make([]row, 0, len(m.conns))
 		for i, c := range m.conns {
-			out = append(out, row{key: "c" + strconv.FormatUint(m.connBase+uint64(i), 10), containerID: c.ContainerID, at: c.Time,
-				cells: []cell{timeCell(c.Time), txt(m.nameOf(c.ContainerID, c.Container)), txt(c.Direction), txt(c.Proto),
+			c.Container = m.nameOf(c.ContainerID, c.Container)
+			out = append(out, row{key: "c" + strconv.FormatUint(m.connBase+uint64(i), 10), containerID: c.ContainerID, at: c.Time, rec: record(m, c),
+				cells: []cell{timeCell(c.Time), txt(c.Container), txt(c.Direction), txt(c.Proto),
 					txt(c.Client + " -> " + c.Server), txt(fmt.Sprintf("%s(%d)", c.Comm, c.PID)), txt(c.Result)}})
 		}
 		return out
 	case SpyUsers:
 		out := make([]row, 0, len(m.spies))
 		for i, s := range m.spies {
-			out = append(out, row{key: "s" + strconv.FormatUint(m.spyBase+uint64(i), 10), containerID: s.ContainerID, at: s.Time,
-				cells: []cell{timeCell(s.Time), txt(m.nameOf(s.ContainerID, s.Container)), txt(s.User), txt(dash(s.TTY)), txt(s.Shell),
+			s.Container = m.nameOf(s.ContainerID, s.Container)
+			out = append(out, row{key: "s" + strconv.FormatUint(m.spyBase+uint64(i), 10), containerID: s.ContainerID, at: s.Time, rec: record(m, s),
+				cells: []cell{timeCell(s.Time), txt(s.Container), txt(s.User), txt(dash(s.TTY)), txt(s.Shell),
 					num(strconv.FormatUint(uint64(s.PID), 10), float64(s.PID)), txt(s.Cmdline)}})
 		}
 		return out
 	case Files:
 		out := make([]row, 0, len(m.files))
 		for i, f := range m.files {
-			out = append(out, row{key: "f" + strconv.FormatUint(m.fileBase+uint64(i), 10), containerID: f.ContainerID, at: f.Time,
-				cells: []cell{timeCell(f.Time), txt(m.nameOf(f.ContainerID, f.Container)), txt(f.Op),
+			f.Container = m.nameOf(f.ContainerID, f.Container)
+			out = append(out, row{key: "f" + strconv.FormatUint(m.fileBase+uint64(i), 10), containerID: f.ContainerID, at: f.Time, rec: record(m, f),
+				cells: []cell{timeCell(f.Time), txt(f.Container), txt(f.Op),
 					txt(fmt.Sprintf("%s(%d)", f.Comm, f.PID)), txt(f.Result), txt(f.pathText())}})
 		}
 		return out
@@ -155,8 +170,9 @@ func (m *Model) rows(v View) []row {
 			for _, p := range pending {
 				acts = append(acts, p.Action+" WAITING "+p.ID)
 			}
-			out = append(out, row{key: "i" + in.ID, containerID: m.fullID(in.ContainerID), incident: in.ID,
-				cells: []cell{txt(in.ID), txt(m.nameOf(in.ContainerID, in.Container)), txt(in.Rule), txt(in.State),
+			in.Container = m.nameOf(in.ContainerID, in.Container)
+			out = append(out, row{key: "i" + in.ID, containerID: m.fullID(in.ContainerID), incident: in.ID, rec: record(m, in),
+				cells: []cell{txt(in.ID), txt(in.Container), txt(in.Rule), txt(in.State),
 					timeCell(in.OpenedAt), intCell(in.Alerts), txt(dash(strings.Join(acts, ", ")))}})
 		}
 		return out
@@ -204,7 +220,7 @@ func (m *Model) containerRows() []row {
 		if c.Protected {
 			state += ",protected"
 		}
-		out = append(out, row{key: "k" + c.ID, containerID: c.ID,
+		out = append(out, row{key: "k" + c.ID, containerID: c.ID, rec: record(m, c),
 			cells: []cell{txt(c.Name), txt(c.Image), txt(state),
 				num(strconv.FormatFloat(c.CPUPercent, 'f', 1, 64), c.CPUPercent), num(bytes(c.MemoryBytes), float64(c.MemoryBytes)),
 				intCell(procs[c.ID]), intCell(conns[c.ID]), intCell(alerts[c.ID]), txt(dash(open[c.ID]))}})
@@ -268,8 +284,10 @@ func (m *Model) procRows() []row {
 					exit += " " + strconv.FormatInt(*p.ExitCode, 10)
 				}
 			}
-			out = append(out, row{key: "p" + procKey(p), containerID: p.ContainerID, depth: depth,
-				cells: []cell{txt(m.nameOf(p.ContainerID, p.Container)), num(strconv.FormatUint(uint64(p.PID), 10), float64(p.PID)),
+			pr := *p
+			pr.Container = m.nameOf(p.ContainerID, p.Container)
+			out = append(out, row{key: "p" + procKey(p), containerID: p.ContainerID, depth: depth, rec: record(m, pr),
+				cells: []cell{txt(pr.Container), num(strconv.FormatUint(uint64(p.PID), 10), float64(p.PID)),
 					num(strconv.FormatUint(uint64(p.PPID), 10), float64(p.PPID)), txt(dash(p.User)), timeCell(p.Started), txt(exit),
 					txt(p.Cmdline)}})
 			for _, c := range children[p] {
