@@ -40,11 +40,14 @@ unless --override-blast-radius gives a reason, which is journaled. When riposte 
 data directory, the action goes through its local socket, where the kernel tells the server your
 OS user, journaled as the actor (with the socket off: over HTTP(S) with an operator token from
 RIPOSTE_OPERATOR_TOKEN, journaled by the token's name); otherwise act opens the store itself.
+capture.start without a server runs the detector in this process for the capture's duration (like
+tcpdump; root), waits for the capture to end (Ctrl-C ends it early, cleanly) and prints its files.
 
 Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.`,
 		Example: `  riposte act container.pause --container payments-api
   riposte act container.kill --container 3f9a1c2b7d4e --with signal=TERM
   riposte act container.snapshot --container web --with logs=200 --incident inc-20261120-091403-ab12cd
+  sudo riposte act capture.start --container web --with duration=30s
   riposte act pod.isolate --pod payments/api-7d9f --with allow_namespaces=kube-system
   riposte act pod.evidence --pod payments/api-7d9f --incident inc-20261120-091403-ab12cd
   riposte act node.uncordon --node worker-3`,

@@ -23,6 +23,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/responders/capture"
 )
 
 // ActRequest is the body of POST /v1/act: one action by hand.
@@ -174,6 +175,9 @@ func Act(ctx context.Context, cfg config.Config, req ActRequest) (actions.Result
 	}
 	if err := checkJournalText("override", req.OverrideBlastRadius, maxOverride); err != nil {
 		return actions.Result{}, "", err
+	}
+	if req.Action == capture.ActionStart && !req.DryRun {
+		return actCapture(ctx, cfg, req)
 	}
 	app, err := buildForAct(cfg)
 	if err != nil {
