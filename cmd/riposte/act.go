@@ -2,10 +2,14 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/responders/capture"
 	"github.com/riposte-sec/riposte/responders/kubernetes"
 )
 
@@ -116,7 +121,15 @@ Exit status: 0 done, 1 the action failed or a guardrail refused it, 2 bad input.
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
-			res, how, err := assembly.Act(cmd.Context(), cfg, assembly.ActRequest{Action: action, Container: container, Incident: incident,
+			ctx := cmd.Context()
+			if action == capture.ActionStart {
+				// A capture recorded here ends cleanly (sealed, journaled)
+				// on Ctrl-C.
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			res, how, err := assembly.Act(ctx, cfg, assembly.ActRequest{Action: action, Container: container, Incident: incident,
 				With: params, DryRun: dryRun, OverrideBlastRadius: override})
 			out := cmd.OutOrStdout()
 			if output == "json" {

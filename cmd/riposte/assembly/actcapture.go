@@ -36,10 +36,12 @@ func actCapture(ctx context.Context, cfg config.Config, req ActRequest) (actions
 	if app.Detector == nil {
 		return actions.Result{}, how, errors.New("capture.start: the detector could not be built")
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// The detector and the action outlive ctx: ctx ending stops the
+	// capture, which then ends cleanly (sealed, its end journaled).
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- app.Detector.Run(ctx, func(alert.Alert) {}) }()
+	go func() { runErr <- app.Detector.Run(runCtx, func(alert.Alert) {}) }()
 	select {
 	case <-app.Detector.Ready():
 	case err := <-runErr:
@@ -47,12 +49,27 @@ func actCapture(ctx context.Context, cfg config.Config, req ActRequest) (actions
 	case <-ctx.Done():
 		return actions.Result{}, how, ctx.Err()
 	}
+	cp, ok := app.Integrations.Built["capture"].Value.(*capture.Capture)
+	if !ok {
+		return actions.Result{}, how, errors.New("capture.start: the capture integration was not built")
+	}
 	params := make(actions.Params, len(req.With)+1)
 	for k, v := range req.With {
 		params[k] = v
 	}
 	params["wait"] = "true"
-	res, err := app.Engine.Act(ctx, engine.Manual{Action: capture.ActionStart, Container: req.Container, Incident: req.Incident,
+	acted := make(chan struct{})
+	defer close(acted)
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Not yet started: Stop finds nothing and the capture runs
+			// its course; act's caller has been told by ctx.
+			_, _ = cp.Stop(runCtx, req.Container)
+		case <-acted:
+		}
+	}()
+	res, err := app.Engine.Act(runCtx, engine.Manual{Action: capture.ActionStart, Container: req.Container, Incident: req.Incident,
 		Params: params, Actor: "cli:" + OSUser(), Override: req.OverrideBlastRadius, Report: true})
 	return res, how, err
 }

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
@@ -168,5 +170,53 @@ func TestActCaptureNoWaitNeedsServer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "wait=false needs a running riposte serve") {
 			t.Errorf("wait=%v: err %v", w, err)
 		}
+	}
+}
+
+// TestActCaptureInterrupted: ctx ending (Ctrl-C) stops the capture early;
+// it is sealed and its end journaled all the same.
+func TestActCaptureInterrupted(t *testing.T) {
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	testutil.EnsureTestImage(t, cli)
+	name := testutil.UniqueName("act-capture-int")
+	testutil.RunContainer(t, cli, name, nil)
+	cfg, err := LoadConfig("", Overrides{Data: filepath.Join(t.TempDir(), "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type outcome struct {
+		res actions.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, _, err := Act(ctx, cfg, ActRequest{Action: "capture.start", Container: name, With: map[string]any{"duration": "10m"}})
+		done <- outcome{res, err}
+	}()
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(cfg.Data, "evidence", "manual", "*", "capture-*", "syscalls.jsonl.gz"))
+		return len(m) == 1
+	}, "the capture did not start")
+	cancel()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("act did not return after its context ended")
+	}
+	if o.err != nil || o.res.SHA256 == "" || !strings.Contains(o.res.Note, "(stopped)") {
+		t.Fatalf("result %+v, %v: want the capture stopped and sealed", o.res, o.err)
+	}
+	st, err := store.Open(store.PathIn(cfg.Data), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	es, err := st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.CaptureFinished, store.ActionSucceeded}})
+	if err != nil || len(es) != 2 {
+		t.Errorf("journal %+v (%v): want capture.finished and action.succeeded", es, err)
 	}
 }
