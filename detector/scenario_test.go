@@ -141,7 +141,11 @@ func TestMemoryGrowthRule(t *testing.T) {
 	t.Parallel()
 	cfg := detector.Config{Resources: resources.Config{Interval: 250 * time.Millisecond, MemoryGrowthBytes: 32 << 20, MemoryWindow: 30 * time.Second}}
 	_, got := startDetector(t, cfg, cli)
-	id := testutil.RunContainer(t, cli, fmt.Sprintf("det-mem-%d", os.Getpid()), nil, "sh", "-c", "sleep 1; x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 3600")
+	// Four steps of 24 MiB, 2 s apart: on a loaded machine the sampler may
+	// first see the container after a step, and still sees ≥ 48 MiB grow.
+	grab := "$(head -c 25165824 /dev/zero | tr '\\0' a)"
+	id := testutil.RunContainer(t, cli, fmt.Sprintf("det-mem-%d", os.Getpid()), nil, "sh", "-c",
+		"sleep 1; a="+grab+"; sleep 2; b="+grab+"; sleep 2; c="+grab+"; sleep 2; d="+grab+"; sleep 3600")
 	a := waitRule(t, got, id, "Container memory growth above threshold", 30*time.Second)
 	if g, _ := a.OutputFields["container.memory.growth"].(int64); g < 32<<20 {
 		t.Errorf("container.memory.growth = %v", a.OutputFields["container.memory.growth"])
