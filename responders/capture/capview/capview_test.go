@@ -388,3 +388,13 @@ func TestFilesViewTreeChanges(t *testing.T) {
 		t.Errorf("json row = %+v", row)
 	}
 }
+
+// TestExitCode: the kernel's exit status is shown as a shell shows it.
+func TestExitCode(t *testing.T) {
+	tests := []struct{ status, want int64 }{{0, 0}, {1 << 8, 1}, {255 << 8, 255}, {9, 137}, {15, 143}, {6 | 0x80, 134}}
+	for _, tt := range tests {
+		if got := ExitCode(tt.status); got != tt.want {
+			t.Errorf("ExitCode(%#x) = %d, want %d", tt.status, got, tt.want)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func (t *table) apply(ev *event.Event, match bool) {
 	case event.Exit:
 		p = t.get(ev)
 		p.Exited = ev.Time
-		code := ev.Ret
+		code := ExitCode(ev.Ret)
 		p.ExitCode = &code
 	default:
 		p = t.get(ev)
@@ -541,4 +541,13 @@ func (v *filesView) treeEvent(p *printer, ev *event.Event) {
 	}
 	p.line(fmt.Sprintf("%-18s %-22s %-4s %-36s %s", ev.Time.UTC().Format("15:04:05.000000"), fmt.Sprintf("%s(%d)", orDash(ev.Comm), ev.PID),
 		fd, what, name))
+}
+
+// ExitCode turns the kernel's exit status (code << 8 | signal) into what a
+// shell shows: the code, or 128 + the signal that killed the process.
+func ExitCode(status int64) int64 {
+	if sig := status & 0x7f; sig != 0 {
+		return 128 + sig
+	}
+	return (status >> 8) & 0xff
 }

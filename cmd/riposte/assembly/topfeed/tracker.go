@@ -92,7 +92,7 @@ func (t *Tracker) Add(ev *event.Event, u *console.Update) {
 		if !ok {
 			return
 		}
-		at, code := ev.Time, exitCode(ev.Ret)
+		at, code := ev.Time, capview.ExitCode(ev.Ret)
 		p.row.Exited, p.row.ExitCode = &at, &code
 		u.Procs = append(u.Procs, p.row)
 		delete(t.procs, key(ev))
@@ -191,14 +191,6 @@ func (t *Tracker) spy(ev *event.Event, prev *tracked, known bool) (console.Spy, 
 		TTY: capview.TTYName(ev.TTY), Shell: shell, PID: ev.PID, Cmdline: cmdline(ev)}, true
 }
 
-// exitCode turns the kernel's exit status (code << 8 | signal) into what
-// a shell shows: the code, or 128 + the signal that killed the process.
-func exitCode(status int64) int64 {
-	if sig := status & 0x7f; sig != 0 {
-		return 128 + sig
-	}
-	return (status >> 8) & 0xff
-}
 
 func (t *Tracker) put(k string, p *tracked) {
 	if len(t.procs) >= maxTracked {

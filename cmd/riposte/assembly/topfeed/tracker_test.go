@@ -108,15 +108,6 @@ func TestTrackerFilter(t *testing.T) {
 	}
 }
 
-func TestExitCode(t *testing.T) {
-	tests := []struct{ status, want int64 }{{0, 0}, {1 << 8, 1}, {255 << 8, 255}, {9, 137}, {15, 143}, {6 | 0x80, 134}}
-	for _, tt := range tests {
-		if got := exitCode(tt.status); got != tt.want {
-			t.Errorf("exitCode(%#x) = %d, want %d", tt.status, got, tt.want)
-		}
-	}
-}
-
 func TestConnResult(t *testing.T) {
 	tests := []struct {
 		ret  int64
