@@ -191,7 +191,6 @@ func (t *Tracker) spy(ev *event.Event, prev *tracked, known bool) (console.Spy, 
 		TTY: capview.TTYName(ev.TTY), Shell: shell, PID: ev.PID, Cmdline: cmdline(ev)}, true
 }
 
-
 func (t *Tracker) put(k string, p *tracked) {
 	if len(t.procs) >= maxTracked {
 		for old := range t.procs {
