@@ -15,7 +15,9 @@ import (
 	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
+	"github.com/riposte-sec/riposte/internal/console"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/responders/capture/capfile"
@@ -218,5 +220,80 @@ func TestActCaptureInterrupted(t *testing.T) {
 	es, err := st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.CaptureFinished, store.ActionSucceeded}})
 	if err != nil || len(es) != 2 {
 		t.Errorf("journal %+v (%v): want capture.finished and action.succeeded", es, err)
+	}
+}
+
+// TestLocalTopCapture: `c` in riposte top without a server records from
+// top's own detector; the store stays with top until it exits, so a pause
+// pressed meanwhile goes through the same app, and the capture's end is
+// journaled as the terminal user's.
+func TestLocalTopCapture(t *testing.T) {
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	testutil.EnsureTestImage(t, cli)
+	name := testutil.UniqueName("top-capture")
+	testutil.RunContainer(t, cli, name, nil)
+	cfg, err := LoadConfig("", Overrides{Data: filepath.Join(t.TempDir(), "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := detector.New(detector.Config{Enabled: true, DisableResources: true}, detector.Deps{Docker: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx, func(alert.Alert) {}) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	select {
+	case <-d.Ready():
+	case err := <-ran:
+		t.Fatalf("detector: %v", err)
+	}
+
+	l := &localTop{cfg: cfg, user: "jane", det: d}
+	note, err := l.Act(context.Background(), console.Request{Action: "capture.start", Container: name, With: map[string]string{"duration": "2s"}})
+	if err != nil {
+		t.Fatalf("capture from top: %v", err)
+	}
+	if err := exec.Command("docker", "exec", name, "cat", "/etc/hostname").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if note, err := l.Act(context.Background(), console.Request{Action: "container.pause", Container: name}); err != nil {
+		t.Fatalf("pause while top holds the store for the capture (%s): %v", note, err)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "unpause", name).Run() })
+	journal := func() []store.Entry {
+		st, err := store.Open(store.PathIn(cfg.Data), store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		es, err := st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.CaptureFinished, store.ActionSucceeded}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		for _, e := range journal() {
+			if e.Type == store.CaptureFinished {
+				return true
+			}
+		}
+		return false
+	}, "the capture's end journaled (started: %s)", note)
+	l.close()
+	var got []string
+	for _, e := range journal() {
+		got = append(got, string(e.Type)+" "+e.Action+" "+e.Actor)
+		if e.Type == store.CaptureFinished && e.SHA256 == "" {
+			t.Errorf("capture.finished without the manifest's hash: %+v", e)
+		}
+	}
+	for _, want := range []string{"capture.finished capture.start cli:jane", "action.succeeded container.pause cli:jane"} {
+		if !strings.Contains(strings.Join(got, "\n"), want) {
+			t.Errorf("journal lacks %q:\n%s", want, strings.Join(got, "\n"))
+		}
 	}
 }

@@ -130,12 +130,19 @@ func Build(cfg config.Config, log *slog.Logger) (*App, error) {
 // buildCore builds the store, the integrations and the engine; set nil
 // means no playbooks (a hand-run action).
 func buildCore(cfg config.Config, log *slog.Logger, set *playbooks.Set) (_ *App, err error) {
+	return buildCoreWith(cfg, log, set, nil)
+}
+
+// buildCoreWith is buildCore with a detector that already runs in this
+// process (riposte top's): captures record from it instead of a second
+// one. The caller keeps running it; Close does not stop it.
+func buildCoreWith(cfg config.Config, log *slog.Logger, set *playbooks.Set, det *detector.Detector) (_ *App, err error) {
 	if set == nil {
 		if set, err = playbooks.Parse(integrations.Catalog()); err != nil {
 			return nil, err
 		}
 	}
-	a := &App{Config: cfg, Log: log, Playbooks: set, Registry: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Log: log, Playbooks: set, Registry: prometheus.NewRegistry(), Detector: det}
 	defer func() {
 		if err != nil {
 			a.Close()

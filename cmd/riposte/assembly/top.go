@@ -24,6 +24,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/console"
+	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/guard"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -104,7 +105,7 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 		cli.Close()
 		return nil, fmt.Errorf("detector: %w", err)
 	}
-	local := &localTop{cfg: cfg, user: user}
+	local := &localTop{cfg: cfg, user: user, det: d}
 	src := &topfeed.Local{Detector: d, Docker: cli, Incidents: local.incidents, QuarantineDir: quarantineDir(cfg.Data),
 		Protect: guard.ParseLabel(docker.DefaultProtectLabel), Tracker: topfeed.NewTracker(f), Log: log}
 	return &Top{Source: src, Actor: local, How: "in-process detector (starting)", close: func() { local.close(); cli.Close() }}, nil
@@ -125,6 +126,12 @@ type localTop struct {
 	user string
 	mu   sync.Mutex
 	st   Store // opened read-only by the first incidents that finds a store
+	// det is top's own detector; a capture records from it. The first
+	// capture builds app on it and keeps it (and the store, writable) until
+	// top exits, so that the capture's end is journaled; every later
+	// action goes through app too.
+	det *detector.Detector
+	app *App
 }
 
 func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
@@ -147,7 +154,8 @@ func (l *localTop) incidents(ctx context.Context) ([]console.Incident, error) {
 	return topIncidents(ctx, l.st)
 }
 
-// close closes the store handle incidents opened.
+// close closes the store handle incidents opened, and the app a capture
+// built (its running captures are sealed and their ends journaled).
 func (l *localTop) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,17 +163,41 @@ func (l *localTop) close() {
 		l.st.Close()
 		l.st = nil
 	}
+	if l.app != nil {
+		l.app.Close()
+		l.app = nil
+	}
 }
 
 func (l *localTop) Act(ctx context.Context, r console.Request) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r.Action == "capture.start" {
+	if r.Action == "capture.start" && l.app == nil {
 		if _, err := readServeInfo(l.cfg.Data); err != nil {
-			// A capture records from a detector that runs as long as it
-			// does; a hand-run act ends with the command.
-			return "", errors.New("capture needs a running riposte serve on " + l.cfg.Data + " (its detector records the capture)")
+			if l.det == nil {
+				return "", errors.New("capture needs a running riposte serve on " + l.cfg.Data + " or top's own detector")
+			}
+			// Record from top's detector; keep the app (and the store)
+			// until top exits, so that the capture's end is journaled.
+			if err := os.MkdirAll(l.cfg.Data, 0o700); err != nil {
+				return "", fmt.Errorf("create data directory: %w", err)
+			}
+			app, err := buildCoreWith(l.cfg, NewLogger(l.cfg, io.Discard), nil, l.det)
+			if err != nil {
+				return "", err
+			}
+			l.app = app
 		}
+	}
+	if l.app != nil {
+		if r.Action == "approve" || r.Action == "deny" {
+			res, err := l.app.Engine.Decide(ctx, r.Approval, r.Action == "approve", "cli:"+l.user, "from riposte top")
+			return resultNote(res), err
+		}
+		req := actRequest(r)
+		res, err := l.app.Engine.Act(ctx, engine.Manual{Action: req.Action, Container: req.Container, Incident: req.Incident,
+			Params: req.With, Actor: "cli:" + l.user, Report: true})
+		return resultNote(res), err
 	}
 	if r.Action == "approve" || r.Action == "deny" {
 		app, err := buildForAct(l.cfg)

@@ -228,13 +228,13 @@ func TestLocalTopIncidents(t *testing.T) {
 
 // TestLocalTopCaptureNeedsServer: without a server a capture would end
 // with the act that started it; top says so instead of recording nothing.
-func TestLocalTopCaptureNeedsServer(t *testing.T) {
+func TestLocalTopCaptureNeedsADetector(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Data = t.TempDir()
 	l := &localTop{cfg: cfg, user: "jane"}
 	_, err := l.Act(context.Background(), console.Request{Action: "capture.start", Container: "web", With: map[string]string{"duration": "30s"}})
-	if err == nil || !strings.Contains(err.Error(), "capture needs a running riposte serve on "+cfg.Data) {
-		t.Errorf("capture without a server: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "capture needs a running riposte serve on "+cfg.Data+" or top's own detector") {
+		t.Errorf("capture without a server or a detector: %v", err)
 	}
 }
 
