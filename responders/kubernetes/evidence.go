@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/evidence"
@@ -375,53 +377,25 @@ func (r *Responder) ownerChain(ctx context.Context, pod *corev1.Pod) ([]OwnerObj
 		switch ref.Kind {
 		case "ReplicaSet":
 			resource = "replicasets"
-			var x *appsv1.ReplicaSet
-			if x, err = apps.ReplicaSets(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "apps/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, apps.ReplicaSets(ns).Get, ref.Name, appsv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "Deployment":
 			resource = "deployments"
-			var x *appsv1.Deployment
-			if x, err = apps.Deployments(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "apps/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, apps.Deployments(ns).Get, ref.Name, appsv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "StatefulSet":
 			resource = "statefulsets"
-			var x *appsv1.StatefulSet
-			if x, err = apps.StatefulSets(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "apps/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, apps.StatefulSets(ns).Get, ref.Name, appsv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "DaemonSet":
 			resource = "daemonsets"
-			var x *appsv1.DaemonSet
-			if x, err = apps.DaemonSets(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "apps/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, apps.DaemonSets(ns).Get, ref.Name, appsv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "Job":
 			resource = "jobs"
-			var x *batchv1.Job
-			if x, err = batch.Jobs(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "batch/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, batch.Jobs(ns).Get, ref.Name, batchv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "CronJob":
 			resource = "cronjobs"
-			var x *batchv1.CronJob
-			if x, err = batch.CronJobs(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "batch/v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, batch.CronJobs(ns).Get, ref.Name, batchv1.SchemeGroupVersion.WithKind(ref.Kind))
 		case "ReplicationController":
 			resource = "replicationcontrollers"
-			var x *corev1.ReplicationController
-			if x, err = r.api.CoreV1().ReplicationControllers(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-				x.APIVersion, x.Kind = "v1", ref.Kind
-				obj, link.Object = x, x
-			}
+			obj, err = getOwner(ctx, r.api.CoreV1().ReplicationControllers(ns).Get, ref.Name, corev1.SchemeGroupVersion.WithKind(ref.Kind))
 		default:
 			link.Unread = fmt.Sprintf("kind %s (%s) is not one riposte reads", ref.Kind, ref.APIVersion)
 		}
@@ -434,6 +408,9 @@ func (r *Responder) ownerChain(ctx context.Context, pod *corev1.Pod) ([]OwnerObj
 			}
 			link.Unread = err.Error()
 		}
+		if obj != nil {
+			link.Object = obj
+		}
 		chain = append(chain, link)
 		if obj == nil {
 			break
@@ -444,4 +421,19 @@ func (r *Responder) ownerChain(ctx context.Context, pod *corev1.Pod) ([]OwnerObj
 		}
 	}
 	return chain, nil
+}
+
+// getOwner reads one owner through its typed client and sets its kind and
+// API version, which the API server leaves empty in a typed Get, so that
+// owners.json says what each object is.
+func getOwner[T interface {
+	metav1.Object
+	runtime.Object
+}](ctx context.Context, get func(context.Context, string, metav1.GetOptions) (T, error), name string, gvk schema.GroupVersionKind) (metav1.Object, error) {
+	x, err := get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	x.GetObjectKind().SetGroupVersionKind(gvk)
+	return x, nil
 }
