@@ -272,6 +272,13 @@ func TestEvidenceOwnerChains(t *testing.T) {
 			}
 			var owners []OwnerObject
 			readJSON(t, filepath.Join(res.Detail["dir"].(string), OwnersFile), &owners)
+			for _, o := range owners {
+				// A typed Get leaves kind and apiVersion empty; the bundle
+				// names them, so that each object says what it is.
+				if m, ok := o.Object.(map[string]any); ok && (m["kind"] != o.Kind || m["apiVersion"] == "" || m["apiVersion"] == nil) {
+					t.Errorf("owner %s %s: object has kind %v apiVersion %v", o.Kind, o.Name, m["kind"], m["apiVersion"])
+				}
+			}
 			last := owners[len(owners)-1]
 			if tc.unread == "" && (last.Object == nil || last.Unread != "") {
 				t.Fatalf("last owner %+v not read", last)
