@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/riposte-sec/riposte/internal/actions"
 )
 
 // File names every bundle may hold.
@@ -192,6 +194,37 @@ func (b *Bundle) Seal(manifest any) (Sealed, error) {
 	}
 	return Sealed{Dir: final, Manifest: filepath.Join(final, ManifestFile), SHA256: b.files[len(b.files)-1].SHA256,
 		Files: b.Files(), Bytes: b.used}, nil
+}
+
+// Fail abandons the bundle after a failed collection and returns the error
+// a responder reports: a write past the cap is said in terms of the cap and
+// of capFrom, where the cap came from ("the max_bytes parameter"); a
+// retryable cause stays retryable.
+func (b *Bundle) Fail(cause error, capFrom string) error {
+	err := cause
+	if errors.Is(cause, ErrCap) {
+		err = fmt.Errorf("evidence bundle exceeds its size cap of %s (%d bytes, from %s): %w",
+			actions.ByteSize(b.limit), b.limit, capFrom, cause)
+	}
+	return b.Abandon(err)
+}
+
+// Result is what a responder returns for a sealed bundle: kind ("snapshot",
+// "evidence") starts the note, the manifest's SHA-256 goes to the journal,
+// every file is listed as evidence, and skipped parts are in the detail.
+func (s Sealed) Result(kind string, skipped []Skipped) actions.Result {
+	res := actions.Result{
+		Note:   fmt.Sprintf("%s: %d files, %s, in %s", kind, len(s.Files), actions.ByteSize(s.Bytes), s.Dir),
+		SHA256: s.SHA256,
+		Detail: map[string]any{"dir": s.Dir, "manifest": s.Manifest, "bytes": s.Bytes},
+	}
+	for _, f := range s.Files {
+		res.Evidence = append(res.Evidence, actions.Evidence{Path: filepath.Join(s.Dir, f.Name), SHA256: f.SHA256, Size: f.Size})
+	}
+	if len(skipped) > 0 {
+		res.Detail["skipped"] = skipped
+	}
+	return res
 }
 
 // Abandon marks a failed bundle: the partial directory is renamed

@@ -145,14 +145,7 @@ func (r *Responder) collectEvidence(ctx context.Context, req actions.Request, po
 	m := PodManifest{Version: 1, Snapshot: b.ID(), Incident: incident, Alert: req.Alert.ID, Actor: req.Actor,
 		Started: started, MaxBytes: o.maxBytes, Pod: summarize(pod)}
 	if err := r.collectPod(ctx, b, &m, pod, o); err != nil {
-		if errors.Is(err, evidence.ErrCap) {
-			err = fmt.Errorf("evidence bundle exceeds its cap of %d bytes (parameter max_bytes): %w", o.maxBytes, err)
-		}
-		aerr := b.Abandon(err)
-		if actions.IsRetryable(err) {
-			return actions.Result{}, actions.Retryable(aerr)
-		}
-		return actions.Result{}, aerr
+		return actions.Result{}, b.Fail(err, "the max_bytes parameter")
 	}
 	m.Finished = r.now().UTC()
 	m.Files, m.Skipped = b.Files(), b.Skipped()
@@ -160,17 +153,8 @@ func (r *Responder) collectEvidence(ctx context.Context, req actions.Request, po
 	if err != nil {
 		return actions.Result{}, err
 	}
-	res := actions.Result{
-		Note:   fmt.Sprintf("evidence: %d files, %d bytes, in %s", len(s.Files), s.Bytes, s.Dir),
-		SHA256: s.SHA256,
-		Detail: map[string]any{"dir": s.Dir, "manifest": s.Manifest, "bytes": s.Bytes, "owners": m.Pod.Owners, "node": m.Pod.Node},
-	}
-	for _, f := range s.Files {
-		res.Evidence = append(res.Evidence, actions.Evidence{Path: filepath.Join(s.Dir, f.Name), SHA256: f.SHA256, Size: f.Size})
-	}
-	if len(m.Skipped) > 0 {
-		res.Detail["skipped"] = m.Skipped
-	}
+	res := s.Result("evidence", m.Skipped)
+	res.Detail["owners"], res.Detail["node"] = m.Pod.Owners, m.Pod.Node
 	return res, nil
 }
 

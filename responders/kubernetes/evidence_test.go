@@ -203,7 +203,7 @@ func TestEvidenceUnscheduledAndCapped(t *testing.T) {
 	}
 
 	_, err = run(t, r, "pod.evidence", falco(ns, "pending"), actions.Params{"max_bytes": 100})
-	if !errors.Is(err, evidence.ErrCap) || !strings.Contains(err.Error(), "parameter max_bytes") || !strings.Contains(err.Error(), ".incomplete") {
+	if !errors.Is(err, evidence.ErrCap) || !strings.Contains(err.Error(), "the max_bytes parameter") || !strings.Contains(err.Error(), ".incomplete") {
 		t.Fatalf("capped evidence: %v, want ErrCap naming max_bytes and the .incomplete bundle", err)
 	}
 
