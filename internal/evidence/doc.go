@@ -9,9 +9,11 @@
 // <id>.incomplete, has no manifest, and holds an INCOMPLETE file saying
 // why. Verify re-checks a sealed bundle.
 //
-// The responders that collect evidence (the Kubernetes responder's
-// pod.evidence) describe what they collected in their own manifest type,
-// which embeds the file list; Verify reads only that list.
+// Every responder that collects evidence writes through it (docker's
+// container.snapshot, containerd.snapshot, the Kubernetes responder's
+// pod.evidence) and describes what it collected in its own manifest type,
+// which embeds the file list; Verify reads only that list. Fail and
+// Sealed.Result give them one failure path and one result shape.
 //
 // A Bundle is used by one goroutine at a time. Seal or Abandon ends it;
 // every file it opens is closed before Write returns.

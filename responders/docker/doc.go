@@ -35,7 +35,8 @@
 // SHA-256 is Result.SHA256, which the journal records. A bundle is sealed
 // (renamed from .partial) only once its manifest is on disk; one that hit the
 // size cap or failed is renamed .incomplete, has no manifest, and holds an
-// INCOMPLETE file saying why. VerifyBundle re-checks a sealed bundle.
+// INCOMPLETE file saying why (internal/evidence writes it). VerifyBundle
+// re-checks a sealed bundle.
 //
 // A Responder is safe for concurrent use: actions on the same container are
 // serialised within one Responder (not across processes). It does not own
