@@ -2,14 +2,19 @@ package kubetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	netv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 )
 
 // No controller-manager runs, so the fixtures below write the status a
@@ -204,4 +209,61 @@ func (s *Server) WaitPods(t testing.TB, ns, what string, cond func([]corev1.Pod)
 	if err != nil {
 		t.Fatalf("pods of %s: %s: %v", ns, what, err)
 	}
+}
+
+// WatchQuarantine creates pod name (one busybox container) in ns and
+// returns a channel that receives nil once watches have seen a
+// NetworkPolicy created in ns and the pod carrying label, or an error when
+// they have not within 30 s. Benchmarks start it before the action they
+// time.
+func WatchQuarantine(tb testing.TB, c kubernetes.Interface, ns, name, label string) <-chan error {
+	tb.Helper()
+	bg := context.Background()
+	p, err := c.CoreV1().Pods(ns).Create(bg, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		tb.Fatalf("create pod %s/%s: %v", ns, name, err)
+	}
+	pw, err := c.CoreV1().Pods(ns).Watch(bg, metav1.ListOptions{ResourceVersion: p.ResourceVersion,
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	if err != nil {
+		tb.Fatalf("watch pod %s/%s: %v", ns, name, err)
+	}
+	nw, err := c.NetworkingV1().NetworkPolicies(ns).Watch(bg, metav1.ListOptions{ResourceVersion: p.ResourceVersion})
+	if err != nil {
+		pw.Stop()
+		tb.Fatalf("watch networkpolicies of %s: %v", ns, err)
+	}
+	out := make(chan error, 1)
+	go func() {
+		defer pw.Stop()
+		defer nw.Stop()
+		timeout := time.After(30 * time.Second)
+		labelled, created := false, false
+		for !labelled || !created {
+			select {
+			case ev, ok := <-pw.ResultChan():
+				if !ok {
+					out <- fmt.Errorf("pod watch of %s/%s ended", ns, name)
+					return
+				}
+				if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type == watch.Modified && p.Labels[label] != "" {
+					labelled = true
+				}
+			case ev, ok := <-nw.ResultChan():
+				if !ok {
+					out <- fmt.Errorf("networkpolicy watch of %s ended", ns)
+					return
+				}
+				if _, isPol := ev.Object.(*netv1.NetworkPolicy); isPol && ev.Type == watch.Added {
+					created = true
+				}
+			case <-timeout:
+				out <- fmt.Errorf("watches of %s/%s: labelled %v, policy created %v after 30s", ns, name, labelled, created)
+				return
+			}
+		}
+		out <- nil
+	}()
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/benchtools/latency"
 	"github.com/riposte-sec/riposte/internal/cgroupctl/cgroupctltest"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
@@ -134,13 +135,13 @@ func BenchmarkDockerContainment(b *testing.B) {
 			{"container.pause, freezer path", freezer, "freezer"},
 			{"  of which cgroup write -> frozen", kernel, "cgroup"},
 		} {
-			p50, p99 := quantile(row.d, 0.50), quantile(row.d, 0.99)
+			p50, p99 := latency.Quantile(row.d, 0.50), latency.Quantile(row.d, 0.99)
 			b.ReportMetric(ms(p50), row.unit+"-p50-ms")
 			b.ReportMetric(ms(p99), row.unit+"-p99-ms")
 			fmt.Fprintf(os.Stdout, "  %-34s p50 %7.2f ms  p99 %7.2f ms  (min %.2f, max %.2f)\n", row.name, ms(p50), ms(p99), ms(slices.Min(row.d)), ms(slices.Max(row.d)))
 		}
 		fmt.Fprintf(os.Stdout, "  freezer path / bare call: p50 %.2fx, p99 %.2fx\n",
-			ms(quantile(freezer, 0.5))/ms(quantile(bare, 0.5)), ms(quantile(freezer, 0.99))/ms(quantile(bare, 0.99)))
+			ms(latency.Quantile(freezer, 0.5))/ms(latency.Quantile(bare, 0.5)), ms(latency.Quantile(freezer, 0.99))/ms(latency.Quantile(bare, 0.99)))
 	}
 }
 
@@ -163,14 +164,6 @@ func unpauseSettled(b *testing.B, cli *client.Client, id string) {
 		}
 		time.Sleep(time.Millisecond) // polling the daemon's state
 	}
-}
-
-// quantile is the q-th sample of ds in order (nearest rank).
-func quantile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s))*q+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }
 
 // BenchmarkDockerSnapshot50MB times container.snapshot of a container that

@@ -8,19 +8,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/riposte-sec/riposte/internal/benchtools/latency"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/kubetest"
@@ -81,7 +77,7 @@ func BenchmarkKubeAlertToIsolation(b *testing.B) {
 		var bare, run []time.Duration
 		for i := range alertSamples {
 			name := fmt.Sprintf("web-%d", i)
-			seen := watchIsolation(b, c, nsBare, name)
+			seen := kubetest.WatchQuarantine(b, c, nsBare, name, k8sresponder.DefaultQuarantineLabel)
 			start := time.Now()
 			if _, err := c.NetworkingV1().NetworkPolicies(nsBare).Create(bg, pol, metav1.CreateOptions{}); err != nil {
 				b.Fatal(err)
@@ -98,7 +94,7 @@ func BenchmarkKubeAlertToIsolation(b *testing.B) {
 				b.Fatal(err)
 			}
 
-			seen = watchIsolation(b, c, nsRun, name)
+			seen = kubetest.WatchQuarantine(b, c, nsRun, name, k8sresponder.DefaultQuarantineLabel)
 			body := benchAlert(fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), nsRun, name, i)
 			start = time.Now()
 			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/alerts", strings.NewReader(body))
@@ -118,14 +114,14 @@ func BenchmarkKubeAlertToIsolation(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(msf(pctl(bare, 50)), "bare-p50-ms")
-		b.ReportMetric(msf(pctl(bare, 99)), "bare-p99-ms")
-		b.ReportMetric(msf(pctl(run, 50)), "alert-p50-ms")
-		b.ReportMetric(msf(pctl(run, 99)), "alert-p99-ms")
+		b.ReportMetric(latency.Millis(latency.Quantile(bare, 0.50)), "bare-p50-ms")
+		b.ReportMetric(latency.Millis(latency.Quantile(bare, 0.99)), "bare-p99-ms")
+		b.ReportMetric(latency.Millis(latency.Quantile(run, 0.50)), "alert-p50-ms")
+		b.ReportMetric(latency.Millis(latency.Quantile(run, 0.99)), "alert-p99-ms")
 		fmt.Fprintf(os.Stdout, "\nNetworkPolicy created and pod labelled, as seen by a watch, %d samples each, interleaved:\n"+
 			"  bare client-go (create + patch)                   p50 %6.2f ms  p99 %6.2f ms\n"+
 			"  Falco alert on /v1/alerts -> playbook -> isolate  p50 %6.2f ms  p99 %6.2f ms\n",
-			alertSamples, msf(pctl(bare, 50)), msf(pctl(bare, 99)), msf(pctl(run, 50)), msf(pctl(run, 99)))
+			alertSamples, latency.Millis(latency.Quantile(bare, 0.50)), latency.Millis(latency.Quantile(bare, 0.99)), latency.Millis(latency.Quantile(run, 0.50)), latency.Millis(latency.Quantile(run, 0.99)))
 	}
 }
 
@@ -137,66 +133,3 @@ func benchAlert(id, ns, pod string, i int) string {
 	})
 	return string(body)
 }
-
-// watchIsolation creates pod name in ns and returns a channel that gets nil
-// once watches have seen a quarantine policy created in ns and the pod
-// carrying the quarantine label, or an error after 30 s.
-func watchIsolation(b *testing.B, c kubernetes.Interface, ns, name string) <-chan error {
-	b.Helper()
-	bg := context.Background()
-	p, err := c.CoreV1().Pods(ns).Create(bg, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}, metav1.CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pw, err := c.CoreV1().Pods(ns).Watch(bg, metav1.ListOptions{ResourceVersion: p.ResourceVersion,
-		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	nw, err := c.NetworkingV1().NetworkPolicies(ns).Watch(bg, metav1.ListOptions{ResourceVersion: p.ResourceVersion})
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := make(chan error, 1)
-	go func() {
-		defer pw.Stop()
-		defer nw.Stop()
-		timeout := time.After(30 * time.Second)
-		labelled, created := false, false
-		for !labelled || !created {
-			select {
-			case ev, ok := <-pw.ResultChan():
-				if !ok {
-					out <- fmt.Errorf("pod watch of %s/%s ended", ns, name)
-					return
-				}
-				if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type == watch.Modified && p.Labels[k8sresponder.DefaultQuarantineLabel] != "" {
-					labelled = true
-				}
-			case ev, ok := <-nw.ResultChan():
-				if !ok {
-					out <- fmt.Errorf("networkpolicy watch of %s ended", ns)
-					return
-				}
-				if _, isPol := ev.Object.(*netv1.NetworkPolicy); isPol && ev.Type == watch.Added {
-					created = true
-				}
-			case <-timeout:
-				out <- fmt.Errorf("watches of %s/%s: labelled %v, policy created %v after 30s", ns, name, labelled, created)
-				return
-			}
-		}
-		out <- nil
-	}()
-	return out
-}
-
-func pctl(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))]
-}
-
-func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
