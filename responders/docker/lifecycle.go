@@ -13,6 +13,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/cgroupctl"
+	"github.com/riposte-sec/riposte/responders/contain"
 )
 
 // stateNote describes a container that is not running.
@@ -245,17 +246,14 @@ func exitCode(info container.InspectResponse) int {
 	return 0
 }
 
-// cgroupOf finds the cgroup to freeze a container by, from its init pid.
+// cgroupOf finds the cgroup to freeze a container by, from its init pid,
+// the way the runtime-agnostic containment (responders/contain) finds it.
 func (r *Responder) cgroupOf(c target) (cgroupctl.Cgroup, error) {
 	s := state(c.info)
 	if s == nil || s.Pid <= 0 {
 		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: the daemon reports no process", c)
 	}
-	paths, err := cgroupctl.PathsOf(r.proc, s.Pid)
-	if err != nil {
-		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: %w", c, err)
-	}
-	cg, err := paths.Container()
+	cg, err := contain.CgroupOf(r.proc, s.Pid)
 	if err != nil {
 		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: %w", c, err)
 	}
