@@ -27,7 +27,7 @@ several serve replicas share (cluster mode; evidence stays in each replica's --d
 Flags override the config file. The intake token comes from --token, the config's
 auth.token_env/token_file, RIPOSTE_TOKEN, or <data>/token (generated on first start, mode 0600);
 it posts alerts and nothing else. Named tokens with scopes (intake, operator, read-only) come
-from auth.tokens; SIGHUP reads them (and the TLS files) again. riposte act reaches the server
+from auth.tokens; SIGHUP reads them, auth.socket_users and the TLS files again. riposte act reaches the server
 through the local socket <data>/riposte.sock, whose peer's OS user is the journaled actor.
 SIGTERM or SIGINT drains: no new alerts, in-flight requests and alerts finish, then exit.`,
 		Args: cobra.NoArgs,

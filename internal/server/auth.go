@@ -93,7 +93,8 @@ func CheckCredentials(creds []Credential) error {
 // (on SIGHUP), so a request sees the old set or the new one, never a mix.
 // Safe for concurrent use.
 type Keyring struct {
-	cur atomic.Pointer[[]Credential]
+	cur   atomic.Pointer[[]Credential]
+	users atomic.Pointer[[]string] // OS users who may act through the socket
 }
 
 // NewKeyring checks creds and holds them.
@@ -113,6 +114,19 @@ func (k *Keyring) Set(creds []Credential) error {
 	c := slices.Clone(creds)
 	k.cur.Store(&c)
 	return nil
+}
+
+// SetSocketUsers replaces the OS users, besides root and the server's own
+// user, who may act through the local socket (auth.socket_users).
+func (k *Keyring) SetSocketUsers(names []string) {
+	c := slices.Clone(names)
+	k.users.Store(&c)
+}
+
+// SocketUser reports whether name is one of the socket users.
+func (k *Keyring) SocketUser(name string) bool {
+	u := k.users.Load()
+	return u != nil && slices.Contains(*u, name)
 }
 
 // Has reports whether some credential has exactly scope s.
@@ -225,9 +239,9 @@ func (s *Server) socketPeer(c net.Conn) (peer, error) {
 }
 
 // peerAllowed: root and the server's own user hold the data directory
-// anyway; others must be named in the config.
+// anyway; others must be named in the config (read again on SIGHUP).
 func (s *Server) peerAllowed(uid int, name string) bool {
-	return uid == 0 || uid == os.Getuid() || slices.Contains(s.cfg.SocketUsers, name)
+	return uid == 0 || uid == os.Getuid() || s.keys.SocketUser(name)
 }
 
 // Require wraps h so that only requests whose identity has scope reach it,

@@ -340,15 +340,21 @@ func TestSocketRefusesOtherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name  string
-		users []string
-		want  string
+		name   string
+		users  []string
+		reload []string // what a SIGHUP reads, when not nil
+		want   string
 	}{
-		{"not named", nil, "403 "},
-		{"named in socket_users", []string{nobody.Username}, "200 "},
+		{"not named", nil, nil, "403 "},
+		{"named in socket_users", []string{nobody.Username}, nil, "200 "},
+		{"named on reload", nil, []string{nobody.Username}, "200 "},
+		{"removed on reload", []string{nobody.Username}, []string{}, "403 "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newScopedServer(t, Config{Credentials: threeScopes, SocketUsers: tc.users})
+			if tc.reload != nil {
+				s.Keys().SetSocketUsers(tc.reload)
+			}
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".sock")
 			ln, err := net.Listen("unix", path)
 			if err != nil {

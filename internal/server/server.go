@@ -214,6 +214,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	keys.SetSocketUsers(cfg.SocketUsers)
 	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), keys: keys}
 	s.mux.HandleFunc("/v1/alerts", s.intake)
 	s.mux.HandleFunc("/{$}", s.intake)

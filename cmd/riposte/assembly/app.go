@@ -515,7 +515,8 @@ func readCredentials(cfg config.Config) (metricsTokens []string, creds []server.
 }
 
 // watchHUP reloads the credentials on each SIGHUP (the config file's
-// auth.tokens and metrics.token_file, and every token file again) and
+// auth.tokens, auth.socket_users and metrics.token_file, and every token
+// file again) and
 // passes the signal on to the certificate reloader. A failed reload is
 // logged without any token and keeps the credentials in force.
 func (a *App) watchHUP(ctx context.Context, hup <-chan os.Signal, keys *server.Keyring, token string, next chan<- os.Signal) {
@@ -544,13 +545,17 @@ func (a *App) reloadCredentials(keys *server.Keyring, token string) error {
 		if err != nil {
 			return err
 		}
-		cfg.Auth.Tokens, cfg.Metrics = fresh.Auth.Tokens, fresh.Metrics
+		cfg.Auth.Tokens, cfg.Metrics, cfg.Auth.SocketUsers = fresh.Auth.Tokens, fresh.Metrics, fresh.Auth.SocketUsers
 	}
 	mt, creds, err := readCredentials(cfg)
 	if err != nil {
 		return err
 	}
-	return keys.Set(server.LegacyCredentials(nonEmpty(token), mt, creds))
+	if err := keys.Set(server.LegacyCredentials(nonEmpty(token), mt, creds)); err != nil {
+		return err
+	}
+	keys.SetSocketUsers(cfg.Auth.SocketUsers)
+	return nil
 }
 
 // nonEmpty is []string{s}, or nil for "".
