@@ -119,6 +119,9 @@ func Compile(files ...File) (*Ruleset, error) {
 			rs.rules = append(rs.rules, r)
 		}
 	}
+	if len(errs) == 0 {
+		errs = checkOverlap(rs.Enforced())
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -299,6 +302,13 @@ func (c *compiler) rule(it *item) (*Rule, []error) {
 					errs = append(errs, it.errorf(it.condLine, "condition: %s", terr))
 				}
 				r.types = types
+				if it.enforce != 0 {
+					e, eerr := kernelEnforcement(src, it.enforce)
+					if eerr != nil {
+						errs = append(errs, it.errorf(it.enforceLine, "enforce: %s", eerr))
+					}
+					r.Enforce = e
+				}
 			}
 		}
 	}

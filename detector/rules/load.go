@@ -109,6 +109,9 @@ type item struct {
 
 	items    []string // list: expr literals or names of other lists
 	itemLine int
+
+	enforce     Signal // rule: 0 unless marked enforce:
+	enforceLine int
 }
 
 func (it *item) where() string { return fmt.Sprintf("%s:%d", it.file, it.line) }
@@ -119,7 +122,7 @@ func (it *item) errorf(line int, format string, args ...any) error {
 }
 
 var allowedKeys = map[string][]string{
-	kindRule:  {"rule", "desc", "condition", "output", "priority", "tags", "enabled"},
+	kindRule:  {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "enforce"},
 	kindMacro: {"macro", "condition"},
 	kindList:  {"list", "items"},
 }
@@ -252,6 +255,12 @@ func parseItem(file string, n *yaml.Node) (*item, []error) {
 				errs = append(errs, it.errorf(v.Line, "enabled: want true or false, got %q", v.Value))
 			} else {
 				it.enabled = v.Value == "true"
+			}
+		}
+		if v, ok := values["enforce"]; ok {
+			it.enforceLine = v.Line
+			if err := it.enforce.UnmarshalText([]byte(v.Value)); err != nil || v.Kind != yaml.ScalarNode {
+				errs = append(errs, it.errorf(v.Line, "enforce: unknown signal %q (want sigkill or sigstop)", v.Value))
 			}
 		}
 	case kindMacro:

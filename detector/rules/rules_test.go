@@ -29,6 +29,13 @@ func TestInvalidFiles(t *testing.T) {
 		"condition_not_bool.yaml":  `condition_not_bool.yaml:3: rule "Not a boolean": condition: expected bool, but got string`,
 		"duplicate_key.yaml":       `duplicate_key.yaml:3: duplicate field "desc"`,
 		"duplicate_rule.yaml":      `duplicate_rule.yaml:7: rule "Twice": duplicate rule, first defined at duplicate_rule.yaml:1`,
+		"enforce_bad_signal.yaml":  `enforce_bad_signal.yaml:6: rule "Kill it": enforce: unknown signal "sigterm" (want sigkill or sigstop)`,
+		"enforce_long_name.yaml":   `enforce_long_name.yaml:6: rule "Kill a long name": enforce: proc.name "a-very-long-program-name" can never match: a process name is 1 to 15 bytes (the kernel's comm)`,
+		"enforce_not_exec.yaml":    `enforce_not_exec.yaml:6: rule "Kill shadow readers": enforce: enforcement happens at exec: evt.type must be "exec", got "open"`,
+		"enforce_not_kernel.yaml":  `enforce_not_kernel.yaml:6: rule "Kill shells of web servers": enforce: the kernel cannot decide "proc.pname == \"nginx\"": an enforced condition must be an exec (evt.type == "exec", the spawned_process macro) in a container (container.id != "host", the in_container macro) of a program named by proc.name or proc.exepath (== "x", in [list], or an "or" of those), joined with "and"`,
+		"enforce_on_host.yaml":     `enforce_on_host.yaml:6: rule "Kill netcat anywhere": enforce: enforcement happens only in containers: the condition must require container.id != "host" (in_container)`,
+		"enforce_overlap.yaml":     `enforce_overlap.yaml:8: rule "Stop netcat": enforce: proc.name "nc" is already enforced by rule "Kill netcat" (enforce_overlap.yaml:1)`,
+		"enforce_two_tests.yaml":   `enforce_two_tests.yaml:6: rule "Kill one netcat": enforce: the kernel cannot decide two program tests joined by "and" ("proc.exepath == \"/bin/nc\""): use one test, or an "or" of tests`,
 		"enabled_string.yaml":      `enabled_string.yaml:6: rule "Enabled as a string": enabled: want true or false, got "yes"`,
 		"list_items_mapping.yaml":  `list_items_mapping.yaml:4: list "bad_items": items: want scalars (strings or numbers), got a mapping`,
 		"macro_cycle.yaml":         "macro_cycle.yaml:2: macro \"a\": cycle: a -> b -> a\nmacro_cycle.yaml:5: macro \"b\": cycle: b -> a -> b",
@@ -40,7 +47,7 @@ func TestInvalidFiles(t *testing.T) {
 		"tags_not_list.yaml":       `tags_not_list.yaml:6: rule "Tags as a string": tags: want a list of strings`,
 		"two_kinds.yaml":           `two_kinds.yaml:1: item has more than one of the keys rule, macro, list: rule, macro`,
 		"undefined_name.yaml":      `undefined_name.yaml:3: rule "Unknown macro": condition: unknown name no_such_macro (column 24)`,
-		"unknown_field.yaml":       `unknown_field.yaml:3: rule "Typo": unknown field "conditon" (want one of rule, desc, condition, output, priority, tags, enabled)`,
+		"unknown_field.yaml":       `unknown_field.yaml:3: rule "Typo": unknown field "conditon" (want one of rule, desc, condition, output, priority, tags, enabled, enforce)`,
 		"yaml_syntax.yaml":         `yaml_syntax.yaml:2: did not find expected key`,
 	}
 	names, err := filepath.Glob("testdata/invalid/*.yaml")
@@ -656,5 +663,49 @@ func TestFileAndNamespaceFields(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnforcement checks what an `enforce:` rule compiles to for the
+// kernel: the signal and the program names and paths, through macros and
+// lists.
+func TestEnforcement(t *testing.T) {
+	const base = `
+- list: tools
+  items: [nc, ncat, socat]
+- macro: spawned_process
+  condition: evt.type == "exec"
+- macro: in_container
+  condition: container.id != "host"
+`
+	for _, tc := range []struct {
+		name, rule string
+		want       *Enforcement
+	}{
+		{"list by name", `spawned_process and in_container and proc.name in tools`,
+			&Enforcement{Signal: SigKill, Names: []string{"nc", "ncat", "socat"}}},
+		{"one path, reversed", `container.id != "host" and "/tmp/x" == proc.exepath and evt.type == "exec"`,
+			&Enforcement{Signal: SigKill, Paths: []string{"/tmp/x"}}},
+		{"or of name and paths", `spawned_process and in_container and (proc.name == "nc" or proc.exepath in ["/a", "/b", "/a"])`,
+			&Enforcement{Signal: SigKill, Names: []string{"nc"}, Paths: []string{"/a", "/b"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := base + "- rule: R\n  desc: d\n  condition: '" + tc.rule + "'\n  output: o\n  priority: Critical\n  enforce: SIGKILL\n"
+			rs, err := Compile(File{Name: "r.yaml", Data: []byte(src)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rs.Rule("R").Enforce
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("enforcement = %+v, want %+v", got, tc.want)
+			}
+			if n := len(rs.Enforced()); n != 1 {
+				t.Fatalf("Enforced() lists %d rules, want 1", n)
+			}
+		})
+	}
+	rs := defaultRules(t)
+	if n := len(rs.Enforced()); n != 0 {
+		t.Fatalf("the default rules enforce %d rules, want none (enforcement is opt-in)", n)
 	}
 }

@@ -29,6 +29,9 @@ type Rule struct {
 	Enabled   bool
 	File      string
 	Line      int
+	// Enforce is set for a rule marked `enforce:`: the kernel signals the
+	// process itself, before the program runs (see Enforcement).
+	Enforce *Enforcement
 
 	program *vm.Program
 	types   map[string]bool // nil: every event type
