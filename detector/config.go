@@ -49,6 +49,9 @@ type Config struct {
 	// processes whose v1 cgroup is no container), "v2" (the unified
 	// hierarchy), or "" / "auto": v2 when /sys/fs/cgroup is a cgroup2 mount.
 	Cgroup string `yaml:"cgroup"`
+	// Enforce turns on in-kernel enforcement of the rules marked
+	// `enforce:` (off by default; see EnforceConfig).
+	Enforce EnforceConfig `yaml:"enforce"`
 }
 
 // Defaults.
@@ -70,6 +73,7 @@ func (c Config) withDefaults() Config {
 		c.Workers = DefaultWorkers
 	}
 	c.Resources = c.Resources.WithDefaults()
+	c.Enforce = c.Enforce.withDefaults()
 	return c
 }
 
@@ -86,6 +90,9 @@ func (c Config) validate() error {
 	}
 	if err := c.Resources.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("detector: %w", err))
+	}
+	if err := c.Enforce.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Cgroup {
 	case "", "auto", "v1", "v2":
@@ -104,4 +111,8 @@ type Deps struct {
 	// asked in order.
 	Resolvers  []containers.Resolver
 	Registerer prometheus.Registerer
+	// Protected decides which containers enforcement may act on; required
+	// when Config.Enforce is enabled (a cgroup is armed only once it said
+	// "not protected").
+	Protected ProtectedFunc
 }

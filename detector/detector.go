@@ -13,6 +13,7 @@ import (
 
 	"github.com/riposte-sec/riposte/detector/cgroup"
 	"github.com/riposte-sec/riposte/detector/containers"
+	"github.com/riposte-sec/riposte/detector/enforce"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/detector/resources"
 	"github.com/riposte-sec/riposte/detector/rules"
@@ -30,6 +31,7 @@ type Detector struct {
 	log      *slog.Logger
 	rules    *rules.Ruleset
 	cache    *containers.Cache
+	protect  ProtectedFunc
 	metrics  *metrics
 	hostname string
 
@@ -43,6 +45,7 @@ type Detector struct {
 	queue       chan []byte       // set while running
 	lastKernels map[string]uint64 // the sensor's last drop counters, kept for Stats after Run
 	lastFilter  uint64            // the sensor's last filter counter, kept likewise
+	arm         *armer            // set while running with enforcement
 }
 
 // New validates cfg, loads the rules (cfg.Rules, or the built-in default
@@ -65,7 +68,10 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	d := &Detector{cfg: cfg, log: log, rules: rs, hostname: host, ready: make(chan struct{})}
+	if cfg.Enforce.Enabled && len(rs.Enforced()) > 0 && deps.Protected == nil {
+		return nil, errors.New("detector: enforce.enabled needs the docker integration, which decides which containers are protected (configure docker:)")
+	}
+	d := &Detector{cfg: cfg, log: log, rules: rs, hostname: host, ready: make(chan struct{}), protect: deps.Protected}
 	d.metrics, err = newMetrics(deps.Registerer, d.queueLen)
 	if err != nil {
 		return nil, fmt.Errorf("register detector metrics: %w", err)
@@ -201,6 +207,23 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		}
 		opts.WakeupBytes = min(size/8, 256<<10)
 	}
+	// Enforcement attaches first: programs on one tracepoint run in attach
+	// order, so its decision is recorded before the sensor's exec event can
+	// be read.
+	arm, err := d.openEnforcement(mode)
+	if err != nil {
+		return err
+	}
+	if arm != nil {
+		defer func() {
+			d.mu.Lock()
+			d.arm = nil
+			d.mu.Unlock()
+			if err := arm.enf.Close(); err != nil {
+				d.log.Warn("close enforcement", "err", err)
+			}
+		}()
+	}
 	s, err := sensor.Open(opts)
 	if err != nil {
 		return err
@@ -210,7 +233,7 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		"rules", len(d.rules.Rules()), "workers", d.cfg.Workers)
 
 	p := newPipeline(d, emit)
-	p.mode, p.v2 = mode, v2
+	p.mode, p.v2, p.arm = mode, v2, arm
 	if err := p.table.Seed(); err != nil {
 		d.log.Warn("seed process table", "err", err)
 	}
@@ -225,6 +248,10 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 	evalQ := make(chan *Event, d.cfg.QueueSize)
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = d.cache.Run(ctx) }()
+	if arm != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); arm.run(ctx) }()
+	}
 	if !d.cfg.DisableResources {
 		mounts, err := cgroup.ReadMounts()
 		if err != nil {
@@ -295,6 +322,46 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		d.log.Warn("close sensor", "err", closeErr)
 	}
 	return nil
+}
+
+// openEnforcement loads the enforcement program when the config enables
+// it and some rule is marked `enforce:`; nil otherwise.
+func (d *Detector) openEnforcement(mode cgroup.Mode) (*armer, error) {
+	if !d.cfg.Enforce.Enabled {
+		return nil, nil
+	}
+	opts := d.cfg.Enforce.options(d.rules)
+	if len(opts.Entries) == 0 {
+		d.log.Info("enforcement enabled, but no rule is marked enforce:")
+		return nil, nil
+	}
+	opts.Cgroup, opts.IgnorePID = mode, uint32(os.Getpid())
+	enf, err := enforce.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("run detector: %w", err)
+	}
+	a := newArmer(enf, d.protect, d.log)
+	d.mu.Lock()
+	d.arm = a
+	d.mu.Unlock()
+	d.log.Info("enforcement loaded", "rules", len(opts.Entries), "mode", opts.Mode.String(), "budget", opts.Budget, "window", opts.Window)
+	return a, nil
+}
+
+// EnforcementArmed reports whether the kernel enforces in the container
+// with that id (its cgroup is armed), and if not, why.
+func (d *Detector) EnforcementArmed(containerID string) (bool, string) {
+	d.mu.Lock()
+	a := d.arm
+	d.mu.Unlock()
+	if a == nil {
+		return false, "enforcement is not running"
+	}
+	st, ok := a.state(containerID)
+	if !ok {
+		return false, "the container was not checked yet"
+	}
+	return st.armed, st.reason
 }
 
 // read moves ring-buffer records into queue and never blocks on it: a

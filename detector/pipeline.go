@@ -31,6 +31,7 @@ type pipeline struct {
 	users    map[string]userDB     // container id ("host" for the host) -> passwd; owned by the state goroutine
 
 	bootOffset time.Duration
+	arm        *armer // nil without enforcement
 }
 
 type userDB struct {
@@ -107,6 +108,7 @@ func (p *pipeline) state(ctx context.Context, in <-chan []byte, out chan<- *Even
 // hierarchy only.
 func (p *pipeline) attribute(rec *sensor.Record, ev *Event) {
 	var ref cgroup.Ref
+	cg := rec.CgroupID // the cgroup that names the container
 	if p.mode == cgroup.V2 {
 		ref = p.byV2(rec.CgroupID)
 	}
@@ -114,11 +116,14 @@ func (p *pipeline) attribute(rec *sensor.Record, ev *Event) {
 		ref = p.byName(rec, ev)
 	}
 	if ref.ID == "" && p.mode == cgroup.V1 {
-		ref = p.byV2(rec.Cgroup2ID)
+		ref, cg = p.byV2(rec.Cgroup2ID), rec.Cgroup2ID
 	}
 	if ref.ID == "" {
 		ev.Container.ID = event.HostID
 		return
+	}
+	if p.arm != nil {
+		p.arm.consider(cg, ref.ID)
 	}
 	ev.Container.ID = ref.ID
 	ev.Container.Runtime = ref.Runtime
@@ -302,6 +307,9 @@ func (p *pipeline) evaluate(ev *Event) {
 	}
 	for _, r := range matched {
 		a := p.d.rules.Alert(r, ev, env, p.d.hostname)
+		if r.Enforce != nil && p.arm != nil && ev.Type == event.Exec {
+			p.arm.annotate(&a, r, ev)
+		}
 		m.alerted(r.Name)
 		p.out.send(a)
 	}

@@ -161,6 +161,9 @@ func buildCoreWith(cfg config.Config, log *slog.Logger, set *playbooks.Set, det 
 	for i, r := range dcfg.Rules {
 		dcfg.Rules[i] = cfg.Resolve(r)
 	}
+	if cfg.Engine.DryRun {
+		dcfg.Enforce.DryRun = true // the global dry run holds in the kernel too
+	}
 	var env *integrations.Env
 	env = &integrations.Env{Logger: log, Data: cfg.Data, KV: a.Store, Replays: a.Store, Dispatcher: dispatcher{a},
 		Events: func() (capture.Events, error) {
@@ -209,7 +212,11 @@ func (a *App) startDetector(dcfg detector.Config, env *integrations.Env, log *sl
 	if c, ok := env.Value("containerd").(integrations.Containerd); ok {
 		resolvers = append(resolvers, c)
 	}
-	a.Detector, err = detector.New(dcfg, detector.Deps{Logger: log.With("component", "detector"), Docker: d.Client, Resolvers: resolvers, Registerer: a.Registry})
+	deps := detector.Deps{Logger: log.With("component", "detector"), Docker: d.Client, Resolvers: resolvers, Registerer: a.Registry}
+	if d.Responder != nil {
+		deps.Protected = d.Responder.Protected // in-kernel enforcement arms only what this says is not protected
+	}
+	a.Detector, err = detector.New(dcfg, deps)
 	if err != nil {
 		a.Detector = nil
 		return fmt.Errorf("detector: %w", err)

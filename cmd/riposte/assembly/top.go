@@ -93,6 +93,7 @@ func NewTop(cfg config.Config, filter string, log *slog.Logger) (*Top, error) {
 		dcfg.Rules[i] = cfg.Resolve(r)
 	}
 	dcfg.Enabled = true
+	dcfg.Enforce.Enabled = false // top watches; enforcement belongs to serve
 	var deps detector.Deps
 	deps.Logger = log.With("component", "detector")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())

@@ -1,0 +1,202 @@
+package detector_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/guard"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// enforcedRule kills riposte-mark, a script whose first act is to write
+// /tmp/marker, when a container execs it.
+const enforcedRule = `
+- rule: Marker program in container
+  desc: A program that must never run in a container.
+  condition: evt.type == "exec" and container.id != "host" and proc.name == "riposte-mark"
+  output: marker program ran (proc=%proc.name container=%container.id)
+  priority: Critical
+  enforce: sigkill
+`
+
+// installMarker writes the marker program into container id.
+const installMarker = `printf '#!/bin/sh\necho ran > /tmp/marker\n' > /bin/riposte-mark && chmod +x /bin/riposte-mark`
+
+// protectedBy is what docker.Responder.Protected answers, reduced to the
+// protect label, for a detector on its own.
+func protectedBy(cli *client.Client) detector.ProtectedFunc {
+	label := guard.ParseLabel("riposte.protect=true")
+	return func(ctx context.Context, id string) (bool, string, error) {
+		info, err := cli.ContainerInspect(ctx, id)
+		if err != nil {
+			return false, "", err
+		}
+		if info.Config != nil && label.Matches(info.Config.Labels) {
+			return true, "label riposte.protect=true", nil
+		}
+		return false, "", nil
+	}
+}
+
+func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig) (*detector.Detector, *alerts) {
+	t.Helper()
+	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "enforce.yaml"), []byte(enforcedRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enf.Enabled = true
+	cfg := detector.Config{Rules: []string{dir}, DisableResources: true, Enforce: enf}
+	d, err := detector.New(cfg, detector.Deps{Docker: cli, Protected: protectedBy(cli)})
+	if err != nil {
+		t.Fatalf("new detector: %v", err)
+	}
+	got := newAlerts()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, got.emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("detector not ready after 20s")
+	}
+	return d, got
+}
+
+// execCode runs cmd in container id and returns its exit code (128+n for
+// signal n).
+func execCode(t *testing.T, cli *client.Client, id string, cmd ...string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatalf("exec create: %v", err)
+	}
+	resp, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("exec attach: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Reader)
+	resp.Close()
+	var code int
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		in, err := cli.ContainerExecInspect(ctx, ex.ID)
+		code = in.ExitCode
+		return err == nil && !in.Running
+	}, "exec %v in %s did not end", cmd, id)
+	return code
+}
+
+// armedContainer starts a container with the marker program installed and
+// waits until the detector armed (or, protected, refused to arm) it.
+func armedContainer(t *testing.T, cli *client.Client, d *detector.Detector, labels map[string]string) string {
+	t.Helper()
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce"), labels)
+	if code := execCode(t, cli, id, "sh", "-c", installMarker); code != 0 {
+		t.Fatalf("install the marker program: exit %d", code)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		armed, why := d.EnforcementArmed(id[:12])
+		return armed || strings.HasPrefix(why, "protected")
+	}, "container %s neither armed nor found protected", id[:12])
+	return id
+}
+
+// alertFor waits for the rule's alert about container id.
+func alertFor(t *testing.T, got *alerts, id string) alert.Alert {
+	t.Helper()
+	var found alert.Alert
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		for _, a := range got.snapshot() {
+			if a.Rule == "Marker program in container" && a.Field("container.id") == id[:12] {
+				found = a
+				return true
+			}
+		}
+		return false
+	}, "no alert for the marker in %s; alerts: %v", id[:12], ruleNames(got.snapshot()))
+	return found
+}
+
+// TestEnforceKill: a rule marked `enforce: sigkill` kills the marker
+// program before it runs (its marker file never appears) in an armed
+// container, and the alert says so; a protected container is not
+// signalled; another program in the armed container runs.
+func TestEnforceKill(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{})
+
+	t.Run("armed container", func(t *testing.T) {
+		id := armedContainer(t, cli, d, nil)
+		if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
+			t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
+		}
+		if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
+			t.Fatal("the killed marker program wrote /tmp/marker: it ran")
+		}
+		a := alertFor(t, got, id)
+		if a.Field(detector.FieldEnforceOutcome) != "signalled" || a.Field(detector.FieldEnforceSignal) != "SIGKILL" ||
+			!strings.Contains(a.Output, "enforced: signal SIGKILL sent to pid ") || !strings.Contains(a.Output, "exe /bin/riposte-mark") {
+			t.Fatalf("alert does not say the marker was killed: output %q fields %v", a.Output, a.OutputFields)
+		}
+	})
+	t.Run("other program", func(t *testing.T) {
+		id := armedContainer(t, cli, d, nil)
+		if code := execCode(t, cli, id, "sh", "-c", "echo ran > /tmp/other"); code != 0 {
+			t.Fatalf("a program no rule enforces ended with %d", code)
+		}
+		if code := execCode(t, cli, id, "test", "-e", "/tmp/other"); code != 0 {
+			t.Fatal("a program no rule enforces did not run")
+		}
+	})
+	t.Run("protected container", func(t *testing.T) {
+		id := armedContainer(t, cli, d, map[string]string{"riposte.protect": "true"})
+		if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
+			t.Fatalf("marker in a protected container ended with %d, want 0", code)
+		}
+		if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
+			t.Fatal("the marker program did not run in the protected container")
+		}
+		a := alertFor(t, got, id)
+		if a.Field(detector.FieldEnforceOutcome) != detector.OutcomeProtected || !strings.Contains(a.Output, "not enforced: protected container") {
+			t.Fatalf("alert does not say the container is protected: output %q fields %v", a.Output, a.OutputFields)
+		}
+	})
+}
+
+// TestEnforceDryRun: in dry run the marker runs, and the alert says what
+// would have been sent.
+func TestEnforceDryRun(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{DryRun: true})
+	id := armedContainer(t, cli, d, nil)
+	if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
+		t.Fatalf("marker in dry run ended with %d, want 0", code)
+	}
+	if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
+		t.Fatal("the marker program did not run in dry run")
+	}
+	a := alertFor(t, got, id)
+	if a.Field(detector.FieldEnforceOutcome) != "dry_run" || !strings.Contains(a.Output, "dry run: signal SIGKILL would have been sent to pid ") {
+		t.Fatalf("alert does not report the dry run: output %q fields %v", a.Output, a.OutputFields)
+	}
+}

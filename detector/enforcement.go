@@ -1,0 +1,255 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riposte-sec/riposte/detector/enforce"
+	"github.com/riposte-sec/riposte/detector/event"
+	"github.com/riposte-sec/riposte/detector/rules"
+	"github.com/riposte-sec/riposte/internal/alert"
+)
+
+// EnforceConfig turns on in-kernel enforcement of the rules marked
+// `enforce: sigkill|sigstop`: the detector's own exec hook signals the
+// process before the exec'd program runs. It is off by default: an
+// operator opts in to kernel kills.
+type EnforceConfig struct {
+	// Enabled loads the enforcement program when some rule is marked
+	// `enforce:`.
+	Enabled bool `yaml:"enabled"`
+	// DryRun records, and alerts, what would have been signalled, and
+	// signals nothing. The engine's global dry run implies it.
+	DryRun bool `yaml:"dry_run"`
+	// MaxSignals is the kernel's budget: at most this many signals per
+	// Window; a match beyond it is alerted as budget_exhausted and runs.
+	// Default 10; -1 means no limit.
+	MaxSignals int `yaml:"max_signals"`
+	// Window is the budget's window. Default 1m.
+	Window time.Duration `yaml:"window"`
+}
+
+// Enforcement defaults.
+const (
+	DefaultEnforceMaxSignals = 10
+	DefaultEnforceWindow     = time.Minute
+)
+
+func (c EnforceConfig) withDefaults() EnforceConfig {
+	if c.MaxSignals == 0 {
+		c.MaxSignals = DefaultEnforceMaxSignals
+	}
+	if c.Window == 0 {
+		c.Window = DefaultEnforceWindow
+	}
+	return c
+}
+
+func (c EnforceConfig) validate() error {
+	var errs []error
+	if c.MaxSignals < -1 {
+		errs = append(errs, fmt.Errorf("detector: enforce.max_signals must be positive or -1 (no limit), got %d", c.MaxSignals))
+	}
+	if c.Window < time.Millisecond {
+		errs = append(errs, fmt.Errorf("detector: enforce.window must be at least 1ms, got %s", c.Window))
+	}
+	return errors.Join(errs...)
+}
+
+func (c EnforceConfig) options(rs *rules.Ruleset) enforce.Options {
+	o := enforce.Options{Entries: enforce.Entries(rs), Mode: enforce.Armed, Window: c.Window}
+	if c.DryRun {
+		o.Mode = enforce.DryRun
+	}
+	if c.MaxSignals > 0 {
+		o.Budget = uint32(c.MaxSignals)
+	}
+	return o
+}
+
+// ProtectedFunc says whether a container may not be acted on, and why
+// (docker.Responder.Protected). Enforcement arms a container's cgroup only
+// once it answered "not protected".
+type ProtectedFunc func(ctx context.Context, containerID string) (protected bool, reason string, err error)
+
+// Output fields of an alert whose rule is enforced.
+const (
+	FieldEnforceOutcome = "riposte.enforce.outcome" // enforce.Outcome, or "protected" / "not_armed"
+	FieldEnforceSignal  = "riposte.enforce.signal"  // SIGKILL or SIGSTOP
+	FieldEnforcePID     = "riposte.enforce.pid"     // the process signalled
+	FieldEnforceReason  = "riposte.enforce.reason"  // why nothing was sent
+)
+
+// Outcomes for enforced rules that the kernel did not decide about.
+const (
+	OutcomeProtected = "protected" // the container is protected: its cgroup is never armed
+	OutcomeNotArmed  = "not_armed" // the container was not checked yet, or the check failed
+)
+
+// armState is what the detector knows about one container's cgroup.
+type armState struct {
+	armed     bool
+	protected bool      // final: a protected container is never armed
+	reason    string    // why not armed
+	retryAt   time.Time // a failed check is tried again from then
+}
+
+// armer arms the cgroups of containers that are not protected. The state
+// goroutine asks (consider) without blocking; one goroutine checks and
+// arms. Safe for concurrent use.
+type armer struct {
+	enf       *enforce.Enforcer
+	protected ProtectedFunc
+	log       *slog.Logger
+	queue     chan armRequest
+
+	mu      sync.Mutex
+	byGroup map[uint64]armState // cgroup id -> state
+	byID    map[string]armState // container id -> state
+	waiting map[uint64]bool     // queued, not checked yet
+}
+
+type armRequest struct {
+	cgroup    uint64
+	container string
+}
+
+// retryAfter is how soon a failed check is tried again.
+const retryAfter = 2 * time.Second
+
+func newArmer(enf *enforce.Enforcer, protected ProtectedFunc, log *slog.Logger) *armer {
+	return &armer{enf: enf, protected: protected, log: log, queue: make(chan armRequest, 256),
+		byGroup: map[uint64]armState{}, byID: map[string]armState{}, waiting: map[uint64]bool{}}
+}
+
+// consider queues a check of the container seen in cgroup id, unless it
+// was checked (a failed check is retried after retryAfter).
+func (a *armer) consider(id uint64, container string) {
+	if id == 0 || container == "" || container == event.HostID {
+		return
+	}
+	a.mu.Lock()
+	st, ok := a.byGroup[id]
+	if a.waiting[id] || ok && (st.armed || st.protected || time.Now().Before(st.retryAt)) {
+		a.mu.Unlock()
+		return
+	}
+	a.waiting[id] = true
+	a.mu.Unlock()
+	select {
+	case a.queue <- armRequest{id, container}:
+	default:
+		a.mu.Lock()
+		delete(a.waiting, id)
+		a.mu.Unlock()
+	}
+}
+
+// run checks and arms until ctx ends.
+func (a *armer) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-a.queue:
+			st := a.check(ctx, r)
+			a.mu.Lock()
+			delete(a.waiting, r.cgroup)
+			if len(a.byGroup) > 1<<14 {
+				clear(a.byGroup)
+				clear(a.byID)
+			}
+			a.byGroup[r.cgroup] = st
+			a.byID[r.container] = st
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *armer) check(ctx context.Context, r armRequest) armState {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	protected, reason, err := a.protected(ctx, r.container)
+	switch {
+	case err != nil:
+		a.log.Warn("enforcement not armed: cannot check the container's protection", "container", r.container, "err", err)
+		return armState{reason: "cannot check protection: " + err.Error(), retryAt: time.Now().Add(retryAfter)}
+	case protected:
+		a.log.Info("enforcement not armed: protected container", "container", r.container, "reason", reason)
+		return armState{protected: true, reason: "protected container: " + reason}
+	}
+	if err := a.enf.Arm(r.cgroup); err != nil {
+		a.log.Warn("enforcement not armed", "container", r.container, "err", err)
+		return armState{reason: err.Error(), retryAt: time.Now().Add(retryAfter)}
+	}
+	a.log.Debug("enforcement armed", "container", r.container, "cgroup", r.cgroup)
+	return armState{armed: true}
+}
+
+// state returns what is known of a container, by its id or a prefix of
+// it (the 12-character short id).
+func (a *armer) state(container string) (armState, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st, ok := a.byID[container]; ok || container == "" {
+		return st, ok
+	}
+	for id, st := range a.byID {
+		if strings.HasPrefix(id, container) {
+			return st, true
+		}
+	}
+	return armState{}, false
+}
+
+// annotate adds what the kernel did to the alert of an enforced rule r
+// matching the exec ev: the kernel's record for the pid when it decided,
+// else why it did not (a protected or unchecked container).
+func (a *armer) annotate(al *alert.Alert, r *rules.Rule, ev *event.Event) {
+	rec, found, err := a.enf.Take(ev.PID)
+	if err != nil {
+		a.log.Warn("read enforcement record", "pid", ev.PID, "err", err)
+	}
+	entries := a.enf.Entries()
+	if found && rec.Rule < len(entries) && entries[rec.Rule].Rule == r.Name {
+		al.OutputFields[FieldEnforceOutcome] = string(rec.Outcome)
+		al.OutputFields[FieldEnforceSignal] = rec.Signal.String()
+		al.OutputFields[FieldEnforcePID] = int64(rec.PID)
+		var what string
+		switch rec.Outcome {
+		case enforce.Signalled:
+			what = fmt.Sprintf("enforced: signal %s sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
+		case enforce.WouldSignal:
+			what = fmt.Sprintf("dry run: signal %s would have been sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
+		case enforce.BudgetExhausted:
+			what = fmt.Sprintf("not enforced: the signal budget is spent, pid %d exe %s runs", rec.PID, rec.Path)
+			al.OutputFields[FieldEnforceReason] = "budget spent"
+		default:
+			what = fmt.Sprintf("enforcement failed: signal %s to pid %d exe %s: error %d", rec.Signal, rec.PID, rec.Path, rec.Err)
+			al.OutputFields[FieldEnforceReason] = "bpf_send_signal returned " + strconv.Itoa(int(rec.Err))
+		}
+		al.Output += " (" + what + ")"
+	} else {
+		outcome, reason := OutcomeNotArmed, "the container was not checked yet"
+		if st, ok := a.state(ev.Container.ID); ok {
+			reason = st.reason
+			switch {
+			case st.protected:
+				outcome = OutcomeProtected
+			case st.armed:
+				reason = "the exec came before the container's cgroup was armed"
+			}
+		}
+		al.OutputFields[FieldEnforceOutcome] = outcome
+		al.OutputFields[FieldEnforceSignal] = r.Enforce.Signal.String()
+		al.OutputFields[FieldEnforceReason] = reason
+		al.Output += " (not enforced: " + reason + ")"
+	}
+	al.ID = alert.DeterministicID(*al)
+}
