@@ -78,12 +78,12 @@ func (c EnforceConfig) options(rs *rules.Ruleset) enforce.Options {
 // once it answered "not protected".
 type ProtectedFunc func(ctx context.Context, containerID string) (protected bool, reason string, err error)
 
-// Output fields of an alert whose rule is enforced.
+// Output fields of an alert whose rule is enforced (see package alert).
 const (
-	FieldEnforceOutcome = "riposte.enforce.outcome" // enforce.Outcome, or "protected" / "not_armed"
-	FieldEnforceSignal  = "riposte.enforce.signal"  // SIGKILL or SIGSTOP
-	FieldEnforcePID     = "riposte.enforce.pid"     // the process signalled
-	FieldEnforceReason  = "riposte.enforce.reason"  // why nothing was sent
+	FieldEnforceOutcome = alert.FieldEnforceOutcome // enforce.Outcome, or "protected" / "not_armed"
+	FieldEnforceSignal  = alert.FieldEnforceSignal  // SIGKILL or SIGSTOP
+	FieldEnforcePID     = alert.FieldEnforcePID     // the process the kernel decided about
+	FieldEnforceReason  = alert.FieldEnforceReason  // why nothing was sent
 )
 
 // Outcomes for enforced rules that the kernel did not decide about.

@@ -49,6 +49,9 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 		a, incident := &it.Alert, it.Incident
 		finish[i] = a.ID
 		e.streamAlert(ctx, a, incident)
+		if ent, ok := enforcedEntry(a); ok {
+			b.entries = append(b.entries, ent)
+		}
 		for _, plan := range set.Match(a) {
 			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
 			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, b)
@@ -71,6 +74,7 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 // them in the journal (an action that runs, a hold), and at the end with
 // the alert's finish. A dry-run alert is then one write, not one per step.
 type batch struct {
+	entries []store.Entry // appended first (action.enforced)
 	updates []store.ActionUpdate
 	queued  bool // some update puts messages in the outbox
 }
@@ -83,14 +87,14 @@ func (b *batch) add(u store.ActionUpdate) {
 // flush applies what is collected, finishing the given alerts in the same
 // transaction.
 func (e *Engine) flush(ctx context.Context, b *batch, finish ...string) error {
-	if len(b.updates) == 0 && len(finish) == 0 {
+	if len(b.entries) == 0 && len(b.updates) == 0 && len(finish) == 0 {
 		return nil
 	}
-	_, err := e.deps.Store.Apply(ctx, store.Batch{Actions: b.updates, Finish: finish})
+	_, err := e.deps.Store.Apply(ctx, store.Batch{Entries: b.entries, Actions: b.updates, Finish: finish})
 	if err == nil && b.queued {
 		e.notifyOutbox()
 	}
-	b.updates, b.queued = nil, false
+	b.entries, b.updates, b.queued = nil, nil, false
 	return err
 }
 

@@ -195,6 +195,11 @@ const (
 	// JournalCheckpoint: a signed checkpoint of the journal's head
 	// (internal/anchor); detail holds seq, hash, time, key and signature.
 	JournalCheckpoint EntryType = "journal.checkpoint"
+	// ActionEnforced: the detector's kernel hook decided about an exec of
+	// a rule marked enforce: (signalled it, would have in dry run, or held
+	// back by its budget), journaled after the fact by the engine; detail
+	// holds outcome, signal, pid, exe and container.
+	ActionEnforced EntryType = "action.enforced"
 )
 
 // EntryTypes lists every journal entry type, in the order a run writes
@@ -205,7 +210,7 @@ func EntryTypes() []EntryType {
 		ActionSkippedDryRun, ActionBlockedProtected, ActionHeldForApproval, ApprovalGranted, ApprovalDenied,
 		ApprovalTimeout, ActionStarted, ActionSucceeded, ActionFailed, ActionInDoubt, ActionQueued,
 		NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
-		ActionRefusedBudget, JournalCheckpoint,
+		ActionRefusedBudget, JournalCheckpoint, ActionEnforced,
 	}
 }
 
