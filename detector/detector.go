@@ -249,8 +249,12 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = d.cache.Run(ctx) }()
 	if arm != nil {
+		mounts, err := cgroup.ReadMounts()
+		if err != nil {
+			d.log.Warn("enforcement: containers already running are armed at their next event", "err", err)
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); arm.run(ctx) }()
+		go func() { defer wg.Done(); arm.run(ctx, "/proc", mode, mounts) }()
 	}
 	if !d.cfg.DisableResources {
 		mounts, err := cgroup.ReadMounts()

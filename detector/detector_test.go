@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -26,6 +27,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"ring not a power of two", Config{RingBufferBytes: 5000}, "detector: ring_buffer_bytes must be a power of two of at least 4096, got 5000"},
 		{"unknown cgroup hierarchy", Config{Cgroup: "v3"}, `detector: cgroup must be auto, v1 or v2, got "v3"`},
 		{"missing rules path", Config{Rules: []string{"/nonexistent/rules.yaml"}}, "read rules: stat /nonexistent/rules.yaml: no such file or directory"},
+		{"enforce budget", Config{Enforce: EnforceConfig{MaxSignals: -2}}, "detector: enforce.max_signals must be positive or -1 (no limit), got -2"},
+		{"enforce window", Config{Enforce: EnforceConfig{Window: time.Microsecond}}, "detector: enforce.window must be at least 1ms, got 1µs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +49,25 @@ func TestNewReportsRuleErrors(t *testing.T) {
 	_, err := New(Config{Rules: []string{dir}}, Deps{})
 	if err == nil || !strings.Contains(err.Error(), p+`:3: rule "X": condition: unknown field proc.nme`) {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// TestNewEnforceNeedsProtection: enforcement arms only containers the
+// docker integration said are not protected; without it New refuses.
+func TestNewEnforceNeedsProtection(t *testing.T) {
+	dir := t.TempDir()
+	rule := "- rule: X\n  desc: d\n  condition: evt.type == \"exec\" and container.id != \"host\" and proc.name == \"nc\"\n  output: o\n  priority: Critical\n  enforce: sigkill\n"
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Rules: []string{dir}, Enforce: EnforceConfig{Enabled: true}}
+	_, err := New(cfg, Deps{})
+	if want := "detector: enforce.enabled needs the docker integration, which decides which containers are protected (configure docker:)"; err == nil || err.Error() != want {
+		t.Fatalf("New error = %v, want %q", err, want)
+	}
+	cfg.Enforce.Enabled = false
+	if _, err := New(cfg, Deps{}); err != nil {
+		t.Fatalf("New with enforcement off: %v", err)
 	}
 }
 

@@ -200,3 +200,27 @@ func TestEnforceDryRun(t *testing.T) {
 		t.Fatalf("alert does not report the dry run: output %q fields %v", a.Output, a.OutputFields)
 	}
 }
+
+// TestEnforceArmsRunningContainers: a container that was running, idle,
+// before the detector started is armed at start, so the first program
+// exec'd in it is already enforced.
+func TestEnforceArmsRunningContainers(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	testutil.Integration(t, testutil.Root, testutil.BPF)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce-idle"), nil)
+	if code := execCode(t, cli, id, "sh", "-c", installMarker); code != 0 {
+		t.Fatalf("install the marker program: exit %d", code)
+	}
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{})
+	testutil.Eventually(t, 10*time.Second, func() bool { armed, _ := d.EnforcementArmed(id); return armed },
+		"the running container %s was not armed at start", id[:12])
+	if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
+		t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
+	}
+	if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
+		t.Fatal("the killed marker program wrote /tmp/marker: it ran")
+	}
+	if a := alertFor(t, got, id); a.Field(detector.FieldEnforceOutcome) != "signalled" {
+		t.Fatalf("alert output %q fields %v, want outcome signalled", a.Output, a.OutputFields)
+	}
+}

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"time"
 
+	"github.com/riposte-sec/riposte/detector/cgroup"
 	"github.com/riposte-sec/riposte/detector/enforce"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/detector/rules"
@@ -151,25 +155,87 @@ func (a *armer) consider(id uint64, container string) {
 	}
 }
 
-// run checks and arms until ctx ends.
-func (a *armer) run(ctx context.Context) {
+// run arms the containers already running (seen in procRoot), then checks
+// and arms what consider queues, until ctx ends.
+func (a *armer) run(ctx context.Context, procRoot string, mode cgroup.Mode, mounts cgroup.Mounts) {
+	for _, r := range running(procRoot, mode, mounts) {
+		if ctx.Err() != nil {
+			return
+		}
+		a.record(r, a.check(ctx, r))
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-a.queue:
-			st := a.check(ctx, r)
-			a.mu.Lock()
-			delete(a.waiting, r.cgroup)
-			if len(a.byGroup) > 1<<14 {
-				clear(a.byGroup)
-				clear(a.byID)
-			}
-			a.byGroup[r.cgroup] = st
-			a.byID[r.container] = st
-			a.mu.Unlock()
+			a.record(r, a.check(ctx, r))
 		}
 	}
+}
+
+func (a *armer) record(r armRequest, st armState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.waiting, r.cgroup)
+	if len(a.byGroup) > 1<<14 {
+		clear(a.byGroup)
+		clear(a.byID)
+	}
+	a.byGroup[r.cgroup] = st
+	a.byID[r.container] = st
+}
+
+// running lists the containers of the processes under procRoot with the
+// cgroup that names each: the pids controller's (v1) or the unified
+// hierarchy's, whichever the kernel program checks. A container that sits
+// idle from the start is armed this way, before anything execs in it.
+func running(procRoot string, mode cgroup.Mode, mounts cgroup.Mounts) []armRequest {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil
+	}
+	type where struct{ key, base string }
+	var places []where
+	if mode == cgroup.V1 && mounts.V1["pids"] != "" {
+		places = append(places, where{"pids", mounts.V1["pids"]})
+	}
+	if mounts.V2 != "" {
+		places = append(places, where{"", mounts.V2})
+	}
+	seen := map[uint64]bool{}
+	var out []armRequest
+	for _, e := range ents {
+		if _, err := strconv.ParseUint(e.Name(), 10, 32); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "cgroup"))
+		if err != nil {
+			continue
+		}
+		paths, err := cgroup.ProcPaths(b)
+		if err != nil {
+			continue
+		}
+		for _, w := range places {
+			p, ok := paths[w.key]
+			if !ok {
+				continue
+			}
+			ref, ok := cgroup.ParsePath(p)
+			if !ok {
+				continue
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(filepath.Join(w.base, p), &st) != nil || seen[st.Ino] {
+				continue
+			}
+			seen[st.Ino] = true
+			out = append(out, armRequest{cgroup: st.Ino, container: ref.ID})
+			break
+		}
+	}
+	return out
 }
 
 func (a *armer) check(ctx context.Context, r armRequest) armState {
