@@ -45,7 +45,18 @@
 //
 // # Concurrency and ownership
 //
+// # Enforcement
+//
+// With Config.Enforce enabled and rules marked `enforce:`, Run loads the
+// enforcement program (package enforce) before the sensor, so that on the
+// exec tracepoint it runs first and its decision is recorded before the
+// exec event can be read. One goroutine arms containers' cgroups: those
+// running at start, then each container at its first event, once
+// Deps.Protected said it is not protected. The alert of an enforced rule
+// carries what the kernel did (alert.FieldEnforceOutcome and friends).
+//
 // A Detector is safe for concurrent use; Run runs once at a time. Run
-// closes the sensor and every subscription channel when it returns. The
+// closes the sensor, the enforcement program (nothing is enforced after
+// Run returns) and every subscription channel when it returns. The
 // caller owns the Docker client and closes it after Run returns.
 package detector

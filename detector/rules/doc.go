@@ -26,6 +26,13 @@
 // (evt.type == "x" / evt.type in [...] in a top-level conjunction) so that
 // a rule only runs for events it can match.
 //
+// A rule may carry `enforce: sigkill` or `enforce: sigstop`: the detector
+// then also stops the process in the kernel at exec (package
+// detector/enforce). Only a condition the kernel can decide alone compiles:
+// an exec in a container of a program named by proc.name or proc.exepath
+// (Rule.Enforce holds the names and paths); any other is a load error
+// saying why. Ruleset.Enforced lists those rules.
+//
 // Ruleset.Eval turns a matching event into an alert.Alert in Falco's shape;
 // CompileFilter (and Ruleset.Filter, with macros) evaluates the same
 // language over events without any kernel, for tests and for

@@ -704,6 +704,27 @@ func TestEnforcement(t *testing.T) {
 			}
 		})
 	}
+	// The README's example, over the default macros and lists.
+	files, err := ReadFS(exrules.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := `
+- rule: Netcat in container
+  desc: netcat has no business in our containers.
+  condition: spawned_process and in_container and (proc.name in netcat_binaries or proc.exepath == "/tmp/nc")
+  output: netcat ran (proc=%proc.name container=%container.id)
+  priority: Critical
+  enforce: sigkill
+`
+	ex, err := Compile(append(files, File{Name: "readme.yaml", Data: []byte(readme)})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Enforcement{Signal: SigKill, Names: []string{"nc", "nc.openbsd", "nc.traditional", "ncat", "netcat"}, Paths: []string{"/tmp/nc"}}
+	if got := ex.Rule("Netcat in container").Enforce; !reflect.DeepEqual(got, want) {
+		t.Fatalf("README example enforces %+v, want %+v", got, want)
+	}
 	rs := defaultRules(t)
 	if n := len(rs.Enforced()); n != 0 {
 		t.Fatalf("the default rules enforce %d rules, want none (enforcement is opt-in)", n)
