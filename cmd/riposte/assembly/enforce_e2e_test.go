@@ -1,0 +1,177 @@
+package assembly
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+// TestServeEnforcesInKernel: riposte serve with detector.enforce enabled
+// and a rule marked `enforce: sigkill` kills the marker program exec'd in
+// a container before it writes its file, and journals action.enforced; in
+// a container the docker integration protects, the marker runs and
+// nothing is journaled as enforced.
+func TestServeEnforcesInKernel(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	testutil.Integration(t, testutil.Root, testutil.BPF)
+	dir, err := os.MkdirTemp("", "enforce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	files := map[string]string{
+		"rules.yaml": `
+- rule: Marker program in container
+  desc: A program that must never run in a container.
+  condition: evt.type == "exec" and container.id != "host" and proc.name == "riposte-mark"
+  output: marker program ran (container=%container.id)
+  priority: Critical
+  enforce: sigkill
+`,
+		"pb.yaml": `
+- playbook: note-marker
+  match: {rules: ["Marker program in container"]}
+  actions:
+    - do: journal.note
+      with: {text: 'marker in {{ .Field "container.id" }}'}
+`,
+		"riposte.yaml": "listen: 127.0.0.1:0\ndata: data\nplaybooks: [pb.yaml]\nnotifiers: {fallback: log}\n" +
+			"detector: {enabled: true, disable_resources: true, rules: [rules.yaml], enforce: {enabled: true}}\n" +
+			"docker: {protect: {label: riposte.protect=true}}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, "riposte.yaml"), Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(cfg, NewLogger(cfg, &testutil.SyncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addrc := make(chan string, 1)
+	go func() { done <- a.Serve(ctx, "intake-token-0123456789", func(addr string) { addrc <- addr }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		a.Close()
+	})
+	select {
+	case <-addrc:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	select {
+	case <-a.Detector.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("detector not ready after 20s")
+	}
+
+	run := func(labels map[string]string) string {
+		id := testutil.RunContainer(t, cli, testutil.UniqueName("serve-enforce"), labels)
+		if code := dockerExecCode(t, cli, id, "sh", "-c", `printf '#!/bin/sh\necho ran > /tmp/marker\n' > /bin/riposte-mark && chmod +x /bin/riposte-mark`); code != 0 {
+			t.Fatalf("install the marker program: exit %d", code)
+		}
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			armed, why := a.Detector.EnforcementArmed(id)
+			return armed || strings.HasPrefix(why, "protected")
+		}, "container %s neither armed nor found protected", id[:12])
+		return id
+	}
+	enforced := func(id string) []store.Entry {
+		es, err := a.Store.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.ActionEnforced}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []store.Entry
+		for _, e := range es {
+			if e.Detail["container"] == id[:12] {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	notes := func(id string) int {
+		es, err := a.Store.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.Note}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range es {
+			if e.Detail["text"] == "marker in "+id[:12] {
+				n++
+			}
+		}
+		return n
+	}
+
+	killed := run(nil)
+	if code := dockerExecCode(t, cli, killed, "/bin/riposte-mark"); code != 128+9 {
+		t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
+	}
+	if code := dockerExecCode(t, cli, killed, "test", "-e", "/tmp/marker"); code == 0 {
+		t.Fatal("the killed marker program wrote /tmp/marker: it ran")
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(enforced(killed)) == 1 && notes(killed) == 1 },
+		"no action.enforced entry and playbook note for %s", killed[:12])
+	e := enforced(killed)[0]
+	if e.Detail["outcome"] != "signalled" || e.Detail["signal"] != "SIGKILL" || e.Detail["exe"] != "/bin/riposte-mark" || e.Actor != "detector" {
+		t.Fatalf("action.enforced entry %+v", e)
+	}
+
+	protected := run(map[string]string{"riposte.protect": "true"})
+	if code := dockerExecCode(t, cli, protected, "/bin/riposte-mark"); code != 0 {
+		t.Fatalf("marker in a protected container ended with %d, want 0", code)
+	}
+	if code := dockerExecCode(t, cli, protected, "test", "-e", "/tmp/marker"); code != 0 {
+		t.Fatal("the marker did not run in the protected container")
+	}
+	// The playbook's note shows the alert was processed; by then an
+	// enforcement entry would be in the same transaction.
+	testutil.Eventually(t, 10*time.Second, func() bool { return notes(protected) == 1 }, "the protected container's alert was not processed")
+	if es := enforced(protected); len(es) != 0 {
+		t.Fatalf("a protected container's exec was journaled as enforced: %+v", es)
+	}
+}
+
+// dockerExecCode runs cmd in container id and returns its exit code
+// (128+n for signal n).
+func dockerExecCode(t *testing.T, cli *client.Client, id string, cmd ...string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatalf("exec create: %v", err)
+	}
+	resp, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("exec attach: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Reader)
+	resp.Close()
+	var in container.ExecInspect
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		in, err = cli.ContainerExecInspect(ctx, ex.ID)
+		return err == nil && !in.Running
+	}, "exec %s in %s did not end", fmt.Sprint(cmd), id)
+	return in.ExitCode
+}
