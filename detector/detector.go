@@ -253,8 +253,9 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		if err != nil {
 			d.log.Warn("enforcement: containers already running are armed at their next event", "err", err)
 		}
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); arm.run(ctx, "/proc", mode, mounts) }()
+		go func() { defer wg.Done(); p.sweep(ctx, 2*time.Second) }()
 	}
 	if !d.cfg.DisableResources {
 		mounts, err := cgroup.ReadMounts()

@@ -17,6 +17,7 @@ import (
 	"github.com/riposte-sec/riposte/detector/enforce"
 	"github.com/riposte-sec/riposte/detector/event"
 	"github.com/riposte-sec/riposte/detector/rules"
+	"github.com/riposte-sec/riposte/detector/sensor"
 	"github.com/riposte-sec/riposte/internal/alert"
 )
 
@@ -98,6 +99,7 @@ const (
 
 // armState is what the detector knows about one container's cgroup.
 type armState struct {
+	container string
 	armed     bool
 	protected bool      // final: a protected container is never armed
 	reason    string    // why not armed
@@ -175,6 +177,7 @@ func (a *armer) run(ctx context.Context, procRoot string, mode cgroup.Mode, moun
 }
 
 func (a *armer) record(r armRequest, st armState) {
+	st.container = r.container
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.waiting, r.cgroup)
@@ -258,6 +261,17 @@ func (a *armer) check(ctx context.Context, r armRequest) armState {
 	return armState{armed: true}
 }
 
+// containerOf returns the container whose cgroup has that id, or the
+// host's id when none is known.
+func (a *armer) containerOf(cgroupID uint64) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st, ok := a.byGroup[cgroupID]; ok && st.container != "" {
+		return st.container
+	}
+	return event.HostID
+}
+
 // state returns what is known of a container, by its id or a prefix of
 // it (the 12-character short id).
 func (a *armer) state(container string) (armState, bool) {
@@ -274,33 +288,97 @@ func (a *armer) state(container string) (armState, bool) {
 	return armState{}, false
 }
 
+// applyRecord writes the kernel's decision into the alert's fields and
+// output.
+func applyRecord(al *alert.Alert, rec enforce.Record) {
+	al.OutputFields[FieldEnforceOutcome] = string(rec.Outcome)
+	al.OutputFields[FieldEnforceSignal] = rec.Signal.String()
+	al.OutputFields[FieldEnforcePID] = int64(rec.PID)
+	var what string
+	switch rec.Outcome {
+	case enforce.Signalled:
+		what = fmt.Sprintf("enforced: signal %s sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
+	case enforce.WouldSignal:
+		what = fmt.Sprintf("dry run: signal %s would have been sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
+	case enforce.BudgetExhausted:
+		what = fmt.Sprintf("not enforced: the signal budget is spent, pid %d exe %s runs", rec.PID, rec.Path)
+		al.OutputFields[FieldEnforceReason] = "budget spent"
+	default:
+		what = fmt.Sprintf("enforcement failed: signal %s to pid %d exe %s: error %d", rec.Signal, rec.PID, rec.Path, rec.Err)
+		al.OutputFields[FieldEnforceReason] = "bpf_send_signal returned " + strconv.Itoa(int(rec.Err))
+	}
+	al.Output += " (" + what + ")"
+}
+
+// staleAge is how old a kernel decision gets before the detector reports
+// it without its exec event (lost in a full ring buffer); well above how
+// long a queued event waits.
+const staleAge = 10 * time.Second
+
+// sweep reports, every interval, the kernel's decisions whose exec event
+// never reached the rules: the signal was sent all the same, so it is
+// alerted (and journaled) from the kernel's record.
+func (p *pipeline) sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		recs, err := p.arm.enf.Stale(staleAge)
+		if err != nil {
+			p.d.log.Warn("read stale enforcement records", "err", err)
+		}
+		for _, rec := range recs {
+			if a, ok := p.staleAlert(ctx, rec, p.arm.enf.Entries(), p.arm.containerOf(rec.CgroupID)); ok {
+				p.d.metrics.alerted(a.Rule)
+				p.out.send(a)
+			}
+		}
+	}
+}
+
+// staleAlert builds the alert of a kernel decision from its record alone;
+// entries are the enforced rules, container the one the record's cgroup
+// belongs to.
+func (p *pipeline) staleAlert(ctx context.Context, rec enforce.Record, entries []enforce.Entry, container string) (alert.Alert, bool) {
+	if rec.Rule >= len(entries) {
+		return alert.Alert{}, false
+	}
+	r := p.d.rules.Rule(entries[rec.Rule].Rule)
+	if r == nil {
+		return alert.Alert{}, false
+	}
+	ev := &Event{Type: event.Exec, PID: rec.PID, TID: rec.PID, Comm: rec.Comm, Exe: rec.Path,
+		Time: time.Unix(0, int64(rec.BootNanos)+int64(sensor.BootOffset()))}
+	ev.Container.ID = container
+	p.enrich(ctx, ev)
+	a := p.d.rules.Alert(r, ev, nil, p.d.hostname)
+	applyRecord(&a, rec)
+	a.Output += " (reported from the kernel's record: the exec event was lost)"
+	a.ID = alert.DeterministicID(a)
+	return a, true
+}
+
 // annotate adds what the kernel did to the alert of an enforced rule r
 // matching the exec ev: the kernel's record for the pid when it decided,
 // else why it did not (a protected or unchecked container).
 func (a *armer) annotate(al *alert.Alert, r *rules.Rule, ev *event.Event) {
-	rec, found, err := a.enf.Take(ev.PID)
+	// Peek, then take only the record of this rule: an exec may match
+	// another enforced rule in user space (by path, when the kernel matched
+	// by name), whose alert must not lose the record.
+	rec, found, err := a.enf.Peek(ev.PID)
 	if err != nil {
 		a.log.Warn("read enforcement record", "pid", ev.PID, "err", err)
 	}
 	entries := a.enf.Entries()
 	if found && rec.Rule < len(entries) && entries[rec.Rule].Rule == r.Name {
-		al.OutputFields[FieldEnforceOutcome] = string(rec.Outcome)
-		al.OutputFields[FieldEnforceSignal] = rec.Signal.String()
-		al.OutputFields[FieldEnforcePID] = int64(rec.PID)
-		var what string
-		switch rec.Outcome {
-		case enforce.Signalled:
-			what = fmt.Sprintf("enforced: signal %s sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
-		case enforce.WouldSignal:
-			what = fmt.Sprintf("dry run: signal %s would have been sent to pid %d exe %s", rec.Signal, rec.PID, rec.Path)
-		case enforce.BudgetExhausted:
-			what = fmt.Sprintf("not enforced: the signal budget is spent, pid %d exe %s runs", rec.PID, rec.Path)
-			al.OutputFields[FieldEnforceReason] = "budget spent"
-		default:
-			what = fmt.Sprintf("enforcement failed: signal %s to pid %d exe %s: error %d", rec.Signal, rec.PID, rec.Path, rec.Err)
-			al.OutputFields[FieldEnforceReason] = "bpf_send_signal returned " + strconv.Itoa(int(rec.Err))
+		if _, _, err := a.enf.Take(ev.PID); err != nil {
+			a.log.Warn("remove enforcement record", "pid", ev.PID, "err", err)
 		}
-		al.Output += " (" + what + ")"
+		applyRecord(al, rec)
 	} else {
 		outcome, reason := OutcomeNotArmed, "the container was not checked yet"
 		if st, ok := a.state(ev.Container.ID); ok {

@@ -290,6 +290,65 @@ func (e *Enforcer) Peek(pid uint32) (Record, bool, error) {
 	return decode(&raw), true, nil
 }
 
+// Stale takes the records at least age old that nobody took: decisions
+// whose exec event user space never saw (the sensor's ring buffer was
+// full). A record a newer exec of the same pid replaced meanwhile is left.
+func (e *Enforcer) Stale(age time.Duration) ([]Record, error) {
+	now := BootNow()
+	var pid uint32
+	var raw bpf.EnforceEnforceRecord
+	var old []uint32
+	it := e.objs.Records.Iterate()
+	for it.Next(&pid, &raw) {
+		if now-raw.Ts >= uint64(age) {
+			old = append(old, pid)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list enforcement records: %w", err)
+	}
+	var out []Record
+	for _, pid := range old {
+		r, found, err := e.Take(pid)
+		if err != nil {
+			return out, err
+		}
+		if !found {
+			continue
+		}
+		if now-r.BootNanos < uint64(age) {
+			// Replaced by a newer exec between the listing and the take.
+			raw := encode(r)
+			if err := e.objs.Records.Update(pid, &raw, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+				return out, fmt.Errorf("put back enforcement record of pid %d: %w", pid, err)
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func encode(r Record) bpf.EnforceEnforceRecord {
+	out := bpf.EnforceEnforceRecord{Ts: r.BootNanos, ExitTs: r.ExitNanos, CgroupId: r.CgroupID, Err: r.Err, Pid: r.PID,
+		Signal: uint32(r.Signal), Rule: uint32(r.Rule)}
+	for i, o := range outcomes {
+		if o == r.Outcome && o != "" {
+			out.Outcome = uint32(i)
+		}
+	}
+	if r.ByPath {
+		out.ByPath = 1
+	}
+	for i := 0; i < len(r.Comm) && i < len(out.Comm)-1; i++ {
+		out.Comm[i] = int8(r.Comm[i])
+	}
+	for i := 0; i < len(r.Path) && i < len(out.Path)-1; i++ {
+		out.Path[i] = int8(r.Path[i])
+	}
+	return out
+}
+
 func decode(r *bpf.EnforceEnforceRecord) Record {
 	out := Record{Rule: int(r.Rule), PID: r.Pid, Signal: rules.Signal(r.Signal), Err: r.Err, ByPath: r.ByPath != 0,
 		CgroupID: r.CgroupId, Comm: cstr(r.Comm[:]), Path: cstr(r.Path[:]), BootNanos: r.Ts, ExitNanos: r.ExitTs}

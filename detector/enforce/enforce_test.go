@@ -250,3 +250,38 @@ func TestOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestStale: a decision nobody took is handed out once by Stale, and a
+// young one is left.
+func TestStale(t *testing.T) {
+	f := newFixture(t)
+	e := open(t, f, Options{Entries: []Entry{{Rule: "r", Signal: rules.SigKill, Names: []string{"riposte-mark"}}}, Mode: Armed})
+	if err := e.Arm(f.id); err != nil {
+		t.Fatal(err)
+	}
+	cmd := f.start(t, f.marker)
+	_ = cmd.Wait()
+	pid := uint32(cmd.Process.Pid)
+	if recs, err := e.Stale(time.Hour); err != nil || len(recs) != 0 {
+		t.Fatalf("Stale(1h) = %+v, %v; want nothing", recs, err)
+	}
+	if _, found, _ := e.Peek(pid); !found {
+		t.Fatal("Stale took a young record")
+	}
+	recs, err := e.Stale(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []Record
+	for _, r := range recs {
+		if r.PID == pid {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) != 1 || mine[0].Outcome != Signalled || mine[0].Path != f.marker {
+		t.Fatalf("Stale(0) = %+v, want the killed marker's record once", recs)
+	}
+	if again, _ := e.Stale(0); len(again) != 0 {
+		t.Fatalf("Stale handed out %+v twice", again)
+	}
+}
