@@ -134,6 +134,11 @@ func (d *Detector) Stats() Stats {
 		DecodeErrors: m.nDecodeErrors.Load(), RuleErrors: m.nRuleErrors.Load(), Alerts: m.nAlerts.Load(),
 		AlertsByRule: m.alertsByRule(),
 	}
+	if e := m.enforcer.Load(); e != nil {
+		if st, err := e.Stats(); err == nil {
+			s.Enforce = st
+		}
+	}
 	filtered := false
 	if sn := m.sensor.Load(); sn != nil {
 		if k, err := sn.Drops(); err == nil {
@@ -215,7 +220,9 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		return err
 	}
 	if arm != nil {
+		d.metrics.enforcer.Store(arm.enf)
 		defer func() {
+			d.metrics.enforcer.Store(nil)
 			d.mu.Lock()
 			d.arm = nil
 			d.mu.Unlock()

@@ -158,6 +158,9 @@ func TestEnforceKill(t *testing.T) {
 			!strings.Contains(a.Output, "enforced: signal SIGKILL sent to pid ") || !strings.Contains(a.Output, "exe /bin/riposte-mark") {
 			t.Fatalf("alert does not say the marker was killed: output %q fields %v", a.Output, a.OutputFields)
 		}
+		if st := d.Stats().Enforce; st.Signalled < 1 || st.Matched < 1 {
+			t.Fatalf("enforcement counters %+v, want a signal counted", st)
+		}
 	})
 	t.Run("other program", func(t *testing.T) {
 		id := armedContainer(t, cli, d, nil)
@@ -198,6 +201,9 @@ func TestEnforceDryRun(t *testing.T) {
 	a := alertFor(t, got, id)
 	if a.Field(detector.FieldEnforceOutcome) != "dry_run" || !strings.Contains(a.Output, "dry run: signal SIGKILL would have been sent to pid ") {
 		t.Fatalf("alert does not report the dry run: output %q fields %v", a.Output, a.OutputFields)
+	}
+	if st := d.Stats().Enforce; st.DryRun < 1 || st.Signalled != 0 {
+		t.Fatalf("enforcement counters %+v, want a dry run and no signal", st)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/riposte-sec/riposte/detector/cgroup"
 	"github.com/riposte-sec/riposte/detector/enforce"
 	"github.com/riposte-sec/riposte/detector/event"
@@ -396,4 +398,29 @@ func (a *armer) annotate(al *alert.Alert, r *rules.Rule, ev *event.Event) {
 		al.Output += " (not enforced: " + reason + ")"
 	}
 	al.ID = alert.DeterministicID(*al)
+}
+
+// enforceCounters exports the enforcement program's counters (a BPF map)
+// at scrape time.
+type enforceCounters struct{ m *metrics }
+
+var enforceDesc = prometheus.NewDesc("riposte_detector_enforce_total",
+	"In-kernel enforcement decisions on execs of enforced programs, by outcome (matched counts them all; "+
+		"unarmed: in a container not armed, nothing done).", []string{"outcome"}, nil)
+
+func (c *enforceCounters) Describe(ch chan<- *prometheus.Desc) { ch <- enforceDesc }
+
+func (c *enforceCounters) Collect(ch chan<- prometheus.Metric) {
+	e := c.m.enforcer.Load()
+	if e == nil {
+		return
+	}
+	st, err := e.Stats()
+	if err != nil {
+		return
+	}
+	for outcome, n := range map[string]uint64{"matched": st.Matched, "signalled": st.Signalled, "dry_run": st.DryRun,
+		"budget_exhausted": st.BudgetExhausted, "failed": st.Failed, "unarmed": st.Unarmed} {
+		ch <- prometheus.MustNewConstMetric(enforceDesc, prometheus.CounterValue, float64(n), outcome)
+	}
 }

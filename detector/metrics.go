@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riposte-sec/riposte/detector/enforce"
 	"github.com/riposte-sec/riposte/detector/sensor"
 )
 
@@ -21,6 +22,7 @@ type Stats struct {
 	RuleErrors      uint64
 	Alerts          uint64
 	AlertsByRule    map[string]uint64 // alerts per rule that fired; rules that never fired are absent
+	Enforce         enforce.Stats     // the kernel's enforcement counters while it runs
 }
 
 // TotalDrops is every event lost, in the kernel or in the queue.
@@ -46,6 +48,8 @@ type metrics struct {
 	byRule   map[string]uint64 // alerts per rule, for Stats
 
 	sensor atomic.Pointer[sensor.Sensor]
+	// enforcer is set while Run runs with enforcement.
+	enforcer atomic.Pointer[enforce.Enforcer]
 }
 
 // alerted counts one alert of rule.
@@ -97,6 +101,7 @@ func newMetrics(reg prometheus.Registerer, queueLen func() float64) (*metrics, e
 			Name: "riposte_detector_queue_length", Help: "Events waiting in the detector's queue.",
 		}, queueLen),
 		&kernelDrops{m: m},
+		&enforceCounters{m: m},
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
