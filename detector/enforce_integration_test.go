@@ -2,14 +2,12 @@ package detector_test
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/detector"
@@ -29,8 +27,12 @@ const enforcedRule = `
   enforce: sigkill
 `
 
-// installMarker writes the marker program into container id.
-const installMarker = `printf '#!/bin/sh\necho ran > /tmp/marker\n' > /bin/riposte-mark && chmod +x /bin/riposte-mark`
+// installMarker writes the marker program into container id, without
+// running anything there.
+func installMarker(t *testing.T, cli *client.Client, id string) {
+	t.Helper()
+	testutil.CopyFile(t, cli, id, "/bin/riposte-mark", 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
+}
 
 // protectedBy is what docker.Responder.Protected answers, reduced to the
 // protect label, for a detector on its own.
@@ -81,39 +83,12 @@ func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig
 	return d, got
 }
 
-// execCode runs cmd in container id and returns its exit code (128+n for
-// signal n).
-func execCode(t *testing.T, cli *client.Client, id string, cmd ...string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		t.Fatalf("exec create: %v", err)
-	}
-	resp, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		t.Fatalf("exec attach: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Reader)
-	resp.Close()
-	var code int
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		in, err := cli.ContainerExecInspect(ctx, ex.ID)
-		code = in.ExitCode
-		return err == nil && !in.Running
-	}, "exec %v in %s did not end", cmd, id)
-	return code
-}
-
 // armedContainer starts a container with the marker program installed and
 // waits until the detector armed (or, protected, refused to arm) it.
 func armedContainer(t *testing.T, cli *client.Client, d *detector.Detector, labels map[string]string) string {
 	t.Helper()
 	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce"), labels)
-	if code := execCode(t, cli, id, "sh", "-c", installMarker); code != 0 {
-		t.Fatalf("install the marker program: exit %d", code)
-	}
+	installMarker(t, cli, id)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		armed, why := d.EnforcementArmed(id[:12])
 		return armed || strings.HasPrefix(why, "protected")
@@ -147,10 +122,10 @@ func TestEnforceKill(t *testing.T) {
 
 	t.Run("armed container", func(t *testing.T) {
 		id := armedContainer(t, cli, d, nil)
-		if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
+		if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
 			t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
 		}
-		if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
+		if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
 			t.Fatal("the killed marker program wrote /tmp/marker: it ran")
 		}
 		a := alertFor(t, got, id)
@@ -164,19 +139,19 @@ func TestEnforceKill(t *testing.T) {
 	})
 	t.Run("other program", func(t *testing.T) {
 		id := armedContainer(t, cli, d, nil)
-		if code := execCode(t, cli, id, "sh", "-c", "echo ran > /tmp/other"); code != 0 {
+		if code := testutil.ExecCode(t, cli, id, "touch", "/tmp/other"); code != 0 {
 			t.Fatalf("a program no rule enforces ended with %d", code)
 		}
-		if code := execCode(t, cli, id, "test", "-e", "/tmp/other"); code != 0 {
+		if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/other"); code != 0 {
 			t.Fatal("a program no rule enforces did not run")
 		}
 	})
 	t.Run("protected container", func(t *testing.T) {
 		id := armedContainer(t, cli, d, map[string]string{"riposte.protect": "true"})
-		if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
+		if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
 			t.Fatalf("marker in a protected container ended with %d, want 0", code)
 		}
-		if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
+		if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
 			t.Fatal("the marker program did not run in the protected container")
 		}
 		a := alertFor(t, got, id)
@@ -192,10 +167,10 @@ func TestEnforceDryRun(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	d, got := startEnforcing(t, cli, detector.EnforceConfig{DryRun: true})
 	id := armedContainer(t, cli, d, nil)
-	if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
+	if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
 		t.Fatalf("marker in dry run ended with %d, want 0", code)
 	}
-	if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
+	if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
 		t.Fatal("the marker program did not run in dry run")
 	}
 	a := alertFor(t, got, id)
@@ -214,16 +189,14 @@ func TestEnforceArmsRunningContainers(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	testutil.Integration(t, testutil.Root, testutil.BPF)
 	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce-idle"), nil)
-	if code := execCode(t, cli, id, "sh", "-c", installMarker); code != 0 {
-		t.Fatalf("install the marker program: exit %d", code)
-	}
+	installMarker(t, cli, id)
 	d, got := startEnforcing(t, cli, detector.EnforceConfig{})
 	testutil.Eventually(t, 10*time.Second, func() bool { armed, _ := d.EnforcementArmed(id); return armed },
 		"the running container %s was not armed at start", id[:12])
-	if code := execCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
+	if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
 		t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
 	}
-	if code := execCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
+	if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/marker"); code == 0 {
 		t.Fatal("the killed marker program wrote /tmp/marker: it ran")
 	}
 	if a := alertFor(t, got, id); a.Field(detector.FieldEnforceOutcome) != "signalled" {

@@ -159,15 +159,26 @@ func (a *armer) consider(id uint64, container string) {
 	}
 }
 
-// run arms the containers already running (seen in procRoot), then checks
-// and arms what consider queues, until ctx ends.
+// run arms the containers already running (seen in procRoot), and beside
+// that checks and arms what consider queues, until ctx ends: a new
+// container does not wait for the ones found at start.
 func (a *armer) run(ctx context.Context, procRoot string, mode cgroup.Mode, mounts cgroup.Mounts) {
-	for _, r := range running(procRoot, mode, mounts) {
-		if ctx.Err() != nil {
-			return
+	seeded := make(chan struct{})
+	go func() {
+		defer close(seeded)
+		for _, r := range running(procRoot, mode, mounts) {
+			if ctx.Err() != nil {
+				return
+			}
+			a.mu.Lock()
+			_, known := a.byGroup[r.cgroup]
+			a.mu.Unlock()
+			if !known {
+				a.record(r, a.check(ctx, r))
+			}
 		}
-		a.record(r, a.check(ctx, r))
-	}
+	}()
+	defer func() { <-seeded }()
 	for {
 		select {
 		case <-ctx.Done():

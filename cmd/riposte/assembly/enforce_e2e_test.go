@@ -2,16 +2,12 @@ package assembly
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
@@ -87,9 +83,7 @@ func TestServeEnforcesInKernel(t *testing.T) {
 
 	run := func(labels map[string]string) string {
 		id := testutil.RunContainer(t, cli, testutil.UniqueName("serve-enforce"), labels)
-		if code := dockerExecCode(t, cli, id, "sh", "-c", `printf '#!/bin/sh\necho ran > /tmp/marker\n' > /bin/riposte-mark && chmod +x /bin/riposte-mark`); code != 0 {
-			t.Fatalf("install the marker program: exit %d", code)
-		}
+		testutil.CopyFile(t, cli, id, "/bin/riposte-mark", 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			armed, why := a.Detector.EnforcementArmed(id)
 			return armed || strings.HasPrefix(why, "protected")
@@ -124,10 +118,10 @@ func TestServeEnforcesInKernel(t *testing.T) {
 	}
 
 	killed := run(nil)
-	if code := dockerExecCode(t, cli, killed, "/bin/riposte-mark"); code != 128+9 {
+	if code := testutil.ExecCode(t, cli, killed, "/bin/riposte-mark"); code != 128+9 {
 		t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
 	}
-	if code := dockerExecCode(t, cli, killed, "test", "-e", "/tmp/marker"); code == 0 {
+	if code := testutil.ExecCode(t, cli, killed, "test", "-e", "/tmp/marker"); code == 0 {
 		t.Fatal("the killed marker program wrote /tmp/marker: it ran")
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool { return len(enforced(killed)) == 1 && notes(killed) == 1 },
@@ -138,10 +132,10 @@ func TestServeEnforcesInKernel(t *testing.T) {
 	}
 
 	protected := run(map[string]string{"riposte.protect": "true"})
-	if code := dockerExecCode(t, cli, protected, "/bin/riposte-mark"); code != 0 {
+	if code := testutil.ExecCode(t, cli, protected, "/bin/riposte-mark"); code != 0 {
 		t.Fatalf("marker in a protected container ended with %d, want 0", code)
 	}
-	if code := dockerExecCode(t, cli, protected, "test", "-e", "/tmp/marker"); code != 0 {
+	if code := testutil.ExecCode(t, cli, protected, "test", "-e", "/tmp/marker"); code != 0 {
 		t.Fatal("the marker did not run in the protected container")
 	}
 	// The playbook's note shows the alert was processed; by then an
@@ -152,26 +146,3 @@ func TestServeEnforcesInKernel(t *testing.T) {
 	}
 }
 
-// dockerExecCode runs cmd in container id and returns its exit code
-// (128+n for signal n).
-func dockerExecCode(t *testing.T, cli *client.Client, id string, cmd ...string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		t.Fatalf("exec create: %v", err)
-	}
-	resp, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		t.Fatalf("exec attach: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Reader)
-	resp.Close()
-	var in container.ExecInspect
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		in, err = cli.ContainerExecInspect(ctx, ex.ID)
-		return err == nil && !in.Running
-	}, "exec %s in %s did not end", fmt.Sprint(cmd), id)
-	return in.ExitCode
-}
