@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
@@ -145,4 +144,3 @@ func TestServeEnforcesInKernel(t *testing.T) {
 		t.Fatalf("a protected container's exec was journaled as enforced: %+v", es)
 	}
 }
-
