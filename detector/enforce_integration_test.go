@@ -16,9 +16,15 @@ import (
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
-// enforcedRule kills riposte-mark, a script whose first act is to write
+// enforcedRule kills a marker program (riposte-mark), a script whose first act is to write
 // /tmp/marker, when a container execs it.
-const enforcedRule = `
+// Each test enforcing in its own mode has a marker of its own: enforcers
+// of other packages' tests arm every unprotected container too.
+func enforcedRule(marker string) string {
+	return strings.ReplaceAll(enforcedRuleTemplate, "riposte-mark", marker)
+}
+
+const enforcedRuleTemplate = `
 - rule: Marker program in container
   desc: A program that must never run in a container.
   condition: evt.type == "exec" and container.id != "host" and proc.name == "riposte-mark"
@@ -29,9 +35,9 @@ const enforcedRule = `
 
 // installMarker writes the marker program into container id, without
 // running anything there.
-func installMarker(t *testing.T, cli *client.Client, id string) {
+func installMarker(t *testing.T, cli *client.Client, id, marker string) {
 	t.Helper()
-	testutil.CopyFile(t, cli, id, "/bin/riposte-mark", 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
+	testutil.CopyFile(t, cli, id, "/bin/"+marker, 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
 }
 
 // protectedBy is what docker.Responder.Protected answers, reduced to the
@@ -50,11 +56,11 @@ func protectedBy(cli *client.Client) detector.ProtectedFunc {
 	}
 }
 
-func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig) (*detector.Detector, *alerts) {
+func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig, marker string) (*detector.Detector, *alerts) {
 	t.Helper()
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "enforce.yaml"), []byte(enforcedRule), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "enforce.yaml"), []byte(enforcedRule(marker)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	enf.Enabled = true
@@ -85,10 +91,10 @@ func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig
 
 // armedContainer starts a container with the marker program installed and
 // waits until the detector armed (or, protected, refused to arm) it.
-func armedContainer(t *testing.T, cli *client.Client, d *detector.Detector, labels map[string]string) string {
+func armedContainer(t *testing.T, cli *client.Client, d *detector.Detector, labels map[string]string, marker string) string {
 	t.Helper()
 	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce"), labels)
-	installMarker(t, cli, id)
+	installMarker(t, cli, id, marker)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		armed, why := d.EnforcementArmed(id[:12])
 		return armed || strings.HasPrefix(why, "protected")
@@ -118,10 +124,10 @@ func alertFor(t *testing.T, got *alerts, id string) alert.Alert {
 // signalled; another program in the armed container runs.
 func TestEnforceKill(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	d, got := startEnforcing(t, cli, detector.EnforceConfig{})
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{}, "riposte-mark")
 
 	t.Run("armed container", func(t *testing.T) {
-		id := armedContainer(t, cli, d, nil)
+		id := armedContainer(t, cli, d, nil, "riposte-mark")
 		if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {
 			t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
 		}
@@ -138,7 +144,7 @@ func TestEnforceKill(t *testing.T) {
 		}
 	})
 	t.Run("other program", func(t *testing.T) {
-		id := armedContainer(t, cli, d, nil)
+		id := armedContainer(t, cli, d, nil, "riposte-mark")
 		if code := testutil.ExecCode(t, cli, id, "touch", "/tmp/other"); code != 0 {
 			t.Fatalf("a program no rule enforces ended with %d", code)
 		}
@@ -147,7 +153,7 @@ func TestEnforceKill(t *testing.T) {
 		}
 	})
 	t.Run("protected container", func(t *testing.T) {
-		id := armedContainer(t, cli, d, map[string]string{"riposte.protect": "true"})
+		id := armedContainer(t, cli, d, map[string]string{"riposte.protect": "true"}, "riposte-mark")
 		if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
 			t.Fatalf("marker in a protected container ended with %d, want 0", code)
 		}
@@ -165,9 +171,9 @@ func TestEnforceKill(t *testing.T) {
 // would have been sent.
 func TestEnforceDryRun(t *testing.T) {
 	cli := testutil.DockerClient(t)
-	d, got := startEnforcing(t, cli, detector.EnforceConfig{DryRun: true})
-	id := armedContainer(t, cli, d, nil)
-	if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 0 {
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{DryRun: true}, "riposte-dry")
+	id := armedContainer(t, cli, d, nil, "riposte-dry")
+	if code := testutil.ExecCode(t, cli, id, "/bin/riposte-dry"); code != 0 {
 		t.Fatalf("marker in dry run ended with %d, want 0", code)
 	}
 	if code := testutil.ExecCode(t, cli, id, "test", "-e", "/tmp/marker"); code != 0 {
@@ -189,8 +195,8 @@ func TestEnforceArmsRunningContainers(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	testutil.Integration(t, testutil.Root, testutil.BPF)
 	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-enforce-idle"), nil)
-	installMarker(t, cli, id)
-	d, got := startEnforcing(t, cli, detector.EnforceConfig{})
+	installMarker(t, cli, id, "riposte-mark")
+	d, got := startEnforcing(t, cli, detector.EnforceConfig{}, "riposte-mark")
 	testutil.Eventually(t, 10*time.Second, func() bool { armed, _ := d.EnforcementArmed(id); return armed },
 		"the running container %s was not armed at start", id[:12])
 	if code := testutil.ExecCode(t, cli, id, "/bin/riposte-mark"); code != 128+9 {

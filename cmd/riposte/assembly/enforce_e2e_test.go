@@ -29,7 +29,7 @@ func TestServeEnforcesInKernel(t *testing.T) {
 		"rules.yaml": `
 - rule: Marker program in container
   desc: A program that must never run in a container.
-  condition: evt.type == "exec" and container.id != "host" and proc.name == "riposte-mark"
+  condition: evt.type == "exec" and container.id != "host" and proc.name == "riposte-e2e"
   output: marker program ran (container=%container.id)
   priority: Critical
   enforce: sigkill
@@ -82,7 +82,7 @@ func TestServeEnforcesInKernel(t *testing.T) {
 
 	run := func(labels map[string]string) string {
 		id := testutil.RunContainer(t, cli, testutil.UniqueName("serve-enforce"), labels)
-		testutil.CopyFile(t, cli, id, "/bin/riposte-mark", 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
+		testutil.CopyFile(t, cli, id, "/bin/riposte-e2e", 0o755, []byte("#!/bin/sh\necho ran > /tmp/marker\n"))
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			armed, why := a.Detector.EnforcementArmed(id)
 			return armed || strings.HasPrefix(why, "protected")
@@ -117,7 +117,7 @@ func TestServeEnforcesInKernel(t *testing.T) {
 	}
 
 	killed := run(nil)
-	if code := testutil.ExecCode(t, cli, killed, "/bin/riposte-mark"); code != 128+9 {
+	if code := testutil.ExecCode(t, cli, killed, "/bin/riposte-e2e"); code != 128+9 {
 		t.Fatalf("marker exit code %d, want %d (SIGKILL)", code, 128+9)
 	}
 	if code := testutil.ExecCode(t, cli, killed, "test", "-e", "/tmp/marker"); code == 0 {
@@ -126,12 +126,12 @@ func TestServeEnforcesInKernel(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { return len(enforced(killed)) == 1 && notes(killed) == 1 },
 		"no action.enforced entry and playbook note for %s", killed[:12])
 	e := enforced(killed)[0]
-	if e.Detail["outcome"] != "signalled" || e.Detail["signal"] != "SIGKILL" || e.Detail["exe"] != "/bin/riposte-mark" || e.Actor != "detector" {
+	if e.Detail["outcome"] != "signalled" || e.Detail["signal"] != "SIGKILL" || e.Detail["exe"] != "/bin/riposte-e2e" || e.Actor != "detector" {
 		t.Fatalf("action.enforced entry %+v", e)
 	}
 
 	protected := run(map[string]string{"riposte.protect": "true"})
-	if code := testutil.ExecCode(t, cli, protected, "/bin/riposte-mark"); code != 0 {
+	if code := testutil.ExecCode(t, cli, protected, "/bin/riposte-e2e"); code != 0 {
 		t.Fatalf("marker in a protected container ended with %d, want 0", code)
 	}
 	if code := testutil.ExecCode(t, cli, protected, "test", "-e", "/tmp/marker"); code != 0 {
