@@ -45,3 +45,29 @@ func TestStaleAlert(t *testing.T) {
 		t.Fatal("an alert for a rule index the table does not have")
 	}
 }
+
+// TestApplyRecord: each kernel outcome reads in the alert's fields and
+// output as what happened.
+func TestApplyRecord(t *testing.T) {
+	for _, tc := range []struct {
+		outcome enforce.Outcome
+		err     int32
+		output  string
+		reason  string
+	}{
+		{enforce.Signalled, 0, "(enforced: signal SIGKILL sent to pid 7 exe /bin/x)", ""},
+		{enforce.WouldSignal, 0, "(dry run: signal SIGKILL would have been sent to pid 7 exe /bin/x)", ""},
+		{enforce.BudgetExhausted, 0, "(not enforced: the signal budget is spent, pid 7 exe /bin/x runs)", "budget spent"},
+		{enforce.Failed, -3, "(enforcement failed: signal SIGKILL to pid 7 exe /bin/x: error -3)", "bpf_send_signal returned -3"},
+	} {
+		t.Run(string(tc.outcome), func(t *testing.T) {
+			a := alert.Alert{Output: "x ran", OutputFields: map[string]any{}}
+			applyRecord(&a, enforce.Record{PID: 7, Signal: rules.SigKill, Outcome: tc.outcome, Err: tc.err, Path: "/bin/x"})
+			if a.Output != "x ran "+tc.output || a.Field(alert.FieldEnforceOutcome) != string(tc.outcome) ||
+				a.Field(alert.FieldEnforceSignal) != "SIGKILL" || a.Field(alert.FieldEnforcePID) != "7" ||
+				a.Field(alert.FieldEnforceReason) != tc.reason || !a.KernelEnforced() {
+				t.Fatalf("alert output %q fields %v", a.Output, a.OutputFields)
+			}
+		})
+	}
+}
