@@ -10,6 +10,12 @@
 // (exec records carry the argv buffer; symlink, link, rename and mount
 // records the first PATH_LEN+FSTYPE_LEN bytes of it, holding their second
 // path and file system type; every other record stops before it).
-// The loader, attachment and decoding live in detector/sensor. Nothing here
+// The loader, attachment and decoding live in detector/sensor.
+//
+// enforce.c is a separate object (LoadEnforce, EnforceObjects): the
+// in-kernel enforcement of rules marked `enforce:`, a second program on
+// the exec tracepoint that signals a matching task before it returns to
+// user space, with its own maps (names, paths, armed cgroups, mode and
+// budget, decisions by pid). detector/enforce loads and drives it. Nothing here
 // holds state; the caller closes what it loads.
 package bpf
