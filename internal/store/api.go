@@ -43,6 +43,7 @@ type Backend interface {
 	Approvals
 	Outbox
 	KV
+	Silences
 	Maintenance
 	Close() error
 }
@@ -52,6 +53,32 @@ type Backend interface {
 type KV interface {
 	Get(ctx context.Context, ns, key string) (value []byte, ok bool, err error)
 	Put(ctx context.Context, ns, key string, value []byte) error
+}
+
+// Silences are matchers that mute the actions of the alerts they match
+// for a time (silences.go has the record). A silence is never removed:
+// expiring one moves its end to now, deleting one marks it deleted, so
+// that what was in force at any past time can be told (playbook replay).
+type Silences interface {
+	// AddSilence stores s (the store sets ID, State and CreatedAt) and
+	// appends entries in the same transaction; it returns s as stored.
+	AddSilence(ctx context.Context, s Silence, entries ...Entry) (Silence, error)
+	GetSilence(ctx context.Context, id string) (Silence, error)
+	// ListSilences returns the silences that pass f, by start time.
+	ListSilences(ctx context.Context, f SilenceFilter) ([]Silence, error)
+	// ApproveSilence makes a pending silence (scope all, created without
+	// an approver) active, with entries, in one transaction; by must be
+	// another person than its creator (ErrState otherwise, and for a
+	// silence that is not pending).
+	ApproveSilence(ctx context.Context, id, by string, entries ...Entry) (Silence, error)
+	// EndSilence expires (or deletes) a silence now, with entries, in one
+	// transaction; changed is false, and nothing is appended, when it had
+	// ended already (or, to delete, was deleted already).
+	EndSilence(ctx context.Context, id string, e SilenceEnd, entries ...Entry) (s Silence, changed bool, err error)
+	// CloseEndedSilences marks the active silences whose end has passed
+	// as ended and journals silence.ended for each, in one transaction, and
+	// returns them; replicas calling it together journal each end once.
+	CloseEndedSilences(ctx context.Context) ([]Silence, error)
 }
 
 // Nonces remembers one-time keys (the canonical form of a signed request)
@@ -200,6 +227,15 @@ const (
 	// back by its budget), journaled after the fact by the engine; detail
 	// holds outcome, signal, pid, exe and container.
 	ActionEnforced EntryType = "action.enforced"
+	// Silences (silences.go): created, expired and deleted by someone,
+	// ended when their end passed; alert.silenced names the silence that
+	// matched an alert.
+	SilenceCreated  EntryType = "silence.created"
+	SilenceApproved EntryType = "silence.approved"
+	SilenceExpired  EntryType = "silence.expired"
+	SilenceDeleted  EntryType = "silence.deleted"
+	SilenceEnded    EntryType = "silence.ended"
+	AlertSilenced   EntryType = "alert.silenced"
 )
 
 // EntryTypes lists every journal entry type, in the order a run writes
@@ -210,7 +246,7 @@ func EntryTypes() []EntryType {
 		ActionSkippedDryRun, ActionBlockedProtected, ActionHeldForApproval, ApprovalGranted, ApprovalDenied,
 		ApprovalTimeout, ActionStarted, ActionSucceeded, ActionFailed, ActionInDoubt, ActionQueued,
 		NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
-		ActionRefusedBudget, JournalCheckpoint, ActionEnforced,
+		ActionRefusedBudget, JournalCheckpoint, ActionEnforced, SilenceCreated, SilenceApproved, SilenceExpired, SilenceDeleted, SilenceEnded, AlertSilenced,
 	}
 }
 

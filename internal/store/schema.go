@@ -138,6 +138,25 @@ ALTER TABLE inbox ADD COLUMN received_seq INTEGER NOT NULL DEFAULT 0;
 DROP INDEX journal_alert;
 CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received';
 `,
+	// 3: silences (silences.go). Never deleted: what was in force at a
+	// past time stays known.
+	`
+CREATE TABLE silences (
+  id          TEXT PRIMARY KEY NOT NULL,
+  matcher     TEXT NOT NULL,                 -- SilenceMatcher as JSON
+  scope       TEXT NOT NULL CHECK (scope IN ('notify', 'all')),
+  starts_at   TEXT NOT NULL,
+  ends_at     TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  approved_by TEXT NOT NULL DEFAULT '',
+  comment     TEXT NOT NULL DEFAULT '',
+  state       TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('pending', 'active', 'expired', 'ended', 'deleted')),
+  ended_by    TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL
+);
+CREATE INDEX silences_ends ON silences (ends_at);
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

@@ -145,6 +145,24 @@ CREATE TABLE kv (
   PRIMARY KEY (ns, key)
 );
 `,
+	// 2: silences (store/silences.go), never deleted.
+	`
+CREATE TABLE silences (
+  id          TEXT PRIMARY KEY,
+  matcher     TEXT NOT NULL,
+  scope       TEXT NOT NULL CHECK (scope IN ('notify', 'all')),
+  starts_at   TEXT NOT NULL,
+  ends_at     TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  approved_by TEXT NOT NULL DEFAULT '',
+  comment     TEXT NOT NULL DEFAULT '',
+  state       TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('pending', 'active', 'expired', 'ended', 'deleted')),
+  ended_by    TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL
+);
+CREATE INDEX silences_ends ON silences (ends_at);
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

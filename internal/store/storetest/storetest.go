@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", testApprovals},
 		{"Outbox", testOutbox},
 		{"KV", testKV},
+		{"Silences", testSilences},
 		{"Nonces", testNonces},
 		{"Prune", testPrune},
 		{"ReopenKeepsChain", testReopen},
@@ -1243,4 +1244,149 @@ func testConcurrent(t *testing.T, h Harness) {
 	if rep.Entries != want {
 		t.Fatalf("%d entries, want %d", rep.Entries, want)
 	}
+}
+
+// testSilences: a silence is stored as given and survives a reopen;
+// expiring moves its end to now and deleting hides it, each once and
+// journaled; its natural end is journaled once.
+func testSilences(t *testing.T, h Harness) {
+	c := NewClock()
+	loc := h.Fresh(t)
+	s := reopen(t, h, loc, store.Options{Now: c.Now})
+	start := c.Now()
+	base := store.Silence{
+		Matcher: store.SilenceMatcher{Rules: []string{"Read sensitive file*"}, Containers: []string{"backup-*"}, When: `priority <= Warning`},
+		Scope:   store.ScopeNotify, StartsAt: start, EndsAt: start.Add(time.Hour),
+		CreatedBy: "op:ops", Comment: "backup job",
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*store.Silence)
+	}{
+		{"unknown scope", func(s *store.Silence) { s.Scope = "some" }},
+		{"end before start", func(s *store.Silence) { s.EndsAt = s.StartsAt.Add(-time.Minute) }},
+		{"no creator", func(s *store.Silence) { s.CreatedBy = "" }},
+		{"empty matcher", func(s *store.Silence) { s.Matcher = store.SilenceMatcher{} }},
+		{"creator approves", func(s *store.Silence) { s.Scope, s.ApprovedBy = store.ScopeAll, s.CreatedBy }},
+		{"NUL in comment", func(s *store.Silence) { s.Comment = "a\x00b" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := base
+			tc.change(&bad)
+			if _, err := s.AddSilence(ctx, bad); err == nil {
+				t.Fatalf("added %+v", bad)
+			}
+		})
+	}
+	a, err := s.AddSilence(ctx, base, store.Entry{Type: store.SilenceCreated, Actor: "op:ops"})
+	if err != nil || a.ID == "" || a.State != store.SilenceStateActive || a.CreatedAt.IsZero() {
+		t.Fatalf("add: %+v, %v", a, err)
+	}
+	all := base
+	all.Scope, all.ApprovedBy, all.StartsAt, all.EndsAt = store.ScopeAll, "slack:U1", start.Add(time.Minute), start.Add(2*time.Minute)
+	b, err := s.AddSilence(ctx, all, store.Entry{Type: store.SilenceCreated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesOf(t, s, store.SilenceCreated); len(got) != 2 || got[0].Detail["silence"] != a.ID || got[1].Detail["silence"] != b.ID {
+		t.Fatalf("silence.created entries %+v", got)
+	}
+
+	// Scope all without an approver waits for another person's approval.
+	pend := all
+	pend.ApprovedBy = ""
+	p, err := s.AddSilence(ctx, pend)
+	if err != nil || p.State != store.SilenceStatePending || p.InForce(pend.StartsAt.Add(time.Second)) {
+		t.Fatalf("add pending: %+v, %v", p, err)
+	}
+	if _, err := s.ApproveSilence(ctx, p.ID, "op:ops"); !errors.Is(err, store.ErrState) {
+		t.Fatalf("approved by its creator: %v", err)
+	}
+	ap, err := s.ApproveSilence(ctx, p.ID, "op:lead", store.Entry{Type: store.SilenceApproved})
+	if err != nil || ap.State != store.SilenceStateActive || ap.ApprovedBy != "op:lead" || !ap.InForce(pend.StartsAt.Add(time.Second)) {
+		t.Fatalf("approve: %+v, %v", ap, err)
+	}
+	if _, err := s.ApproveSilence(ctx, p.ID, "op:lead"); !errors.Is(err, store.ErrState) {
+		t.Fatalf("approved twice: %v", err)
+	}
+	if es := entriesOf(t, s, store.SilenceApproved); len(es) != 1 || es[0].Detail["silence"] != p.ID {
+		t.Fatalf("silence.approved entries %+v", es)
+	}
+	if _, _, err := s.EndSilence(ctx, p.ID, store.SilenceEnd{Delete: true, By: "op:ops"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: the silences are still there, as stored.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, h, loc, store.Options{Now: c.Now})
+	got, err := s.GetSilence(ctx, a.ID)
+	if err != nil || got.Comment != "backup job" || got.Matcher.When != base.Matcher.When || got.Matcher.Containers[0] != "backup-*" ||
+		!got.StartsAt.Equal(a.StartsAt) || !got.EndsAt.Equal(a.EndsAt) || got.CreatedBy != "op:ops" {
+		t.Fatalf("after reopen %+v, %v", got, err)
+	}
+	if !got.InForce(start.Add(30*time.Minute)) || got.InForce(start.Add(time.Hour)) || got.InForce(start.Add(-time.Second)) {
+		t.Fatal("InForce does not follow [start, end)")
+	}
+	if _, err := s.GetSilence(ctx, "sil-nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get unknown silence: %v", err)
+	}
+	list, err := s.ListSilences(ctx, store.SilenceFilter{EndsAfter: start.Add(90 * time.Minute)})
+	if err != nil || len(list) != 0 {
+		t.Fatalf("silences ending after 90 minutes: %+v, %v", list, err)
+	}
+	list, _ = s.ListSilences(ctx, store.SilenceFilter{})
+	if len(list) != 2 || list[0].ID != a.ID || list[1].ID != b.ID || list[1].ApprovedBy != "slack:U1" {
+		t.Fatalf("all silences %+v", list)
+	}
+
+	// Expire a: its end is now, once.
+	c.Add(10 * time.Minute)
+	exp, changed, err := s.EndSilence(ctx, a.ID, store.SilenceEnd{By: "op:ops"}, store.Entry{Type: store.SilenceExpired})
+	if err != nil || !changed || exp.State != store.SilenceStateExpired || !exp.EndsAt.Before(c.Now()) || exp.EndedBy != "op:ops" {
+		t.Fatalf("expire: %+v %v %v", exp, changed, err)
+	}
+	if _, changed, _ := s.EndSilence(ctx, a.ID, store.SilenceEnd{By: "op:ops"}, store.Entry{Type: store.SilenceExpired}); changed {
+		t.Fatal("expired twice")
+	}
+	if n := len(entriesOf(t, s, store.SilenceExpired)); n != 1 {
+		t.Fatalf("%d silence.expired entries", n)
+	}
+	// Delete b: hidden from lists unless asked for.
+	if _, changed, err := s.EndSilence(ctx, b.ID, store.SilenceEnd{Delete: true, By: "op:ops"}, store.Entry{Type: store.SilenceDeleted}); err != nil || !changed {
+		t.Fatalf("delete: %v %v", changed, err)
+	}
+	if list, _ := s.ListSilences(ctx, store.SilenceFilter{}); len(list) != 1 || list[0].ID != a.ID {
+		t.Fatalf("after delete %+v", list)
+	}
+	if list, _ := s.ListSilences(ctx, store.SilenceFilter{Deleted: true}); len(list) != 3 || list[1].InForce(all.StartsAt.Add(time.Second)) {
+		t.Fatalf("with deleted %+v", list)
+	}
+	if _, _, err := s.EndSilence(ctx, "sil-nope", store.SilenceEnd{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("end unknown silence: %v", err)
+	}
+
+	// A natural end is journaled once.
+	short := base
+	short.StartsAt, short.EndsAt = c.Now(), c.Now().Add(time.Minute)
+	d, err := s.AddSilence(ctx, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := s.CloseEndedSilences(ctx); err != nil || len(ended) != 0 {
+		t.Fatalf("ended before the end: %+v, %v", ended, err)
+	}
+	c.Add(2 * time.Minute)
+	ended, err := s.CloseEndedSilences(ctx)
+	if err != nil || len(ended) != 1 || ended[0].ID != d.ID || ended[0].State != store.SilenceStateEnded {
+		t.Fatalf("ended %+v, %v", ended, err)
+	}
+	if again, _ := s.CloseEndedSilences(ctx); len(again) != 0 {
+		t.Fatalf("ended twice: %+v", again)
+	}
+	if es := entriesOf(t, s, store.SilenceEnded); len(es) != 1 || es[0].Detail["silence"] != d.ID {
+		t.Fatalf("silence.ended entries %+v", es)
+	}
+	MustVerify(t, s)
 }
