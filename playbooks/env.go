@@ -1,6 +1,8 @@
 package playbooks
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"text/template"
 	"time"
@@ -133,4 +135,28 @@ var sampleAlert = alert.Alert{
 	ID: "00000000-0000-8000-8000-000000000000", Rule: "sample rule", Priority: alert.PriorityWarning,
 	Output: "sample output", Source: "syscall", Hostname: "host", Tags: []string{"sample"},
 	OutputFields: map[string]any{"container.id": "0123456789ab", "container.name": "sample"},
+}
+
+// Condition is a compiled boolean expression over Env, for matchers that
+// live outside playbooks (silences) and must read exactly like a
+// playbook's `when`. Safe for concurrent use.
+type Condition struct{ prog *vm.Program }
+
+// CompileCondition compiles src as a playbook's `when` is compiled.
+func CompileCondition(src string) (*Condition, error) {
+	p, err := compileCondition(src)
+	if err != nil {
+		return nil, errors.New(exprError(err))
+	}
+	return &Condition{prog: p}, nil
+}
+
+// Eval evaluates the condition on an alert.
+func (c *Condition) Eval(a *alert.Alert) (bool, error) {
+	env := NewEnv(a)
+	ok, err := runCondition(c.prog, &env)
+	if err != nil {
+		return false, fmt.Errorf("evaluate condition: %s", firstLine(err.Error()))
+	}
+	return ok, nil
 }
