@@ -9,6 +9,9 @@
 //
 //   - `if` false: journaled action.skipped, nothing runs;
 //   - a render or `if` error: action.failed;
+//   - muted by a silence (Deps.Silences; the alert is journaled
+//     alert.silenced naming it): action.skipped, reason silenced — scope
+//     notify mutes notifications only, scope all every action;
 //   - dry run (global or playbook): action.skipped_dry_run;
 //   - gated (the playbook has an approval): held, action.held_for_approval,
 //     waits for a human (Slack Approve/Deny) or its timeout (on_timeout);

@@ -48,10 +48,18 @@ type Deps struct {
 	Updates map[string]StepUpdater
 	// Stream sends alerts and journal entries to syslog, files and
 	// programs; nil: none configured.
-	Stream  Streamer
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
-	Now     func() time.Time
+	Stream Streamer
+	// Silences say which silence mutes an alert (internal/silence's
+	// Cache); nil: nothing is ever silenced.
+	Silences Silencer
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+	Now      func() time.Time
+}
+
+// Silencer finds the silence in force at time at that matches an alert.
+type Silencer interface {
+	Match(ctx context.Context, a *alert.Alert, at time.Time) (store.Silence, bool, error)
 }
 
 // Engine runs playbooks on accepted alerts.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/playbooks"
 )
@@ -52,9 +53,10 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 		if ent, ok := enforcedEntry(a); ok {
 			b.entries = append(b.entries, ent)
 		}
+		sil := e.silenced(ctx, it, b)
 		for _, plan := range set.Match(a) {
 			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
-			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, b)
+			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, sil, b)
 		}
 	}
 	if err := e.flush(ctx, b, finish...); err != nil {
@@ -74,7 +76,7 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 // them in the journal (an action that runs, a hold), and at the end with
 // the alert's finish. A dry-run alert is then one write, not one per step.
 type batch struct {
-	entries []store.Entry // appended first (action.enforced)
+	entries []store.Entry // appended first (action.enforced, alert.silenced)
 	updates []store.ActionUpdate
 	queued  bool // some update puts messages in the outbox
 }
@@ -98,6 +100,31 @@ func (e *Engine) flush(ctx context.Context, b *batch, finish ...string) error {
 	return err
 }
 
+// silenced returns the silence that mutes the alert, if any, and journals
+// alert.silenced naming it. The silence in force when the alert was
+// received applies (not when it is processed: a backlog does not escape a
+// silence, and replay finds the same one). A store that cannot be read
+// silences nothing: a silence must never hide an alert by accident.
+func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch) *store.Silence {
+	if e.deps.Silences == nil {
+		return nil
+	}
+	at := it.ReceivedAt
+	if at.IsZero() {
+		at = e.now()
+	}
+	s, ok, err := e.deps.Silences.Match(ctx, &it.Alert, at)
+	if err != nil {
+		e.log.Error("match silences", "alert", it.Alert.ID, "err", err)
+	}
+	if !ok {
+		return nil
+	}
+	b.entries = append(b.entries, store.Entry{Type: store.AlertSilenced, AlertID: it.Alert.ID, Actor: "riposte",
+		Detail: map[string]any{"silence": s.ID, "scope": string(s.Scope), "incident": it.Incident, "ends_at": store.FormatTime(s.EndsAt)}})
+	return &s
+}
+
 // step is the context of one planned action.
 type step struct {
 	alert    *alert.Alert
@@ -107,6 +134,7 @@ type step struct {
 	key      store.ActionKey
 	spec     actions.Spec
 	actor    string
+	silence  *store.Silence // the silence that mutes the alert, nil when none
 	// pre are the entries written with the first transition of this
 	// action: playbook.matched (first action only) and action.planned.
 	pre []store.Entry
@@ -127,7 +155,7 @@ func (s *step) request(steps []actions.Step) actions.Request {
 	return req
 }
 
-func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, bt *batch) {
+func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, sil *store.Silence, bt *batch) {
 	b := plan.Playbook
 	dry := e.cfg.DryRun || b.DryRun
 	var steps []actions.Step
@@ -145,7 +173,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 	}()
 	for i, pa := range plan.Actions {
 		s := &step{
-			alert: a, incident: incident, book: b, planned: pa, spec: pa.Action.Spec, actor: "playbook:" + b.Name,
+			alert: a, incident: incident, book: b, planned: pa, spec: pa.Action.Spec, actor: "playbook:" + b.Name, silence: sil,
 			key: store.ActionKey{AlertID: a.ID, Playbook: b.Name, Index: pa.Index},
 		}
 		if i == 0 {
@@ -165,6 +193,10 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 		}
 	}
 }
+
+// SkipSilenced is the reason of an action.skipped entry for an action a
+// silence muted.
+const SkipSilenced = "silenced"
 
 // runStep takes one action through the guardrails. err is non-nil only when
 // the action failed (which stops the playbook unless on_error: continue).
@@ -200,6 +232,10 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": why}))
 		count(actions.StatusSkipped)
 		return actions.StatusSkipped, why, nil
+	case s.silence != nil && silence.Mutes(*s.silence, s.spec):
+		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": SkipSilenced, "silence": s.silence.ID}))
+		count(actions.StatusSkipped)
+		return actions.StatusSkipped, "silenced by " + s.silence.ID, nil
 	case dry:
 		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkippedDryRun, map[string]any{"with": map[string]any(pa.With)}))
 		count(actions.StatusDryRun)
