@@ -70,6 +70,7 @@ func newRootCmd() *cobra.Command {
 		newPlaybookCmd(),
 		newJournalCmd(),
 		newActCmd(),
+		newSilenceCmd(),
 		newTopCmd(),
 		newActionsCmd(),
 		newCaptureCmd(),

@@ -32,6 +32,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/engine"
 	"github.com/riposte-sec/riposte/internal/metrics"
 	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/playbooks"
 	"github.com/riposte-sec/riposte/responders/capture"
@@ -100,6 +101,8 @@ type App struct {
 	Detector *detector.Detector
 	Metrics  *metrics.Metrics
 	Registry *prometheus.Registry
+	// Silences mute matching alerts' actions (silences.go).
+	Silences *silence.Cache
 
 	// detectorQueued counts the detector's alerts emitted but not yet
 	// stored, so that `riposte ci` does not write its report while some
@@ -186,10 +189,11 @@ func buildCoreWith(cfg config.Config, log *slog.Logger, set *playbooks.Set, det 
 	if err := CheckParams(set, &cfg); err != nil {
 		return nil, fmt.Errorf("the playbooks do not fit this config:\n%w", err)
 	}
+	a.Silences = silence.NewCache(a.Store, 0, nil, log.With("component", "silences"))
 	deps := engine.Deps{
 		Store: a.Store, Playbooks: set, Catalog: integrations.Catalog(), Runners: a.Integrations.Runners,
 		Updates: a.Integrations.Updates, Approvals: a.Integrations.Approvals, Stream: a.Integrations.Stream,
-		Logger: log.With("component", "engine"), Metrics: a.Metrics,
+		Silences: a.Silences, Logger: log.With("component", "engine"), Metrics: a.Metrics,
 	}
 	a.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {
@@ -402,6 +406,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.Engine.Run(engCtx) }()
 	go a.watchQueues(engCtx)
+	go a.Silences.Run(engCtx, silenceCheck)
 	if anchors != nil {
 		go anchors.Run(engCtx, a.anchorInterval())
 	}
