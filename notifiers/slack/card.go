@@ -471,6 +471,7 @@ var buttons = []button{
 	{id: "snapshot", label: "Snapshot", action: "container.snapshot", container: true},
 	{id: "release", label: "Release", action: "container.release", restricted: true, container: true},
 	{id: "ack", label: "Acknowledge", action: ActionAcknowledge},
+	{id: "mute", label: "Mute 1h", action: ActionMute, restricted: true},
 }
 
 func buttonByID(id string) (button, bool) {
@@ -508,6 +509,16 @@ func (c card) actionBlock() *slack.ActionBlock {
 					plain("Kill the container?"),
 					mrkdwn(delivery.Truncate("Kill *"+escape(name)+"*? Its processes stop now and memory state is lost. Pause or Quarantine keep the evidence.", 300)),
 					plain("Kill"), plain("Cancel")).WithStyle(slack.StyleDanger))
+		}
+		if b.id == "mute" {
+			where := "on the host"
+			if name := c.containerName(); name != "" {
+				where = "in *" + escape(name) + "*"
+			}
+			e = e.WithConfirm(slack.NewConfirmationBlockObject(
+				plain("Mute this incident for 1 hour?"),
+				mrkdwn(delivery.Truncate("Alerts of *"+escape(c.Rule)+"* "+where+" stop notifying for an hour. They are still journaled and containment still runs. The silence is recorded with your name.", 300)),
+				plain("Mute 1h"), plain("Cancel")))
 		}
 		els = append(els, e)
 	}

@@ -105,7 +105,7 @@ func TestNotifyPostsIncidentMessage(t *testing.T) {
 			t.Fatalf("button %s value %q: %v", b.ActionID, b.Value, err)
 		}
 		want := map[string]string{"incident": "inc-1", "container": "3f9a1c2b7d4e"}
-		if b.ActionID == "riposte:ack" {
+		if b.ActionID == "riposte:ack" || b.ActionID == "riposte:mute" {
 			want = map[string]string{"incident": "inc-1"}
 		}
 		if len(v) != len(want) || v["incident"] != want["incident"] || v["container"] != want["container"] {
@@ -115,11 +115,15 @@ func TestNotifyPostsIncidentMessage(t *testing.T) {
 			if b.Style != slack.StyleDanger || b.Confirm == nil || b.Confirm.Style != slack.StyleDanger || b.Confirm.Confirm.Text != "Kill" {
 				t.Errorf("kill button: style %q confirm %+v, want danger with a confirm dialog", b.Style, b.Confirm)
 			}
+		} else if b.ActionID == "riposte:mute" {
+			if b.Style == slack.StyleDanger || b.Confirm == nil || b.Confirm.Confirm.Text != "Mute 1h" || !strings.Contains(b.Confirm.Text.Text, "containment still runs") {
+				t.Errorf("mute button: style %q confirm %+v, want a confirm dialog saying containment still runs", b.Style, b.Confirm)
+			}
 		} else if b.Confirm != nil || b.Style == slack.StyleDanger {
 			t.Errorf("button %s: unexpected danger style or confirm", b.ActionID)
 		}
 	}
-	if got := strings.Join(ids, ","); got != "riposte:pause,riposte:quarantine,riposte:kill,riposte:snapshot,riposte:release,riposte:ack" {
+	if got := strings.Join(ids, ","); got != "riposte:pause,riposte:quarantine,riposte:kill,riposte:snapshot,riposte:release,riposte:ack,riposte:mute" {
 		t.Errorf("buttons %s", got)
 	}
 }
@@ -422,8 +426,8 @@ func TestHostAlertHasNoContainerButtons(t *testing.T) {
 		t.Fatal(err)
 	}
 	btns := buttonsOf(p.TopLevel()[0])
-	if len(btns) != 1 || btns[0].ActionID != "riposte:ack" {
-		t.Errorf("host alert buttons %v, want only Acknowledge", btns)
+	if len(btns) != 2 || btns[0].ActionID != "riposte:ack" || btns[1].ActionID != "riposte:mute" {
+		t.Errorf("host alert buttons %v, want only Acknowledge and Mute", btns)
 	}
 }
 

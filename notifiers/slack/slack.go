@@ -24,9 +24,16 @@ const (
 	// ActionAcknowledge is what Dispatcher.Act receives for the Acknowledge
 	// button: nothing to run, a fact to journal.
 	ActionAcknowledge = "incident.acknowledge"
+	// ActionMute is what Dispatcher.Act receives for the Mute 1h button
+	// (approvers only): silence the incident's rule in its container for
+	// MuteFor, notifications only.
+	ActionMute = "incident.mute"
 	// ActionApproval is the step recorded on the incident message when an
 	// approver decides.
 	ActionApproval = "approval"
+
+	// MuteFor is how long the Mute button silences.
+	MuteFor = time.Hour
 
 	StatusSucceeded = actions.StatusSucceeded
 	StatusFailed    = actions.StatusFailed

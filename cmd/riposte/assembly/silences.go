@@ -10,9 +10,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/server"
 	"github.com/riposte-sec/riposte/internal/silence"
@@ -225,4 +227,31 @@ func silenceViaServer(ctx context.Context, cfg config.Config, info ServeInfo, op
 		return sr, how, silenceError(op, resp.StatusCode, cmp.Or(sr.Error, resp.Status))
 	}
 	return sr, how, nil
+}
+
+// MuteIncident silences the incident's rule in its container for d, scope
+// notify, created by actor: the Slack Mute button (its handler lets only
+// approvers press it). The rule is matched exactly: a rule name holding a
+// glob character is matched by a condition instead of a pattern.
+func (a *App) MuteIncident(ctx context.Context, incident, actor string, d time.Duration) (actions.Result, error) {
+	inc, err := a.Store.GetIncident(ctx, incident)
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("mute incident %s: %w", incident, err)
+	}
+	m := store.SilenceMatcher{Rules: []string{inc.Rule}}
+	if strings.ContainsAny(inc.Rule, "*?") {
+		m = store.SilenceMatcher{When: "rule == " + strconv.Quote(inc.Rule)}
+	}
+	if inc.ContainerID != "" {
+		m.Containers = []string{inc.ContainerID}
+	}
+	now := time.Now()
+	s, err := silence.Add(ctx, a.Store, store.Silence{Matcher: m, Scope: store.ScopeNotify, StartsAt: now, EndsAt: now.Add(d),
+		CreatedBy: actor, Comment: "muted from Slack on incident " + incident})
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("mute incident %s: %w", incident, err)
+	}
+	a.Silences.Invalidate()
+	return actions.Result{Note: fmt.Sprintf("notifications muted for %s (silence %s)", d, s.ID),
+		Detail: map[string]any{"silence": s.ID}}, nil
 }

@@ -23,6 +23,9 @@ func (d dispatcher) Act(ctx context.Context, cmd slack.Command) (actions.Result,
 	if cmd.Action == slack.ActionAcknowledge {
 		return d.a.Engine.Acknowledge(ctx, cmd.Incident, cmd.Actor.String())
 	}
+	if cmd.Action == slack.ActionMute {
+		return d.a.MuteIncident(ctx, cmd.Incident, cmd.Actor.String(), slack.MuteFor)
+	}
 	return d.a.Engine.Act(ctx, engine.Manual{Action: cmd.Action, Container: cmd.Container, Incident: cmd.Incident,
 		Actor: cmd.Actor.String(), Params: actions.Params{}})
 }
