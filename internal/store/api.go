@@ -44,6 +44,7 @@ type Backend interface {
 	Outbox
 	KV
 	Silences
+	History
 	Maintenance
 	Close() error
 }
@@ -79,6 +80,14 @@ type Silences interface {
 	// as ended and journals silence.ended for each, in one transaction, and
 	// returns them; replicas calling it together journal each end once.
 	CloseEndedSilences(ctx context.Context) ([]Silence, error)
+}
+
+// History reads back the alerts the inbox still keeps (processed ones for
+// Options.DuplicateWindow), for `riposte playbook replay`.
+type History interface {
+	// AlertsSince returns the alerts received at or after since, in the
+	// order they were received.
+	AlertsSince(ctx context.Context, since time.Time) ([]InboxItem, error)
 }
 
 // Nonces remembers one-time keys (the canonical form of a signed request)

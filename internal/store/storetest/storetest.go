@@ -50,6 +50,7 @@ func Run(t *testing.T, h Harness) {
 		{"Outbox", testOutbox},
 		{"KV", testKV},
 		{"Silences", testSilences},
+		{"History", testHistory},
 		{"Nonces", testNonces},
 		{"Prune", testPrune},
 		{"ReopenKeepsChain", testReopen},
@@ -1389,4 +1390,33 @@ func testSilences(t *testing.T, h Harness) {
 		t.Fatalf("silence.ended entries %+v", es)
 	}
 	MustVerify(t, s)
+}
+
+// testHistory: the kept alerts are read back whole, in the order received,
+// from a given time on, whatever their state.
+func testHistory(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	mustAccept(t, s, "h-1")
+	c.Add(time.Minute)
+	since := c.Now()
+	mustAccept(t, s, "h-2")
+	c.Add(time.Minute)
+	mustAccept(t, s, "h-3")
+	if _, err := s.ClaimAlerts(ctx, 1, time.Minute); err != nil { // h-1 processing
+		t.Fatal(err)
+	}
+	got, err := s.AlertsSince(ctx, since)
+	if err != nil || len(got) != 2 || got[0].Alert.ID != "h-2" || got[1].Alert.ID != "h-3" {
+		t.Fatalf("alerts since: %+v, %v", got, err)
+	}
+	want := Alert("h-2")
+	if a := got[0].Alert; a.Rule != want.Rule || a.Field("container.name") != "api-7d9f" || !a.Time.Equal(want.Time) ||
+		got[0].ReceivedAt.Before(since) || !got[1].ReceivedAt.After(got[0].ReceivedAt) {
+		t.Fatalf("alert read back %+v at %s", a, got[0].ReceivedAt)
+	}
+	all, err := s.AlertsSince(ctx, time.Time{})
+	if err != nil || len(all) != 3 || all[0].Alert.ID != "h-1" {
+		t.Fatalf("all alerts: %d, %v", len(all), err)
+	}
 }
