@@ -18,7 +18,7 @@ import (
 
 func newPlaybookCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "playbook", Short: "Test and lint playbooks offline"}
-	cmd.AddCommand(newPlaybookTestCmd(), newPlaybookLintCmd())
+	cmd.AddCommand(newPlaybookTestCmd(), newPlaybookLintCmd(), newPlaybookReplayCmd())
 	return cmd
 }
 
