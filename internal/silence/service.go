@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/riposte-sec/riposte/internal/store"
 )
@@ -30,10 +31,21 @@ func Add(ctx context.Context, st store.Silences, s store.Silence) (store.Silence
 }
 
 // Approve makes a pending silence active, journaled; by must be another
-// person than its creator.
+// person than its creator: "cli:jane" and "cli:jane via socket" are one
+// person.
 func Approve(ctx context.Context, st store.Silences, id, by string) (store.Silence, error) {
+	cur, err := st.GetSilence(ctx, id)
+	if err != nil {
+		return store.Silence{}, fmt.Errorf("approve silence %s: %w", id, err)
+	}
+	if person(cur.CreatedBy) == person(by) {
+		return store.Silence{}, fmt.Errorf("approve silence %s: the approver must be another person than the creator %s: %w", id, cur.CreatedBy, store.ErrState)
+	}
 	return st.ApproveSilence(ctx, id, by, store.Entry{Type: store.SilenceApproved, Actor: by})
 }
+
+// person is an actor without the way it came in.
+func person(actor string) string { return strings.TrimSuffix(actor, " via socket") }
 
 // ErrEnded: the silence had ended (or been deleted) already.
 var ErrEnded = errors.New("silence already ended")

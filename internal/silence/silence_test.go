@@ -258,8 +258,10 @@ func TestCacheAndService(t *testing.T) {
 	if err != nil || pend.State != store.SilenceStatePending {
 		t.Fatalf("scope all: %+v, %v", pend, err)
 	}
-	if _, err := silence.Approve(ctx, st, pend.ID, "op:ops"); err == nil {
-		t.Fatal("the creator approved its own silence")
+	for _, by := range []string{"op:ops", "op:ops via socket"} {
+		if _, err := silence.Approve(ctx, st, pend.ID, by); err == nil {
+			t.Fatalf("the creator approved its own silence as %s", by)
+		}
 	}
 	if _, err := silence.Approve(ctx, st, pend.ID, "op:lead"); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package assembly
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 	rslack "github.com/riposte-sec/riposte/notifiers/slack"
 )
 
@@ -191,5 +194,83 @@ func TestE2ESlackMute(t *testing.T) {
 	waitUntil(t, "the next alert silenced", 10*time.Second, func() bool { return muted(t, s.app, alertIDOf(t, again), sil.ID) })
 	if r := p.slack.Replies(msg.Channel, msg.TS); len(r) != before || len(p.slack.TopLevel()) != 1 {
 		t.Fatalf("a muted alert reached Slack: %d replies (%+v), %d messages", len(r), r, len(p.slack.TopLevel()))
+	}
+}
+
+const containPlaybook = `
+- playbook: e2e-contain
+  match: {rules: ["Terminal shell in container"]}
+  actions:
+    - do: slack.notify
+    - do: container.pause
+`
+
+// TestE2ESilenceScopeAll: a silence of scope all waits for a second
+// operator's approval (its creator cannot give it); approved, it blocks the
+// containment of the container it names, while the same rule in another
+// container is still paused and notified.
+func TestE2ESilenceScopeAll(t *testing.T) {
+	ctx := context.Background()
+	cli := testutil.DockerClient(t)
+	quiet := testutil.UniqueName("e2e-silence-all")
+	quietID := testutil.RunContainer(t, cli, quiet, nil)
+	loud := testutil.UniqueName("e2e-silence-none")
+	loudID := testutil.RunContainer(t, cli, loud, nil)
+	p := startPeers(t)
+	cfg := p.config(t, t.TempDir(), containPlaybook)
+	const leadToken = "e2e-lead-operator-token-0123456789"
+	t.Setenv("E2E_LEAD_TOKEN", leadToken)
+	cfg.Auth.Tokens = append(cfg.Auth.Tokens, config.NamedToken{Name: "lead", Scope: "operator", Env: "E2E_LEAD_TOKEN"})
+	s := serveApp(t, cfg)
+
+	resp, _, err := Silence(ctx, cfg, SilenceOp{Kind: SilenceAdd, Request: &silence.Request{
+		Matcher: store.SilenceMatcher{Rules: []string{"Terminal shell*"}, Containers: []string{quiet}}, Scope: store.ScopeAll,
+		Duration: "30m", Comment: "debugging"}})
+	if err != nil || resp.Silence.State != store.SilenceStatePending {
+		t.Fatalf("add: %+v, %v", resp, err)
+	}
+	id := resp.Silence.ID
+	if _, _, err := Silence(ctx, cfg, SilenceOp{Kind: SilenceApprove, ID: id}); !errors.Is(err, ErrSilenceRefused) {
+		t.Fatalf("the creator approved its own silence: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/v1/silences/"+id+"/approve", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eToken) // intake: not an operator
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Fatalf("approve with the intake token: %v %v", r, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+leadToken)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar SilenceResponse
+	if err := json.NewDecoder(r.Body).Decode(&ar); err != nil || r.StatusCode != http.StatusOK || ar.Silence.ApprovedBy != "token:lead" {
+		t.Fatalf("approve: %s %+v %v", r.Status, ar, err)
+	}
+	r.Body.Close()
+
+	quietAlert, loudAlert := shellAlertJSON(quietID[:12], quiet), shellAlertJSON(loudID[:12], loud)
+	s.postAlert(t, quietAlert)
+	s.postAlert(t, loudAlert)
+	waitUntil(t, "the other container paused and notified", 15*time.Second, func() bool {
+		return paused(t, cli, loudID) && len(p.slack.TopLevel()) == 1
+	})
+	waitUntil(t, "the silenced alert's actions skipped", 10*time.Second, func() bool {
+		n := 0
+		for _, e := range journal(t, s.app, store.Filter{AlertID: alertIDOf(t, quietAlert)}) {
+			if e.Type == store.ActionSkipped && e.Detail["reason"] == "silenced" && e.Detail["silence"] == id {
+				n++
+			}
+			if e.Type == store.ActionStarted || e.Type == store.ActionQueued {
+				t.Fatalf("a silenced action ran: %+v", e)
+			}
+		}
+		return n == 2
+	})
+	if paused(t, cli, quietID) {
+		t.Fatal("scope all let the containment run")
+	}
+	if es := journal(t, s.app, store.Filter{Types: []store.EntryType{store.SilenceApproved}}); len(es) != 1 || es[0].Actor != "token:lead" {
+		t.Fatalf("silence.approved entries %v", es)
 	}
 }
