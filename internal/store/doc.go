@@ -1,8 +1,9 @@
 // Package store is riposte's durable state: the inbox of accepted alerts,
 // incidents, action runs (idempotency), approvals, the notification outbox,
-// notifier threads, and the hash-chained incident-response journal. The
-// interfaces (Backend and the smaller Inbox, Journal, Incidents, ActionRuns,
-// Approvals, Outbox, Threads) are what the engine, server and notifiers
+// notifier threads, silences (silences.go), and the hash-chained
+// incident-response journal. The interfaces (Backend and the smaller Inbox,
+// Journal, Incidents, ActionRuns, Approvals, Outbox, Threads, Silences,
+// History) are what the engine, server and notifiers
 // depend on; *Store implements them on one SQLite file (modernc.org/sqlite,
 // pure Go) at PathIn(dataDir) = <data>/riposte.db. internal/store/postgres
 // is the second implementation, for replicas sharing one database; both
