@@ -11,6 +11,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 func testAlert() *alert.Alert {
@@ -273,5 +274,40 @@ func TestCacheAndService(t *testing.T) {
 	es, _ := st.Entries(ctx, store.Filter{Types: []store.EntryType{store.SilenceCreated, store.SilenceExpired, store.SilenceApproved}})
 	if len(es) != 4 || es[0].Actor != "op:ops" || es[0].Detail["scope"] != "notify" || es[3].Type != store.SilenceApproved || es[3].Actor != "op:lead" {
 		t.Fatalf("journal %+v", es)
+	}
+}
+
+// TestCacheRunJournalsEnds: Run journals a silence's natural end once, and
+// the cache stops applying it.
+func TestCacheRunJournalsEnds(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "r.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	s, err := silence.Add(context.Background(), st, store.Silence{Matcher: store.SilenceMatcher{Rules: []string{"Read*"}}, Scope: store.ScopeNotify,
+		StartsAt: now, EndsAt: now.Add(100 * time.Millisecond), CreatedBy: "op:ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := silence.NewCache(st, time.Hour, nil, nil)
+	if _, ok, _ := c.Match(context.Background(), testAlert(), time.Now()); !ok {
+		t.Fatal("silence not in force")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx, 10*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		es, _ := st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.SilenceEnded}})
+		return len(es) == 1 && es[0].Detail["silence"] == s.ID
+	}, "silence.ended not journaled")
+	if _, ok, _ := c.Match(context.Background(), testAlert(), time.Now()); ok {
+		t.Fatal("an ended silence still applies")
+	}
+	got, _ := st.GetSilence(context.Background(), s.ID)
+	if got.State != store.SilenceStateEnded {
+		t.Fatalf("state %s", got.State)
 	}
 }
