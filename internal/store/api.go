@@ -82,11 +82,12 @@ type Silences interface {
 	CloseEndedSilences(ctx context.Context) ([]Silence, error)
 }
 
-// History reads back the alerts the inbox still keeps (processed ones for
+// History reads back the processed alerts the inbox still keeps (for
 // Options.DuplicateWindow), for `riposte playbook replay`.
 type History interface {
-	// AlertsSince returns the alerts received at or after since, in the
-	// order they were received.
+	// AlertsSince returns the processed alerts received at or after since,
+	// in the order they were received (alerts still waiting or in
+	// processing are left out: their journal is not complete).
 	AlertsSince(ctx context.Context, since time.Time) ([]InboxItem, error)
 }
 

@@ -11,7 +11,7 @@ import (
 // AlertsSince returns the kept alerts received at or after since; see
 // History.
 func (s *Store) AlertsSince(ctx context.Context, since time.Time) ([]InboxItem, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT raw, received_at FROM inbox WHERE received_at >= ? ORDER BY received_at, rowid`, FormatTime(since))
+	rows, err := s.rdb.QueryContext(ctx, `SELECT raw, received_at FROM inbox WHERE state = 'done' AND received_at >= ? ORDER BY received_at, rowid`, FormatTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("read alerts since %s: %w", FormatTime(since), err)
 	}

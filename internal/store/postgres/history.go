@@ -11,7 +11,7 @@ import (
 // AlertsSince returns the kept alerts received at or after since; see
 // store.History.
 func (s *Store) AlertsSince(ctx context.Context, since time.Time) ([]store.InboxItem, error) {
-	rows, err := s.pool.Query(ctx, `SELECT raw, received_at FROM inbox WHERE received_at >= $1 ORDER BY received_at, n`, store.FormatTime(since))
+	rows, err := s.pool.Query(ctx, `SELECT raw, received_at FROM inbox WHERE state = 'done' AND received_at >= $1 ORDER BY received_at, n`, store.FormatTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("read alerts since %s: %w", store.FormatTime(since), err)
 	}
