@@ -275,10 +275,11 @@ func (t *wtx) applyUpdate(u *preparedUpdate, pending *[]prepared) (ActionRun, bo
 	if err := t.saveRuns([]*storedRun{r}); err != nil {
 		return ActionRun{}, false, err
 	}
-	if _, err := t.enqueue(u.msgs); err != nil {
+	_, held, err := t.enqueue(u.msgs)
+	if err != nil {
 		return ActionRun{}, false, err
 	}
-	*pending = append(*pending, u.entries...)
+	*pending = append(append(*pending, u.entries...), held...)
 	return r.ActionRun, true, nil
 }
 

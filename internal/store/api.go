@@ -246,6 +246,10 @@ const (
 	SilenceDeleted  EntryType = "silence.deleted"
 	SilenceEnded    EntryType = "silence.ended"
 	AlertSilenced   EntryType = "alert.silenced"
+	// NotificationThrottled: a throttled notification was held for its
+	// incident's next update (see Fold); the update's notification.sent
+	// says how many it carried.
+	NotificationThrottled EntryType = "notification.throttled"
 )
 
 // EntryTypes lists every journal entry type, in the order a run writes
@@ -255,7 +259,7 @@ func EntryTypes() []EntryType {
 		AlertReceived, AlertDuplicate, IncidentOpened, PlaybookMatched, ActionPlanned, ActionSkipped,
 		ActionSkippedDryRun, ActionBlockedProtected, ActionHeldForApproval, ApprovalGranted, ApprovalDenied,
 		ApprovalTimeout, ActionStarted, ActionSucceeded, ActionFailed, ActionInDoubt, ActionQueued,
-		NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
+		NotificationThrottled, NotificationSent, NotificationFailed, CaptureFinished, Note, IncidentAcknowledged, IncidentReleased,
 		ActionRefusedBudget, JournalCheckpoint, ActionEnforced, SilenceCreated, SilenceApproved, SilenceExpired, SilenceDeleted, SilenceEnded, AlertSilenced,
 	}
 }
@@ -634,8 +638,9 @@ type Approval struct {
 // Outbox is the durable queue of notifications.
 type Outbox interface {
 	// Enqueue adds messages; one whose Key is already queued (or was
-	// delivered) is not added again. Entries are appended in the same
-	// transaction when at least one message is new.
+	// delivered) is not added again; one with a Fold may be held (see
+	// Fold). Entries are appended in the same transaction when at least
+	// one message is new.
 	Enqueue(ctx context.Context, msgs []Message, entries ...Entry) ([]Enqueued, error)
 	// ClaimOutbox leases up to max due messages, earliest first: pending
 	// ones whose time has come, ones whose lease ran out, and ones a
@@ -659,12 +664,51 @@ type Message struct {
 	Payload  []byte // JSON, whatever the notifier needs
 	// NotBefore delays the first attempt; zero: now.
 	NotBefore time.Time
+	// Fold, when set, throttles the message with the others of its key.
+	Fold *Fold
+}
+
+// Fold throttles messages about one thing (one notifier's messages about
+// one incident): at most one of them goes out per Every. A message is due
+// at once when the last one of its key was due Every ago or longer;
+// otherwise it is held: it joins the message of its key that waits (its
+// payload replaces that one's, whose Folded count grows by one), or, when
+// none waits, it waits itself until Every after the last one. The state
+// (when the next may go out, which one waits, how many joined it) is in the
+// store, so that a restart or another replica keeps it.
+type Fold struct {
+	Key   string
+	Every time.Duration
+	// Held is journaled, in the same transaction, when the message is held;
+	// its detail gains outbox_id (the message that will carry it), due and
+	// folded (how many joined that one so far). Zero Type: nothing.
+	Held Entry
+}
+
+// FoldNS and FoldedNS are the key/value namespaces where the store keeps
+// fold state: per fold key (FoldState), and per waiting message the count
+// of messages that joined it.
+const (
+	FoldNS   = "outbox.fold"
+	FoldedNS = "outbox.folded"
+)
+
+// FoldState is what the store keeps per fold key.
+type FoldState struct {
+	// Next is when the next message of the key may go out.
+	Next time.Time `json:"next"`
+	// Waiting is the message held until Next; 0: none.
+	Waiting int64 `json:"waiting,omitempty"`
 }
 
 // Enqueued is what Enqueue did with one message.
 type Enqueued struct {
 	ID        int64
 	Duplicate bool
+	// Held: a throttled message that does not go out at once. Folded: it
+	// joined the waiting message ID instead of being stored itself.
+	Held, Folded bool
+	Due          time.Time // when a held message's carrier is due
 }
 
 // OutboxState is where a message is.
@@ -682,8 +726,12 @@ const (
 type OutboxItem struct {
 	ID int64
 	Message
-	State      OutboxState
-	Attempts   int
+	State    OutboxState
+	Attempts int
+	// Folded counts the throttled messages that joined this one (see
+	// Fold): it stands for Folded+1 of them, and its payload is the
+	// latest's.
+	Folded     int
 	LeaseUntil time.Time
 	LastError  string
 	CreatedAt  time.Time

@@ -60,9 +60,11 @@ func (s *Store) Apply(ctx context.Context, b Batch) (BatchResult, error) {
 		if err := t.saveRuns(changed); err != nil {
 			return err
 		}
-		if _, err := t.enqueue(msgs); err != nil {
+		_, held, err := t.enqueue(msgs)
+		if err != nil {
 			return err
 		}
+		pending = append(pending, held...)
 		now := FormatTime(t.now)
 		for _, id := range b.Finish {
 			n, err := t.affected(`UPDATE inbox SET state = 'done', done_at = ?, owner = '', lease_until = '' WHERE id = ? AND state <> 'done'`, now, id)

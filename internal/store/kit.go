@@ -120,9 +120,82 @@ func PrepareMessage(m Message) (payload string, err error) {
 	if !json.Valid([]byte(p)) {
 		return "", fmt.Errorf("message %s: payload is not valid JSON", m.Key)
 	}
+	if err := CheckFold(m.Fold); err != nil {
+		return "", fmt.Errorf("message %s: %w", m.Key, err)
+	}
 	return p, nil
 }
 
 // Entry returns the entry a stored journal row holds, with its detail kept
 // exactly as stored (so HashEntry and MarshalJSON reproduce the bytes).
 func (r Row) Entry() (Entry, error) { return r.entry() }
+
+// FoldPlan is what enqueue does with a message that has a Fold, decided
+// from the key's state (ok: there is one) and, when it names a waiting
+// message, whether that one still waits (pending and not yet leased).
+type FoldPlan struct {
+	// Join: fold the message into the waiting one (its payload replaces
+	// that one's; its folded count grows).
+	Join bool
+	// Due is when the message goes out when it does not join.
+	Due time.Time
+	// Held: it does not go out at once.
+	Held bool
+}
+
+// PlanFold decides for one message with a Fold.
+func PlanFold(f *Fold, st FoldState, ok, waiting bool, notBefore, now time.Time) FoldPlan {
+	if ok && st.Waiting != 0 && waiting {
+		return FoldPlan{Join: true, Held: true}
+	}
+	due := now
+	if ok && st.Next.After(due) {
+		due = st.Next
+	}
+	if notBefore.After(due) {
+		due = notBefore
+	}
+	return FoldPlan{Due: due, Held: due.After(now)}
+}
+
+// NextFoldState is the key's state after a message that did not join was
+// stored as id, due at plan.Due.
+func NextFoldState(f *Fold, plan FoldPlan, id int64) FoldState {
+	st := FoldState{Next: plan.Due.Add(f.Every)}
+	if plan.Held {
+		st.Waiting = id
+	}
+	return st
+}
+
+// HeldEntry is the entry journaled for a held message: its Fold.Held with
+// the carrier's id, due time and folded count in the detail; ok is false
+// when the Fold asks for none.
+func HeldEntry(f *Fold, carrier int64, due time.Time, folded int) (PreparedEntry, bool, error) {
+	if f.Held.Type == "" {
+		return PreparedEntry{}, false, nil
+	}
+	e := f.Held
+	d := make(map[string]any, len(e.Detail)+3)
+	for k, v := range e.Detail {
+		d[k] = v
+	}
+	d["outbox_id"], d["folded"] = carrier, folded
+	if !due.IsZero() {
+		d["due"] = FormatTime(due)
+	}
+	e.Detail = d
+	p, err := PrepareEntry(e)
+	return p, err == nil, err
+}
+
+// CheckFold checks a message's Fold.
+func CheckFold(f *Fold) error {
+	if f == nil {
+		return nil
+	}
+	if f.Key == "" || f.Every <= 0 {
+		return errors.New("fold: key and a positive interval are required")
+	}
+	return checkText(f.Key)
+}

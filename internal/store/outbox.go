@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -17,59 +19,157 @@ type preparedMessage struct {
 func prepareMessages(msgs []Message) ([]preparedMessage, error) {
 	out := make([]preparedMessage, len(msgs))
 	for i, m := range msgs {
-		if m.Key == "" || m.Kind == "" {
-			return nil, fmt.Errorf("message %d: key and kind are required", i+1)
-		}
-		if err := errors.Join(checkText(m.Key), checkText(m.Kind), checkText(m.Target), checkText(m.Incident)); err != nil {
-			return nil, fmt.Errorf("message %s: %w", m.Key, err)
-		}
-		p := string(m.Payload)
-		if p == "" {
-			p = "{}"
-		}
-		if !json.Valid([]byte(p)) {
-			return nil, fmt.Errorf("message %s: payload is not valid JSON", m.Key)
+		p, err := PrepareMessage(m)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i+1, err)
 		}
 		out[i] = preparedMessage{Message: m, payload: p}
 	}
 	return out, nil
 }
 
-// enqueue inserts messages inside the writer.
-func (t *wtx) enqueue(msgs []preparedMessage) ([]Enqueued, error) {
-	out := make([]Enqueued, len(msgs))
-	now := FormatTime(t.now)
+// enqueue inserts messages inside the writer, folding throttled ones (see
+// Fold); held returns the entries their Folds ask for, for the caller to
+// append.
+func (t *wtx) enqueue(msgs []preparedMessage) (out []Enqueued, held []prepared, err error) {
+	out = make([]Enqueued, len(msgs))
 	for i, m := range msgs {
-		next := now
-		if m.NotBefore.After(t.now) {
-			next = FormatTime(m.NotBefore)
-		}
-		res, err := t.exec(`INSERT INTO outbox (key, kind, target, incident, payload, next_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-			m.Key, m.Kind, m.Target, m.Incident, m.payload, next, now, now)
-		if err != nil {
-			return nil, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		if n == 1 {
-			id, err := res.LastInsertId()
-			if err != nil {
-				return nil, err
+		if m.Fold != nil {
+			var h *prepared
+			if out[i], h, err = t.enqueueFolded(m); err != nil {
+				return nil, nil, err
 			}
-			out[i] = Enqueued{ID: id}
+			if h != nil {
+				held = append(held, *h)
+			}
 			continue
 		}
-		var id int64
-		if err := t.queryRow(`SELECT id FROM outbox WHERE key = ?`, m.Key).Scan(&id); err != nil {
-			t.dirty = true
-			return nil, err
+		if out[i], err = t.insertMessage(m, m.NotBefore); err != nil {
+			return nil, nil, err
 		}
-		out[i] = Enqueued{ID: id, Duplicate: true}
 	}
-	return out, nil
+	return out, held, nil
+}
+
+// insertMessage stores one message due at due (now when earlier).
+func (t *wtx) insertMessage(m preparedMessage, due time.Time) (Enqueued, error) {
+	now := FormatTime(t.now)
+	next := now
+	if due.After(t.now) {
+		next = FormatTime(due)
+	}
+	res, err := t.exec(`INSERT INTO outbox (key, kind, target, incident, payload, next_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+		m.Key, m.Kind, m.Target, m.Incident, m.payload, next, now, now)
+	if err != nil {
+		return Enqueued{}, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Enqueued{}, err
+	}
+	if n == 1 {
+		id, err := res.LastInsertId()
+		if err != nil {
+			return Enqueued{}, err
+		}
+		return Enqueued{ID: id}, nil
+	}
+	var id int64
+	if err := t.queryRow(`SELECT id FROM outbox WHERE key = ?`, m.Key).Scan(&id); err != nil {
+		t.dirty = true
+		return Enqueued{}, err
+	}
+	return Enqueued{ID: id, Duplicate: true}, nil
+}
+
+// enqueueFolded stores or folds one throttled message and records its
+// key's state.
+func (t *wtx) enqueueFolded(m preparedMessage) (Enqueued, *prepared, error) {
+	f := m.Fold
+	var id int64
+	switch err := t.queryRow(`SELECT id FROM outbox WHERE key = ?`, m.Key).Scan(&id); {
+	case err == nil:
+		return Enqueued{ID: id, Duplicate: true}, nil, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Enqueued{}, nil, err
+	}
+	var st FoldState
+	var raw string
+	err := t.queryRow(`SELECT value FROM kv WHERE ns = ? AND key = ?`, FoldNS, f.Key).Scan(&raw)
+	ok := err == nil
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return Enqueued{}, nil, err
+	default:
+		if json.Unmarshal([]byte(raw), &st) != nil {
+			ok = false // unreadable: start afresh rather than never send
+		}
+	}
+	waiting, folded := false, 0
+	var due time.Time
+	if ok && st.Waiting != 0 {
+		var state, next, count string
+		err := t.queryRow(`SELECT o.state, o.next_at, COALESCE(k.value, '0') FROM outbox o
+			LEFT JOIN kv k ON k.ns = ? AND k.key = CAST(o.id AS TEXT) WHERE o.id = ?`, FoldedNS, st.Waiting).Scan(&state, &next, &count)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return Enqueued{}, nil, err
+		default:
+			waiting = state == string(OutboxPending)
+			due, _ = parseTime(next)
+			folded, _ = strconv.Atoi(count)
+		}
+	}
+	plan := PlanFold(f, st, ok, waiting, m.NotBefore, t.now)
+	var res Enqueued
+	if plan.Join {
+		folded++
+		// The message is kept, settled, under its key: a repeat of it is
+		// a duplicate, not one more.
+		now := FormatTime(t.now)
+		if _, err := t.exec(`INSERT INTO outbox (key, kind, target, incident, payload, state, next_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)`, m.Key, m.Kind, m.Target, m.Incident, m.payload, now, now, now); err != nil {
+			return Enqueued{}, nil, err
+		}
+		if _, err := t.exec(`UPDATE outbox SET payload = ?, updated_at = ? WHERE id = ?`, m.payload, now, st.Waiting); err != nil {
+			return Enqueued{}, nil, err
+		}
+		if err := t.putKV(FoldedNS, strconv.FormatInt(st.Waiting, 10), strconv.Itoa(folded)); err != nil {
+			return Enqueued{}, nil, err
+		}
+		res = Enqueued{ID: st.Waiting, Held: true, Folded: true, Due: due}
+	} else {
+		var err error
+		if res, err = t.insertMessage(m, plan.Due); err != nil || res.Duplicate {
+			return res, nil, err
+		}
+		res.Held, res.Due = plan.Held, plan.Due
+		b, err := json.Marshal(NextFoldState(f, plan, res.ID))
+		if err != nil {
+			return Enqueued{}, nil, err
+		}
+		if err := t.putKV(FoldNS, f.Key, string(b)); err != nil {
+			return Enqueued{}, nil, err
+		}
+	}
+	if !res.Held {
+		return res, nil, nil
+	}
+	pe, want, err := HeldEntry(f, res.ID, res.Due, folded)
+	if err != nil || !want {
+		return res, nil, err
+	}
+	return res, &prepared{Entry: pe.Entry, detail: pe.DetailJSON}, nil
+}
+
+func (t *wtx) putKV(ns, key, value string) error {
+	_, err := t.exec(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		ns, key, value, FormatTime(t.now))
+	return err
 }
 
 // Enqueue adds messages to the outbox; see Outbox.
@@ -85,12 +185,13 @@ func (s *Store) Enqueue(ctx context.Context, msgs []Message, entries ...Entry) (
 	var out []Enqueued
 	err = s.write(ctx, len(pm)+len(prep), func(t *wtx) error {
 		var err error
-		if out, err = t.enqueue(pm); err != nil {
+		var held []prepared
+		if out, held, err = t.enqueue(pm); err != nil {
 			return err
 		}
 		for _, e := range out {
 			if !e.Duplicate {
-				return t.append(prep, nil)
+				return t.append(slices.Concat(prep, held), nil)
 			}
 		}
 		return nil
@@ -101,7 +202,8 @@ func (s *Store) Enqueue(ctx context.Context, msgs []Message, entries ...Entry) (
 	return out, nil
 }
 
-const outboxColumns = `id, key, kind, target, incident, payload, state, attempts, next_at, last_error, created_at`
+const outboxColumns = `id, key, kind, target, incident, payload, state, attempts, next_at, last_error, created_at,
+	COALESCE((SELECT value FROM kv WHERE ns = '` + FoldedNS + `' AND kv.key = CAST(outbox.id AS TEXT)), '0')`
 
 // ClaimOutbox leases due messages; see Outbox.
 func (s *Store) ClaimOutbox(ctx context.Context, max int, lease time.Duration) ([]OutboxItem, error) {
@@ -122,14 +224,15 @@ func (s *Store) ClaimOutbox(ctx context.Context, max int, lease time.Duration) (
 		}
 		for rows.Next() {
 			var it OutboxItem
-			var payload, next, created string
+			var payload, next, created, folded string
 			if err := rows.Scan(&it.ID, &it.Key, &it.Kind, &it.Target, &it.Incident, &payload, &it.State,
-				&it.Attempts, &next, &it.LastError, &created); err != nil {
+				&it.Attempts, &next, &it.LastError, &created, &folded); err != nil {
 				rows.Close()
 				t.dirty = true
 				return err
 			}
 			it.Payload = []byte(payload)
+			it.Folded, _ = strconv.Atoi(folded)
 			if it.CreatedAt, err = parseTime(created); err != nil {
 				rows.Close()
 				t.dirty = true

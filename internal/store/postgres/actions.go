@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -254,10 +255,11 @@ func (t *wtx) applyUpdate(u *preparedUpdate, runs map[store.ActionKey]*storedRun
 	if runs != nil {
 		runs[u.Key] = r
 	}
-	if _, err := t.enqueue(u.Enqueue, u.payloads); err != nil {
+	_, held, err := t.enqueue(u.Enqueue, u.payloads)
+	if err != nil {
 		return store.ActionRun{}, false, err
 	}
-	if err := t.append(u.entries, nil); err != nil {
+	if err := t.append(slices.Concat(u.entries, held), nil); err != nil {
 		return store.ActionRun{}, false, err
 	}
 	return r.ActionRun, true, nil

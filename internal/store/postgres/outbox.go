@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,32 +28,136 @@ func prepareMessages(msgs []store.Message) ([]string, error) {
 }
 
 // enqueue inserts messages inside a transaction; a key already there is a
-// duplicate (its id is returned).
-func (t *wtx) enqueue(msgs []store.Message, payloads []string) ([]store.Enqueued, error) {
-	out := make([]store.Enqueued, len(msgs))
-	now := store.FormatTime(t.now)
+// duplicate (its id is returned). Throttled messages are folded (see
+// store.Fold); held returns the entries their Folds ask for, for the
+// caller to append.
+func (t *wtx) enqueue(msgs []store.Message, payloads []string) (out []store.Enqueued, held []store.PreparedEntry, err error) {
+	out = make([]store.Enqueued, len(msgs))
 	for i, m := range msgs {
-		next := now
-		if m.NotBefore.After(t.now) {
-			next = store.FormatTime(m.NotBefore)
-		}
-		var id int64
-		err := t.queryRow(`INSERT INTO outbox (key, kind, target, incident, payload, next_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (key) DO NOTHING RETURNING id`,
-			m.Key, m.Kind, m.Target, m.Incident, payloads[i], next, now).Scan(&id)
-		if err == nil {
-			out[i] = store.Enqueued{ID: id}
+		if m.Fold != nil {
+			var h *store.PreparedEntry
+			if out[i], h, err = t.enqueueFolded(m, payloads[i]); err != nil {
+				return nil, nil, err
+			}
+			if h != nil {
+				held = append(held, *h)
+			}
 			continue
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, err
+		if out[i], err = t.insertMessage(m, payloads[i], m.NotBefore); err != nil {
+			return nil, nil, err
 		}
-		if err := t.queryRow(`SELECT id FROM outbox WHERE key = $1`, m.Key).Scan(&id); err != nil {
-			return nil, err
-		}
-		out[i] = store.Enqueued{ID: id, Duplicate: true}
 	}
-	return out, nil
+	return out, held, nil
+}
+
+// insertMessage stores one message due at due (now when earlier).
+func (t *wtx) insertMessage(m store.Message, payload string, due time.Time) (store.Enqueued, error) {
+	now := store.FormatTime(t.now)
+	next := now
+	if due.After(t.now) {
+		next = store.FormatTime(due)
+	}
+	var id int64
+	err := t.queryRow(`INSERT INTO outbox (key, kind, target, incident, payload, next_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (key) DO NOTHING RETURNING id`,
+		m.Key, m.Kind, m.Target, m.Incident, payload, next, now).Scan(&id)
+	if err == nil {
+		return store.Enqueued{ID: id}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return store.Enqueued{}, err
+	}
+	if err := t.queryRow(`SELECT id FROM outbox WHERE key = $1`, m.Key).Scan(&id); err != nil {
+		return store.Enqueued{}, err
+	}
+	return store.Enqueued{ID: id, Duplicate: true}, nil
+}
+
+// enqueueFolded stores or folds one throttled message and records its
+// key's state. The key's state row is locked for the transaction, and the
+// waiting message is joined only while it is pending: a replica that
+// leases it at the same time makes this message wait for the next one.
+func (t *wtx) enqueueFolded(m store.Message, payload string) (store.Enqueued, *store.PreparedEntry, error) {
+	f := m.Fold
+	var id int64
+	switch err := t.queryRow(`SELECT id FROM outbox WHERE key = $1`, m.Key).Scan(&id); {
+	case err == nil:
+		return store.Enqueued{ID: id, Duplicate: true}, nil, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Enqueued{}, nil, err
+	}
+	if _, err := t.exec(`INSERT INTO kv (ns, key, value, updated_at) VALUES ($1, $2, '', $3) ON CONFLICT (ns, key) DO NOTHING`,
+		store.FoldNS, f.Key, store.FormatTime(t.now)); err != nil {
+		return store.Enqueued{}, nil, err
+	}
+	var raw string
+	if err := t.queryRow(`SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE`, store.FoldNS, f.Key).Scan(&raw); err != nil {
+		return store.Enqueued{}, nil, err
+	}
+	var st store.FoldState
+	ok := raw != "" && json.Unmarshal([]byte(raw), &st) == nil // unreadable: start afresh rather than never send
+	waiting, folded := false, 0
+	var due time.Time
+	if ok && st.Waiting != 0 {
+		var next, count string
+		err := t.queryRow(`UPDATE outbox SET payload = $1, updated_at = $2 WHERE id = $3 AND state = 'pending'
+			RETURNING next_at, COALESCE((SELECT value FROM kv WHERE ns = $4 AND key = $3::text), '0')`,
+			payload, store.FormatTime(t.now), st.Waiting, store.FoldedNS).Scan(&next, &count)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return store.Enqueued{}, nil, err
+		default:
+			waiting = true
+			due, _ = store.ParseTime(next)
+			folded, _ = strconv.Atoi(count)
+		}
+	}
+	plan := store.PlanFold(f, st, ok, waiting, m.NotBefore, t.now)
+	var res store.Enqueued
+	if plan.Join {
+		folded++
+		// The message is kept, settled, under its key: a repeat of it is
+		// a duplicate, not one more.
+		now := store.FormatTime(t.now)
+		if _, err := t.exec(`INSERT INTO outbox (key, kind, target, incident, payload, state, next_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, 'done', $6, $6, $6)`, m.Key, m.Kind, m.Target, m.Incident, payload, now); err != nil {
+			return store.Enqueued{}, nil, err
+		}
+		if err := t.putKV(store.FoldedNS, strconv.FormatInt(st.Waiting, 10), strconv.Itoa(folded)); err != nil {
+			return store.Enqueued{}, nil, err
+		}
+		res = store.Enqueued{ID: st.Waiting, Held: true, Folded: true, Due: due}
+	} else {
+		var err error
+		if res, err = t.insertMessage(m, payload, plan.Due); err != nil || res.Duplicate {
+			return res, nil, err
+		}
+		res.Held, res.Due = plan.Held, plan.Due
+		b, err := json.Marshal(store.NextFoldState(f, plan, res.ID))
+		if err != nil {
+			return store.Enqueued{}, nil, err
+		}
+		if err := t.putKV(store.FoldNS, f.Key, string(b)); err != nil {
+			return store.Enqueued{}, nil, err
+		}
+	}
+	if !res.Held {
+		return res, nil, nil
+	}
+	pe, want, err := store.HeldEntry(f, res.ID, res.Due, folded)
+	if err != nil || !want {
+		return res, nil, err
+	}
+	return res, &pe, nil
+}
+
+func (t *wtx) putKV(ns, key, value string) error {
+	_, err := t.exec(`INSERT INTO kv (ns, key, value, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		ns, key, value, store.FormatTime(t.now))
+	return err
 }
 
 // Enqueue adds messages to the outbox; see store.Outbox.
@@ -67,12 +173,13 @@ func (s *Store) Enqueue(ctx context.Context, msgs []store.Message, entries ...st
 	var out []store.Enqueued
 	err = s.write(ctx, true, func(t *wtx) error {
 		var err error
-		if out, err = t.enqueue(msgs, payloads); err != nil {
+		var held []store.PreparedEntry
+		if out, held, err = t.enqueue(msgs, payloads); err != nil {
 			return err
 		}
 		for _, e := range out {
 			if !e.Duplicate {
-				return t.append(prep, nil)
+				return t.append(slices.Concat(prep, held), nil)
 			}
 		}
 		return nil
@@ -107,18 +214,20 @@ func (s *Store) ClaimOutbox(ctx context.Context, max int, lease time.Duration) (
 			ORDER BY next_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
 			UPDATE outbox o SET state = 'leased', owner = $3, next_at = $4, attempts = o.attempts + 1, updated_at = $1
 			FROM c WHERE o.id = c.id
-			RETURNING o.id, o.key, o.kind, o.target, o.incident, o.payload, o.attempts, o.last_error, o.created_at, c.next_at`,
-			now, max, s.owner, store.FormatTime(until))
+			RETURNING o.id, o.key, o.kind, o.target, o.incident, o.payload, o.attempts, o.last_error, o.created_at, c.next_at,
+			COALESCE((SELECT value FROM kv WHERE ns = $5 AND key = o.id::text), '0')`,
+			now, max, s.owner, store.FormatTime(until), store.FoldedNS)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var c claimed
-			var payload, created string
-			if err := rows.Scan(&c.ID, &c.Key, &c.Kind, &c.Target, &c.Incident, &payload, &c.Attempts, &c.LastError, &created, &c.due); err != nil {
+			var payload, created, folded string
+			if err := rows.Scan(&c.ID, &c.Key, &c.Kind, &c.Target, &c.Incident, &payload, &c.Attempts, &c.LastError, &created, &c.due, &folded); err != nil {
 				rows.Close()
 				return err
 			}
+			c.Folded, _ = strconv.Atoi(folded)
 			c.Payload, c.State, c.LeaseUntil = []byte(payload), store.OutboxLeased, until
 			if c.CreatedAt, err = store.ParseTime(created); err != nil {
 				rows.Close()

@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Apply", testApply},
 		{"Approvals", testApprovals},
 		{"Outbox", testOutbox},
+		{"OutboxFold", testOutboxFold},
 		{"KV", testKV},
 		{"Silences", testSilences},
 		{"History", testHistory},
@@ -878,6 +879,109 @@ func testOutbox(t *testing.T, h Harness) {
 	}
 	MustVerify(t, s)
 }
+
+// testOutboxFold throttles one key: the first message goes out at once,
+// the next waits for the interval, later ones join it (latest payload,
+// count), one that comes while the waiting one is leased waits for the
+// one after, a new key is independent, and the state survives a reopen.
+func testOutboxFold(t *testing.T, h Harness) {
+	c := NewClock()
+	s, loc := open(t, h, store.Options{Now: c.Now})
+	const every = time.Minute
+	msg := func(key, fold string) store.Message {
+		return store.Message{Key: key, Kind: "slack.notify", Incident: fold, Payload: []byte(`{"text":"` + key + `"}`),
+			Fold: &store.Fold{Key: "slack.notify/" + fold, Every: every,
+				Held: store.Entry{Type: store.NotificationThrottled, AlertID: key, Action: "slack.notify"}}}
+	}
+	enqueue := func(m store.Message) store.Enqueued {
+		t.Helper()
+		got, err := s.Enqueue(ctx, []store.Message{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[0]
+	}
+	claim := func() []store.OutboxItem {
+		t.Helper()
+		items, err := s.ClaimOutbox(ctx, 10, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items
+	}
+	first := enqueue(msg("a1", "inc-1"))
+	if first.Held || first.Folded {
+		t.Fatalf("the first message was held: %+v", first)
+	}
+	second := enqueue(msg("a2", "inc-1"))
+	if !second.Held || second.Folded || !near(second.Due, c.Now().Add(every)) {
+		t.Fatalf("the second message within the interval: %+v", second)
+	}
+	for _, k := range []string{"a3", "a4"} {
+		if e := enqueue(msg(k, "inc-1")); !e.Folded || e.ID != second.ID {
+			t.Fatalf("%s did not join the waiting message %d: %+v", k, second.ID, e)
+		}
+	}
+	if e := enqueue(msg("b1", "inc-2")); e.Held {
+		t.Fatalf("another incident's first message was held: %+v", e)
+	}
+	for _, k := range []string{"a1", "a3"} {
+		if again := enqueue(msg(k, "inc-1")); !again.Duplicate {
+			t.Fatalf("a repeated key %s folded: %+v", k, again)
+		}
+	}
+	items := claim()
+	if len(items) != 2 || items[0].Key != "a1" || items[0].Folded != 0 || items[1].Key != "b1" {
+		t.Fatalf("claim before the interval: %+v", items)
+	}
+	for _, it := range items {
+		if err := s.AckOutbox(ctx, it.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Restart mid-interval: the waiting message and its count are kept.
+	s.Close()
+	s = reopen(t, h, loc, store.Options{Now: c.Now})
+	c.Add(every)
+	items = claim()
+	if len(items) != 1 || items[0].ID != second.ID || items[0].Folded != 2 || string(items[0].Payload) != `{"text":"a4"}` {
+		t.Fatalf("claim after the interval: %+v", items)
+	}
+	// The waiting one is leased: the next waits for the one after it.
+	next := enqueue(msg("a5", "inc-1"))
+	if !next.Held || next.Folded || next.ID == second.ID || !near(next.Due, c.Now().Add(every)) {
+		t.Fatalf("a message while the update is leased: %+v", next)
+	}
+	if err := s.AckOutbox(ctx, second.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Quiet for longer than the interval: the next goes out at once.
+	c.Add(3 * every)
+	if items := claim(); len(items) != 1 || items[0].ID != next.ID || items[0].Folded != 0 {
+		t.Fatalf("claim of the second update: %+v", items)
+	}
+	if e := enqueue(msg("a6", "inc-1")); e.Held {
+		t.Fatalf("a message after a quiet interval was held: %+v", e)
+	}
+	held := entriesOf(t, s, store.NotificationThrottled)
+	if len(held) != 4 {
+		t.Fatalf("%d notification.throttled entries, want 4 (a2..a5)", len(held))
+	}
+	if held[2].AlertID != "a4" || fmt.Sprint(held[2].Detail["outbox_id"]) != fmt.Sprint(second.ID) || fmt.Sprint(held[2].Detail["folded"]) != "2" {
+		t.Fatalf("the entry of a4: %+v", held[2])
+	}
+	for _, bad := range []*store.Fold{{Every: every}, {Key: "k"}, {Key: "k", Every: -1}} {
+		m := msg("bad", "inc-3")
+		m.Fold = bad
+		if _, err := s.Enqueue(ctx, []store.Message{m}); err == nil {
+			t.Fatalf("enqueue with fold %+v succeeded", bad)
+		}
+	}
+	MustVerify(t, s)
+}
+
+// near: within a millisecond (the test clock ticks a microsecond a read).
+func near(a, b time.Time) bool { return a.Sub(b).Abs() < time.Millisecond }
 
 func testKV(t *testing.T, h Harness) {
 	s, _ := open(t, h, store.Options{})
