@@ -97,6 +97,46 @@ type Request struct {
 	// Steps are what riposte already did for this alert, oldest first, so a
 	// notifier can say it ("snapshot taken, container paused").
 	Steps []Step
+	// Fold, when set, makes the request a throttled update: it stands for
+	// several alerts of its incident, Alert being the latest of them. A
+	// notifier updates what it sent about the incident with the count and
+	// that sample instead of sending anew.
+	Fold *Fold
+}
+
+// ParamThrottle is the `with` key that sets a notification's throttle
+// interval (0: every alert is sent), overriding its notifier's config.
+const ParamThrottle = "throttle"
+
+// ThrottleParam describes ParamThrottle for the specs of notifications that
+// can be throttled.
+var ThrottleParam = Param{Name: ParamThrottle, Type: Duration, Default: "throttle from config (0)",
+	Help: "send at most one update per incident per interval; later alerts are counted into it (0: every alert)"}
+
+// Fold is what a throttled update stands for.
+type Fold struct {
+	// Alerts is how many alerts of the incident the update stands for,
+	// the latest (the request's Alert) included.
+	Alerts int `json:"alerts"`
+	// Every is the throttle interval.
+	Every time.Duration `json:"every"`
+}
+
+// Summary is the update's one-line count: "+37 more in 5 min".
+func (f Fold) Summary() string {
+	return fmt.Sprintf("+%d more in %s", f.Alerts, HumanDuration(f.Every))
+}
+
+// HumanDuration writes whole minutes and hours the way people say them
+// ("5 min", "1 h"), anything else as Go does ("90s", "1m30s").
+func HumanDuration(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
 }
 
 // Step is one action already taken, as notifiers report it.

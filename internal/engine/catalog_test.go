@@ -15,7 +15,7 @@ var testSpecs = []actions.Spec{
 	{Name: "container.snapshot", Container: true},
 	{Name: "container.release", Container: true, Releases: true},
 	{Name: "slack.notify", Notification: true,
-		Params: []actions.Param{{Name: "channel", Type: actions.String}, {Name: "text", Type: actions.String}}},
+		Params: []actions.Param{{Name: "channel", Type: actions.String}, {Name: "text", Type: actions.String}, actions.ThrottleParam}},
 	{Name: "pagerduty.trigger", Notification: true,
 		Params: []actions.Param{{Name: "severity", Type: actions.String, Enum: []string{"critical", "error", "warning", "info"}}}},
 	{Name: "pagerduty.resolve", Notification: true, OnRelease: true},

@@ -46,6 +46,10 @@ type Deps struct {
 	// Updates report later steps of an incident on the messages already
 	// sent about it (Slack's message is updated), by integration name.
 	Updates map[string]StepUpdater
+	// Throttle is the default throttle interval of notification actions,
+	// by action name (from their notifiers' configs); an action's
+	// `throttle` parameter overrides it. Absent or 0: every alert is sent.
+	Throttle map[string]time.Duration
 	// Stream sends alerts and journal entries to syslog, files and
 	// programs; nil: none configured.
 	Stream Streamer

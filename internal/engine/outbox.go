@@ -159,6 +159,9 @@ func (e *Engine) send(ctx context.Context, it store.OutboxItem, entry *store.Ent
 	if k, ok := parseKey(req.Key); ok {
 		entry.Playbook = k.Playbook
 	}
+	if req.Fold = e.foldOf(it, req); req.Fold != nil {
+		entry.Detail["alerts"], entry.Detail["incident"] = req.Fold.Alerts, req.Incident
+	}
 	return e.run(ctx, req)
 }
 

@@ -270,6 +270,17 @@ func (e *Engine) enqueue(s *step, steps []actions.Step, b *batch) (actions.Statu
 		return actions.StatusFailed, err.Error(), fmt.Errorf("encode notification: %w", err)
 	}
 	msg := store.Message{Key: "notify/" + s.key.String(), Kind: s.planned.Do, Incident: s.incident, Payload: payload}
+	every, err := e.throttle(s.planned.Do, s.planned.With)
+	if err != nil {
+		b.add(store.ActionUpdate{Key: s.key, Action: s.planned.Do, Incident: s.incident, State: store.ActionStateFailed, Error: err.Error(),
+			Entries: append(s.pre, s.entry(store.ActionFailed, map[string]any{"error": err.Error()}))})
+		e.m.Actions.WithLabelValues(s.planned.Do, string(actions.StatusFailed)).Inc()
+		return actions.StatusFailed, err.Error(), err
+	}
+	if every > 0 && s.incident != "" {
+		msg.Fold = &store.Fold{Key: throttleKey(s.planned.Do, s.incident), Every: every,
+			Held: s.entry(store.NotificationThrottled, map[string]any{"incident": s.incident, "throttle": every.String()})}
+	}
 	b.add(store.ActionUpdate{
 		Key: s.key, Action: s.planned.Do, Incident: s.incident, State: store.ActionStateSucceeded,
 		Result: &actions.Result{Note: "queued for delivery"}, Enqueue: []store.Message{msg},

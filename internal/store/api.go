@@ -681,13 +681,13 @@ type Fold struct {
 	Every time.Duration
 	// Held is journaled, in the same transaction, when the message is held;
 	// its detail gains outbox_id (the message that will carry it), due and
-	// folded (how many joined that one so far). Zero Type: nothing.
+	// folded (how many that one stands for so far). Zero Type: nothing.
 	Held Entry
 }
 
 // FoldNS and FoldedNS are the key/value namespaces where the store keeps
-// fold state: per fold key (FoldState), and per waiting message the count
-// of messages that joined it.
+// fold state: per fold key (FoldState), and per held message the count of
+// messages it stands for.
 const (
 	FoldNS   = "outbox.fold"
 	FoldedNS = "outbox.folded"
@@ -728,9 +728,9 @@ type OutboxItem struct {
 	Message
 	State    OutboxState
 	Attempts int
-	// Folded counts the throttled messages that joined this one (see
-	// Fold): it stands for Folded+1 of them, and its payload is the
-	// latest's.
+	// Folded, for a throttled message that was held (see Fold), is how
+	// many messages it stands for, itself and those that joined it; its
+	// payload is the latest's. 0 for any other message.
 	Folded     int
 	LeaseUntil time.Time
 	LastError  string

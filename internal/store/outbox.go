@@ -154,6 +154,12 @@ func (t *wtx) enqueueFolded(m preparedMessage) (Enqueued, *prepared, error) {
 		if err := t.putKV(FoldNS, f.Key, string(b)); err != nil {
 			return Enqueued{}, nil, err
 		}
+		if plan.Held {
+			folded = 1
+			if err := t.putKV(FoldedNS, strconv.FormatInt(res.ID, 10), "1"); err != nil {
+				return Enqueued{}, nil, err
+			}
+		}
 	}
 	if !res.Held {
 		return res, nil, nil

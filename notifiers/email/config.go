@@ -96,6 +96,11 @@ type Config struct {
 	HTMLTemplateFile string `yaml:"html_template_file"`
 	// Timeout bounds the SMTP session (default 30s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Throttle sends at most one update per incident per interval: the
+	// first alert's notification goes out at once, later ones are counted
+	// into one update in the same thread, a reply to the first mail (0:
+	// every alert). A playbook action's throttle parameter overrides it.
+	Throttle time.Duration `yaml:"throttle"`
 }
 
 func (c Config) password() secret.Source {
@@ -134,6 +139,9 @@ func (c Config) port() int {
 // Validate checks the section without reading the password or the files.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Throttle < 0 {
+		errs = append(errs, fmt.Errorf("throttle: must not be negative, got %s", c.Throttle))
+	}
 	if strings.TrimSpace(c.Host) == "" {
 		errs = append(errs, errors.New("host: missing (the SMTP server)"))
 	}

@@ -15,6 +15,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	htmltemplate "html/template"
@@ -38,6 +39,41 @@ type Deps struct {
 	LookupEnv secret.LookupEnv
 	// Now is the clock (Date header); nil: time.Now.
 	Now func() time.Time
+	// Threads remembers the first mail of each incident, so that later
+	// ones reply to it. Nil: in memory (a restart starts new threads).
+	Threads KV
+}
+
+// KV is a small key/value table (the store's).
+type KV interface {
+	Get(ctx context.Context, ns, key string) (value []byte, ok bool, err error)
+	Put(ctx context.Context, ns, key string, value []byte) error
+}
+
+// threadNS is the KV namespace of the first mail's Message-ID per incident.
+const threadNS = "email.thread"
+
+// memoryKV is the in-memory KV used when none is given.
+type memoryKV struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (m *memoryKV) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[ns+"\x00"+key]
+	return []byte(v), ok, nil
+}
+
+func (m *memoryKV) Put(_ context.Context, ns, key string, value []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]string{}
+	}
+	m.m[ns+"\x00"+key] = string(value)
+	return nil
 }
 
 // Email sends mail over SMTP with go-mail. It is safe for concurrent use:
@@ -51,6 +87,7 @@ type Email struct {
 	log      *slog.Logger
 	now      func() time.Time
 	redact   secret.Redactor
+	threads  KV
 }
 
 // New validates cfg, reads the password, the CA file and the templates.
@@ -58,7 +95,10 @@ func New(cfg Config, deps Deps) (*Email, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Email{cfg: cfg, log: deps.Logger, now: deps.Now}
+	e := &Email{cfg: cfg, log: deps.Logger, now: deps.Now, threads: deps.Threads}
+	if e.threads == nil {
+		e.threads = &memoryKV{}
+	}
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -146,6 +186,9 @@ func loadHTML(path string) (*htmltemplate.Template, error) {
 	return t, nil
 }
 
+// Throttle is the configured throttle interval of email.send (0: none).
+func (e *Email) Throttle() time.Duration { return e.cfg.Throttle }
+
 // Run implements actions.Runner for email.send. The Message-ID derives from
 // the request key, so a mail sent twice by a retry is recognisably the same.
 func (e *Email) Run(ctx context.Context, req actions.Request) (actions.Result, error) {
@@ -176,9 +219,22 @@ func (e *Email) send(ctx context.Context, req actions.Request) (actions.Result, 
 	if err := msg.To(to...); err != nil {
 		return actions.Result{}, fmt.Errorf("send email: to: %w", err)
 	}
-	msg.Subject(data.Subject)
+	id := messageID(req, e.cfg.From)
+	root, threaded, err := e.thread(ctx, req.Incident)
+	if err != nil {
+		return actions.Result{}, err
+	}
+	threaded = threaded && root != id
+	if threaded {
+		// A later mail about the incident replies to its first one.
+		msg.Subject("Re: " + data.Subject)
+		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+root+">")
+		msg.SetGenHeader(gomail.HeaderReferences, "<"+root+">")
+	} else {
+		msg.Subject(data.Subject)
+	}
 	msg.SetDateWithValue(e.now())
-	msg.SetMessageIDWithValue(messageID(req, e.cfg.From))
+	msg.SetMessageIDWithValue(id)
 	msg.SetUserAgent("riposte")
 	if req.Incident != "" {
 		msg.SetGenHeader("X-Riposte-Incident", req.Incident)
@@ -196,10 +252,35 @@ func (e *Email) send(ctx context.Context, req actions.Request) (actions.Result, 
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
 		return actions.Result{}, classify(err)
 	}
-	return actions.Result{
+	if req.Incident != "" && root == "" {
+		// Logged, not returned: the mail is out, and an error would send
+		// it again.
+		if err := e.threads.Put(ctx, threadNS, req.Incident, []byte(id)); err != nil {
+			e.log.ErrorContext(ctx, "email: could not record the first mail of an incident; later mails start a new thread",
+				"incident", req.Incident, "err", err)
+		}
+	}
+	res := actions.Result{
 		Note:   fmt.Sprintf("mailed %s", strings.Join(to, ", ")),
 		Detail: map[string]any{"to": to, "message_id": strings.Trim(msg.GetGenHeader(gomail.HeaderMessageID)[0], "<>")},
-	}, nil
+	}
+	if threaded {
+		res.Detail["in_reply_to"] = root
+	}
+	return res, nil
+}
+
+// thread returns the Message-ID of the first mail about an incident; ""
+// when there is none yet (or no incident).
+func (e *Email) thread(ctx context.Context, incident string) (string, bool, error) {
+	if incident == "" {
+		return "", false, nil
+	}
+	v, ok, err := e.threads.Get(ctx, threadNS, incident)
+	if err != nil {
+		return "", false, actions.Retryable(fmt.Errorf("send email: read the thread of incident %s: %w", incident, err))
+	}
+	return string(v), ok && len(v) > 0, nil
 }
 
 func (e *Email) options() []gomail.Option {
@@ -244,6 +325,9 @@ func orDefault(d, def time.Duration) time.Duration {
 func (e *Email) data(req actions.Request) TemplateData {
 	a := req.Alert
 	d := TemplateData{Incident: req.Incident, Target: req.Container, Steps: req.Steps, Alert: a}
+	if req.Fold != nil {
+		d.Fold = req.Fold.Summary()
+	}
 	if a.Rule != "" {
 		d.HasAlert = true
 		d.Rule, d.Priority, d.Output, d.Host, d.Time = a.Rule, a.Priority.String(), a.Output, a.Hostname, a.Time

@@ -9,6 +9,7 @@ func Specs() []actions.Spec {
 			Params: []actions.Param{
 				{Name: "to", Type: actions.StringList, Default: "from config", Help: "recipients"},
 				{Name: "subject", Type: actions.String, Default: "[riposte] <priority> <rule>", Help: "subject (template)"},
+				actions.ThrottleParam,
 			},
 			Privileges: []string{"an SMTP server and, if it requires it, credentials"}},
 	}

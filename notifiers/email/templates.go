@@ -26,6 +26,9 @@ type TemplateData struct {
 	Fields []Field
 	Steps  []actions.Step
 	Alert  alert.Alert
+	// Fold, for a throttled update, counts the alerts it stands for ("+37
+	// more in 5 min"); the alert shown is the latest of them. "" otherwise.
+	Fold string
 }
 
 // Field is one output field.
@@ -37,6 +40,9 @@ var funcs = map[string]any{
 }
 
 const defaultText = `{{if .HasAlert}}{{.Priority}}: {{.Rule}}{{else}}{{.Subject}}{{end}}
+{{- if .Fold}}
+{{.Fold}}; the latest is below.
+{{- end}}
 
 Incident:  {{.Incident}}
 {{- if .Container.Name}}
@@ -74,6 +80,9 @@ const defaultHTML = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{.Subject}}</title></head>
 <body style="font-family: sans-serif">
 <h2>{{if .HasAlert}}{{.Priority}}: {{.Rule}}{{else}}{{.Subject}}{{end}}</h2>
+{{- if .Fold}}
+<p><b>{{.Fold}}</b>; the latest is below.</p>
+{{- end}}
 <table>
 <tr><th align="left">Incident</th><td><code>{{.Incident}}</code></td></tr>
 {{- if .Container.Name}}

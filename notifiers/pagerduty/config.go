@@ -23,6 +23,11 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// Client names the sender in PagerDuty (default "riposte").
 	Client string `yaml:"client"`
+	// Throttle sends at most one update per incident per interval: the
+	// first alert's notification goes out at once, later ones are counted
+	// into one update of the same PagerDuty alert (same dedup_key) (0: every alert). A playbook
+	// action's throttle parameter overrides it.
+	Throttle time.Duration `yaml:"throttle"`
 	// Timeout bounds one request (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -36,6 +41,9 @@ func (c Config) routingKey() secret.Source {
 // Validate checks the section without reading the routing key.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Throttle < 0 {
+		errs = append(errs, fmt.Errorf("throttle: must not be negative, got %s", c.Throttle))
+	}
 	if !c.routingKey().Set() {
 		errs = append(errs, errors.New("set routing_key_env or routing_key_file (Events API v2 integration key)"))
 	} else if err := c.routingKey().Check(); err != nil {

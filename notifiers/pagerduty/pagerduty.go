@@ -59,6 +59,8 @@ type PagerDuty struct {
 	log    *slog.Logger
 	now    func() time.Time
 	redact secret.Redactor
+	// throttle is the configured interval, for the assembly.
+	throttle time.Duration
 }
 
 // New validates cfg and reads the routing key.
@@ -70,7 +72,7 @@ func New(cfg Config, deps Deps) (*PagerDuty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pagerduty: %w", err)
 	}
-	p := &PagerDuty{key: key, name: cfg.Client, log: deps.Logger, now: deps.Now, redact: secret.NewRedactor(key)}
+	p := &PagerDuty{key: key, name: cfg.Client, log: deps.Logger, now: deps.Now, redact: secret.NewRedactor(key), throttle: cfg.Throttle}
 	if p.name == "" {
 		p.name = "riposte"
 	}
@@ -95,6 +97,10 @@ func New(cfg Config, deps Deps) (*PagerDuty, error) {
 	p.client.HTTPClient = capturingDoer{hc}
 	return p, nil
 }
+
+// Throttle is the configured throttle interval of pagerduty.trigger (0:
+// none).
+func (p *PagerDuty) Throttle() time.Duration { return p.throttle }
 
 // Run implements actions.Runner for pagerduty.trigger and pagerduty.resolve.
 // The dedup_key is the incident id, so running a request again updates the
@@ -134,6 +140,11 @@ func (p *PagerDuty) triggerEvent(req actions.Request) (pd.V2Event, error) {
 	summary := req.Params.String("summary", "")
 	if summary == "" {
 		summary = Summary(a, req.Container)
+	}
+	if req.Fold != nil {
+		// A throttled update of the same alert (dedup_key): the count
+		// first, so that the cut to 1024 characters keeps it.
+		summary = "[" + req.Fold.Summary() + "] " + summary
 	}
 	payload := &pd.V2Payload{
 		Summary:  delivery.Truncate(strings.Join(strings.Fields(summary), " "), MaxSummary),
@@ -271,6 +282,10 @@ func details(req actions.Request) map[string]any {
 	}
 	if req.Container != "" {
 		d["container"] = req.Container
+	}
+	if req.Fold != nil {
+		d["riposte_update"] = req.Fold.Summary()
+		d["riposte_alerts_in_update"] = req.Fold.Alerts
 	}
 	if len(req.Steps) > 0 {
 		steps := make([]string, 0, len(req.Steps))

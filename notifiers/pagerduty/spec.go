@@ -11,6 +11,7 @@ func Specs() []actions.Spec {
 			Params: []actions.Param{
 				{Name: "severity", Type: actions.String, Enum: Severities(), Default: "from priority", Help: "PagerDuty severity"},
 				{Name: "summary", Type: actions.String, Default: "the alert output", Help: "summary (template), cut to 1024 characters"},
+				actions.ThrottleParam,
 			},
 			Privileges: routingKey},
 		{Name: "pagerduty.resolve", Notification: true, OnRelease: true, Help: "Resolve the PagerDuty incident of this riposte incident.",

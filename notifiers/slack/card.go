@@ -536,3 +536,15 @@ func replyForAlert(a alert.Alert) string {
 	}
 	return b.String()
 }
+
+// replyForFold is the thread reply of a throttled update: how many alerts
+// it stands for and the latest of them, with its output.
+func replyForFold(f actions.Fold, a alert.Alert) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%s*. Latest at %s: %s *%s* (%s)", escape(f.Summary()), a.Time.UTC().Format("15:04:05 UTC"),
+		priorityMark(a.Priority), escape(a.Rule), a.Priority)
+	if out := strings.TrimSpace(a.Output); out != "" {
+		b.WriteString("\n> " + escape(delivery.Truncate(out, maxSection/3)))
+	}
+	return b.String()
+}

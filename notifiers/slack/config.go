@@ -66,6 +66,11 @@ type Config struct {
 	// Timeout bounds one Slack API call (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
 
+	// Throttle sends at most one update per incident per interval: the
+	// first alert's notification goes out at once, later ones are counted
+	// into one update of the same message and thread (0: every alert). A playbook
+	// action's throttle parameter overrides it.
+	Throttle time.Duration `yaml:"throttle"`
 	// APIURL is the Web API base (default https://slack.com/api/); tests and
 	// proxies only.
 	APIURL string `yaml:"api_url"`
@@ -111,6 +116,9 @@ func CheckApprover(s string) error {
 // API URL. Each problem is reported; New reads the secrets.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Throttle < 0 {
+		errs = append(errs, fmt.Errorf("throttle: must not be negative, got %s", c.Throttle))
+	}
 	for _, s := range []secret.Source{c.token(), c.webhookURL(), c.signingSecret(), c.appToken()} {
 		if err := s.Check(); err != nil {
 			errs = append(errs, err)

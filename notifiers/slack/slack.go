@@ -159,6 +159,9 @@ func New(cfg Config, deps Deps) (*Slack, error) {
 	return s, nil
 }
 
+// Throttle is the configured throttle interval of slack.notify (0: none).
+func (s *Slack) Throttle() time.Duration { return s.cfg.Throttle }
+
 // Buttons reports whether messages carry response buttons (bot token mode).
 func (s *Slack) Buttons() bool { return s.api != nil }
 
@@ -205,6 +208,9 @@ func (s *Slack) notify(ctx context.Context, req actions.Request) (actions.Result
 	}
 	if !ok {
 		c = newCard(req, true)
+		if req.Fold != nil {
+			c.Alerts = max(c.Alerts, req.Fold.Alerts)
+		}
 		c.addSteps(req.Steps)
 		m, err := s.post(ctx, channel, c)
 		if err != nil {
@@ -228,6 +234,9 @@ func posted(m msgRef) actions.Result {
 // none there) gets one reply per request.
 func (s *Slack) notifyAgain(ctx context.Context, req actions.Request, channel string, c card) (actions.Result, error) {
 	newAlert := c.absorbAlert(req)
+	if newAlert && req.Fold != nil {
+		c.Alerts += req.Fold.Alerts - 1 // the update stands for them all
+	}
 	c.addSteps(req.Steps)
 	already := c.delivered(req.Key)
 	target := c.message(channel)
@@ -272,6 +281,8 @@ func (s *Slack) notifyAgain(ctx context.Context, req actions.Request, channel st
 	if !already {
 		reply := ""
 		switch {
+		case req.Fold != nil:
+			reply = replyForFold(*req.Fold, req.Alert)
 		case newAlert && c.Alerts > 1:
 			reply = replyForAlert(req.Alert)
 		case req.Params.String("text", "") != "":

@@ -9,6 +9,7 @@ func Specs() []actions.Spec {
 			Params: []actions.Param{
 				{Name: "channel", Type: actions.String, Default: "from config", Help: "channel name or id"},
 				{Name: "text", Type: actions.String, Help: "headline (template); default: rule and container"},
+				actions.ThrottleParam,
 			},
 			Privileges: []string{"Slack bot token with chat:write (or an incoming webhook URL, without buttons)"}},
 	}

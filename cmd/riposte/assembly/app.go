@@ -193,7 +193,8 @@ func buildCoreWith(cfg config.Config, log *slog.Logger, set *playbooks.Set, det 
 	deps := engine.Deps{
 		Store: a.Store, Playbooks: set, Catalog: integrations.Catalog(), Runners: a.Integrations.Runners,
 		Updates: a.Integrations.Updates, Approvals: a.Integrations.Approvals, Stream: a.Integrations.Stream,
-		Silences: a.Silences, Logger: log.With("component", "engine"), Metrics: a.Metrics,
+		Silences: a.Silences, Throttle: a.Integrations.Throttle,
+		Logger: log.With("component", "engine"), Metrics: a.Metrics,
 	}
 	a.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {

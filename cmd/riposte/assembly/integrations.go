@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -28,8 +29,11 @@ type Integrations struct {
 	Docker    integrations.Docker
 	Updates   map[string]engine.StepUpdater
 	Approvals map[string]engine.ApprovalRequester
-	Stream    engine.Streamer
-	Routes    map[string]http.Handler
+	// Throttle is the configured throttle interval of notification
+	// actions, by action name (engine.Deps.Throttle).
+	Throttle map[string]time.Duration
+	Stream   engine.Streamer
+	Routes   map[string]http.Handler
 	// Background loops run while serving (Slack Socket Mode), by name.
 	Background map[string]func(ctx context.Context) error
 	closers    []func() error
@@ -58,7 +62,7 @@ func BuildIntegrations(cfg *config.Config, env *integrations.Env) (in *Integrati
 		return nil, err
 	}
 	in = &Integrations{Runners: map[string]actions.Runner{}, Built: map[string]integrations.Built{},
-		Updates: map[string]engine.StepUpdater{}, Approvals: map[string]engine.ApprovalRequester{},
+		Updates: map[string]engine.StepUpdater{}, Approvals: map[string]engine.ApprovalRequester{}, Throttle: map[string]time.Duration{},
 		Routes: map[string]http.Handler{}, Background: map[string]func(context.Context) error{}}
 	built := in // a failed return sets in to nil; close what was built
 	defer func() {
@@ -91,6 +95,13 @@ func BuildIntegrations(cfg *config.Config, env *integrations.Env) (in *Integrati
 		if b.Runner != nil {
 			for _, s := range row.Specs {
 				in.Runners[s.Name] = b.Runner
+			}
+			if t, ok := b.Runner.(interface{ Throttle() time.Duration }); ok && t.Throttle() > 0 {
+				for _, s := range row.Specs {
+					if _, ok := s.Param(actions.ParamThrottle); ok && s.Notification {
+						in.Throttle[s.Name] = t.Throttle()
+					}
+				}
 			}
 		}
 		if b.Updates != nil {

@@ -142,6 +142,12 @@ func (t *wtx) enqueueFolded(m store.Message, payload string) (store.Enqueued, *s
 		if err := t.putKV(store.FoldNS, f.Key, string(b)); err != nil {
 			return store.Enqueued{}, nil, err
 		}
+		if plan.Held {
+			folded = 1
+			if err := t.putKV(store.FoldedNS, strconv.FormatInt(res.ID, 10), "1"); err != nil {
+				return store.Enqueued{}, nil, err
+			}
+		}
 	}
 	if !res.Held {
 		return res, nil, nil

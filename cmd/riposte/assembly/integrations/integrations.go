@@ -186,9 +186,7 @@ func Table() []Integration {
 		{Name: "pagerduty", Section: "notifiers.pagerduty", Specs: pagerduty.Specs(), Build: simple(func(c pagerduty.Config, l *slog.Logger) (actions.Runner, error) {
 			return pagerduty.New(c, pagerduty.Deps{Logger: l})
 		})},
-		{Name: "email", Section: "notifiers.email", Specs: email.Specs(), Build: simple(func(c email.Config, l *slog.Logger) (actions.Runner, error) {
-			return email.New(c, email.Deps{Logger: l})
-		})},
+		{Name: "email", Section: "notifiers.email", Specs: email.Specs(), Build: buildEmail},
 		{Name: "webhook", Section: "notifiers.webhook", Specs: webhook.Specs(), Build: simple(func(c webhook.Config, l *slog.Logger) (actions.Runner, error) {
 			return webhook.New(c, webhook.Deps{Logger: l})
 		}), Check: configCheck[webhook.Config]},
@@ -384,6 +382,22 @@ func buildSlack(env *Env, decode func(any) error) (Built, error) {
 		b.Background = s.RunSocketMode
 	}
 	return b, nil
+}
+
+func buildEmail(env *Env, decode func(any) error) (Built, error) {
+	var c email.Config
+	if err := decode(&c); err != nil {
+		return Built{}, err
+	}
+	deps := email.Deps{Logger: env.Logger}
+	if env.KV != nil {
+		deps.Threads = env.KV // later mails of an incident reply to its first
+	}
+	e, err := email.New(c, deps)
+	if err != nil {
+		return Built{}, err
+	}
+	return Built{Runner: e}, nil
 }
 
 func buildStream(env *Env, decode func(any) error) (Built, error) {
