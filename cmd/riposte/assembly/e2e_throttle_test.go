@@ -184,7 +184,6 @@ func (s sentTo) check(t *testing.T, who string) (slackAlerts, pdAlerts, mailAler
 	return slackAlerts, pdAlerts, mailAlerts
 }
 
-
 const e2eThrottlePlaybook = `
 - playbook: e2e-notify
   match: {rules: ["Terminal shell in container"]}
