@@ -511,6 +511,15 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 		cutoff := FormatTime(t.now.Add(-s.opts.DuplicateWindow))
 		n, err := t.affected(`DELETE FROM outbox WHERE state IN ('done', 'dead') AND updated_at < ?`, cutoff)
 		p.Outbox = n
+		if err != nil {
+			return err
+		}
+		// Fold state goes with its messages; a key quiet for the whole
+		// window has nothing to hold back any more.
+		if _, err := t.affected(`DELETE FROM kv WHERE ns = ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE CAST(outbox.id AS TEXT) = kv.key)`, FoldedNS); err != nil {
+			return err
+		}
+		_, err = t.affected(`DELETE FROM kv WHERE ns = ? AND updated_at < ?`, FoldNS, cutoff)
 		return err
 	})
 	if err != nil {

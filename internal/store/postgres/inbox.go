@@ -399,8 +399,16 @@ func (s *Store) Prune(ctx context.Context) (store.Pruned, error) {
 	}
 	err := s.write(ctx, false, func(t *wtx) error {
 		var err error
-		p.Outbox, err = t.exec(`DELETE FROM outbox WHERE state IN ('done', 'dead') AND updated_at < $1`,
-			store.FormatTime(t.now.Add(-s.opts.DuplicateWindow)))
+		cutoff := store.FormatTime(t.now.Add(-s.opts.DuplicateWindow))
+		if p.Outbox, err = t.exec(`DELETE FROM outbox WHERE state IN ('done', 'dead') AND updated_at < $1`, cutoff); err != nil {
+			return err
+		}
+		// Fold state goes with its messages; a key quiet for the whole
+		// window has nothing to hold back any more.
+		if _, err := t.exec(`DELETE FROM kv WHERE ns = $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.id::text = kv.key)`, store.FoldedNS); err != nil {
+			return err
+		}
+		_, err = t.exec(`DELETE FROM kv WHERE ns = $1 AND updated_at < $2`, store.FoldNS, cutoff)
 		return err
 	})
 	if err != nil {

@@ -1068,11 +1068,26 @@ func testPrune(t *testing.T, h Harness) {
 	if err := s.AckOutbox(ctx, enq[0].ID); err != nil {
 		t.Fatal(err)
 	}
+	fold := &store.Fold{Key: "slack.notify/inc-1", Every: time.Minute}
+	folded, err := s.Enqueue(ctx, []store.Message{{Key: "f1", Kind: "slack", Fold: fold}, {Key: "f2", Kind: "slack", Fold: fold}})
+	if err != nil || !folded[1].Held {
+		t.Fatalf("enqueue folded: %+v, %v", folded, err)
+	}
+	for _, e := range folded {
+		if err := s.AckOutbox(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	seq := headSeq(t, s)
 	c.Add(2 * time.Hour)
 	p, err := s.Prune(ctx)
-	if err != nil || p.Alerts != 1 || p.Outbox != 1 {
+	if err != nil || p.Alerts != 1 || p.Outbox != 3 {
 		t.Fatalf("prune %+v, %v", p, err)
+	}
+	for ns, key := range map[string]string{store.FoldNS: fold.Key, store.FoldedNS: fmt.Sprint(folded[1].ID)} {
+		if _, ok, err := s.Get(ctx, ns, key); err != nil || ok {
+			t.Fatalf("fold state %s/%s survived the prune of its messages: %v, %v", ns, key, ok, err)
+		}
 	}
 	if _, err := s.GetAction(ctx, store.ActionKey{AlertID: "old", Playbook: "pb"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("pruned alert's action run: %v", err)
