@@ -18,7 +18,11 @@
 //   - notifications (slack, pagerduty, email, webhook): queued durably in
 //     the outbox in the same transaction that records them, and delivered
 //     by separate workers with backoff, so a slow or down service never
-//     delays containment;
+//     delays containment; with a throttle interval (the notifier's config
+//     or the action's throttle), an incident's later notifications are
+//     held (journaled notification.throttled) and folded into one update
+//     per interval that carries the latest alert and how many it stands
+//     for (see throttle.go);
 //   - journal.note: a note entry;
 //   - everything else runs here: claimed (action.started, with the
 //     blast-radius budget checked atomically for destructive actions; over

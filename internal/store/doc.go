@@ -166,6 +166,17 @@
 // live process makes them claimable again (so a delivery may repeat:
 // at-least-once, with the key for the receiver to deduplicate).
 //
+// A message with a Fold is throttled with the others of its fold key (one
+// notifier, one incident): the first goes out at once; one within the
+// interval is held in one waiting message, due an interval after the last,
+// that later ones join (latest payload, count in OutboxItem.Folded) while
+// it is pending. The decision, the fold state (kv namespaces outbox.fold
+// and outbox.folded) and the Held journal entry are written in the
+// enqueuing transaction; a joined message is kept, settled, under its key,
+// so that a repeat of it is a duplicate. A message is joined only while
+// pending: one that a replica leases at the same time makes the next wait
+// for an interval after it.
+//
 // # Journal encoding (for auditors)
 //
 // Each entry is a row of table journal. Its hash is the lowercase hex
