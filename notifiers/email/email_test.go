@@ -2,6 +2,7 @@ package email_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -432,5 +433,71 @@ func TestValidate(t *testing.T) {
 	_, err := email.New(email.Config{Host: "smtp", From: "r@x.io", Username: "r", PasswordEnv: "UNSET_VAR"}, email.Deps{LookupEnv: lookup})
 	if err == nil || err.Error() != "email: smtp password: environment variable UNSET_VAR (password_env) is not set" {
 		t.Errorf("unset password variable: %v", err)
+	}
+}
+
+// kv is a test KV shared by two notifiers, as the store is across a
+// restart.
+type kv struct{ m map[string][]byte }
+
+func (k *kv) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
+	v, ok := k.m[ns+"/"+key]
+	return v, ok, nil
+}
+
+func (k *kv) Put(_ context.Context, ns, key string, v []byte) error {
+	k.m[ns+"/"+key] = v
+	return nil
+}
+
+// TestLaterMailsReplyToTheFirst: the first mail of an incident starts the
+// thread; a later one (a throttled update here, from a notifier built
+// anew, as after a restart) replies to it and says how many alerts it
+// stands for; another incident starts its own thread.
+func TestLaterMailsReplyToTheFirst(t *testing.T) {
+	p := peer(t, smtptest.Options{StartTLS: true, Users: map[string]string{"riposte": password}, RequireAuth: true})
+	threads := &kv{m: map[string][]byte{}}
+	build := func() *email.Email {
+		e, err := email.New(config(t, p), email.Deps{LookupEnv: lookup, Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a := loadAlert(t)
+	if _, err := build().Run(t.Context(), request(a)); err != nil {
+		t.Fatal(err)
+	}
+	update := request(a)
+	update.Key = "alert-38/contain-shell/2"
+	update.Fold = &actions.Fold{Alerts: 37, Every: 5 * time.Minute}
+	res, err := build().Run(t.Context(), update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := request(a)
+	other.Incident, other.Key = "inc-2", "alert-99/contain-shell/2"
+	if _, err := build().Run(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	mails := p.Mails()
+	if len(mails) != 3 {
+		t.Fatalf("%d mails", len(mails))
+	}
+	first, second, third := parse(t, mails[0].Data), parse(t, mails[1].Data), parse(t, mails[2].Data)
+	root := first.header.Get("Message-Id")
+	if first.header.Get("In-Reply-To") != "" || third.header.Get("In-Reply-To") != "" {
+		t.Errorf("a first mail replies: %q, %q", first.header.Get("In-Reply-To"), third.header.Get("In-Reply-To"))
+	}
+	h := second.header
+	if h.Get("In-Reply-To") != root || h.Get("References") != root || h.Get("Subject") != "Re: "+first.header.Get("Subject") ||
+		h.Get("Message-Id") == root || res.Detail["in_reply_to"] != strings.Trim(root, "<>") {
+		t.Errorf("update headers %v (first %s), result %v", h, root, res.Detail)
+	}
+	if !strings.Contains(second.text, "+37 more in 5 min; the latest is below.") || !strings.Contains(second.html, "37 more in 5 min</b>") {
+		t.Errorf("the update does not count:\n%s\n%s", second.text, second.html)
+	}
+	if strings.Contains(first.text, "more in") {
+		t.Errorf("the first mail counts:\n%s", first.text)
 	}
 }

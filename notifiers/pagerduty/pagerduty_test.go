@@ -275,3 +275,24 @@ func TestLongIncidentIDIsHashed(t *testing.T) {
 		t.Errorf("resolve of a hashed key: %+v", a)
 	}
 }
+
+// TestTriggerFoldedUpdate: a throttled update triggers the same dedup_key
+// with the count first in the summary and in the custom details.
+func TestTriggerFoldedUpdate(t *testing.T) {
+	peer := pdtest.New()
+	defer peer.Close()
+	p := newPD(t, peer, routingKey)
+	req := trigger(loadAlert(t), nil)
+	req.Fold = &actions.Fold{Alerts: 37, Every: 5 * time.Minute}
+	if _, err := p.Run(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	ev := peer.Events()[0]
+	if ev.DedupKey != "inc-1" || !strings.HasPrefix(ev.Payload.Summary, "[+37 more in 5 min] A shell was spawned") {
+		t.Errorf("event %s %q", ev.DedupKey, ev.Payload.Summary)
+	}
+	cd := ev.Payload.CustomDetails
+	if cd["riposte_update"] != "+37 more in 5 min" || cd["riposte_alerts_in_update"] != float64(37) {
+		t.Errorf("custom_details %v", cd)
+	}
+}

@@ -477,3 +477,35 @@ func TestIncomingWebhookMode(t *testing.T) {
 		t.Errorf("Update in webhook mode: %v", err)
 	}
 }
+
+// TestNotifyFoldedUpdate: a throttled update updates the incident's message
+// with the count of every alert it stands for and replies once with the
+// count and the latest alert.
+func TestNotifyFoldedUpdate(t *testing.T) {
+	p := newPeer(t)
+	s := newSlack(t, baseConfig(p), rslack.Deps{})
+	a := loadAlert(t)
+	if _, err := s.Run(t.Context(), notifyRequest(t, a, "inc-1", "k1")); err != nil {
+		t.Fatal(err)
+	}
+	b := a
+	b.ID, b.Output = "latest-alert", "the latest shell (n=38)"
+	b.Time = a.Time.Add(5 * time.Minute)
+	req := notifyRequest(t, b, "inc-1", "k38")
+	req.Fold = &actions.Fold{Alerts: 37, Every: 5 * time.Minute}
+	if _, err := s.Run(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	top := p.TopLevel()
+	if len(top) != 1 || top[0].Updates != 1 {
+		t.Fatalf("want 1 message updated once, got %d messages %+v", len(top), top)
+	}
+	if !strings.Contains(texts(top[0]), "*Alerts*\n38") {
+		t.Errorf("the message does not count 38 alerts:\n%s", texts(top[0]))
+	}
+	replies := p.Replies(top[0].Channel, top[0].TS)
+	if len(replies) != 1 || !strings.Contains(replies[0].Text, "*+37 more in 5 min*. Latest at 09:19:03 UTC:") ||
+		!strings.Contains(replies[0].Text, "*Terminal shell in container*") || !strings.Contains(replies[0].Text, "the latest shell (n=38)") {
+		t.Fatalf("replies %+v", replies)
+	}
+}
