@@ -225,3 +225,60 @@ func benchCost(b *testing.B, s *Store, callers, perCall int) {
 	b.ReportMetric(float64(fsyncs)/n, "fsyncs/alert")
 	b.ReportMetric(float64(c1.written-c0.written)/n/float64(pageSize), "pages/alert")
 }
+
+// BenchmarkApplyNotify measures recording one queued notification of a
+// burst about one incident (an Apply with the action's transition, its
+// action.queued entry and its outbox message), from 16 concurrent workers:
+// "off" enqueues every message, "throttled" folds them (store.Fold, one
+// key, 1m). Reported: notifications/s and the messages left to send per
+// 1,000 notifications.
+//
+//	go test -run '^$' -bench ApplyNotify -benchtime 5000x ./internal/store
+func BenchmarkApplyNotify(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		every time.Duration
+	}{{"off", 0}, {"throttled", time.Minute}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openTest(b, Options{})
+			ctx := context.Background()
+			run := benchRun.Add(1)
+			var next atomic.Int64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						key := ActionKey{AlertID: fmt.Sprintf("notify-%d-%d", run, i), Playbook: "page"}
+						msg := Message{Key: "notify/" + key.String(), Kind: "slack.notify", Incident: "inc-burst", Payload: []byte(`{"action":"slack.notify"}`)}
+						if bc.every > 0 {
+							msg.Fold = &Fold{Key: "slack.notify/inc-burst", Every: bc.every,
+								Held: Entry{Type: NotificationThrottled, AlertID: key.AlertID, Action: "slack.notify"}}
+						}
+						u := ActionUpdate{Key: key, Action: "slack.notify", Incident: "inc-burst", State: ActionStateSucceeded,
+							Enqueue: []Message{msg}, Entries: []Entry{{Type: ActionQueued, AlertID: key.AlertID, Action: "slack.notify"}}}
+						if _, err := s.Apply(ctx, Batch{Actions: []ActionUpdate{u}}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notifications/s")
+			var due int
+			if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE state = 'pending'`).Scan(&due); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(due)*1000/float64(b.N), "messages/1000")
+		})
+	}
+}
