@@ -130,7 +130,7 @@ func (e *Engine) runApproved(ctx context.Context, ap store.Approval, by string) 
 	}
 	req.Actor = by
 	status, res, err := e.runClaimed(ctx, ap.Key, spec, req, entry)
-	e.reportSteps(ctx, ap.Incident, "approval/"+ap.ID, []actions.Step{{Action: req.Action, Status: status, Note: res.Note, Actor: by, Time: e.now()}})
+	e.reportSteps(ctx, ap.Incident, "approval/"+ap.ID, []actions.Step{{Action: req.Action, Status: status, Note: res.Note, Actor: by, Time: e.now()}}, 0)
 	if err != nil {
 		return actions.Result{}, err
 	}

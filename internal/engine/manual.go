@@ -115,7 +115,7 @@ func (e *Engine) Act(ctx context.Context, m Manual) (actions.Result, error) {
 	}
 	status, res, err := e.runClaimed(ctx, key, spec, req, entry)
 	if m.Report && m.Incident != "" {
-		e.reportSteps(ctx, m.Incident, key.String(), []actions.Step{{Action: m.Action, Status: status, Note: res.Note, Actor: m.Actor, Time: e.now()}})
+		e.reportSteps(ctx, m.Incident, key.String(), []actions.Step{{Action: m.Action, Status: status, Note: res.Note, Actor: m.Actor, Time: e.now()}}, 0)
 	}
 	if err != nil {
 		return actions.Result{}, err

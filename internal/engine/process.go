@@ -160,6 +160,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 	dry := e.cfg.DryRun || b.DryRun
 	var steps []actions.Step
 	notified := false
+	var every time.Duration // the longest throttle of the notifications queued
 	defer func() {
 		// The message a notifier already sent about this incident shows
 		// what happened after it.
@@ -168,7 +169,7 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 			if err := e.flush(ctx, bt); err != nil {
 				e.log.Error("record actions", "alert", a.ID, "err", err)
 			}
-			e.reportSteps(ctx, incident, a.ID+"/"+b.Name, steps)
+			e.reportSteps(ctx, incident, a.ID+"/"+b.Name, steps, every)
 		}
 	}()
 	for i, pa := range plan.Actions {
@@ -187,6 +188,9 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
 		if pa.Action.Spec.Notification && status == actions.StatusQueued {
 			notified = true
+			if d, err := e.throttle(pa.Do, pa.With); err == nil && d > every {
+				every = d
+			}
 		}
 		if err != nil && pa.Action.OnError != playbooks.ErrorContinue {
 			break

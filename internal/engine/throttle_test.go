@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/riposte-sec/riposte/internal/actions"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -144,5 +147,69 @@ func TestThrottleBadParameterFailsTheAction(t *testing.T) {
 	}
 	if n := f.rec.count("slack.notify"); n != 0 {
 		t.Fatalf("sent %d notifications", n)
+	}
+}
+
+// stepCounter is a StepUpdater that counts its calls.
+type stepCounter struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *stepCounter) Update(_ context.Context, _ string, _ ...actions.Step) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	return nil
+}
+
+func (s *stepCounter) n() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// TestThrottleFoldsStepReports: the step reports that follow a throttled
+// notification (here a pause after it, per alert) are throttled with it;
+// every step is still journaled.
+func TestThrottleFoldsStepReports(t *testing.T) {
+	const (
+		burst = 30
+		every = 300 * time.Millisecond
+	)
+	f := newFixture(t, Config{}, `
+- playbook: page-and-pause
+  match: {rules: ["*"]}
+  actions:
+    - do: slack.notify
+    - do: container.pause
+`)
+	steps := &stepCounter{}
+	f.eng.deps.Throttle = map[string]time.Duration{"slack.notify": every}
+	f.eng.deps.Updates = map[string]StepUpdater{"slack": steps}
+	f.start()
+	start := time.Now()
+	var first alert.Alert
+	for i := range burst {
+		a := shellAlert("c0ffee00")
+		if i == 0 {
+			first = a
+		}
+		f.submit(a)
+	}
+	inc := f.incidentOf(first)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		_, alerts, _ := f.rec.delivered("slack.notify", inc)
+		return alerts == burst && f.rec.count("container.pause") == burst
+	}, "the burst was not handled")
+	f.waitFor("every pause journaled", func(es []store.Entry) bool { return len(es) == burst },
+		store.Filter{Types: []store.EntryType{store.ActionSucceeded}})
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		st, err := f.st.Stats(context.Background())
+		return err == nil && st.OutboxPending == 0
+	}, "the outbox did not drain")
+	took := time.Since(start)
+	if n, limit := steps.n(), int(took/every)+2; n < 1 || n > limit {
+		t.Fatalf("%d step reports in %s, want 1 to %d at one per %s", n, took, limit, every)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -31,8 +32,10 @@ type stepsPayload struct {
 }
 
 // reportSteps queues a report of steps for the incident's messages. key
-// makes it idempotent across a re-run of the same plan.
-func (e *Engine) reportSteps(ctx context.Context, incident, key string, steps []actions.Step) {
+// makes it idempotent across a re-run of the same plan. With a throttle
+// (every > 0, the notifications' it follows), the reports of an incident
+// fold like its notifications: at most one per interval, the latest.
+func (e *Engine) reportSteps(ctx context.Context, incident, key string, steps []actions.Step, every time.Duration) {
 	if len(e.deps.Updates) == 0 || incident == "" || len(steps) == 0 {
 		return
 	}
@@ -52,7 +55,11 @@ func (e *Engine) reportSteps(ctx context.Context, incident, key string, steps []
 			e.log.Error("encode step report", "incident", incident, "err", err)
 			return
 		}
-		msgs = append(msgs, store.Message{Key: "steps/" + to + "/" + key, Kind: KindStepUpdate, Incident: incident, Payload: payload})
+		m := store.Message{Key: "steps/" + to + "/" + key, Kind: KindStepUpdate, Incident: incident, Payload: payload}
+		if every > 0 {
+			m.Fold = &store.Fold{Key: throttleKey(KindStepUpdate+"/"+to, incident), Every: every}
+		}
+		msgs = append(msgs, m)
 	}
 	if _, err := e.deps.Store.Enqueue(ctx, msgs); err != nil {
 		e.log.Error("queue step report", "incident", incident, "err", err)
