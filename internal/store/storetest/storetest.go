@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", testApprovals},
 		{"Outbox", testOutbox},
 		{"OutboxFold", testOutboxFold},
+		{"OutboxFoldConcurrent", testOutboxFoldConcurrent},
 		{"KV", testKV},
 		{"Silences", testSilences},
 		{"History", testHistory},
@@ -978,6 +979,62 @@ func testOutboxFold(t *testing.T, h Harness) {
 		}
 	}
 	MustVerify(t, s)
+}
+
+// testOutboxFoldConcurrent: messages of one fold key recorded at once by
+// several writers (two handles, as two replicas, where the backend is
+// shared) yield exactly one message sent at once and one waiting message
+// that stands for all the others, each journaled once.
+func testOutboxFoldConcurrent(t *testing.T, h Harness) {
+	const writers, per = 4, 25
+	c := NewClock()
+	loc := h.Fresh(t)
+	handles := []store.Backend{reopen(t, h, loc, store.Options{Now: c.Now})}
+	if h.Shared {
+		handles = append(handles, reopen(t, h, loc, store.Options{Now: c.Now}))
+	}
+	fold := func(key string) *store.Fold {
+		return &store.Fold{Key: "slack.notify/inc-1", Every: time.Hour, Held: store.Entry{Type: store.NotificationThrottled, AlertID: key}}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*per)
+	for w := range writers {
+		s := handles[w%len(handles)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				u := store.ActionUpdate{Key: store.ActionKey{AlertID: key, Playbook: "pb"}, Action: "slack.notify", State: store.ActionStateSucceeded,
+					Enqueue: []store.Message{{Key: key, Kind: "slack.notify", Incident: "inc-1", Payload: []byte(`{"k":"` + key + `"}`), Fold: fold(key)}}}
+				if _, err := s.Apply(ctx, store.Batch{Actions: []store.ActionUpdate{u}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	now, err := handles[0].ClaimOutbox(ctx, 100, time.Minute)
+	if err != nil || len(now) != 1 || now[0].Folded != 0 {
+		t.Fatalf("due at once: %+v, %v; want the one first message", now, err)
+	}
+	if err := handles[0].AckOutbox(ctx, now[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Hour)
+	later, err := handles[0].ClaimOutbox(ctx, 100, time.Minute)
+	if err != nil || len(later) != 1 || later[0].Folded != writers*per-1 {
+		t.Fatalf("due after the interval: %+v, %v; want one message standing for %d", later, err, writers*per-1)
+	}
+	if held := entriesOf(t, handles[0], store.NotificationThrottled); len(held) != writers*per-1 {
+		t.Fatalf("%d notification.throttled entries, want %d", len(held), writers*per-1)
+	}
+	MustVerify(t, handles[0])
 }
 
 // near: within a millisecond (the test clock ticks a microsecond a read).
