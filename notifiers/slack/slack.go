@@ -442,6 +442,11 @@ func (s *Slack) Update(ctx context.Context, incident string, steps ...actions.St
 // notifyWebhook posts through the incoming webhook: no buttons, no thread.
 func (s *Slack) notifyWebhook(ctx context.Context, req actions.Request) (actions.Result, error) {
 	c := newCard(req, false)
+	if req.Fold != nil {
+		// Nothing to update here: a throttled update is a new message
+		// that counts what it stands for.
+		c.Alerts = max(c.Alerts, req.Fold.Alerts)
+	}
 	c.addSteps(req.Steps)
 	blocks := slack.Blocks{BlockSet: c.blocks()}
 	msg := slack.WebhookMessage{
