@@ -150,3 +150,54 @@ func TestOutboxDeliversOnceAcrossReplicas(t *testing.T) {
 	t.Logf("deliveries: A %d, B %d", a, b)
 	storetest.MustVerify(t, rs[0].st)
 }
+
+// TestThrottleAcrossReplicas: alerts of one incident taken in by two
+// replicas fold into one incident's notifications: one sent at once, then
+// at most one update per interval, whichever replica delivers it, counting
+// every alert.
+func TestThrottleAcrossReplicas(t *testing.T) {
+	url := pg.Database(t)
+	const (
+		yml = `
+- playbook: notify
+  actions:
+    - do: slack.notify
+      with: {throttle: 300ms}
+`
+		alerts = 40
+		every  = 300 * time.Millisecond
+	)
+	rs := []*replica{startReplica(t, url, yml), startReplica(t, url, yml)}
+	start := time.Now()
+	var first alert.Alert
+	for i := range alerts {
+		al := shellAlert("3f9a1c2b7d4e")
+		if i == 0 {
+			first = al
+		}
+		if _, err := rs[i%2].eng.Submit(context.Background(), []alert.Alert{al}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc, _, err := rs[0].st.Incident(context.Background(), "3f9a1c2b7d4e", first.Rule, first.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func() (messages, counted, immediate int) {
+		for _, r := range rs {
+			m, c, i := r.rec.delivered("slack.notify", inc)
+			messages, counted, immediate = messages+m, counted+c, immediate+i
+		}
+		return
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { _, c, _ := sum(); return c == alerts },
+		"the notifications of %d alerts were not all delivered", alerts)
+	took := time.Since(start)
+	messages, _, immediate := sum()
+	if immediate != 1 || messages > int(took/every)+2 {
+		t.Fatalf("%d messages (%d sent at once) in %s, want one at once and at most %d", messages, immediate, took, int(took/every)+2)
+	}
+	t.Logf("%d alerts on two replicas: %d messages in %s (A %d, B %d calls)", alerts, messages, took,
+		rs[0].rec.count("slack.notify"), rs[1].rec.count("slack.notify"))
+	storetest.MustVerify(t, rs[0].st)
+}
