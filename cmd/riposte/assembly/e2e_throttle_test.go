@@ -275,7 +275,8 @@ func TestE2EThrottleBurst(t *testing.T) {
 }
 
 // TestE2EThrottleKeepsTheFoldAcrossRestart: alerts held for the next
-// update when riposte stops are delivered, counted, by the next start.
+// update when riposte stops are delivered, counted, by the next start. The
+// playbook's throttle parameters (3s) override the notifiers' (1h).
 func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
 	const (
 		every = 3 * time.Second
@@ -283,8 +284,18 @@ func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
 	)
 	p := startPeers(t)
 	dir := t.TempDir()
-	cfg := p.config(t, dir, e2eThrottlePlaybook)
-	throttleAll(t, &cfg, every)
+	cfg := p.config(t, dir, `
+- playbook: e2e-notify
+  match: {rules: ["Terminal shell in container"]}
+  actions:
+    - do: slack.notify
+      with: {throttle: 3s}
+    - do: pagerduty.trigger
+      with: {throttle: 3s}
+    - do: email.send
+      with: {throttle: 3s}
+`)
+	throttleAll(t, &cfg, time.Hour)
 	s := serveApp(t, cfg)
 	alerts := burstAlerts("0123456789ab", "web", 1+later)
 	s.postAlerts(t, alerts[:1], 1)
