@@ -144,7 +144,7 @@ type FoldPlan struct {
 }
 
 // PlanFold decides for one message with a Fold.
-func PlanFold(f *Fold, st FoldState, ok, waiting bool, notBefore, now time.Time) FoldPlan {
+func PlanFold(st FoldState, ok, waiting bool, notBefore, now time.Time) FoldPlan {
 	if ok && st.Waiting != 0 && waiting {
 		return FoldPlan{Join: true, Held: true}
 	}
@@ -196,6 +196,11 @@ func CheckFold(f *Fold) error {
 	}
 	if f.Key == "" || f.Every <= 0 {
 		return errors.New("fold: key and a positive interval are required")
+	}
+	if f.Held.Type != "" {
+		if _, err := PrepareEntry(f.Held); err != nil {
+			return fmt.Errorf("fold: held entry: %w", err)
+		}
 	}
 	return checkText(f.Key)
 }

@@ -123,7 +123,7 @@ func (t *wtx) enqueueFolded(m preparedMessage) (Enqueued, *prepared, error) {
 			folded, _ = strconv.Atoi(count)
 		}
 	}
-	plan := PlanFold(f, st, ok, waiting, m.NotBefore, t.now)
+	plan := PlanFold(st, ok, waiting, m.NotBefore, t.now)
 	var res Enqueued
 	if plan.Join {
 		folded++

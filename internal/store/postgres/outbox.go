@@ -114,7 +114,7 @@ func (t *wtx) enqueueFolded(m store.Message, payload string) (store.Enqueued, *s
 			folded, _ = strconv.Atoi(count)
 		}
 	}
-	plan := store.PlanFold(f, st, ok, waiting, m.NotBefore, t.now)
+	plan := store.PlanFold(st, ok, waiting, m.NotBefore, t.now)
 	var res store.Enqueued
 	if plan.Join {
 		folded++
