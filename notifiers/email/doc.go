@@ -10,6 +10,14 @@
 // STARTTLS under the mandatory policy are permanent. The password never
 // appears in an error or a log line.
 //
+// Mails about one incident form a thread: the first one's Message-ID is
+// kept (Deps.Threads, the store's key/value table when served) and later
+// ones reply to it (In-Reply-To, References, "Re:" subject). A throttled
+// update (actions.Request.Fold) says how many alerts it stands for above
+// the latest one. Two first mails of one incident sent at the same moment
+// (throttling off) may both start a thread; later mails reply to the one
+// recorded last.
+//
 // An *Email is safe for concurrent use: every Run opens and closes its own
 // SMTP session. Nothing to close.
 package email
