@@ -7,8 +7,10 @@
 // channel and ts of that message are kept per incident (Threads), so a
 // second notify, a retried notify and later steps (Update) update the same
 // message with chat.update and reply in its thread instead of posting new
-// messages. Without a bot token, an incoming webhook is used: the same
-// message without buttons, never updated.
+// messages. A throttled update (actions.Request.Fold) adds the alerts it
+// stands for to the message's count and replies once with "+37 more in 5
+// min" and the latest alert. Without a bot token, an incoming webhook is
+// used: the same message without buttons, never updated.
 //
 // Interactivity: InteractionsHandler and CommandsHandler serve
 // POST /v1/slack/interactions and POST /v1/slack/commands, verified with the
