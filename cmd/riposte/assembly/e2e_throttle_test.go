@@ -276,10 +276,10 @@ func TestE2EThrottleBurst(t *testing.T) {
 
 // TestE2EThrottleKeepsTheFoldAcrossRestart: alerts held for the next
 // update when riposte stops are delivered, counted, by the next start. The
-// playbook's throttle parameters (3s) override the notifiers' (1h).
+// playbook's throttle parameters (4s) override the notifiers' (1h).
 func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
 	const (
-		every = 3 * time.Second
+		every = 4 * time.Second
 		later = 10
 	)
 	p := startPeers(t)
@@ -289,11 +289,11 @@ func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
   match: {rules: ["Terminal shell in container"]}
   actions:
     - do: slack.notify
-      with: {throttle: 3s}
+      with: {throttle: 4s}
     - do: pagerduty.trigger
-      with: {throttle: 3s}
+      with: {throttle: 4s}
     - do: email.send
-      with: {throttle: 3s}
+      with: {throttle: 4s}
 `)
 	throttleAll(t, &cfg, time.Hour)
 	s := serveApp(t, cfg)
