@@ -25,6 +25,10 @@ type Config struct {
 	Endpoints []Endpoint `yaml:"endpoints"`
 	// Timeout bounds one POST (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Throttle sends at most one post per incident per interval: the first
+	// alert's at once, later ones counted into one update (Body.Update)
+	// (0: every alert). A playbook action's throttle parameter overrides it.
+	Throttle time.Duration `yaml:"throttle"`
 }
 
 // Endpoint is one named receiver.
@@ -118,6 +122,9 @@ func (c Config) Validate() error {
 				}
 			}
 		}
+	}
+	if c.Throttle < 0 {
+		errs = append(errs, fmt.Errorf("throttle: must not be negative, got %s", c.Throttle))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", c.Timeout))

@@ -67,7 +67,19 @@ type Body struct {
 	Container string         `json:"container,omitempty"`
 	Alert     *alert.Alert   `json:"alert,omitempty"`
 	Steps     []actions.Step `json:"steps"`
+	// Update, for a throttled update, says how many alerts of the incident
+	// it stands for; Alert is the latest of them.
+	Update *Update `json:"update,omitempty"`
 }
+
+// Update is what a throttled post stands for.
+type Update struct {
+	Alerts  int    `json:"alerts"`
+	Summary string `json:"summary"` // "+37 more in 5 min"
+}
+
+// Throttle is the configured throttle interval of webhook.post (0: none).
+func (w *Webhook) Throttle() time.Duration { return w.cfg.Throttle }
 
 // New validates cfg and reads the URLs and secrets.
 func New(cfg Config, deps Deps) (*Webhook, error) {
@@ -170,6 +182,9 @@ func (w *Webhook) post(ctx context.Context, req actions.Request) (actions.Result
 	body := Body{Version: 1, Incident: req.Incident, Key: req.Key, Action: req.Action, Actor: req.Actor, Container: req.Container, Steps: req.Steps}
 	if body.Steps == nil {
 		body.Steps = []actions.Step{}
+	}
+	if req.Fold != nil {
+		body.Update = &Update{Alerts: req.Fold.Alerts, Summary: req.Fold.Summary()}
 	}
 	if req.Alert.Rule != "" {
 		a := req.Alert

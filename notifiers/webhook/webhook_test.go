@@ -381,3 +381,37 @@ func TestCheckParams(t *testing.T) {
 		})
 	}
 }
+
+// TestPostFoldedUpdate: a throttled update says in update how many alerts
+// it stands for; a plain post has no update.
+func TestPostFoldedUpdate(t *testing.T) {
+	r := newReceiver(t, "")
+	w, err := webhook.New(webhook.Config{Endpoints: []webhook.Endpoint{{Name: "default", URL: r.URL}}}, webhook.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := request(t, "")
+	update := request(t, "")
+	update.Key = "7a2d3b0f/contain-shell/3"
+	update.Fold = &actions.Fold{Alerts: 37, Every: 5 * time.Minute}
+	for _, req := range []actions.Request{plain, update} {
+		if _, err := w.Run(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.received()
+	if len(got) != 2 {
+		t.Fatalf("%d deliveries", len(got))
+	}
+	var first, second webhook.Body
+	if err := json.Unmarshal(got[0].body, &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(got[1].body, &second); err != nil {
+		t.Fatal(err)
+	}
+	if first.Update != nil || second.Update == nil || *second.Update != (webhook.Update{Alerts: 37, Summary: "+37 more in 5 min"}) ||
+		got[1].header.Get("Idempotency-Key") != "7a2d3b0f/contain-shell/3" {
+		t.Errorf("updates %+v, %+v; idempotency key %q", first.Update, second.Update, got[1].header.Get("Idempotency-Key"))
+	}
+}
