@@ -129,59 +129,66 @@ func (p *peers) sentAbout(t *testing.T, incident string) sentTo {
 	return s
 }
 
-// folded sums the alerts the updates stand for, per notifier, and checks
-// that each notifier sent one first message and then only updates of it.
-func (s sentTo) check(t *testing.T, who string) (slackAlerts, pdAlerts, mailAlerts int) {
+// counted is what one notifier sent about an incident: the alerts its
+// messages stand for, and how many messages went out at once (not
+// updates: the first, and the first after a quiet interval).
+type counted struct{ alerts, immediate int }
+
+// check sums, per notifier, the alerts the messages stand for, and checks
+// that each notifier sent one first message and then only messages about
+// it (the same Slack message and thread, the same dedup_key, replies to
+// the first mail).
+func (s sentTo) check(t *testing.T, who string) (slack, pd, email counted) {
 	t.Helper()
 	if len(s.slackTop) != 1 {
 		t.Fatalf("%s: %d top-level Slack messages, want 1", who, len(s.slackTop))
 	}
-	slackAlerts = 1
+	slack = counted{1, 1}
 	for _, r := range s.slackReplies {
 		if m := moreRe.FindStringSubmatch(r.Text); m != nil {
 			n, _ := strconv.Atoi(m[1])
-			slackAlerts += n
+			slack.alerts += n
+		} else if strings.Contains(r.Text, "Again at") {
+			slack.alerts++
+			slack.immediate++
 		}
 	}
 	for i, d := range s.pd {
 		n, ok := d["riposte_alerts_in_update"]
-		if i == 0 {
-			if ok {
-				t.Fatalf("%s: the first PagerDuty event is an update: %v", who, d)
-			}
-			pdAlerts++
-			continue
+		switch {
+		case i == 0 && ok:
+			t.Fatalf("%s: the first PagerDuty event is an update: %v", who, d)
+		case ok:
+			pd.alerts += int(n.(float64))
+		default:
+			pd.alerts++
+			pd.immediate++
 		}
-		if !ok {
-			t.Fatalf("%s: PagerDuty event %d is not an update: %v", who, i, d)
-		}
-		pdAlerts += int(n.(float64))
 	}
 	var root string
 	for i, m := range s.mails {
-		if i == 0 {
-			if m.Header.Get("In-Reply-To") != "" {
-				t.Fatalf("%s: the first mail replies to %s", who, m.Header.Get("In-Reply-To"))
-			}
-			root = m.Header.Get("Message-Id")
-			mailAlerts++
-			continue
-		}
-		if got := m.Header.Get("In-Reply-To"); got != root || m.Header.Get("References") != root {
-			t.Fatalf("%s: mail %d replies to %q (references %q), want the first mail %s", who, i, got, m.Header.Get("References"), root)
-		}
 		body, err := io.ReadAll(m.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		match := moreRe.FindSubmatch(body)
+		if i == 0 {
+			if m.Header.Get("In-Reply-To") != "" || match != nil {
+				t.Fatalf("%s: the first mail replies to %q or counts:\n%s", who, m.Header.Get("In-Reply-To"), body)
+			}
+			root = m.Header.Get("Message-Id")
+		} else if got := m.Header.Get("In-Reply-To"); got != root || m.Header.Get("References") != root {
+			t.Fatalf("%s: mail %d replies to %q (references %q), want the first mail %s", who, i, got, m.Header.Get("References"), root)
+		}
 		if match == nil {
-			t.Fatalf("%s: mail %d has no count:\n%s", who, i, body)
+			email.alerts++
+			email.immediate++
+			continue
 		}
 		n, _ := strconv.Atoi(string(match[1]))
-		mailAlerts += n
+		email.alerts += n
 	}
-	return slackAlerts, pdAlerts, mailAlerts
+	return slack, pd, email
 }
 
 const e2eThrottlePlaybook = `
@@ -221,24 +228,29 @@ func TestE2EThrottleBurst(t *testing.T) {
 	inc := incidentOf(t, s.app, "0123456789ab")
 	other := incidentOf(t, s.app, "ba9876543210")
 	var got sentTo
-	var slackN, pdN, mailN int
+	var slackN, pdN, mailN counted
 	waitUntil(t, "every alert counted by every notifier", 60*time.Second, func() bool {
 		got = p.sentAbout(t, inc)
 		if len(got.slackTop) != 1 {
 			return false
 		}
 		slackN, pdN, mailN = got.check(t, "burst")
-		return slackN == burst && pdN == burst && mailN == burst
+		return slackN.alerts == burst && pdN.alerts == burst && mailN.alerts == burst
 	})
 	took := time.Since(start)
 
-	queued := journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionQueued}})
-	if len(queued) != 3*(burst+1) {
-		t.Fatalf("%d action.queued entries, want %d: every alert's three notifications", len(queued), 3*(burst+1))
-	}
+	var queued []store.Entry
+	waitUntil(t, "every alert's three notifications queued", 10*time.Second, func() bool {
+		queued = journal(t, s.app, store.Filter{Types: []store.EntryType{store.ActionQueued}})
+		return len(queued) == 3*(burst+1)
+	})
+	// A stall in the burst longer than the interval (a loaded machine)
+	// lets a notification out at once again, as after a quiet spell; the
+	// others were held.
 	held := journal(t, s.app, store.Filter{Types: []store.EntryType{store.NotificationThrottled}})
-	if want := 3 * (burst - 1); len(held) != want {
-		t.Fatalf("%d notification.throttled entries, want %d: every notification but each notifier's first", len(held), want)
+	immediate := slackN.immediate + pdN.immediate + mailN.immediate
+	if want := 3*burst - immediate; len(held) != want {
+		t.Fatalf("%d notification.throttled entries, want %d: every notification but the %d sent at once", len(held), want, immediate)
 	}
 	// At most one message per interval: the span of the enqueues bounds
 	// how many intervals the burst covered.
@@ -264,11 +276,10 @@ func TestE2EThrottleBurst(t *testing.T) {
 	if !strings.Contains(got.slackTop[0].RawBlocks, fmt.Sprintf(`*Alerts*\n%d`, burst)) {
 		t.Errorf("the Slack message does not count %d alerts: %s", burst, got.slackTop[0].RawBlocks)
 	}
-	o := p.sentAbout(t, other)
-	if len(o.slackTop) != 1 || len(o.pd) != 1 || len(o.mails) != 1 {
-		t.Errorf("the other incident: %d Slack messages, %d PagerDuty events, %d mails, want one each",
-			len(o.slackTop), len(o.pd), len(o.mails))
-	}
+	waitUntil(t, "the other incident's first messages, not held back", 10*time.Second, func() bool {
+		o := p.sentAbout(t, other)
+		return len(o.slackTop) == 1 && len(o.pd) == 1 && len(o.mails) == 1
+	})
 	t.Logf("burst of %d alerts posted in %s, all counted in %s; messages sent: slack %d (1 + %d thread updates, %d chat.update), pagerduty %d, email %d; at most %d allowed at one per %s",
 		burst, posted.Round(time.Millisecond), took.Round(time.Millisecond), sent["slack"], len(got.slackReplies),
 		len(p.slack.Calls("chat.update")), sent["pagerduty"], sent["email"], limit, every)
@@ -317,23 +328,24 @@ func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
 	waitUntil(t, "the held update after restart", 15*time.Second, func() bool {
 		g := p.sentAbout(t, inc)
 		sl, pd, ml := g.check(t, "restart")
-		return sl == 1+later && pd == 1+later && ml == 1+later
+		return sl.alerts == 1+later && pd.alerts == 1+later && ml.alerts == 1+later
 	})
 	g := p.sentAbout(t, inc)
 	if len(g.slackReplies) != 1 || len(g.pd) != 2 || len(g.mails) != 2 {
 		t.Fatalf("after restart: %d Slack replies, %d PagerDuty events, %d mails; want one update each",
 			len(g.slackReplies), len(g.pd), len(g.mails))
 	}
-	var carried int
-	for _, e := range journal(t, s2.app, store.Filter{Types: []store.EntryType{store.NotificationSent}}) {
-		if n, ok := e.Detail["alerts"]; ok {
-			k, _ := strconv.Atoi(fmt.Sprint(n))
-			carried += k
+	// The delivery is journaled once the peer answered.
+	waitUntil(t, "the updates' notification.sent entries", 10*time.Second, func() bool {
+		carried := 0
+		for _, e := range journal(t, s2.app, store.Filter{Types: []store.EntryType{store.NotificationSent}}) {
+			if n, ok := e.Detail["alerts"]; ok {
+				k, _ := strconv.Atoi(fmt.Sprint(n))
+				carried += k
+			}
 		}
-	}
-	if carried != 3*later {
-		t.Fatalf("the updates' notification.sent entries carry %d alerts, want %d", carried, 3*later)
-	}
+		return carried == 3*later
+	})
 }
 
 // TestE2EThrottleOff: interval 0 (the default) sends every alert.
