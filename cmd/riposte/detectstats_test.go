@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
 
 	"github.com/riposte-sec/riposte/detector"
 	"github.com/riposte-sec/riposte/internal/testutil"
@@ -112,18 +109,7 @@ func TestDetectPrintsStats(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, func() bool { return len(statsLines(t, stderr.String())) > 0 },
 		"no periodic stats line on stderr:\n%s", stderr.String())
 
-	ectx, ecancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer ecancel()
-	ex, err := cli.ContainerExecCreate(ectx, id, container.ExecOptions{Cmd: []string{"sh", "-c", "cat /etc/shadow"}, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		t.Fatalf("exec create: %v", err)
-	}
-	resp, err := cli.ContainerExecAttach(ectx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		t.Fatalf("exec attach: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Reader)
-	resp.Close()
+	testutil.ExecCode(t, cli, id, "sh", "-c", "cat /etc/shadow")
 
 	// The alerts of this container, by rule, as printed on stdout.
 	ours := func() map[string]uint64 {
