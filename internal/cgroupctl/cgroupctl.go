@@ -203,10 +203,12 @@ func (c Cgroup) Kill(ctx context.Context) error {
 	return nil
 }
 
-// poll calls done until it reports true or fails, backing off from 1ms to
-// 50ms, until ctx ends.
+// poll calls done until it reports true or fails, backing off from 50µs to
+// 50ms, until ctx ends. A freeze is usually reported done within a
+// scheduling round of the frozen tasks (tens of µs), so the first checks
+// come soon: starting at 1ms put a whole millisecond on most freezes.
 func poll(ctx context.Context, done func() (bool, error)) error {
-	wait := time.Millisecond
+	wait := 50 * time.Microsecond
 	for {
 		ok, err := done()
 		if err != nil || ok {

@@ -26,6 +26,17 @@
 // cgroup frozen that way (BenchmarkDockerContainment measures both paths
 // against a bare ContainerPause, interleaved).
 //
+// With Deps.Events (buildDocker passes the client), the Responder keeps an
+// inspect cache: a goroutine follows the daemon's container events, inspects
+// every container as it starts and drops it on die, destroy and rename.
+// container.pause and container.kill on an id (what alerts carry) then go to
+// the daemon with the one call that contains, the guardrails evaluated on
+// the cached inspect; a name, an id prefix that is also a name, a broken
+// event stream or a failure on a cached entry fall back to an inspect. The
+// cache holds only what Docker does not change during a container's life
+// (inspectCache says why it cannot make riposte act on a protected
+// container). Close stops the goroutine.
+//
 // container.quarantine records the networks it disconnects (aliases, pinned
 // and observed addresses) in <data_dir>/docker/quarantine/<id>.json, written
 // atomically before the first disconnect; container.release reconnects them,
@@ -41,5 +52,6 @@
 // A Responder is safe for concurrent use: actions on the same container are
 // serialised within one Responder (not across processes). It does not own
 // the Docker client it is given; whoever created the client (usually with
-// NewClient) closes it after the Responder is no longer used.
+// NewClient) closes it after the Responder is no longer used, and after
+// calling the Responder's Close, which stops the inspect cache's watch.
 package docker

@@ -270,10 +270,19 @@ func (r *Responder) cgroupOf(c target) (cgroupctl.Cgroup, error) {
 // cgroup frozen by this process, waited on until the kernel reports every
 // task frozen. The cgroup is found again from the pid the guardrails'
 // inspect returned, so it is the container they approved.
+//
+// From the inspect cache the cgroup is known already (found when the
+// container started); it is /docker/<id> for the container's whole life,
+// restarts included, and the write fails if the directory went away, in
+// which case Run starts again from a fresh inspect.
 func (r *Responder) freeze(ctx context.Context, c target) (actions.Result, error) {
-	cg, err := r.cgroupOf(c)
-	if err != nil {
-		return actions.Result{}, err
+	cg := c.cg
+	if cg.Mount == "" {
+		var err error
+		if cg, err = r.cgroupOf(c); err != nil {
+			return actions.Result{}, err
+		}
+		r.cache.setCgroup(c.id, cg)
 	}
 	if frozen, err := cg.Frozen(); err == nil && frozen {
 		return actions.Result{Note: "already frozen (cgroup freezer)", Detail: map[string]any{"via": "cgroup freezer", "cgroup": cg.String()}}, nil
@@ -284,8 +293,12 @@ func (r *Responder) freeze(ctx context.Context, c target) (actions.Result, error
 	if err := cg.Freeze(ctx); err != nil {
 		return actions.Result{}, actions.Retryable(fmt.Errorf("pause %s: %w", c, err))
 	}
+	frozenAt := time.Now()
 	return actions.Result{Note: "frozen (cgroup freezer)", Detail: map[string]any{
-		"via": "cgroup freezer", "cgroup": cg.String(), "frozen_us": time.Since(start).Microseconds(),
+		"via": "cgroup freezer", "cgroup": cg.String(), "frozen_us": frozenAt.Sub(start).Microseconds(),
+		// When the kernel reported the cgroup frozen (Unix ns), for the
+		// journal: exec -> frozen is measured from it.
+		"frozen_at_ns": frozenAt.UnixNano(),
 	}}, nil
 }
 
