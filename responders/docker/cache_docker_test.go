@@ -163,7 +163,10 @@ func TestInspectCacheDocker(t *testing.T) {
 		if err != nil || !frozen || !strings.Contains(res.Note, "frozen") {
 			t.Fatalf("freeze after a restart the cache missed: note %q, frozen %v (%v)", res.Note, frozen, err)
 		}
-		if res := mustRun(t, r, "container.unpause", id[:12], nil); !strings.Contains(res.Note, "thawed") {
+		if !strings.Contains(res.Note, "paused in docker") || !pausedSoon(t, cli, id, true) {
+			t.Fatalf("the daemon was not told: %q", res.Note)
+		}
+		if res := mustRun(t, r, "container.unpause", id[:12], nil); res.Note != "unpaused" {
 			t.Fatalf("thaw: %q", res.Note)
 		}
 	})

@@ -19,12 +19,23 @@
 //
 // container.pause takes one of two paths (Config.Pause): the Docker API's
 // pause (default), or the freezer path, which freezes the container's cgroup
-// from this process (internal/cgroupctl) once the guardrails' inspect
-// passed: about a millisecond instead of the daemon's round trip through
-// containerd, the shim and runc. runc refuses to pause a cgroup that is
-// already frozen, so the daemon is not told; container.unpause thaws a
-// cgroup frozen that way (BenchmarkDockerContainment measures both paths
-// against a bare ContainerPause, interleaved).
+// from this process (internal/cgroupctl) once the guardrails passed: a
+// fraction of a millisecond instead of the daemon's round trip through
+// containerd, the shim and runc. The daemon is then told: runc (1.1, as
+// here) refuses to pause a container whose freezer cgroup is frozen itself
+// (freezer.self_freezing 1) but reads one frozen only through a relative as
+// THAWED, and a v1 cgroup's state says nothing of its children; so the
+// frozen processes move into a frozen child cgroup (riposte-hold), the
+// container's cgroup is thawed (empty, it reads THAWED), the daemon pauses
+// it, and the processes move back, frozen all along. docker ps then shows
+// the container paused and docker unpause resumes it. Where that cannot be
+// done (cgroup v2, where runc reads cgroup.freeze and the trick is untried;
+// a container with child cgroups of its own, which the thaw would release;
+// a failing daemon) the container stays frozen, the note says the daemon was
+// not told, and container.unpause thaws it, as it does processes an
+// interrupted run left in riposte-hold. The Result's frozen_at_ns (both
+// paths) is when the container was contained; BenchmarkDockerContainment
+// measures both paths against a bare ContainerPause, interleaved.
 //
 // With Deps.Events (buildDocker passes the client), the Responder keeps an
 // inspect cache: a goroutine follows the daemon's container events, inspects
