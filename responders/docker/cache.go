@@ -54,6 +54,11 @@ type inspectCache struct {
 	mu   sync.Mutex
 	live bool // the event stream is connected and the running containers are in
 	byID map[string]*cached
+	// pending are the containers whose start the watcher is inspecting
+	// now, closed when that inspect is done: an action on a container that
+	// has just started (a shell as its entrypoint) waits for it rather
+	// than making a second, later inspect of its own.
+	pending map[string]chan struct{}
 }
 
 type cached struct {
@@ -91,6 +96,46 @@ func (c *inspectCache) get(ref string) (*cached, bool) {
 	return &cp, true
 }
 
+// inflight returns, when the watcher is inspecting exactly one container
+// that ref (an id or id prefix) names, a channel closed when it is done.
+func (c *inspectCache) inflight(ref string) <-chan struct{} {
+	if c == nil || !isHexID(ref, 12, 64) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live {
+		return nil
+	}
+	var hit chan struct{}
+	for id, ch := range c.pending {
+		if len(id) >= len(ref) && id[:len(ref)] == ref {
+			if hit != nil {
+				return nil
+			}
+			hit = ch
+		}
+	}
+	return hit
+}
+
+func (c *inspectCache) begin(id string) chan struct{} {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *inspectCache) end(id string, ch chan struct{}) {
+	c.mu.Lock()
+	if c.pending[id] == ch {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	close(ch)
+}
+
 func (c *inspectCache) put(e *cached) {
 	if c == nil {
 		return
@@ -125,6 +170,7 @@ func (c *inspectCache) drop(id string) {
 func (c *inspectCache) reset(live bool) {
 	c.mu.Lock()
 	c.byID = map[string]*cached{}
+	c.pending = map[string]chan struct{}{}
 	c.live = live
 	c.mu.Unlock()
 }
@@ -210,7 +256,9 @@ func (r *Responder) watchOnce(ctx context.Context) error {
 		case m := <-msgs:
 			switch m.Action {
 			case events.ActionStart:
+				done := r.cache.begin(m.Actor.ID)
 				r.cacheInspect(ctx, m.Actor.ID)
+				r.cache.end(m.Actor.ID, done)
 			case events.ActionDie, events.ActionDestroy, events.ActionRename:
 				r.cache.drop(m.Actor.ID)
 			}

@@ -28,7 +28,8 @@ type memDaemon struct {
 	byID  map[string]*container.InspectResponse
 	calls []string // "inspect <ref>", "pause <id>", "list"
 	subs  chan fakeSub
-	list  error // ContainerList fails with it when set
+	list  error                    // ContainerList fails with it when set
+	gate  map[string]chan struct{} // an inspect of this exact ref waits for the channel
 }
 
 type fakeSub struct {
@@ -37,7 +38,7 @@ type fakeSub struct {
 }
 
 func newMemDaemon() *memDaemon {
-	return &memDaemon{byID: map[string]*container.InspectResponse{}, subs: make(chan fakeSub, 8)}
+	return &memDaemon{byID: map[string]*container.InspectResponse{}, subs: make(chan fakeSub, 8), gate: map[string]chan struct{}{}}
 }
 
 func fakeID(n byte) string { return strings.Repeat(fmt.Sprintf("%02x", n), 32) }
@@ -97,6 +98,12 @@ func notFound(ref string) error {
 
 func (f *memDaemon) ContainerInspectWithRaw(_ context.Context, ref string, _ bool) (container.InspectResponse, []byte, error) {
 	f.record("inspect " + ref)
+	f.mu.Lock()
+	gate := f.gate[ref]
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.find(ref)
@@ -387,5 +394,42 @@ func TestCloseStopsWatch(t *testing.T) {
 	}
 	if err := plain.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInspectCacheWaitsForStart: an action on a container whose start the
+// watcher is still inspecting (a shell as the entrypoint: the alert comes
+// with the start) waits for that inspect instead of making its own.
+func TestInspectCacheWaitsForStart(t *testing.T) {
+	f := newMemDaemon()
+	r := cachedResponder(t, f, nil)
+	sub := f.subscription(t)
+	waitFor(t, "the cache is live", func() bool { _, live := r.Cached(); return live })
+	id := fakeID(7)
+	f.add(id, "fresh", nil)
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate[id] = gate
+	f.mu.Unlock()
+	f.takeCalls()
+	send(t, sub, events.ActionStart, id)
+	waitFor(t, "the watcher is inspecting the new container", func() bool { return r.cache.inflight(id[:12]) != nil })
+	type result struct {
+		res actions.Result
+		err error
+	}
+	out := make(chan result, 1)
+	go func() {
+		res, err := r.Run(context.Background(), actions.Request{Action: "container.pause", Container: id[:12]})
+		out <- result{res, err}
+	}()
+	close(gate)
+	got := <-out
+	if got.err != nil || got.res.Note != "paused" {
+		t.Fatalf("pause: %v %q", got.err, got.res.Note)
+	}
+	calls := f.takeCalls()
+	if !slices.Equal(calls[:2], []string{"inspect " + id, "pause " + id}) {
+		t.Fatalf("calls %q; want the watcher's inspect, then the pause, and no inspect of the action's own", calls)
 	}
 }

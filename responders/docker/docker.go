@@ -135,7 +135,7 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	}
 	if deps.Events != nil {
 		r.events = deps.Events
-		r.cache = &inspectCache{byID: map[string]*cached{}}
+		r.cache = &inspectCache{byID: map[string]*cached{}, pending: map[string]chan struct{}{}}
 		var ctx context.Context
 		ctx, r.unwatch = context.WithCancel(context.Background())
 		r.stopped = make(chan struct{})
@@ -216,7 +216,15 @@ func (r *Responder) runOnce(ctx context.Context, req actions.Request, op operati
 // and it answers for ref, else by an inspect.
 func (r *Responder) resolve(ctx context.Context, ref string, useCache bool) (target, error) {
 	if useCache {
-		if e, ok := r.cache.get(ref); ok {
+		e, ok := r.cache.get(ref)
+		if done := r.cache.inflight(ref); !ok && done != nil {
+			select {
+			case <-done:
+				e, ok = r.cache.get(ref)
+			case <-ctx.Done():
+			}
+		}
+		if ok {
 			return target{ref: ref, id: e.info.ID, name: containerName(e.info), info: e.info, cg: e.cg, cached: true}, nil
 		}
 	}

@@ -376,12 +376,13 @@ func (r *Responder) tellDocker(ctx context.Context, c target, cg cgroupctl.Cgrou
 		return err
 	}
 	err = r.call(ctx, "pause", r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerPause(ctx, c.id) })
-	if err != nil && !cerrdefs.IsConflict(err) {
+	if err != nil && !cerrdefs.IsConflict(err) { // conflict: paused already
 		return err
 	}
-	if frozen, ferr := cg.SelfFrozen(); ferr != nil || !frozen {
-		return fmt.Errorf("the daemon answered the pause (%v) but the cgroup is not frozen (%v)", err, ferr)
-	}
+	// From here the daemon's word stands: the daemon answers once runc has
+	// frozen the cgroup, and should someone have unpaused it since (docker
+	// unpause), the processes moving back are thawed with it, as they
+	// asked; freezing it again here would overrule them.
 	if err := hold.MoveProcs(ctx, cg); err != nil {
 		return err
 	}
