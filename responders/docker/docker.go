@@ -172,11 +172,12 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 		return actions.Result{}, fmt.Errorf("%s container: %w", op.verb, err)
 	}
 	res, c, err := r.runOnce(ctx, req, op, ref, op.cacheable)
-	if err != nil && c.cached && !errors.Is(err, actions.ErrProtected) && ctx.Err() == nil {
+	if err != nil && c.cached && !errors.Is(err, actions.ErrProtected) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		// The cached inspect may be stale (the container restarted or went
 		// away and the event is still on its way): drop it and decide
 		// again from what the daemon says now. The actions that use the
-		// cache are idempotent, so running again is safe.
+		// cache are idempotent, so running again is safe. A daemon that
+		// did not answer in time is not asked twice.
 		r.cache.drop(c.id)
 		r.log.Info("retrying without the inspect cache", "action", req.Action, "id", c.short(), "err", err)
 		res, _, err = r.runOnce(ctx, req, op, ref, false)
