@@ -24,7 +24,11 @@ go build -o "$tmp/containment" ./internal/benchtools/containment
 docker image inspect riposte-test:1 >/dev/null 2>&1 || go test -count=1 -run TestEnsureTestImage ./internal/testutil >/dev/null
 cat >"$tmp/playbooks.yaml" <<'YAML'
 - playbook: bench-pause
-  match: {rules: ["Shell spawned in container", "Terminal shell in container"]}
+  match:
+    rules: ["Shell spawned in container", "Terminal shell in container"]
+    # Only the benchmark's own containers: the daemon is shared, and a
+    # shell in anyone else's container must not pause it.
+    when: 'container.name startsWith "bench-dkr-" || container.name startsWith "bench-frz-"'
   actions: [{do: container.pause}]
 YAML
 export RIPOSTE_TOKEN=bench-token-0123456789abcdef
