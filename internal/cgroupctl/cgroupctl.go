@@ -203,10 +203,12 @@ func (c Cgroup) Kill(ctx context.Context) error {
 	return nil
 }
 
-// poll calls done until it reports true or fails, backing off from 1ms to
-// 50ms, until ctx ends.
+// poll calls done until it reports true or fails, backing off from 50µs to
+// 50ms, until ctx ends. A freeze is usually reported done within a
+// scheduling round of the frozen tasks (tens of µs), so the first checks
+// come soon: starting at 1ms put a whole millisecond on most freezes.
 func poll(ctx context.Context, done func() (bool, error)) error {
-	wait := time.Millisecond
+	wait := 50 * time.Microsecond
 	for {
 		ok, err := done()
 		if err != nil || ok {
@@ -356,4 +358,112 @@ func unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// Child is the cgroup name directly under c in the same hierarchy.
+func (c Cgroup) Child(name string) Cgroup {
+	return Cgroup{Mount: c.Mount, Path: filepath.Join(c.Path, name), V2: c.V2}
+}
+
+// Create makes the cgroup's directory; one that exists already is fine.
+func (c Cgroup) Create() error {
+	if err := c.check("create"); err != nil {
+		return err
+	}
+	if err := os.Mkdir(c.Dir(), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create cgroup %s: %w", c, err)
+	}
+	return nil
+}
+
+// Remove removes the cgroup's directory, which must hold no process and no
+// child cgroup; one that is gone already is fine.
+func (c Cgroup) Remove() error {
+	if err := c.check("remove"); err != nil {
+		return err
+	}
+	if err := os.Remove(c.Dir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove cgroup %s: %w", c, err)
+	}
+	return nil
+}
+
+// Children lists the names of the cgroups directly under c.
+func (c Cgroup) Children() ([]string, error) {
+	ents, err := os.ReadDir(c.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("list child cgroups of %s: %w", c, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// OwnProcs lists the processes of the cgroup itself, not of its children.
+func (c Cgroup) OwnProcs() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "cgroup.procs"))
+	if err != nil {
+		return nil, fmt.Errorf("list processes of cgroup %s: %w", c, err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("parse %s/cgroup.procs: bad pid %q", c.Dir(), f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// MoveProcs moves every process of c itself (not of its children) into to,
+// again until c holds none (a process may fork meanwhile), or ctx ends. A
+// process that exits meanwhile is skipped. A process moved into a frozen
+// cgroup is frozen; into a thawed one, thawed (v1 freezer semantics).
+func (c Cgroup) MoveProcs(ctx context.Context, to Cgroup) error {
+	if err := c.check("move processes of"); err != nil {
+		return err
+	}
+	if err := to.check("move processes into"); err != nil {
+		return err
+	}
+	target := filepath.Join(to.Dir(), "cgroup.procs")
+	err := poll(ctx, func() (bool, error) {
+		pids, err := c.OwnProcs()
+		if err != nil || len(pids) == 0 {
+			return len(pids) == 0, err
+		}
+		for _, pid := range pids {
+			err := os.WriteFile(target, []byte(strconv.Itoa(pid)), 0)
+			if err != nil && !errors.Is(err, syscall.ESRCH) {
+				return false, fmt.Errorf("move pid %d: %w", pid, err)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("move processes of cgroup %s into %s: %w", c, to, err)
+	}
+	return nil
+}
+
+// SelfFrozen reports, for a v1 freezer cgroup, whether it was frozen itself
+// (freezer.self_freezing) rather than only through an ancestor.
+func (c Cgroup) SelfFrozen() (bool, error) {
+	if c.V2 {
+		b, err := os.ReadFile(filepath.Join(c.Dir(), "cgroup.freeze"))
+		if err != nil {
+			return false, fmt.Errorf("read cgroup.freeze of %s: %w", c, err)
+		}
+		return strings.TrimSpace(string(b)) == "1", nil
+	}
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "freezer.self_freezing"))
+	if err != nil {
+		return false, fmt.Errorf("read freezer.self_freezing of %s: %w", c, err)
+	}
+	return strings.TrimSpace(string(b)) == "1", nil
 }

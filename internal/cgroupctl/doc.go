@@ -2,7 +2,10 @@
 // (cgroup v1 freezer.state, cgroup v2 cgroup.freeze) and kills every process
 // in them (v2 cgroup.kill where the kernel has it, else SIGKILL to each pid
 // of cgroup.procs until none is left), and finds a process's cgroups in both
-// hierarchies from /proc/<pid>/cgroup and /proc/self/mountinfo.
+// hierarchies from /proc/<pid>/cgroup and /proc/self/mountinfo. It also
+// creates and removes child cgroups and moves a cgroup's processes into
+// another (MoveProcs), which the Docker responder uses to freeze a container
+// through a child cgroup while runc is told (responders/docker tellDocker).
 //
 // It knows nothing of container runtimes: callers name the cgroup (a
 // container's, found from its init pid). It refuses to act on the root of a

@@ -180,3 +180,65 @@ func TestIntegrationDockerV1Freezer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A v1 cgroup frozen only through a child: its processes moved into a
+// frozen child stay frozen while the cgroup itself reads THAWED and not
+// self-frozen (what runc takes for a running container); freezing the
+// cgroup itself and moving them back keeps them frozen; moving them into a
+// thawed cgroup thaws them; the empty child is removed.
+func TestIntegrationV1FreezeThroughChild(t *testing.T) {
+	t.Parallel()
+	fz := cgroupctltest.Freezer(t)
+	ctx := timeout(t)
+	c := cgroupctltest.Create(t, fz, "/riposte-test-"+cgroupctltest.RandomID(t)[:12], false)
+	p, q := cgroupctltest.Sleep(t, c), cgroupctltest.Sleep(t, c)
+	hold := c.Child("hold")
+	if err := hold.Create(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.MoveProcs(context.Background(), c); _ = hold.Remove() })
+	if err := hold.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MoveProcs(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	if own, err := c.OwnProcs(); err != nil || len(own) != 0 {
+		t.Fatalf("after the move the cgroup holds %v (%v)", own, err)
+	}
+	if kids, err := c.Children(); err != nil || len(kids) != 1 || kids[0] != "hold" {
+		t.Fatalf("Children() = %v, %v", kids, err)
+	}
+	for _, pid := range []int{p.Pid, q.Pid} {
+		cgroupctltest.Eventually(t, "moved task frozen", stateIs(pid, "D"))
+	}
+	frozen, err := c.Frozen()
+	self, serr := c.SelfFrozen()
+	if err != nil || serr != nil || frozen || self {
+		t.Fatalf("parent: frozen %v (%v), self-frozen %v (%v); want neither", frozen, err, self, serr)
+	}
+	if err := c.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if self, err := c.SelfFrozen(); err != nil || !self {
+		t.Fatalf("after Freeze: self-frozen %v, %v", self, err)
+	}
+	if err := hold.MoveProcs(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{p.Pid, q.Pid} {
+		cgroupctltest.Eventually(t, "task still frozen back in its cgroup", stateIs(pid, "D"))
+	}
+	if err := c.Thaw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{p.Pid, q.Pid} {
+		cgroupctltest.Eventually(t, "thawed task sleeping", stateIs(pid, "S"))
+	}
+	if err := hold.Remove(); err != nil {
+		t.Fatalf("removing a removed cgroup: %v", err)
+	}
+}

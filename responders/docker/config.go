@@ -65,11 +65,15 @@ type Config struct {
 //
 // PauseFreezer writes the container's cgroup (v1 freezer.state, v2
 // cgroup.freeze) from this process: no daemon, containerd, shim or runc
-// round trip between the decision and the frozen container. The Docker
-// daemon is not told: runc refuses to pause a cgroup that is already
-// frozen ("container not running"), so `docker ps` keeps showing the
-// container up and `docker unpause` refuses it; container.unpause (and
-// `riposte act container.unpause`) thaws it. It needs the host's /proc and
+// round trip between the decision and the frozen container. Then, the
+// container contained, the daemon is told, so that `docker ps` shows it
+// paused and `docker unpause` resumes it: runc refuses to pause a cgroup
+// frozen by itself, but takes one frozen only through a child for running,
+// so the frozen processes are parked in a frozen child cgroup while the
+// daemon pauses the container (see tellDocker). Where that cannot be done
+// (cgroup v2, a container with child cgroups of its own, a daemon that
+// fails) the container stays frozen, the action's note says the daemon was
+// not told, and container.unpause thaws it. It needs the host's /proc and
 // cgroup file systems (riposte on the host, or a container with both).
 type PauseVia string
 

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/cgroupctl"
 	"github.com/riposte-sec/riposte/internal/guard"
 )
 
@@ -55,6 +56,12 @@ type Deps struct {
 	// Hostname is riposte's hostname, the last clue to its own container;
 	// "" means os.Hostname().
 	Hostname string
+	// Events, when set (usually the same client as Docker), feeds the
+	// inspect cache: New starts a goroutine that follows the daemon's
+	// container events, and container.pause and container.kill on a
+	// container id then skip the inspect before the call (see
+	// inspectCache for why that is safe). Close stops it.
+	Events Events
 }
 
 // Responder runs the container.* actions against one Docker daemon. It is
@@ -69,6 +76,11 @@ type Responder struct {
 
 	mu    sync.Mutex
 	locks map[string]*containerLock
+
+	events  Events
+	cache   *inspectCache // nil without Deps.Events
+	unwatch context.CancelFunc
+	stopped chan struct{}
 }
 
 type containerLock struct {
@@ -121,7 +133,25 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	if !self.empty() {
 		r.log.Info("riposte's own container is protected", "ids", self.prefixes, "source", self.source)
 	}
+	if deps.Events != nil {
+		r.events = deps.Events
+		r.cache = &inspectCache{byID: map[string]*cached{}, pending: map[string]chan struct{}{}}
+		var ctx context.Context
+		ctx, r.unwatch = context.WithCancel(context.Background())
+		r.stopped = make(chan struct{})
+		go func() { defer close(r.stopped); r.watch(ctx) }()
+	}
 	return r, nil
+}
+
+// Close stops the inspect cache's event watch, if any, and waits for it.
+// It does not close the Docker client. Safe to call more than once.
+func (r *Responder) Close() error {
+	if r.unwatch != nil {
+		r.unwatch()
+		<-r.stopped
+	}
+	return nil
 }
 
 // Config returns the configuration in effect, defaults applied.
@@ -141,30 +171,69 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	if err != nil {
 		return actions.Result{}, fmt.Errorf("%s container: %w", op.verb, err)
 	}
-	info, err := r.inspect(ctx, ref)
-	if err != nil {
-		return actions.Result{}, fmt.Errorf("%s container %s: %w", op.verb, ref, err)
+	res, c, err := r.runOnce(ctx, req, op, ref, op.cacheable)
+	if err != nil && c.cached && !errors.Is(err, actions.ErrProtected) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// The cached inspect may be stale (the container restarted or went
+		// away and the event is still on its way): drop it and decide
+		// again from what the daemon says now. The actions that use the
+		// cache are idempotent, so running again is safe. A daemon that
+		// did not answer in time is not asked twice.
+		r.cache.drop(c.id)
+		r.log.Info("retrying without the inspect cache", "action", req.Action, "id", c.short(), "err", err)
+		res, _, err = r.runOnce(ctx, req, op, ref, false)
 	}
-	c := target{ref: ref, id: info.ID, name: containerName(info), info: info}
-	if reason := r.protectedReason(info); reason != "" {
+	return res, err
+}
+
+// runOnce resolves ref (from the inspect cache when useCache and it holds
+// ref), applies the guardrails and runs op.
+func (r *Responder) runOnce(ctx context.Context, req actions.Request, op operation, ref string, useCache bool) (actions.Result, target, error) {
+	c, err := r.resolve(ctx, ref, useCache)
+	if err != nil {
+		return actions.Result{}, c, fmt.Errorf("%s container %s: %w", op.verb, ref, err)
+	}
+	if reason := r.protectedReason(c.info); reason != "" {
 		r.log.Warn("refused: container is protected", "action", req.Action, "container", c.name, "id", c.short(), "reason", reason, "actor", req.Actor)
-		return actions.Result{}, fmt.Errorf("%s container %s: %w: %s", op.verb, c, actions.ErrProtected, reason)
+		return actions.Result{}, c, fmt.Errorf("%s container %s: %w: %s", op.verb, c, actions.ErrProtected, reason)
 	}
 	unlock := r.lock(c.id)
 	defer unlock()
 	start := time.Now()
 	res, err := op.run(r, ctx, req, c)
 	if err != nil {
-		r.log.Warn("action failed", "action", req.Action, "container", c.name, "id", c.short(), "actor", req.Actor, "err", err)
-		return actions.Result{}, fmt.Errorf("%s container %s: %w", op.verb, c, err)
+		r.log.Warn("action failed", "action", req.Action, "container", c.name, "id", c.short(), "actor", req.Actor, "cached", c.cached, "err", err)
+		return actions.Result{}, c, fmt.Errorf("%s container %s: %w", op.verb, c, err)
 	}
 	if res.Detail == nil {
 		res.Detail = map[string]any{}
 	}
 	res.Detail["container_id"] = c.id
 	res.Detail["container_name"] = c.name
-	r.log.Info("action done", "action", req.Action, "container", c.name, "id", c.short(), "actor", req.Actor, "note", res.Note, "took", time.Since(start))
-	return res, nil
+	r.log.Info("action done", "action", req.Action, "container", c.name, "id", c.short(), "actor", req.Actor, "note", res.Note, "cached", c.cached, "took", time.Since(start))
+	return res, c, nil
+}
+
+// resolve finds the container ref names: in the inspect cache when useCache
+// and it answers for ref, else by an inspect.
+func (r *Responder) resolve(ctx context.Context, ref string, useCache bool) (target, error) {
+	if useCache {
+		e, ok := r.cache.get(ref)
+		if done := r.cache.inflight(ref); !ok && done != nil {
+			select {
+			case <-done:
+				e, ok = r.cache.get(ref)
+			case <-ctx.Done():
+			}
+		}
+		if ok {
+			return target{ref: ref, id: e.info.ID, name: containerName(e.info), info: e.info, cg: e.cg, cached: true}, nil
+		}
+	}
+	info, err := r.inspect(ctx, ref)
+	if err != nil {
+		return target{ref: ref}, err
+	}
+	return target{ref: ref, id: info.ID, name: containerName(info), info: info}, nil
 }
 
 // Protected reports whether the container ref may not be touched, and why.
@@ -174,36 +243,40 @@ func (r *Responder) Protected(ctx context.Context, ref string) (bool, string, er
 	if err := checkRef(ref); err != nil {
 		return false, "", fmt.Errorf("check container protection: %w", err)
 	}
-	info, err := r.inspect(ctx, ref)
+	c, err := r.resolve(ctx, ref, true)
 	if err != nil {
 		return false, "", fmt.Errorf("check container %s protection: %w", ref, err)
 	}
-	reason := r.protectedReason(info)
+	reason := r.protectedReason(c.info)
 	return reason != "", reason, nil
 }
 
 type operation struct {
 	verb string // for error messages: "pause container web: ..."
 	run  func(r *Responder, ctx context.Context, req actions.Request, c target) (actions.Result, error)
+	// cacheable: the action may start from the inspect cache. Only the
+	// containment actions, which read no mutable state of the inspect
+	// beyond "is it running" and handle a daemon that disagrees (409).
+	cacheable bool
 }
 
 // operationFor returns how to run the action called name.
 func operationFor(name string) (operation, bool) {
 	switch name {
 	case "container.pause":
-		return operation{"pause", (*Responder).pause}, true
+		return operation{"pause", (*Responder).pause, true}, true
 	case "container.unpause":
-		return operation{"unpause", (*Responder).unpause}, true
+		return operation{"unpause", (*Responder).unpause, false}, true
 	case "container.stop":
-		return operation{"stop", (*Responder).stop}, true
+		return operation{"stop", (*Responder).stop, false}, true
 	case "container.kill":
-		return operation{"kill", (*Responder).kill}, true
+		return operation{"kill", (*Responder).kill, true}, true
 	case "container.quarantine":
-		return operation{"quarantine", (*Responder).quarantine}, true
+		return operation{"quarantine", (*Responder).quarantine, false}, true
 	case "container.release":
-		return operation{"release", (*Responder).release}, true
+		return operation{"release", (*Responder).release, false}, true
 	case "container.snapshot":
-		return operation{"snapshot", (*Responder).snapshot}, true
+		return operation{"snapshot", (*Responder).snapshot, false}, true
 	}
 	return operation{}, false
 }
@@ -211,9 +284,15 @@ func operationFor(name string) (operation, bool) {
 // target is the container an action works on, resolved once: every call
 // after the first inspect uses the full id, so a name re-used meanwhile
 // cannot redirect the action.
+//
+// A target from the inspect cache (cached) carries the inspect made when
+// the container started: its State may be old news, which the actions that
+// use the cache allow for.
 type target struct {
 	ref, id, name string
 	info          container.InspectResponse
+	cg            cgroupctl.Cgroup // the freezer path's cgroup, when the cache knew it
+	cached        bool
 }
 
 func (c target) short() string { return shortID(c.id) }

@@ -406,52 +406,125 @@ func TestProtectedContainersUntouched(t *testing.T) {
 
 // TestPauseFreezer: with pause: freezer, container.pause freezes the
 // container's cgroup itself (the kernel reports it frozen when the action
-// returns), pausing again says so, and container.unpause (or
-// container.release) thaws it, though the daemon never saw it paused.
+// returns) and then has the daemon pause it, so that docker sees it paused
+// and docker unpause resumes it; the hold cgroup it passes through is gone
+// afterwards. When the daemon cannot be told (the container has a child
+// cgroup of its own), it stays frozen, the note says so, and
+// container.unpause thaws it; processes left in the hold cgroup by an
+// interrupted run are thawed by container.unpause too.
 func TestPauseFreezer(t *testing.T) {
 	cli := testutil.DockerClient(t)
 	cgroupctltest.Freezer(t)
 	r := testResponder(t, cli, func(c *Config) { c.Pause = PauseFreezer })
-	id, name := startContainer(t, cli, "freeze", nil)
-	pid := inspect(t, cli, id).State.Pid
-	paths, err := cgroupctl.PathsOf("/proc", pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg, err := paths.Container()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cg.Thaw(context.Background()) }) // removable even if the test fails frozen
-	frozen := func() bool {
-		t.Helper()
-		f, err := cg.Frozen()
+	start := func(t *testing.T, base string) (string, string, cgroupctl.Cgroup, func() bool) {
+		id, name := startContainer(t, cli, base, nil)
+		paths, err := cgroupctl.PathsOf("/proc", inspect(t, cli, id).State.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return f
+		cg, err := paths.Container()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { // removable even if the test fails frozen
+			hold := cg.Child(holdCgroup)
+			_ = hold.MoveProcs(context.Background(), cg)
+			_ = hold.Remove()
+			_ = cg.Thaw(context.Background())
+		})
+		return id, name, cg, func() bool {
+			t.Helper()
+			f, err := cg.Frozen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
 	}
 
-	for _, step := range []struct {
-		action, note string
-		frozen       bool
-	}{
-		{"container.pause", "frozen (cgroup freezer)", true},
-		{"container.pause", "already frozen (cgroup freezer)", true},
-		{"container.unpause", "thawed (cgroup freezer)", false},
-		{"container.unpause", "not paused", false},
-		{"container.pause", "frozen (cgroup freezer)", true},
-		{ActionRelease, "unpaused", false},
-	} {
-		res := mustRun(t, r, step.action, name, nil)
-		if !strings.Contains(res.Note, step.note) || frozen() != step.frozen {
-			t.Fatalf("%s: note %q, frozen %v; want %q, %v", step.action, res.Note, frozen(), step.note, step.frozen)
+	t.Run("the daemon is told", func(t *testing.T) {
+		id, name, cg, frozen := start(t, "freeze")
+		for _, step := range []struct {
+			action, note string
+			frozen       bool
+		}{
+			{"container.pause", "frozen (cgroup freezer); paused in docker", true},
+			{"container.pause", "already paused", true},
+			{"container.unpause", "unpaused", false},
+			{"container.unpause", "not paused", false},
+			{"container.pause", "frozen (cgroup freezer); paused in docker", true},
+			{ActionRelease, "unpaused", false},
+			{"container.pause", "frozen (cgroup freezer); paused in docker", true},
+		} {
+			res := mustRun(t, r, step.action, name, nil)
+			if !strings.Contains(res.Note, step.note) || frozen() != step.frozen {
+				t.Fatalf("%s: note %q, frozen %v; want %q, %v", step.action, res.Note, frozen(), step.note, step.frozen)
+			}
+			if !pausedSoon(t, cli, id, step.frozen) {
+				t.Fatalf("%s: docker's paused state is not %v", step.action, step.frozen)
+			}
+			if kids, err := cg.Children(); err != nil || len(kids) > 0 {
+				t.Fatalf("%s: child cgroups %v left (%v)", step.action, kids, err)
+			}
+			if strings.HasPrefix(step.note, "frozen") && res.Detail["cgroup"] != cg.String() {
+				t.Errorf("detail %v does not name the cgroup %s", res.Detail, cg)
+			}
 		}
-		if step.note == "frozen (cgroup freezer)" && res.Detail["cgroup"] != cg.String() {
-			t.Errorf("detail %v does not name the cgroup %s", res.Detail, cg)
+		// docker unpause itself resumes it.
+		if err := cli.ContainerUnpause(context.Background(), id); err != nil {
+			t.Fatalf("docker unpause after the freezer path: %v", err)
 		}
-	}
-	if st := inspect(t, cli, id).State; !st.Running || st.Paused {
-		t.Fatalf("after thaw: state %+v, want running", st)
-	}
+		if frozen() {
+			t.Fatal("still frozen after docker unpause")
+		}
+	})
+
+	t.Run("the daemon cannot be told", func(t *testing.T) {
+		id, name, cg, frozen := start(t, "freeze-nested")
+		nested := cg.Child("nested")
+		if err := nested.Create(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nested.Remove() })
+		res := mustRun(t, r, "container.pause", name, nil)
+		if !strings.Contains(res.Note, "the daemon was not told") || !frozen() {
+			t.Fatalf("note %q, frozen %v", res.Note, frozen())
+		}
+		if self, err := cg.SelfFrozen(); err != nil || !self {
+			t.Fatalf("the container's cgroup is not frozen itself after the fallback: %v %v", self, err)
+		}
+		if inspect(t, cli, id).State.Paused {
+			t.Fatal("docker says paused")
+		}
+		if res := mustRun(t, r, "container.unpause", name, nil); res.Note != "thawed (cgroup freezer)" || frozen() {
+			t.Fatalf("unpause: %q, frozen %v", res.Note, frozen())
+		}
+	})
+
+	t.Run("processes left in the hold cgroup", func(t *testing.T) {
+		_, name, cg, frozen := start(t, "freeze-held")
+		hold := cg.Child(holdCgroup)
+		ctx := context.Background()
+		if err := hold.Create(); err != nil {
+			t.Fatal(err)
+		}
+		if err := hold.Freeze(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := cg.MoveProcs(ctx, hold); err != nil {
+			t.Fatal(err)
+		}
+		if pids, err := hold.Procs(); err != nil || len(pids) == 0 {
+			t.Fatalf("nothing held: %v %v", pids, err)
+		}
+		if res := mustRun(t, r, "container.unpause", name, nil); res.Note != "thawed (cgroup freezer)" {
+			t.Fatalf("unpause: %q", res.Note)
+		}
+		if kids, _ := cg.Children(); len(kids) > 0 || frozen() {
+			t.Fatalf("after unpause: children %v, frozen %v", kids, frozen())
+		}
+		if pids, err := cg.OwnProcs(); err != nil || len(pids) == 0 {
+			t.Fatalf("processes not back in the container's cgroup: %v %v", pids, err)
+		}
+	})
 }

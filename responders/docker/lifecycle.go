@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,8 +80,11 @@ func (r *Responder) pause(ctx context.Context, _ actions.Request, c target) (act
 	if err != nil {
 		return r.afterConflict(ctx, c, err, settled)
 	}
+	// The daemon answers once runc has frozen the cgroup: the container is
+	// contained from here on (Unix ns, for the journal; settle comes after).
+	pausedAt := time.Now()
 	r.settle(ctx, c, paused)
-	return actions.Result{Note: "paused"}, nil
+	return actions.Result{Note: "paused", Detail: map[string]any{"frozen_at_ns": pausedAt.UnixNano()}}, nil
 }
 
 // settle waits, briefly, until the daemon's view of the container agrees
@@ -263,17 +268,36 @@ func (r *Responder) cgroupOf(c target) (cgroupctl.Cgroup, error) {
 	if !strings.Contains(cg.Path, c.id) {
 		return cgroupctl.Cgroup{}, fmt.Errorf("find cgroup of %s: pid %d is in %s, not the container's cgroup (exited?)", c, s.Pid, cg)
 	}
+	if path.Base(cg.Path) == holdCgroup {
+		// Parked by tellDocker (or left there by an interrupted one).
+		cg.Path = path.Dir(cg.Path)
+	}
 	return cg, nil
 }
+
+// holdCgroup is the child cgroup (v1 freezer) in which the freezer path
+// keeps a frozen container's processes while it tells the daemon.
+const holdCgroup = "riposte-hold"
 
 // freeze is container.pause's freezer path (Config.Pause): the container's
 // cgroup frozen by this process, waited on until the kernel reports every
 // task frozen. The cgroup is found again from the pid the guardrails'
-// inspect returned, so it is the container they approved.
+// inspect returned, so it is the container they approved. Then, the
+// container contained, the daemon is told (tellDocker), so that docker ps
+// shows it paused and docker unpause resumes it.
+//
+// From the inspect cache the cgroup is known already (found when the
+// container started); it is /docker/<id> for the container's whole life,
+// restarts included, and the write fails if the directory went away, in
+// which case Run starts again from a fresh inspect.
 func (r *Responder) freeze(ctx context.Context, c target) (actions.Result, error) {
-	cg, err := r.cgroupOf(c)
-	if err != nil {
-		return actions.Result{}, err
+	cg := c.cg
+	if cg.Mount == "" {
+		var err error
+		if cg, err = r.cgroupOf(c); err != nil {
+			return actions.Result{}, err
+		}
+		r.cache.setCgroup(c.id, cg)
 	}
 	if frozen, err := cg.Frozen(); err == nil && frozen {
 		return actions.Result{Note: "already frozen (cgroup freezer)", Detail: map[string]any{"via": "cgroup freezer", "cgroup": cg.String()}}, nil
@@ -284,22 +308,117 @@ func (r *Responder) freeze(ctx context.Context, c target) (actions.Result, error
 	if err := cg.Freeze(ctx); err != nil {
 		return actions.Result{}, actions.Retryable(fmt.Errorf("pause %s: %w", c, err))
 	}
-	return actions.Result{Note: "frozen (cgroup freezer)", Detail: map[string]any{
-		"via": "cgroup freezer", "cgroup": cg.String(), "frozen_us": time.Since(start).Microseconds(),
-	}}, nil
+	frozenAt := time.Now()
+	res := actions.Result{Note: "frozen (cgroup freezer)", Detail: map[string]any{
+		"via": "cgroup freezer", "cgroup": cg.String(), "frozen_us": frozenAt.Sub(start).Microseconds(),
+		// When the kernel reported the cgroup frozen (Unix ns), for the
+		// journal: exec -> frozen is measured from it.
+		"frozen_at_ns": frozenAt.UnixNano(),
+	}}
+	if err := r.tellDocker(ctx, c, cg); err != nil {
+		r.log.Warn("frozen, but the daemon was not told", "container", c.short(), "err", err)
+		res.Note += "; the daemon was not told (docker ps shows it running; container.unpause thaws it)"
+		res.Detail["docker"] = err.Error()
+	} else {
+		res.Note += "; paused in docker"
+		res.Detail["docker"] = "paused"
+	}
+	return res, nil
 }
 
-// thaw undoes freeze. ok is false when the container's cgroup is not frozen.
+// tellDocker makes the daemon pause a container whose cgroup the freezer
+// path froze, without letting it run in between.
+//
+// runc (1.1) refuses to pause a container whose freezer cgroup reads
+// FROZEN with freezer.self_freezing 1, and reads a cgroup frozen only
+// through an ancestor as THAWED; but a v1 cgroup's state says nothing of
+// its children. So: the frozen processes move into a child cgroup frozen
+// itself (riposte-hold; they stay frozen), the container's cgroup is
+// thawed (empty now, it reads THAWED), the daemon pauses it (runc freezes
+// it, and the child with it), and the processes move back into it (frozen
+// by runc now, so they stay frozen) before the child is removed. The
+// processes never run; what could run in the gap between the thaw and
+// runc's freeze is a process that joins the container's cgroup then (a
+// docker exec), until runc's freeze stops it too. On any failure the
+// container's cgroup is frozen again and the processes moved back: frozen
+// as before, the daemon not told. Only on cgroup v1, and only when the
+// container has no child cgroups of its own (thawing its cgroup would thaw
+// them).
+func (r *Responder) tellDocker(ctx context.Context, c target, cg cgroupctl.Cgroup) (err error) {
+	if cg.V2 {
+		return errors.New("not done on cgroup v2 (runc reads cgroup.freeze there)")
+	}
+	kids, err := cg.Children()
+	if err != nil {
+		return err
+	}
+	if kids = slices.DeleteFunc(kids, func(k string) bool { return k == holdCgroup }); len(kids) > 0 {
+		return fmt.Errorf("the container's cgroup has child cgroups %v, which thawing it would thaw", kids)
+	}
+	hold := cg.Child(holdCgroup)
+	if err := hold.Create(); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Back to where the freeze left it: frozen itself, processes in it.
+		err = errors.Join(err, cg.Freeze(ctx), hold.MoveProcs(ctx, cg), hold.Remove())
+	}()
+	if err := hold.Freeze(ctx); err != nil {
+		return err
+	}
+	if err := cg.MoveProcs(ctx, hold); err != nil {
+		return err
+	}
+	if err := cg.Thaw(ctx); err != nil {
+		return err
+	}
+	err = r.call(ctx, "pause", r.cfg.Timeouts.API, func(ctx context.Context) error { return r.api.ContainerPause(ctx, c.id) })
+	if err != nil && !cerrdefs.IsConflict(err) { // conflict: paused already
+		return err
+	}
+	// From here the daemon's word stands: the daemon answers once runc has
+	// frozen the cgroup, and should someone have unpaused it since (docker
+	// unpause), the processes moving back are thawed with it, as they
+	// asked; freezing it again here would overrule them.
+	if err := hold.MoveProcs(ctx, cg); err != nil {
+		return err
+	}
+	if err := hold.Remove(); err != nil {
+		return err
+	}
+	r.settle(ctx, c, paused)
+	return nil
+}
+
+// thaw undoes freeze when the daemon was not told (it reports the
+// container running). ok is false when there is nothing of the freezer
+// path to undo. Processes left in the hold cgroup (riposte stopped in the
+// middle of tellDocker) move back into the container's cgroup and thaw
+// with it.
 func (r *Responder) thaw(ctx context.Context, c target) (actions.Result, bool, error) {
 	cg, err := r.cgroupOf(c)
 	if err != nil {
 		return actions.Result{}, false, nil // nothing of ours to undo
 	}
-	if frozen, err := cg.Frozen(); err != nil || !frozen {
-		return actions.Result{}, false, nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.API)
 	defer cancel()
+	held := false
+	if kids, err := cg.Children(); err == nil && slices.Contains(kids, holdCgroup) {
+		hold := cg.Child(holdCgroup)
+		if err := errors.Join(hold.MoveProcs(ctx, cg), hold.Remove()); err != nil {
+			return actions.Result{}, false, actions.Retryable(fmt.Errorf("unpause %s: %w", c, err))
+		}
+		held = true
+	}
+	if frozen, err := cg.Frozen(); err != nil || !frozen {
+		if held {
+			return actions.Result{Note: "thawed (cgroup freezer)", Detail: map[string]any{"via": "cgroup freezer", "cgroup": cg.String()}}, true, nil
+		}
+		return actions.Result{}, false, nil
+	}
 	if err := cg.Thaw(ctx); err != nil {
 		return actions.Result{}, false, actions.Retryable(fmt.Errorf("unpause %s: %w", c, err))
 	}

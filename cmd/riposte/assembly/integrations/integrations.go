@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -290,12 +291,13 @@ func buildDocker(env *Env, decode func(any) error) (Built, error) {
 	if err != nil {
 		return Built{}, err
 	}
-	d, err := docker.New(c, docker.Deps{Docker: cli, Logger: env.Logger})
+	d, err := docker.New(c, docker.Deps{Docker: cli, Events: cli, Logger: env.Logger})
 	if err != nil {
 		cli.Close()
 		return Built{}, err
 	}
-	return Built{Runner: d, Close: cli.Close, Value: Docker{Responder: d, Client: cli}}, nil
+	closeAll := func() error { return errors.Join(d.Close(), cli.Close()) }
+	return Built{Runner: d, Close: closeAll, Value: Docker{Responder: d, Client: cli}}, nil
 }
 
 func buildCapture(env *Env, decode func(any) error) (Built, error) {
