@@ -12,7 +12,11 @@
 //   - muted by a silence (Deps.Silences; the alert is journaled
 //     alert.silenced naming it): action.skipped, reason silenced — scope
 //     notify mutes notifications only, scope all every action;
-//   - dry run (global or playbook): action.skipped_dry_run;
+//   - dry run (global or playbook): the whole playbook is one
+//     playbook.matched entry whose detail "plan" lists each action with its
+//     parameters and decision (store.PlanStep), written with the alert's
+//     finish; no action runs, no entry per action (store.PlannedActions
+//     reads both forms);
 //   - gated (the playbook has an approval): held, action.held_for_approval,
 //     waits for a human (Slack Approve/Deny) or its timeout (on_timeout);
 //   - notifications (slack, pagerduty, email, webhook): queued durably in

@@ -331,6 +331,11 @@ func (e *Engine) drain(ctx context.Context, key string) {
 			}
 			wait = min(2*wait, retryMax)
 			if ctx.Err() == nil {
+				for i := range run {
+					// A retry: an earlier write of the run may have gone
+					// through (process looks for what it journaled).
+					run[i].Attempts = max(run[i].Attempts, 1) + 1
+				}
 				e.mu.Lock()
 				e.queues[key] = append(run, e.queues[key]...)
 				e.mu.Unlock()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -65,8 +66,15 @@ const throughputPlaybooks = `
 // fresh store: the shape of `riposte serve --dry-run` in the intake
 // benchmark.
 func throughputEngine(tb testing.TB, cfg Config) (*Engine, *store.Store) {
+	eng, st, _ := throughputEngineAt(tb, cfg)
+	return eng, st
+}
+
+// throughputEngineAt is throughputEngine, also returning the store's file.
+func throughputEngineAt(tb testing.TB, cfg Config) (*Engine, *store.Store, string) {
 	tb.Helper()
-	st, err := store.Open(store.PathIn(tb.TempDir()), store.Options{})
+	path := store.PathIn(tb.TempDir())
+	st, err := store.Open(path, store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -85,7 +93,7 @@ func throughputEngine(tb testing.TB, cfg Config) (*Engine, *store.Store) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return eng, st
+	return eng, st, path
 }
 
 // loadAlert is the load generator's alert (internal/benchtools/loadgen):
@@ -146,7 +154,7 @@ func waitDrained(tb testing.TB, st *store.Store, within time.Duration) {
 //
 //	go test -run '^$' -bench Process -benchtime 20000x ./internal/engine
 func BenchmarkProcess(b *testing.B) {
-	eng, st := throughputEngine(b, Config{})
+	eng, st, path := throughputEngineAt(b, Config{})
 	ctx := context.Background()
 	const chunk = 500
 	for i := 0; i < b.N; i += chunk {
@@ -158,6 +166,10 @@ func BenchmarkProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	before, err := st.Stats(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
@@ -168,6 +180,29 @@ func BenchmarkProcess(b *testing.B) {
 		// The whole process: engine, store, and the drain check's polls.
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/alert")
 	}
+	b.StopTimer()
+	b.ReportMetric(float64(processingRows(b, st, path, before.JournalSeq))/float64(b.N), "rows/alert")
+}
+
+// processingRows counts the rows processing wrote: journal entries after
+// seq, action runs, and one finish per alert in the inbox.
+func processingRows(tb testing.TB, st *store.Store, path string, seq int64) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	after, err := st.Stats(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	var runs, done int64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM action_runs), (SELECT count(*) FROM inbox WHERE state = 'done')`).Scan(&runs, &done); err != nil {
+		tb.Fatal(err)
+	}
+	return after.JournalSeq - seq + runs + done
 }
 
 // TestSustainedIntake accepts alerts at a steady rate, one per Accept from
