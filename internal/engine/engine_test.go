@@ -662,3 +662,69 @@ func TestSameContainerInOrder(t *testing.T) {
 	}
 	_ = filepath.Join
 }
+
+// countingStore counts which intake path the engine took.
+type countingStore struct {
+	Store
+	accepts, claimed atomic.Int64
+}
+
+func (s *countingStore) Accept(ctx context.Context, as []alert.Alert) ([]store.Accepted, error) {
+	s.accepts.Add(1)
+	return s.Store.Accept(ctx, as)
+}
+
+func (s *countingStore) AcceptClaimed(ctx context.Context, as []alert.Alert, lease time.Duration) ([]store.Accepted, []store.InboxItem, error) {
+	s.claimed.Add(1)
+	return s.Store.AcceptClaimed(ctx, as, lease)
+}
+
+// TestAcceptClaimsWhenThereIsRoom: the webhook's alerts are stored already
+// claimed while the engine runs with room for them; a request larger than
+// the room, or an engine not running, leaves them in the inbox for the
+// dispatcher. Either way every alert is processed once.
+func TestAcceptClaimsWhenThereIsRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		alerts           int
+		running          bool
+		accepts, claimed int64
+	}{
+		{"room", 2, true, 0, 1},
+		{"more than the batch", 5, true, 1, 0},
+		{"not running", 2, false, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Config{Batch: 4, DryRun: true}, containPlaybook)
+			cs := &countingStore{Store: f.st}
+			f.eng.deps.Store = cs
+			if tc.running {
+				f.start()
+				testutil.Eventually(t, 5*time.Second, func() bool { return f.eng.Ready(context.Background()) == nil }, "the engine runs")
+			}
+			var as []alert.Alert
+			for range tc.alerts {
+				as = append(as, shellAlert("3f9a1c2b7d4e"))
+			}
+			acc, err := f.eng.Accept(context.Background(), as)
+			if err != nil || len(acc) != tc.alerts {
+				t.Fatalf("accept: %v, %v", acc, err)
+			}
+			if cs.accepts.Load() != tc.accepts || cs.claimed.Load() != tc.claimed {
+				t.Errorf("Accept %d, AcceptClaimed %d; want %d, %d", cs.accepts.Load(), cs.claimed.Load(), tc.accepts, tc.claimed)
+			}
+			if !tc.running {
+				st, err := f.st.Stats(context.Background())
+				if err != nil || st.InboxPending != int64(tc.alerts) {
+					t.Fatalf("not running: want %d pending, got %+v %v", tc.alerts, st, err)
+				}
+				f.start()
+			}
+			f.waitFinished()
+			es, err := f.st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.PlaybookMatched}})
+			if err != nil || len(es) != tc.alerts {
+				t.Errorf("want one plan per alert, got %d (%v)", len(es), err)
+			}
+		})
+	}
+}
