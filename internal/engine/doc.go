@@ -44,6 +44,12 @@
 // journaled action.in_doubt and run again (every responder action is safe
 // to repeat: pausing a paused container succeeds with a note).
 //
+// Intake: Accept (the webhook) and Submit (the detector) store alerts
+// already claimed, with their incidents, and hand them straight to the
+// workers while the engine has room for them (Config.Batch claimed
+// alerts); otherwise, and for alerts accepted while the engine was not
+// running, the dispatcher claims them from the inbox in batches.
+//
 // Alerts about the same container are handled in order by one worker;
 // different containers in parallel. An *Engine is safe for concurrent use;
 // Run returns when its context ends, after in-flight alerts are finished.
