@@ -59,7 +59,7 @@ for i in 1 2; do
 		--data "$alert" "http://127.0.0.1:1819$i/v1/alerts"
 done
 for _ in $(seq 1 100); do
-	"$bin" journal show --store "$url" --alert cluster-demo-1 --type action.skipped_dry_run -o json | grep -q . && break
+	"$bin" journal show --store "$url" --alert cluster-demo-1 --type playbook.matched -o json | grep -q . && break
 	sleep 0.1
 done
 

@@ -308,3 +308,39 @@ func countValues(raw []byte, limit int) int {
 	}
 	return n
 }
+
+// DecodeStored reads one alert in the form MarshalJSON writes, which is the
+// form the store keeps: an alert already decoded and checked by Decode (or
+// built by the detector) when it was accepted. It decodes in one pass,
+// without Decode's limits, checks and positioned messages; integers in
+// output_fields stay exact as in Decode. Input from outside goes through
+// Decode.
+func DecodeStored(raw []byte) (Alert, error) {
+	var w struct {
+		ID           string         `json:"uuid"`
+		Time         time.Time      `json:"time"`
+		Rule         string         `json:"rule"`
+		Priority     Priority       `json:"priority"`
+		Output       string         `json:"output"`
+		OutputFields map[string]any `json:"output_fields"`
+		Source       string         `json:"source"`
+		Tags         []string       `json:"tags"`
+		Hostname     string         `json:"hostname"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&w); err != nil {
+		return Alert{}, fmt.Errorf("decode stored alert: %w", err)
+	}
+	if w.Rule == "" || w.Time.IsZero() {
+		return Alert{}, errors.New("decode stored alert: rule or time missing")
+	}
+	for k, v := range w.OutputFields {
+		w.OutputFields[k] = normalize(v)
+	}
+	if w.OutputFields == nil {
+		w.OutputFields = map[string]any{}
+	}
+	return Alert{ID: w.ID, Time: w.Time.UTC(), Rule: w.Rule, Priority: w.Priority, Output: w.Output,
+		OutputFields: w.OutputFields, Source: w.Source, Tags: w.Tags, Hostname: w.Hostname}, nil
+}

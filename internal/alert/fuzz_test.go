@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -39,6 +40,43 @@ func FuzzDecode(f *testing.F) {
 			}
 			if back[0].ID != a.ID {
 				t.Fatalf("id changed on round trip: %s -> %s", a.ID, back[0].ID)
+			}
+		}
+	})
+}
+
+// FuzzDecodeStored: whatever Decode accepts, stored as MarshalJSON writes
+// it, DecodeStored reads back as the same alert that Decode reads back;
+// any other input fails or decodes without a panic.
+func FuzzDecodeStored(f *testing.F) {
+	f.Add([]byte(shellAlert))
+	f.Add([]byte(`{"rule":"r","priority":"info","time":"2026-11-20T10:01:12.5+02:00","output_fields":{"evt.time":1763632872123456789,"a":[1,{"b":2.5}],"n":null}}`))
+	f.Add([]byte(`{"uuid":"x","rule":"r","priority":"nope","time":"2026-11-20T10:01:12Z"}`))
+	f.Add([]byte(`{"rule":"r","time":"2026-11-20T10:01:12Z","output_fields":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		stored, err := DecodeStored(data) // must not panic
+		if err == nil && (stored.Rule == "" || stored.OutputFields == nil) {
+			t.Fatalf("decoded without rule or fields: %+v", stored)
+		}
+		alerts, err := Decode(data)
+		if err != nil {
+			return
+		}
+		for _, a := range alerts {
+			raw, err := a.MarshalJSON()
+			if err != nil {
+				t.Fatalf("marshal accepted alert: %v", err)
+			}
+			want, err := Decode(raw)
+			if err != nil {
+				t.Fatalf("re-decode %s: %v", raw, err)
+			}
+			got, err := DecodeStored(raw)
+			if err != nil {
+				t.Fatalf("decode stored %s: %v", raw, err)
+			}
+			if !reflect.DeepEqual(got, want[0]) {
+				t.Fatalf("stored form read back differently:\n got %#v\nwant %#v", got, want[0])
 			}
 		}
 	})

@@ -12,7 +12,11 @@
 //   - muted by a silence (Deps.Silences; the alert is journaled
 //     alert.silenced naming it): action.skipped, reason silenced — scope
 //     notify mutes notifications only, scope all every action;
-//   - dry run (global or playbook): action.skipped_dry_run;
+//   - dry run (global or playbook): the whole playbook is one
+//     playbook.matched entry whose detail "plan" lists each action with its
+//     parameters and decision (store.PlanStep), written with the alert's
+//     finish; no action runs, no entry per action (store.PlannedActions
+//     reads both forms);
 //   - gated (the playbook has an approval): held, action.held_for_approval,
 //     waits for a human (Slack Approve/Deny) or its timeout (on_timeout);
 //   - notifications (slack, pagerduty, email, webhook): queued durably in
@@ -39,6 +43,12 @@
 // again; an action that had started but never recorded its outcome is
 // journaled action.in_doubt and run again (every responder action is safe
 // to repeat: pausing a paused container succeeds with a note).
+//
+// Intake: Accept (the webhook) and Submit (the detector) store alerts
+// already claimed, with their incidents, and hand them straight to the
+// workers while the engine has room for them (Config.Batch claimed
+// alerts); otherwise, and for alerts accepted while the engine was not
+// running, the dispatcher claims them from the inbox in batches.
 //
 // Alerts about the same container are handled in order by one worker;
 // different containers in parallel. An *Engine is safe for concurrent use;

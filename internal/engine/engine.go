@@ -139,22 +139,11 @@ func (e *Engine) notifyOutbox() {
 	}
 }
 
-// Submit stores alerts durably (as the webhook does) and processes them;
-// the detector feeds the engine through it. While the engine runs, the
-// alerts are stored already claimed, with their incidents, and go straight
-// to the workers: the shortest path from a kernel event to containment.
+// Submit stores alerts durably and processes them, counting them as
+// received from source; the detector feeds the engine through it. See
+// Accept.
 func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string) ([]store.Accepted, error) {
-	var acc []store.Accepted
-	var err error
-	if e.running.Load() {
-		var items []store.InboxItem
-		acc, items, err = e.deps.Store.AcceptClaimed(ctx, alerts, e.cfg.Lease)
-		if err == nil {
-			e.queue(*e.work.Load(), items)
-		}
-	} else {
-		acc, err = e.deps.Store.Accept(ctx, alerts)
-	}
+	acc, err := e.Accept(ctx, alerts)
 	if err != nil {
 		return nil, fmt.Errorf("submit alerts: %w", err)
 	}
@@ -166,10 +155,39 @@ func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string
 	}
 	e.m.AlertsReceived.WithLabelValues(source).Add(float64(len(acc) - dups))
 	e.m.AlertsDuplicate.Add(float64(dups))
-	if !e.running.Load() {
-		e.Notify()
-	}
 	return acc, nil
+}
+
+// Accept stores alerts durably (Accept returns once they are on disk) and
+// has them processed; the webhook's intake goes through it. While the
+// engine runs and has room for them among its claimed alerts (Config.Batch),
+// they are stored already claimed, with their incidents, and go straight to
+// the workers: no claim of their own, no incident lookup, and the shortest
+// path from an alert to containment. Otherwise (a backlog, or the engine
+// not running) they wait in the inbox for the dispatcher, which keeps a
+// burst on disk instead of in memory.
+func (e *Engine) Accept(ctx context.Context, alerts []alert.Alert) ([]store.Accepted, error) {
+	if e.running.Load() && e.room(len(alerts)) {
+		acc, items, err := e.deps.Store.AcceptClaimed(ctx, alerts, e.cfg.Lease)
+		if err != nil {
+			return nil, err
+		}
+		e.queue(*e.work.Load(), items)
+		return acc, nil
+	}
+	acc, err := e.deps.Store.Accept(ctx, alerts)
+	if err != nil {
+		return nil, err
+	}
+	e.Notify()
+	return acc, nil
+}
+
+// room reports whether n more claimed alerts fit in the engine's batch.
+func (e *Engine) room(n int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.closing && len(e.inflight)+n <= e.cfg.Batch
 }
 
 // Ready reports whether the engine is running.
@@ -331,6 +349,11 @@ func (e *Engine) drain(ctx context.Context, key string) {
 			}
 			wait = min(2*wait, retryMax)
 			if ctx.Err() == nil {
+				for i := range run {
+					// A retry: an earlier write of the run may have gone
+					// through (process looks for what it journaled).
+					run[i].Attempts = max(run[i].Attempts, 1) + 1
+				}
 				e.mu.Lock()
 				e.queues[key] = append(run, e.queues[key]...)
 				e.mu.Unlock()

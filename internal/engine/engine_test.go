@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
 )
 
@@ -247,11 +250,115 @@ func TestDryRun(t *testing.T) {
 			f.start()
 			a := shellAlert("3f9a1c2b7d4e")
 			f.submit(a)
-			es := f.waitFor("3 dry-run skips", func(es []store.Entry) bool { return count(es, store.ActionSkippedDryRun) == 3 }, store.Filter{AlertID: a.ID})
+			es := f.waitFor("the dry-run plan", func(es []store.Entry) bool { return has(es, store.PlaybookMatched) }, store.Filter{AlertID: a.ID})
 			if len(f.rec.calls) != 0 || has(es, store.ActionStarted) || has(es, store.Note) {
 				t.Errorf("dry run executed something: calls=%d\n%s", len(f.rec.calls), dump(es))
 			}
+			// The plan is the one entry: no per-action entries, no runs.
+			if got := types(es); !slices.Equal(got, []string{"alert.received", "playbook.matched"}) {
+				t.Errorf("entries = %q\n%s", got, dump(es))
+			}
+			plan, err := store.PlannedActions(es)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"0 container.snapshot skipped_dry_run", "1 container.pause skipped_dry_run", "2 journal.note skipped_dry_run"}
+			if got := planLines(plan); !slices.Equal(got, want) {
+				t.Errorf("planned = %q, want %q", got, want)
+			}
+			if len(plan) == 3 && plan[2].With["text"] != "contained web-3f9a" {
+				t.Errorf("the note's parameters are not in the plan: %v", plan[2].With)
+			}
+			f.waitFinished()
+			if runs, err := f.st.ActionsFor(context.Background(), a.ID); err != nil || len(runs) != 0 {
+				t.Errorf("dry run left action runs: %+v %v", runs, err)
+			}
 		})
+	}
+}
+
+// planLines shows planned actions as "index action decision[: reason]".
+func planLines(plan []store.PlannedAction) []string {
+	out := make([]string, len(plan))
+	for i, p := range plan {
+		out[i] = fmt.Sprintf("%d %s %s", p.Index, p.Action, p.Decision)
+		if p.Reason != "" {
+			out[i] += ": " + p.Reason
+		}
+	}
+	return out
+}
+
+// waitFinished waits until the inbox has nothing left to process.
+func (f *fixture) waitFinished() {
+	f.t.Helper()
+	testutil.Eventually(f.t, 10*time.Second, func() bool {
+		st, err := f.st.Stats(context.Background())
+		return err == nil && st.InboxPending+st.InboxProcessing == 0
+	}, "the inbox is worked off")
+}
+
+// TestDryRunPlanDecisions: a dry-run plan records what the engine would
+// have skipped anyway, with the reason.
+func TestDryRunPlanDecisions(t *testing.T) {
+	f := newFixture(t, Config{DryRun: true}, `
+- playbook: contain
+  match: {rules: ["Terminal shell in container"]}
+  actions:
+    - do: container.pause
+    - do: container.snapshot
+      if: 'priority >= Critical'
+    - do: journal.note
+      with: {text: 'seen {{ .Rule }}'}
+`)
+	f.start()
+	a := shellAlert("") // a host alert: no container to pause
+	f.submit(a)
+	es := f.waitFor("the dry-run plan", func(es []store.Entry) bool { return has(es, store.PlaybookMatched) }, store.Filter{AlertID: a.ID})
+	plan, err := store.PlannedActions(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0 container.pause skipped: the alert is not about a container", "1 container.snapshot skipped: if was false",
+		"2 journal.note skipped_dry_run"}
+	if got := planLines(plan); !slices.Equal(got, want) {
+		t.Errorf("planned = %q, want %q\n%s", got, want, dump(es))
+	}
+}
+
+// lossyStore applies the first batch but reports it failed, as when the
+// commit went through and the answer was lost.
+type lossyStore struct {
+	Store
+	lost atomic.Bool
+}
+
+func (s *lossyStore) Apply(ctx context.Context, b store.Batch) (store.BatchResult, error) {
+	res, err := s.Store.Apply(ctx, b)
+	if err == nil && s.lost.CompareAndSwap(false, true) {
+		return store.BatchResult{}, errors.New("apply batch: connection reset")
+	}
+	return res, err
+}
+
+// TestDryRunPlanJournaledOnce: a dry-run playbook has no action runs to
+// make a repeat a no-op, so a retry of a run whose write did go through
+// finds the plan in the journal and writes nothing twice.
+func TestDryRunPlanJournaledOnce(t *testing.T) {
+	f := newFixture(t, Config{DryRun: true}, containPlaybook)
+	ls := &lossyStore{Store: f.st}
+	f.eng.deps.Store = ls
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	f.waitFinished()
+	testutil.Eventually(t, 10*time.Second, func() bool { return f.eng.InFlight() == 0 }, "the retry is done")
+	es, err := f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ls.lost.Load() || count(es, store.PlaybookMatched) != 1 {
+		t.Errorf("lost answer %v; want one plan:\n%s", ls.lost.Load(), dump(es))
 	}
 }
 
@@ -554,4 +661,70 @@ func TestSameContainerInOrder(t *testing.T) {
 		t.Errorf("overlapping actions on one container:\n%s", dump(es))
 	}
 	_ = filepath.Join
+}
+
+// countingStore counts which intake path the engine took.
+type countingStore struct {
+	Store
+	accepts, claimed atomic.Int64
+}
+
+func (s *countingStore) Accept(ctx context.Context, as []alert.Alert) ([]store.Accepted, error) {
+	s.accepts.Add(1)
+	return s.Store.Accept(ctx, as)
+}
+
+func (s *countingStore) AcceptClaimed(ctx context.Context, as []alert.Alert, lease time.Duration) ([]store.Accepted, []store.InboxItem, error) {
+	s.claimed.Add(1)
+	return s.Store.AcceptClaimed(ctx, as, lease)
+}
+
+// TestAcceptClaimsWhenThereIsRoom: the webhook's alerts are stored already
+// claimed while the engine runs with room for them; a request larger than
+// the room, or an engine not running, leaves them in the inbox for the
+// dispatcher. Either way every alert is processed once.
+func TestAcceptClaimsWhenThereIsRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		alerts           int
+		running          bool
+		accepts, claimed int64
+	}{
+		{"room", 2, true, 0, 1},
+		{"more than the batch", 5, true, 1, 0},
+		{"not running", 2, false, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Config{Batch: 4, DryRun: true}, containPlaybook)
+			cs := &countingStore{Store: f.st}
+			f.eng.deps.Store = cs
+			if tc.running {
+				f.start()
+				testutil.Eventually(t, 5*time.Second, func() bool { return f.eng.Ready(context.Background()) == nil }, "the engine runs")
+			}
+			var as []alert.Alert
+			for range tc.alerts {
+				as = append(as, shellAlert("3f9a1c2b7d4e"))
+			}
+			acc, err := f.eng.Accept(context.Background(), as)
+			if err != nil || len(acc) != tc.alerts {
+				t.Fatalf("accept: %v, %v", acc, err)
+			}
+			if cs.accepts.Load() != tc.accepts || cs.claimed.Load() != tc.claimed {
+				t.Errorf("Accept %d, AcceptClaimed %d; want %d, %d", cs.accepts.Load(), cs.claimed.Load(), tc.accepts, tc.claimed)
+			}
+			if !tc.running {
+				st, err := f.st.Stats(context.Background())
+				if err != nil || st.InboxPending != int64(tc.alerts) {
+					t.Fatalf("not running: want %d pending, got %+v %v", tc.alerts, st, err)
+				}
+				f.start()
+			}
+			f.waitFinished()
+			es, err := f.st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.PlaybookMatched}})
+			if err != nil || len(es) != tc.alerts {
+				t.Errorf("want one plan per alert, got %d (%v)", len(es), err)
+			}
+		})
+	}
 }

@@ -54,9 +54,24 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 			b.entries = append(b.entries, ent)
 		}
 		sil := e.silenced(ctx, it, b)
+		retry := it.Attempts > 1
+		var planned map[string]bool
+		if retry {
+			var err error
+			if planned, err = e.plannedBefore(ctx, a.ID); err != nil {
+				e.log.Error("read earlier plans", "alert", a.ID, "err", err)
+				return false
+			}
+		}
 		for _, plan := range set.Match(a) {
 			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
-			e.runPlan(ctx, a, incident, plan, it.Attempts > 1, sil, b)
+			if e.cfg.DryRun || plan.Playbook.DryRun {
+				if !planned[plan.Playbook.Name] {
+					e.planDry(ctx, a, incident, plan, retry, sil, b)
+				}
+				continue
+			}
+			e.runPlan(ctx, a, incident, plan, retry, sil, b)
 		}
 	}
 	if err := e.flush(ctx, b, finish...); err != nil {
@@ -70,13 +85,15 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 	return true
 }
 
-// batch collects the transitions of one alert that need no round trip of
-// their own (skips, dry runs, notes, queued notifications), so that they
-// reach the store in one request: before any step that must come after
-// them in the journal (an action that runs, a hold), and at the end with
-// the alert's finish. A dry-run alert is then one write, not one per step.
+// batch collects the transitions of a run of alerts that need no round
+// trip of their own (dry-run plans, skips, notes, queued notifications), so
+// that they reach the store in one request: before any step that must come
+// after them in the journal (an action that runs, a hold), and at the end
+// with the alerts' finish. A run of dry-run alerts is then one write.
 type batch struct {
-	entries []store.Entry // appended first (action.enforced, alert.silenced)
+	// entries (action.enforced, alert.silenced, dry-run playbooks'
+	// playbook.matched entries) are appended before the updates' entries.
+	entries []store.Entry
 	updates []store.ActionUpdate
 	queued  bool // some update puts messages in the outbox
 }
@@ -125,6 +142,70 @@ func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch) *s
 	return &s
 }
 
+// plannedBefore names the playbooks whose dry-run plan an earlier attempt
+// at the alert journaled already (a dry-run playbook has no action runs to
+// make a repeat a no-op).
+func (e *Engine) plannedBefore(ctx context.Context, alertID string) (map[string]bool, error) {
+	es, err := e.deps.Store.Entries(ctx, store.Filter{AlertID: alertID, Types: []store.EntryType{store.PlaybookMatched}})
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	for _, en := range es {
+		if _, ok := en.Detail[store.PlanDetail]; ok {
+			done[en.Playbook] = true
+		}
+	}
+	return done, nil
+}
+
+// planDry journals a playbook in dry run as one playbook.matched entry
+// that lists each action with its parameters and what was decided
+// (store.PlanStep): nothing runs, so nothing needs an action run or an
+// entry of its own. The decisions are the ones runStep makes: an `if`
+// that is false or a container action for a host alert is skipped, a
+// render error fails (and stops the playbook unless on_error: continue),
+// an action the alert's silence mutes is skipped (reason silenced), and
+// everything else is skipped for the dry run.
+func (e *Engine) planDry(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, sil *store.Silence, b *batch) {
+	pb := plan.Playbook
+	steps := make([]store.PlanStep, 0, len(plan.Actions))
+	for _, pa := range plan.Actions {
+		ps := store.PlanStep{Index: pa.Index, Action: pa.Do, With: pa.With, Decision: string(actions.StatusDryRun)}
+		switch {
+		case pa.Skip != "":
+			ps.Decision, ps.Reason = string(actions.StatusSkipped), pa.Skip
+		case pa.Err != nil:
+			ps.Decision, ps.Reason = string(actions.StatusFailed), pa.Err.Error()
+		case pa.Action.Spec.Container && !a.InContainer():
+			ps.Decision, ps.Reason = string(actions.StatusSkipped), notAboutContainer
+		case sil != nil && silence.Mutes(*sil, pa.Action.Spec):
+			ps.Decision, ps.Reason, ps.Silence = string(actions.StatusSkipped), SkipSilenced, sil.ID
+		}
+		e.m.Actions.WithLabelValues(pa.Do, ps.Decision).Inc()
+		steps = append(steps, ps)
+		if pa.Err != nil && pa.Action.OnError != playbooks.ErrorContinue {
+			break
+		}
+	}
+	// The alert's entries stay in order: what is collected of it goes first.
+	for _, u := range b.updates {
+		if u.Key.AlertID == a.ID {
+			if err := e.flush(ctx, b); err != nil {
+				e.log.Error("record actions", "alert", a.ID, "err", err)
+			}
+			break
+		}
+	}
+	b.entries = append(b.entries, store.Entry{
+		Type: store.PlaybookMatched, AlertID: a.ID, Playbook: pb.Name, Actor: "playbook:" + pb.Name,
+		Detail: map[string]any{
+			"incident": incident, "order": pb.Order, "actions": len(pb.Actions), "dry_run": true, "retry": retry,
+			store.PlanDetail: steps,
+		},
+	})
+}
+
 // step is the context of one planned action.
 type step struct {
 	alert    *alert.Alert
@@ -155,16 +236,16 @@ func (s *step) request(steps []actions.Step) actions.Request {
 	return req
 }
 
+// runPlan runs a playbook that is not in dry run, action by action.
 func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, sil *store.Silence, bt *batch) {
 	b := plan.Playbook
-	dry := e.cfg.DryRun || b.DryRun
 	var steps []actions.Step
 	notified := false
 	var every time.Duration // the longest throttle of the notifications queued
 	defer func() {
 		// The message a notifier already sent about this incident shows
 		// what happened after it.
-		if notified && !dry {
+		if notified {
 			// The notification must be in the outbox before its update.
 			if err := e.flush(ctx, bt); err != nil {
 				e.log.Error("record actions", "alert", a.ID, "err", err)
@@ -179,12 +260,12 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 		}
 		if i == 0 {
 			s.pre = append(s.pre, s.entry(store.PlaybookMatched, map[string]any{
-				"incident": incident, "order": b.Order, "actions": len(b.Actions), "dry_run": dry, "retry": retry,
+				"incident": incident, "order": b.Order, "actions": len(b.Actions), "dry_run": false, "retry": retry,
 			}))
 		}
 		s.pre = append(s.pre, s.entry(store.ActionPlanned, map[string]any{"index": pa.Index, "with": map[string]any(pa.With), "incident": incident}))
 
-		status, note, err := e.runStep(ctx, s, dry, steps, bt)
+		status, note, err := e.runStep(ctx, s, steps, bt)
 		steps = append(steps, actions.Step{Action: pa.Do, Status: status, Note: note, Actor: s.actor, Time: e.now()})
 		if pa.Action.Spec.Notification && status == actions.StatusQueued {
 			notified = true
@@ -202,9 +283,12 @@ func (e *Engine) runPlan(ctx context.Context, a *alert.Alert, incident string, p
 // silence muted.
 const SkipSilenced = "silenced"
 
+// notAboutContainer is why a container action is skipped for a host alert.
+const notAboutContainer = "the alert is not about a container"
+
 // runStep takes one action through the guardrails. err is non-nil only when
 // the action failed (which stops the playbook unless on_error: continue).
-func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions.Step, b *batch) (status actions.Status, note string, err error) {
+func (e *Engine) runStep(ctx context.Context, s *step, steps []actions.Step, b *batch) (status actions.Status, note string, err error) {
 	pa := s.planned
 	record := func(state store.ActionState, res *actions.Result, errText string, entries ...store.Entry) {
 		b.add(store.ActionUpdate{
@@ -232,18 +316,13 @@ func (e *Engine) runStep(ctx context.Context, s *step, dry bool, steps []actions
 		count(actions.StatusFailed)
 		return actions.StatusFailed, pa.Err.Error(), pa.Err
 	case s.spec.Container && !s.alert.InContainer():
-		const why = "the alert is not about a container"
-		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": why}))
+		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": notAboutContainer}))
 		count(actions.StatusSkipped)
-		return actions.StatusSkipped, why, nil
+		return actions.StatusSkipped, notAboutContainer, nil
 	case s.silence != nil && silence.Mutes(*s.silence, s.spec):
 		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkipped, map[string]any{"reason": SkipSilenced, "silence": s.silence.ID}))
 		count(actions.StatusSkipped)
 		return actions.StatusSkipped, "silenced by " + s.silence.ID, nil
-	case dry:
-		record(store.ActionStateSkipped, nil, "", s.entry(store.ActionSkippedDryRun, map[string]any{"with": map[string]any(pa.With)}))
-		count(actions.StatusDryRun)
-		return actions.StatusDryRun, "dry run", nil
 	case pa.Action.Gated && s.book.Approval != nil:
 		if err := flushFirst(); err != nil {
 			return actions.StatusFailed, err.Error(), err

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -92,5 +93,39 @@ func TestSilences(t *testing.T) {
 				t.Errorf("notification run %+v, %v", run, err)
 			}
 		})
+	}
+}
+
+// TestSilenceInDryRunPlan: a dry-run playbook's plan records the action a
+// silence mutes as skipped, silenced, naming the silence.
+func TestSilenceInDryRunPlan(t *testing.T) {
+	f := newFixture(t, Config{DryRun: true}, notifyAndContain)
+	ctx := context.Background()
+	sil, err := silence.Add(ctx, f.st, store.Silence{Matcher: store.SilenceMatcher{Rules: []string{"Terminal shell*"}}, Scope: store.ScopeNotify,
+		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour), CreatedBy: "op:ops", ApprovedBy: "op:lead"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(f.eng.cfg, Deps{Store: f.st, Playbooks: f.eng.playbooks.Load(), Catalog: testCatalog(),
+		Runners: f.eng.deps.Runners, Silences: silence.NewCache(f.st, time.Minute, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.eng = eng
+	f.start()
+	a := shellAlert("3f9a1c2b7d4e")
+	f.submit(a)
+	es := f.waitFor("the dry-run plan", func(es []store.Entry) bool { return has(es, store.PlaybookMatched) }, store.Filter{AlertID: a.ID})
+	plan, err := store.PlannedActions(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0 slack.notify skipped: silenced", "1 container.pause skipped_dry_run"}
+	got, named := planLines(plan), ""
+	if len(plan) > 0 {
+		named = plan[0].Silence
+	}
+	if !slices.Equal(got, want) || named != sil.ID {
+		t.Errorf("planned = %q (silence %q), want %q (silence %q)\n%s", got, named, want, sil.ID, dump(es))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -129,9 +130,10 @@ func Would(set *playbooks.Set, a *alert.Alert, sil *store.Silence, failed map[Ac
 
 // Journaled returns the actions the journal records as taken for one
 // alert, from its entries in journal order: those planned and not
-// skipped (action.skipped: `if` false, no container, silenced). An action
-// that was only recorded through a later step (a dry-run skip, a start)
-// counts too. failed are those of them that failed. This is the one place
+// skipped (action.skipped: `if` false, no container, silenced), and the
+// steps of a dry-run playbook's plan (its playbook.matched entry, see
+// store.PlanStep) not decided skipped. An action that was only recorded
+// through a later step (a dry-run skip, a start) counts too. failed are those of them that failed. This is the one place
 // that reads how plans are journaled.
 func Journaled(entries []store.Entry) (taken []Action, failed map[Action]bool) {
 	type key struct{ playbook, do string }
@@ -140,6 +142,24 @@ func Journaled(entries []store.Entry) (taken []Action, failed map[Action]bool) {
 	var order []Action
 	last := map[key]Action{} // the action each later entry of (playbook, do) is about
 	for _, e := range entries {
+		if _, ok := e.Detail[store.PlanDetail]; ok && e.Type == store.PlaybookMatched {
+			// A playbook in dry run: its whole plan is this one entry.
+			plan, err := store.PlannedActions([]store.Entry{e})
+			if err != nil {
+				continue // not a plan the engine wrote; nothing to compare
+			}
+			for _, p := range plan {
+				a := Action{Playbook: p.Playbook, Index: p.Index, Do: p.Action}
+				if _, seen := state[a]; !seen {
+					order = append(order, a)
+				}
+				state[a] = p.Decision != string(actions.StatusSkipped)
+				if p.Decision == string(actions.StatusFailed) {
+					failed[a] = true
+				}
+			}
+			continue
+		}
 		if e.Playbook == "" || e.Action == "" {
 			continue
 		}

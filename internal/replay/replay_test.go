@@ -49,6 +49,16 @@ func TestJournaled(t *testing.T) {
 		{"no planned rows", []store.Entry{
 			ent(store.ActionSkippedDryRun, "p", "slack.notify", 0), ent(store.ActionSkippedDryRun, "p", "container.pause", 1),
 		}, []replay.Action{act("p", 0, "slack.notify"), act("p", 1, "container.pause")}, nil},
+		{"dry-run plan entry", []store.Entry{
+			{Type: store.PlaybookMatched, AlertID: "a", Playbook: "p", Detail: map[string]any{store.PlanDetail: []any{
+				map[string]any{"index": json.Number("0"), "do": "slack.notify", "decision": "skipped", "reason": "silenced", "silence": "s-1"},
+				map[string]any{"index": json.Number("1"), "do": "container.pause", "decision": "skipped_dry_run"},
+				map[string]any{"index": json.Number("2"), "do": "journal.note", "decision": "failed", "reason": "render with.text: boom"},
+			}}},
+			ent(store.PlaybookMatched, "q", "", -1),
+			ent(store.ActionPlanned, "q", "container.kill", 0), ent(store.ActionStarted, "q", "container.kill", -1),
+		}, []replay.Action{act("p", 1, "container.pause"), act("p", 2, "journal.note"), act("q", 0, "container.kill")},
+			[]replay.Action{act("p", 2, "journal.note")}},
 		{"not about actions", []store.Entry{{Type: store.AlertReceived, AlertID: "a"}, {Type: store.AlertSilenced, AlertID: "a"}}, nil, nil},
 	}
 	for _, tt := range tests {

@@ -383,15 +383,16 @@ func (s *Store) ClaimAlerts(ctx context.Context, max int, lease time.Duration) (
 	}
 	out := make([]InboxItem, 0, len(got))
 	for _, c := range got {
-		as, err := alert.Decode([]byte(c.raw))
-		if err != nil || len(as) != 1 {
-			return nil, fmt.Errorf("claim alerts: stored alert does not decode: %v", err)
+		// Stored as alert.MarshalJSON wrote it, after Decode checked it.
+		a, err := alert.DecodeStored([]byte(c.raw))
+		if err != nil {
+			return nil, fmt.Errorf("claim alerts: %w", err)
 		}
 		at, err := parseTime(c.received)
 		if err != nil {
 			return nil, fmt.Errorf("claim alerts: %w", err)
 		}
-		out = append(out, InboxItem{Alert: as[0], ReceivedAt: at, Attempts: c.attempts + 1})
+		out = append(out, InboxItem{Alert: a, ReceivedAt: at, Attempts: c.attempts + 1})
 	}
 	return out, nil
 }

@@ -301,15 +301,15 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// inbox adapts the store to the HTTP server and wakes the engine.
+// inbox is the HTTP server's intake: the engine stores the alerts and has
+// them processed.
 type inbox struct{ a *App }
 
 func (i inbox) Accept(ctx context.Context, alerts []alert.Alert) ([]server.Accepted, error) {
-	acc, err := i.a.Store.Accept(ctx, alerts)
+	acc, err := i.a.Engine.Accept(ctx, alerts)
 	if err != nil {
 		return nil, err
 	}
-	i.a.Engine.Notify()
 	out := make([]server.Accepted, len(acc))
 	for k, x := range acc {
 		out[k] = server.Accepted{ID: x.ID, Duplicate: x.Duplicate, Conflict: x.Conflict}

@@ -285,6 +285,30 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 	var order []string
 	alertIncident := map[string]string{}
 	alertPriority := map[string]alert.Priority{}
+	// incidentOf is the report's incident of an alert's action; nil when
+	// the alert has none.
+	incidentOf := func(alertID string) (*CIIncident, error) {
+		inc := alertIncident[alertID]
+		if inc == "" {
+			return nil, nil
+		}
+		ci := byID[inc]
+		if ci == nil {
+			info, err := a.Store.GetIncident(ctx, inc)
+			if err != nil {
+				return nil, err
+			}
+			ci = &CIIncident{ID: inc, Rule: info.Rule, ContainerID: info.ContainerID, Alerts: info.Alerts}
+			byID[inc] = ci
+			order = append(order, inc)
+		}
+		if p, ok := alertPriority[alertID]; ok {
+			if cur, err := alert.ParsePriority(ci.Priority); err != nil || p > cur {
+				ci.Priority = p.String()
+			}
+		}
+		return ci, nil
+	}
 	for e, err := range a.Store.Scan(ctx, store.Filter{AfterSeq: after}) {
 		if err != nil {
 			return err
@@ -298,26 +322,32 @@ func (a *App) collect(ctx context.Context, after int64, rep *CIReport) error {
 			if inc := str(e.Detail["incident"]); inc != "" {
 				alertIncident[e.AlertID] = inc
 			}
-		case store.ActionSucceeded, store.ActionFailed, store.ActionBlockedProtected, store.ActionSkippedDryRun,
-			store.ActionHeldForApproval, store.ActionSkipped, store.ActionQueued:
-			inc := alertIncident[e.AlertID]
-			if inc == "" {
+			if _, ok := e.Detail[store.PlanDetail]; !ok {
 				continue
 			}
-			ci := byID[inc]
-			if ci == nil {
-				info, err := a.Store.GetIncident(ctx, inc)
-				if err != nil {
-					return err
-				}
-				ci = &CIIncident{ID: inc, Rule: info.Rule, ContainerID: info.ContainerID, Alerts: info.Alerts}
-				byID[inc] = ci
-				order = append(order, inc)
+			// A dry-run playbook: its plan is this one entry.
+			plan, err := store.PlannedActions([]store.Entry{e})
+			if err != nil {
+				return err
 			}
-			if p, ok := alertPriority[e.AlertID]; ok {
-				if cur, err := alert.ParsePriority(ci.Priority); err != nil || p > cur {
-					ci.Priority = p.String()
-				}
+			ci, err := incidentOf(e.AlertID)
+			if err != nil {
+				return err
+			}
+			if ci == nil {
+				continue
+			}
+			for _, p := range plan {
+				ci.Actions = append(ci.Actions, CIAction{Action: p.Action, Status: p.Decision, Detail: p.Reason})
+			}
+		case store.ActionSucceeded, store.ActionFailed, store.ActionBlockedProtected, store.ActionSkippedDryRun,
+			store.ActionHeldForApproval, store.ActionSkipped, store.ActionQueued:
+			ci, err := incidentOf(e.AlertID)
+			if err != nil {
+				return err
+			}
+			if ci == nil {
+				continue
 			}
 			if ns, pod := str(e.Detail["namespace"]), str(e.Detail["pod"]); ns != "" && pod != "" {
 				ci.Namespace, ci.Pod = ns, pod

@@ -313,10 +313,11 @@ func topIncidents(ctx context.Context, st topStore) ([]console.Incident, error) 
 		}
 	}
 	if len(out) > 0 {
-		types := make([]store.EntryType, 0, len(actionStates))
+		types := make([]store.EntryType, 0, len(actionStates)+1)
 		for t := range actionStates {
 			types = append(types, t)
 		}
+		types = append(types, store.PlaybookMatched) // a dry-run playbook's plan
 		es, err := st.Entries(ctx, store.Filter{Since: since.Add(-time.Minute), Types: types, Limit: maxTopEntries})
 		if err != nil {
 			return nil, err
@@ -326,6 +327,26 @@ func topIncidents(ctx context.Context, st topStore) ([]console.Incident, error) 
 		where := map[step]int{} // index in its incident's Actions
 		for _, e := range es {
 			k := step{e.AlertID, e.Playbook, e.Action}
+			if e.Type == store.PlaybookMatched {
+				// A dry-run playbook is this one entry, its plan decided.
+				id, _ := e.Detail["incident"].(string)
+				i, ok := byID[id]
+				if !ok {
+					continue
+				}
+				plan, err := store.PlannedActions([]store.Entry{e})
+				if err != nil {
+					return nil, err
+				}
+				for _, p := range plan {
+					state := p.Decision
+					if p.Decision == string(actions.StatusDryRun) {
+						state = actionStates[store.ActionSkippedDryRun]
+					}
+					out[i].Actions = append(out[i].Actions, console.ActionState{Action: p.Action, State: state})
+				}
+				continue
+			}
 			if e.Type == store.ActionPlanned {
 				id, _ := e.Detail["incident"].(string)
 				i, ok := byID[id]

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,5 +276,43 @@ func TestDecodeDecideRequest(t *testing.T) {
 		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: error %v, want %q", tc.body, err, tc.err)
 		}
+	}
+}
+
+// TestTopIncidentActions: the incidents view shows an incident's actions
+// from both of the journal's forms: action.planned and the entries that
+// move it on, and a dry-run playbook's one playbook.matched entry with its
+// plan.
+func TestTopIncidentActions(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.PathIn(t.TempDir()), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _, err := st.Incident(ctx, "3f9a1c2b7d4e", "Terminal shell in container", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx,
+		store.Entry{Type: store.ActionPlanned, AlertID: "a-1", Playbook: "contain", Action: "container.pause", Detail: map[string]any{"incident": id, "index": 0}},
+		store.Entry{Type: store.ActionStarted, AlertID: "a-1", Playbook: "contain", Action: "container.pause"},
+		store.Entry{Type: store.ActionSucceeded, AlertID: "a-1", Playbook: "contain", Action: "container.pause"},
+		store.Entry{Type: store.PlaybookMatched, AlertID: "a-2", Playbook: "evidence", Detail: map[string]any{
+			"incident": id, "dry_run": true, store.PlanDetail: []store.PlanStep{
+				{Index: 0, Action: "container.snapshot", Decision: "skipped_dry_run"},
+				{Index: 1, Action: "container.kill", Decision: "skipped", Reason: "if was false"},
+			}}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	got, err := topIncidents(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []console.ActionState{{Action: "container.pause", State: "succeeded"}, {Action: "container.snapshot", State: "dry run"},
+		{Action: "container.kill", State: "skipped"}}
+	if len(got) != 1 || !slices.Equal(got[0].Actions, want) {
+		t.Errorf("incidents = %+v, want one with actions %+v", got, want)
 	}
 }
