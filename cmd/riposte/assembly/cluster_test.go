@@ -31,13 +31,24 @@ const clusterLease = "3s"
 // with its own data directory (evidence, serve.json).
 func startReplicas(t *testing.T, url string, n int) []*child {
 	t.Helper()
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = url
+	}
+	return startReplicasAt(t, urls...)
+}
+
+// startReplicasAt starts one `riposte serve` child per URL (one database
+// reached different ways).
+func startReplicasAt(t *testing.T, urls ...string) []*child {
+	t.Helper()
 	dir := t.TempDir()
 	pbs := filepath.Join(dir, "playbooks.yaml")
 	if err := os.WriteFile(pbs, []byte(crashPlaybook), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var cs []*child
-	for i := range n {
+	for i, url := range urls {
 		c := startChild(t, filepath.Join(dir, fmt.Sprintf("replica-%d", i)), pbs, StoreEnv+"="+url, "RIPOSTE_TEST_LEASE="+clusterLease)
 		t.Cleanup(func() {
 			if c.cmd.ProcessState == nil {

@@ -24,6 +24,12 @@
 // next one (one head-row lock, one WAL flush for all). Close lets the
 // queued Accepts commit before it closes the pool.
 //
+// Sessions set idle_in_transaction_session_timeout (5s) and lock_timeout
+// (2s) unless the URL sets them: a replica partitioned mid-transaction
+// would otherwise hold the journal's head row until the server noticed
+// its connection was dead. A statement that times out waiting for a lock
+// runs its transaction again, as after a deadlock.
+//
 // # One chain, serialised appends
 //
 // The journal's head is one row (journal_head). A transaction that

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
@@ -168,5 +169,33 @@ func TestServerGone(t *testing.T) {
 	}
 	if err := s.Close(); err == nil {
 		t.Fatal("close could not release claims, yet reported no error")
+	}
+}
+
+// TestSessionDefaults: riposte's sessions end an idle transaction and stop
+// waiting for a lock after riposte's defaults; a URL's own values win.
+func TestSessionDefaults(t *testing.T) {
+	show := func(s *Store) (idle, lock string) {
+		t.Helper()
+		ctx := context.Background()
+		if err := s.pool.QueryRow(ctx, `SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('lock_timeout')`).Scan(&idle, &lock); err != nil {
+			t.Fatal(err)
+		}
+		return idle, lock
+	}
+	s, url := openTest(t, store.Options{})
+	if idle, lock := show(s); idle != "5s" || lock != "2s" {
+		t.Fatalf("defaults: idle_in_transaction_session_timeout %s, lock_timeout %s; want 5s and 2s", idle, lock)
+	}
+	own, err := Open(context.Background(), url+"&lock_timeout=7s", store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if idle, lock := show(own); idle != "5s" || lock != "7s" {
+		t.Fatalf("the URL's lock_timeout=7s: idle_in_transaction_session_timeout %s, lock_timeout %s", idle, lock)
+	}
+	if !retryable(&pgconn.PgError{Code: "55P03"}) {
+		t.Fatal("a lock timeout is not retried")
 	}
 }
