@@ -40,7 +40,16 @@ func filterQuery(f store.Filter) (string, []any) {
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE true")
 	if f.AlertID != "" {
-		b.WriteString(" AND alert_id = " + arg(f.AlertID))
+		// The alert index leaves out alert.received (schema version 2):
+		// its entry's seq is in the alert's inbox row; only an alert
+		// pruned from the inbox is looked up by a scan of the journal
+		// (the NOT EXISTS is a one-time filter: no scan otherwise).
+		id := arg(f.AlertID)
+		b.WriteString(` AND alert_id = ` + id + ` AND seq IN (
+  SELECT seq FROM journal WHERE alert_id = ` + id + ` AND type <> 'alert.received'
+  UNION ALL SELECT received_seq FROM inbox WHERE id = ` + id + ` AND received_seq > 0
+  UNION ALL SELECT seq FROM journal WHERE alert_id = ` + id + ` AND type = 'alert.received'
+    AND NOT EXISTS (SELECT 1 FROM inbox WHERE id = ` + id + ` AND received_seq > 0))`)
 	}
 	if !f.Since.IsZero() {
 		b.WriteString(" AND time >= " + arg(store.FormatTime(f.Since)))
