@@ -3,6 +3,7 @@ package containerd
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/nftables/expr"
@@ -55,4 +56,26 @@ func TestParseAllowAddress(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].String() != "192.0.2.7/32" || got[1].String() != "10.0.0.0/8" {
 		t.Fatalf("parseAllow = %v, %v", got, err)
 	}
+}
+
+// FuzzParseAllow: any allow-list entry parses into a masked prefix or is
+// refused with a message naming it; never a panic.
+func FuzzParseAllow(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:10.0.0.1", "fe80::1%eth0/64", "", "10.0.0.0/33", "dns"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseAllow([]string{s})
+		if err != nil {
+			if len(got) != 0 || !strings.Contains(err.Error(), "quarantine.allow[0]") {
+				t.Fatalf("parseAllow(%q) = %v, %v", s, got, err)
+			}
+			return
+		}
+		if len(got) != 1 || got[0] != got[0].Masked() || got[0].Addr().Zone() != "" || got[0].Addr().Is4In6() {
+			t.Fatalf("parseAllow(%q) = %v", s, got)
+		}
+		peer(in, got[0])
+		peer(out, got[0])
+	})
 }

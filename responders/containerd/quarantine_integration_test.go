@@ -16,7 +16,9 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/nftables"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -407,5 +409,28 @@ func TestIntegrationQuarantineProtected(t *testing.T) {
 	}
 	if !w.fromContainer(t, e.ctx, task, peerAddr, w.peerPort()) || !w.toContainer(t, peerAddr) {
 		t.Fatal("a protected container lost its network")
+	}
+}
+
+// TestIntegrationQuarantineHostNetwork: a container in the host's network
+// namespace is refused (isolating it would isolate the node), and no table
+// is installed there.
+func TestIntegrationQuarantineHostNetwork(t *testing.T) {
+	e := setup(t)
+	id := cgroupctltest.RandomID(t)
+	containerdtest.RunSpec(t, e.cli, e.ctx, e.img, id, nil, []oci.SpecOpts{oci.WithHostNamespace(specs.NetworkNamespace)})
+	_, err := e.run(t, "containerd.quarantine", id, nil)
+	if err == nil || !strings.Contains(err.Error(), "shares the host's network namespace") {
+		t.Fatalf("quarantine of a host-network container: %v", err)
+	}
+	host, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	for _, name := range tables(t, host) {
+		if name == ctrd.QuarantineTable {
+			t.Fatal("a quarantine table in the host's network namespace")
+		}
 	}
 }
