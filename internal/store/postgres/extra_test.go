@@ -15,6 +15,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/store/postgres/pgtest"
 	"github.com/riposte-sec/riposte/internal/store/storetest"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 // TestJournalTampering: the triggers refuse edits; an edit made with the
@@ -197,5 +198,54 @@ func TestSessionDefaults(t *testing.T) {
 	}
 	if !retryable(&pgconn.PgError{Code: "55P03"}) {
 		t.Fatal("a lock timeout is not retried")
+	}
+}
+
+// TestMigrationOutwaitsLockTimeout: a replica starting while another
+// migrates waits for it past the sessions' lock_timeout.
+func TestMigrationOutwaitsLockTimeout(t *testing.T) {
+	url := pg.Database(t)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLock)); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		s, err := Open(ctx, url, store.Options{})
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		var waited bool
+		err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND now() - state_change > interval '3s')`).Scan(&waited)
+		return err == nil && waited
+	}, "Open to wait 3s for the migration lock")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("Open after waiting for another migration: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open did not return after the migration lock was released")
 	}
 }
