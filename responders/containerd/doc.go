@@ -33,7 +33,8 @@
 // namespace's inode, so containerd.release removes exactly that table (and
 // thaws a paused container) and a second quarantine changes nothing. A
 // container in the host's network namespace is refused: isolating it
-// would isolate the node.
+// would isolate the node. The containers of a Kubernetes pod share their
+// sandbox's namespace, so quarantining one isolates the pod.
 //
 // containerd.snapshot writes <evidence_dir>/<incident>/<short id>/<id>/:
 // container.json (containerd's record with labels and task state),
