@@ -49,16 +49,28 @@ summary() {
 	}'
 }
 
+# reps runs each in its own process (its own PostgreSQL), so that the
+# variants alternate in time on a machine whose load drifts.
+each() {
+	for _ in $(seq "$reps"); do
+		go test -run '^$' "$@" -count 1 | grep -E '^Benchmark'
+	done
+}
+
 echo "-- serve processes: durable intake and failover ($reps runs, ${RIPOSTE_BENCH_ALERTS:-3000} alerts per intake run)"
-go test -run '^$' -bench 'ClusterIntake|ClusterFailover' -benchtime 1x -count "$reps" ./cmd/riposte/assembly |
-	grep -E '^Benchmark' | summary
+each -bench 'ClusterIntake|ClusterFailover' -benchtime 1x ./cmd/riposte/assembly | summary
 
 echo
 echo "-- the store alone: Accept, 64 callers ($reps runs of ${BENCH_ALERTS:-5000} alerts)"
-go test -run '^$' -bench DurableIntake -benchtime "${BENCH_ALERTS:-5000}x" -count "$reps" ./internal/store/postgres |
-	grep -E '^Benchmark' | summary
+each -bench DurableIntake -benchtime "${BENCH_ALERTS:-5000}x" ./internal/store/postgres | summary
 
 echo
 echo "-- PostgreSQL journal alert index, schema 1 against 2 ($reps runs of ${BENCH_ALERTS:-5000} alerts)"
-go test -run '^$' -bench AlertIndex -benchtime "${BENCH_ALERTS:-5000}x" -count "$reps" ./internal/store/postgres |
-	grep -E '^Benchmark' | summary
+# Each variant in a process of its own, the first one alternating: in one
+# process, whichever ran first measured faster.
+for r in $(seq "$reps"); do
+	if [ $((r % 2)) = 1 ]; then order="schema1 schema2"; else order="schema2 schema1"; fi
+	for v in $order; do
+		go test -run '^$' -bench "AlertIndex/$v" -benchtime "${BENCH_ALERTS:-5000}x" -count 1 ./internal/store/postgres | grep -E '^Benchmark'
+	done
+done | sort -s -k1,1 | summary
