@@ -48,8 +48,8 @@
 // encoding and Verify are internal/store's, so `riposte journal verify`
 // and the auditor recipes work unchanged.
 //
-// The journal's alert index leaves out alert.received (schema version 2,
-// as SQLite's): those entries' ids are random, and indexing them cost a
+// The journal's alert index leaves out alert.received (schema version 3,
+// as SQLite's schema 2): those entries' ids are random, and indexing them cost a
 // leaf page touched, and its WAL, per accepted alert. The inbox row keeps
 // its alert.received entry's seq (received_seq) instead, so
 // Filter.AlertID finds every entry of an alert through indexes while the

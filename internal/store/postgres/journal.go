@@ -42,7 +42,7 @@ func filterQuery(f store.Filter, receivedSeq int64) (string, []any) {
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE true")
 	if f.AlertID != "" {
-		// The alert index leaves out alert.received (schema version 2):
+		// The alert index leaves out alert.received (schema version 3):
 		// its entry's seq is in the alert's inbox row (receivedSeq, read
 		// first). Only an alert pruned from the inbox is looked up by a
 		// scan of the journal.

@@ -15,7 +15,8 @@ import (
 )
 
 // TestMigrateAlertIndex: a database at schema version 1, holding alerts
-// and their journal as version 1 wrote them, is migrated on Open: the
+// and their journal as versions 1 and 2 wrote them, is migrated on Open
+// (to 3): the
 // inbox rows get the seq of their alert.received entry, the alert index
 // leaves alert.received out, every entry of an alert is still found by
 // its id (through the inbox row, and by a scan once the alert is pruned),
