@@ -39,6 +39,8 @@ const (
 //	    api: 30s
 //	    snapshot: 10m
 //	  pause: containerd                           # or freezer: the fast path
+//	  quarantine:
+//	    allow: [10.0.0.53/32]                     # still reachable when quarantined
 type Config struct {
 	// Address is containerd's socket; default /run/containerd/containerd.sock.
 	Address string `yaml:"address"`
@@ -64,6 +66,16 @@ type Config struct {
 	// (BenchmarkPauseUnpause: ~22 ms against ~0.3 ms for a pause and an
 	// unpause here), after which containerd still reports it running.
 	Pause PauseVia `yaml:"pause"`
+	// Quarantine configures containerd.quarantine.
+	Quarantine QuarantineConfig `yaml:"quarantine"`
+}
+
+// QuarantineConfig configures containerd.quarantine's nftables table.
+type QuarantineConfig struct {
+	// Allow are the CIDR prefixes (or addresses) a quarantined container
+	// may still exchange packets with (a log shipper, the node's DNS);
+	// everything else but loopback is dropped. Default: none.
+	Allow []string `yaml:"allow"`
 }
 
 // PauseVia is how containerd.pause freezes a task.
@@ -180,6 +192,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Timeouts.Snapshot < 0 {
 		errs = append(errs, fmt.Errorf("timeouts.snapshot: must not be negative, got %s", cfg.Timeouts.Snapshot))
+	}
+	if _, err := parseAllow(cfg.Quarantine.Allow); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Pause != PauseContainerd && cfg.Pause != PauseFreezer {
 		errs = append(errs, fmt.Errorf("pause: want containerd or freezer, got %q", cfg.Pause))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -54,6 +55,7 @@ type Responder struct {
 	log     *slog.Logger
 	contain *contain.Container
 	proc    string
+	allow   []netip.Prefix // containerd.quarantine's allow-list
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -98,7 +100,11 @@ func New(cfg Config, deps Deps) (*Responder, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	return &Responder{cfg: cfg, cli: deps.Client, log: log, contain: c, proc: proc,
+	allow, err := parseAllow(cfg.Quarantine.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("containerd responder config: %w", err)
+	}
+	return &Responder{cfg: cfg, cli: deps.Client, log: log, contain: c, proc: proc, allow: allow,
 		locks: map[string]*sync.Mutex{}, refs: map[string]int{}}, nil
 }
 
@@ -153,6 +159,10 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 		res, err = r.kill(ctx, req, t)
 	case "snapshot":
 		res, err = r.snapshot(ctx, req, t)
+	case "quarantine":
+		res, err = r.quarantine(ctx, req, t)
+	case "release":
+		res, err = r.release(ctx, req, t)
 	}
 	if err != nil {
 		r.log.Warn("action failed", "action", req.Action, "namespace", t.Namespace, "container", t.String(), "actor", req.Actor, "err", err)
@@ -171,7 +181,7 @@ func (r *Responder) Run(ctx context.Context, req actions.Request) (actions.Resul
 	return res, nil
 }
 
-var knownVerb = map[string]bool{"pause": true, "unpause": true, "kill": true, "snapshot": true}
+var knownVerb = map[string]bool{"pause": true, "unpause": true, "kill": true, "snapshot": true, "quarantine": true, "release": true}
 
 // Protected reports whether the container ref may not be touched, and why.
 func (r *Responder) Protected(ctx context.Context, ref string) (bool, string, error) {

@@ -19,6 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", Config{DataDir: "/var/lib/riposte"}, nil},
 		{"moby and k8s.io", Config{DataDir: "/d", Namespaces: []string{"k8s.io", "moby"}, Address: "/var/run/docker/containerd/containerd.sock"}, nil},
 		{"evidence dir alone", Config{EvidenceDir: "/e"}, nil},
+		{"quarantine allow-list", Config{DataDir: "/d", Quarantine: QuarantineConfig{Allow: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}}}, nil},
 		{"no data dir", Config{}, []string{"data_dir: required (snapshots are written under it)"}},
 		{"everything wrong", Config{
 			DataDir: "/d", Address: "unix:///run/containerd/containerd.sock",
@@ -27,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 			Snapshot:   SnapshotConfig{MaxBytes: -1},
 			Timeouts:   TimeoutConfig{API: -time.Second, Snapshot: -time.Minute},
 			Pause:      "thaw",
+			Quarantine: QuarantineConfig{Allow: []string{"10.0.0.0/33", "dns", "fe80::1%eth0/64"}},
 		}, []string{
 			`address: want the absolute path of containerd's socket, got "unix:///run/containerd/containerd.sock"`,
 			`namespaces[1]: invalid containerd namespace "bad ns"`,
@@ -38,6 +40,9 @@ func TestConfigValidate(t *testing.T) {
 			`snapshot.max_bytes: must not be negative, got -1`,
 			`timeouts.api: must not be negative, got -1s`,
 			`timeouts.snapshot: must not be negative, got -1m0s`,
+			`quarantine.allow[0]: want a CIDR prefix or an address, got "10.0.0.0/33"`,
+			`quarantine.allow[1]: want a CIDR prefix or an address, got "dns"`,
+			`quarantine.allow[2]: want a CIDR prefix or an address, got "fe80::1%eth0/64"`,
 			`pause: want containerd or freezer, got "thaw"`,
 		}},
 	}
@@ -175,6 +180,7 @@ func TestSpecs(t *testing.T) {
 	want := map[string][2]bool{ // destructive, container
 		"containerd.pause": {true, true}, "containerd.unpause": {false, true},
 		"containerd.kill": {true, true}, "containerd.snapshot": {false, true},
+		"containerd.quarantine": {true, true}, "containerd.release": {false, true},
 	}
 	specs := Specs()
 	if len(specs) != len(want) {
@@ -184,6 +190,9 @@ func TestSpecs(t *testing.T) {
 		w, ok := want[s.Name]
 		if !ok || s.Destructive != w[0] || s.Container != w[1] || len(s.Privileges) == 0 {
 			t.Errorf("%s: destructive %v container %v privileges %d; want %v", s.Name, s.Destructive, s.Container, len(s.Privileges), w)
+		}
+		if s.Releases != (s.Name == ActionRelease) {
+			t.Errorf("%s: Releases %v", s.Name, s.Releases)
 		}
 		verb := strings.TrimPrefix(s.Name, "containerd.")
 		if !knownVerb[verb] {

@@ -1,5 +1,5 @@
 // Package containerd is riposte's containerd responder: the containerd.*
-// actions (pause, unpause, kill, snapshot) on a node whose containers are
+// actions (pause, unpause, kill, quarantine, release, snapshot) on a node whose containers are
 // made by containerd without Docker (Kubernetes' CRI in namespace k8s.io,
 // nerdctl) or by Docker's own containerd (namespace moby). It talks to the
 // daemon with the containerd v2 client, which also speaks to the 1.6 and
@@ -22,6 +22,19 @@
 // labels there): a container carrying the protect label, or whose name or
 // image matches a protected glob, is refused before anything changes, with
 // an error wrapping actions.ErrProtected.
+//
+// containerd.quarantine installs one nftables table (inet
+// riposte_quarantine) in the network namespace of the task's init pid,
+// through netlink from a thread switched into that namespace (no nft
+// binary): its input, output and forward chains drop by policy and accept
+// only loopback and the configured allow-list, in one nf_tables
+// transaction. The table is read back and recorded in
+// <data_dir>/containerd/quarantine/<namespace>/<id>.json with the
+// namespace's inode, so containerd.release removes exactly that table (and
+// thaws a paused container) and a second quarantine changes nothing. A
+// container in the host's network namespace is refused: isolating it
+// would isolate the node. The containers of a Kubernetes pod share their
+// sandbox's namespace, so quarantining one isolates the pod.
 //
 // containerd.snapshot writes <evidence_dir>/<incident>/<short id>/<id>/:
 // container.json (containerd's record with labels and task state),

@@ -31,14 +31,37 @@ const clusterLease = "3s"
 // with its own data directory (evidence, serve.json).
 func startReplicas(t *testing.T, url string, n int) []*child {
 	t.Helper()
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = url
+	}
+	return startReplicasAt(t, urls...)
+}
+
+// startReplicasAt starts one `riposte serve` child per URL (one database
+// reached different ways).
+func startReplicasAt(t testing.TB, urls ...string) []*child {
+	t.Helper()
+	return startServeSet(t, crashPlaybook, clusterLease, urls...)
+}
+
+// startServeSet starts one `riposte serve` child per store URL ("" for
+// SQLite in the child's data directory) with the given playbook and alert
+// lease.
+func startServeSet(t testing.TB, playbook, lease string, urls ...string) []*child {
+	t.Helper()
 	dir := t.TempDir()
 	pbs := filepath.Join(dir, "playbooks.yaml")
-	if err := os.WriteFile(pbs, []byte(crashPlaybook), 0o600); err != nil {
+	if err := os.WriteFile(pbs, []byte(playbook), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var cs []*child
-	for i := range n {
-		c := startChild(t, filepath.Join(dir, fmt.Sprintf("replica-%d", i)), pbs, StoreEnv+"="+url, "RIPOSTE_TEST_LEASE="+clusterLease)
+	for i, url := range urls {
+		env := []string{"RIPOSTE_TEST_LEASE=" + lease}
+		if url != "" {
+			env = append(env, StoreEnv+"="+url)
+		}
+		c := startChild(t, filepath.Join(dir, fmt.Sprintf("replica-%d", i)), pbs, env...)
 		t.Cleanup(func() {
 			if c.cmd.ProcessState == nil {
 				c.cmd.Process.Kill()

@@ -31,7 +31,8 @@ func containerAlertJSON(uuid, id string) string {
 
 // TestE2EContainerdOnlyContainer: on a node where the container was made
 // by containerd and Docker does not know it, an alert posted to
-// /v1/alerts snapshots and pauses it through the containerd integration
+// /v1/alerts snapshots, quarantines (nftables in its network namespace)
+// and pauses it through the containerd integration
 // (one table row, one config section); a container carrying the protect
 // label is journaled as blocked and left running.
 func TestE2EContainerdOnlyContainer(t *testing.T) {
@@ -51,6 +52,7 @@ func TestE2EContainerdOnlyContainer(t *testing.T) {
   actions:
     - do: containerd.snapshot
       on_error: continue
+    - do: containerd.quarantine
     - do: containerd.pause
 `
 	if err := os.WriteFile(pbPath, []byte(pb), 0o600); err != nil {
@@ -72,15 +74,15 @@ func TestE2EContainerdOnlyContainer(t *testing.T) {
 	var done []store.Entry
 	waitUntil(t, "containerd.pause to run", 20*time.Second, func() bool {
 		done = journal(t, s.app, store.Filter{AlertID: "ctrd-e2e-1", Types: []store.EntryType{store.ActionSucceeded, store.ActionFailed, store.ActionBlockedProtected}})
-		return len(done) == 2
+		return len(done) == 3
 	})
-	for i, want := range []string{"containerd.snapshot", "containerd.pause"} {
+	for i, want := range []string{"containerd.snapshot", "containerd.quarantine", "containerd.pause"} {
 		if done[i].Type != store.ActionSucceeded || done[i].Action != want {
 			t.Fatalf("journal entry %d: %+v, want %s succeeded", i, done[i], want)
 		}
 	}
-	if done[0].SHA256 == "" || done[1].Detail["pod_name"] != "api-7d9f" {
-		t.Fatalf("journal: snapshot sha256 %q, pause detail %v", done[0].SHA256, done[1].Detail)
+	if done[0].SHA256 == "" || done[1].Detail["table"] != "inet riposte_quarantine" || done[2].Detail["pod_name"] != "api-7d9f" {
+		t.Fatalf("journal: snapshot sha256 %q, quarantine detail %v, pause detail %v", done[0].SHA256, done[1].Detail, done[2].Detail)
 	}
 	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Paused {
 		t.Fatalf("target task: %+v, %v; want paused", st, err)

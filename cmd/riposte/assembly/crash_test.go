@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	pg.Stop()
+	pgBench.Stop()
 	os.Exit(code)
 }
 
@@ -93,7 +94,7 @@ type child struct {
 	logs *bytes.Buffer
 }
 
-func startChild(t *testing.T, data, pbs string, env ...string) *child {
+func startChild(t testing.TB, data, pbs string, env ...string) *child {
 	t.Helper()
 	os.Remove(ServeInfoPath(data))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

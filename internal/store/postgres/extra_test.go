@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/store/postgres/pgtest"
 	"github.com/riposte-sec/riposte/internal/store/storetest"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 // TestJournalTampering: the triggers refuse edits; an edit made with the
@@ -168,5 +170,82 @@ func TestServerGone(t *testing.T) {
 	}
 	if err := s.Close(); err == nil {
 		t.Fatal("close could not release claims, yet reported no error")
+	}
+}
+
+// TestSessionDefaults: riposte's sessions end an idle transaction and stop
+// waiting for a lock after riposte's defaults; a URL's own values win.
+func TestSessionDefaults(t *testing.T) {
+	show := func(s *Store) (idle, lock string) {
+		t.Helper()
+		ctx := context.Background()
+		if err := s.pool.QueryRow(ctx, `SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('lock_timeout')`).Scan(&idle, &lock); err != nil {
+			t.Fatal(err)
+		}
+		return idle, lock
+	}
+	s, url := openTest(t, store.Options{})
+	if idle, lock := show(s); idle != "5s" || lock != "2s" {
+		t.Fatalf("defaults: idle_in_transaction_session_timeout %s, lock_timeout %s; want 5s and 2s", idle, lock)
+	}
+	own, err := Open(context.Background(), url+"&lock_timeout=7s", store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if idle, lock := show(own); idle != "5s" || lock != "7s" {
+		t.Fatalf("the URL's lock_timeout=7s: idle_in_transaction_session_timeout %s, lock_timeout %s", idle, lock)
+	}
+	if !retryable(&pgconn.PgError{Code: "55P03"}) {
+		t.Fatal("a lock timeout is not retried")
+	}
+}
+
+// TestMigrationOutwaitsLockTimeout: a replica starting while another
+// migrates waits for it past the sessions' lock_timeout.
+func TestMigrationOutwaitsLockTimeout(t *testing.T) {
+	url := pg.Database(t)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLock)); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		s, err := Open(ctx, url, store.Options{})
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		var waited bool
+		err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND now() - state_change > interval '3s')`).Scan(&waited)
+		return err == nil && waited
+	}, "Open to wait 3s for the migration lock")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("Open after waiting for another migration: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open did not return after the migration lock was released")
 	}
 }

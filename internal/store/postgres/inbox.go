@@ -195,6 +195,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	nowS := store.FormatTime(t.now)
 	var newIDs, newRaws, states, owners, leases []string
 	var attempts []int32
+	var seqs []int64 // each new alert's alert.received entry, numbered as append will
 	newIdx := make([][]int, len(reqs))
 	entries := make([]store.PreparedEntry, 0, len(ids))
 	for k, r := range reqs {
@@ -218,6 +219,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 				seen[it.id] = it.raw
 				newIDs, newRaws = append(newIDs, it.id), append(newRaws, it.raw)
 				states, attempts, owners, leases = append(states, state), append(attempts, attempt), append(owners, owner), append(leases, until)
+				seqs = append(seqs, t.head.seq+int64(len(entries))+1)
 				newIdx[k] = append(newIdx[k], i)
 			}
 			if dup {
@@ -230,11 +232,11 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 		}
 	}
 	if len(newIDs) > 0 {
-		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until)
-			SELECT id, raw, $3, state, attempts, owner, lease FROM
-			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[]) WITH ORDINALITY
-			AS u(id, raw, state, attempts, owner, lease, o) ORDER BY o`,
-			newIDs, newRaws, nowS, states, attempts, owners, leases); err != nil {
+		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq)
+			SELECT id, raw, $3, state, attempts, owner, lease, seq FROM
+			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY
+			AS u(id, raw, state, attempts, owner, lease, seq, o) ORDER BY o`,
+			newIDs, newRaws, nowS, states, attempts, owners, leases, seqs); err != nil {
 			return err
 		}
 	}

@@ -34,13 +34,26 @@ func scanRow(sc pgx.Row) (store.Row, error) {
 	return r, err
 }
 
-func filterQuery(f store.Filter) (string, []any) {
+// filterQuery is f's query; receivedSeq is the seq of f.AlertID's
+// alert.received entry from its inbox row, 0 when it has none.
+func filterQuery(f store.Filter, receivedSeq int64) (string, []any) {
 	var b strings.Builder
 	var args []any
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE true")
 	if f.AlertID != "" {
-		b.WriteString(" AND alert_id = " + arg(f.AlertID))
+		// The alert index leaves out alert.received (schema version 3):
+		// its entry's seq is in the alert's inbox row (receivedSeq, read
+		// first). Only an alert pruned from the inbox is looked up by a
+		// scan of the journal.
+		id := arg(f.AlertID)
+		if receivedSeq > 0 {
+			b.WriteString(` AND alert_id = ` + id + ` AND seq IN (
+  SELECT seq FROM journal WHERE alert_id = ` + id + ` AND type <> 'alert.received'
+  UNION ALL SELECT ` + arg(receivedSeq) + `::bigint)`)
+		} else {
+			b.WriteString(" AND alert_id = " + id)
+		}
 	}
 	if !f.Since.IsZero() {
 		b.WriteString(" AND time >= " + arg(store.FormatTime(f.Since)))
@@ -81,7 +94,15 @@ func (s *Store) Scan(ctx context.Context, f store.Filter) iter.Seq2[store.Entry,
 			yield(store.Entry{}, fmt.Errorf("read journal: %w", store.ErrClosed))
 			return
 		}
-		q, args := filterQuery(f)
+		var received int64
+		if f.AlertID != "" {
+			err := s.pool.QueryRow(ctx, `SELECT received_seq FROM inbox WHERE id = $1`, f.AlertID).Scan(&received)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				yield(store.Entry{}, fmt.Errorf("read journal: %w", err))
+				return
+			}
+		}
+		q, args := filterQuery(f, received)
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			yield(store.Entry{}, fmt.Errorf("read journal: %w", err))

@@ -86,6 +86,15 @@ func Open(ctx context.Context, connURL string, opts store.Options) (*Store, erro
 		// 503) instead of holding it; connect_timeout in the URL wins.
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
+	for k, v := range sessionDefaults {
+		// A replica cut off from the server mid-transaction would hold
+		// the journal's head row, and with it every replica's appends,
+		// until the server noticed the connection was dead: through a
+		// partition, hours. The URL's own settings win.
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	defaults(&opts)
 	s := &Store{opts: opts, owner: newOwner(), log: opts.Logger, readOnly: opts.ReadOnly, where: where}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
@@ -206,13 +215,29 @@ const minConns = 16
 // connectTimeout bounds a connection attempt unless the URL sets one.
 const connectTimeout = 5 * time.Second
 
+// sessionDefaults bound what a replica that stops talking mid-transaction
+// (partitioned, or frozen) costs the others; riposte's transactions never
+// wait on their client between statements, and hold the journal's head
+// row for milliseconds. The server ends a session idle in a transaction
+// after idle_in_transaction_session_timeout, releasing its locks; a
+// statement waiting for a lock longer than lock_timeout fails and its
+// transaction is run again (write), so a partitioned replica's statements
+// queued behind the stuck holder give up instead of each taking the head
+// row in turn, for that long, once it is freed
+// (TestClusterReplicaPartitioned/blackhole).
+var sessionDefaults = map[string]string{
+	"idle_in_transaction_session_timeout": "5s",
+	"lock_timeout":                        "2s",
+}
+
 // acceptTimeout bounds one group-committed accept transaction: callers
 // have their own contexts, but the accepter must not hang on a server
 // that stopped answering while Accepts queue behind it.
 const acceptTimeout = 30 * time.Second
 
 // retries is how often a transaction that lost a deadlock or
-// serialisation race is run again.
+// serialisation race, or waited for a lock past lock_timeout, is run
+// again.
 const retries = 5
 
 // write runs fn in a transaction and commits it; the call returns only
@@ -235,7 +260,7 @@ func (s *Store) write(ctx context.Context, chain bool, fn func(*wtx) error) erro
 
 func retryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "55P03")
 }
 
 func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error {

@@ -203,6 +203,12 @@ func OCIArchive(name string) ([]byte, error) {
 // snapshot, are removed when t ends.
 func Run(t testing.TB, cli *containerd.Client, ctx context.Context, img containerd.Image, id string, labels map[string]string, cmd ...string) (containerd.Container, containerd.Task) {
 	t.Helper()
+	return RunSpec(t, cli, ctx, img, id, labels, nil, cmd...)
+}
+
+// RunSpec is Run with more OCI spec options (host namespaces, ...).
+func RunSpec(t testing.TB, cli *containerd.Client, ctx context.Context, img containerd.Image, id string, labels map[string]string, spec []oci.SpecOpts, cmd ...string) (containerd.Container, containerd.Task) {
+	t.Helper()
 	if len(cmd) == 0 {
 		cmd = []string{"sleep", "3600"}
 	}
@@ -210,7 +216,7 @@ func Run(t testing.TB, cli *containerd.Client, ctx context.Context, img containe
 		containerd.WithImage(img),
 		containerd.WithNewSnapshot(id+"-rootfs", img),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs(cmd...)),
+		containerd.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(cmd...)}, spec...)...),
 	)
 	if err != nil {
 		t.Fatalf("create container %s: %v", id, err)

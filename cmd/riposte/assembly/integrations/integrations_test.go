@@ -118,7 +118,7 @@ func TestBehaviourFlags(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"releases":   {"container.release", "pod.release"},
+		"releases":   {"container.release", "containerd.release", "pod.release"},
 		"on_release": {"pagerduty.resolve"},
 		"note":       {"journal.note"},
 	}

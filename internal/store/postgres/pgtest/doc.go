@@ -12,6 +12,10 @@
 // no server outlives its tests; Stop shuts it down and removes the
 // directory. Restart stops it (like a crash, or a fast shutdown) and starts
 // it again on the same data, for tests of riposte riding out an outage.
+// With Options.TCP it also listens on 127.0.0.1 (TCPAddr, URLAt), and a
+// Proxy in front of that port partitions a client from the server: Cut
+// resets every connection or blackholes them (nothing forwarded, nothing
+// lost) until Heal.
 //
 // A Server is safe for concurrent use. Only tests import this package.
 package pgtest

@@ -4,12 +4,14 @@ import (
 	"context"
 
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +34,9 @@ type Options struct {
 	// Durable keeps fsync on (benchmarks); tests run with fsync off,
 	// which loses nothing unless the machine itself crashes.
 	Durable bool
+	// TCP makes the server listen on 127.0.0.1 as well as its socket, on
+	// a free port (TCPAddr), for tests that put a proxy in between.
+	TCP bool
 }
 
 // Server is one running PostgreSQL.
@@ -41,6 +46,7 @@ type Server struct {
 	cred  *syscall.Credential
 	fsync string
 	log   string
+	port  int // 0: the default; set with Options.TCP
 	dbs   atomic.Int64
 	stop  sync.Once
 
@@ -88,6 +94,11 @@ func Start(opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("start postgres: initdb: %w\n%s", err, out)
 	}
 	s.bin, s.cred, s.fsync = bin, cred, "off"
+	if opts.TCP {
+		if s.port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("start postgres: %w", err)
+		}
+	}
 	if opts.Durable {
 		s.fsync = "on"
 	}
@@ -109,8 +120,12 @@ func (s *Server) launch() error {
 	if s.cred != nil {
 		_ = os.Chown(s.log, int(s.cred.Uid), int(s.cred.Gid))
 	}
+	listen, port := "", "5432"
+	if s.port != 0 {
+		listen, port = "127.0.0.1", strconv.Itoa(s.port)
+	}
 	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir,
-		"-c", "listen_addresses=", "-c", "fsync="+s.fsync, "-c", "full_page_writes="+s.fsync,
+		"-c", "listen_addresses="+listen, "-p", port, "-c", "fsync="+s.fsync, "-c", "full_page_writes="+s.fsync,
 		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777")
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -201,7 +216,45 @@ func (s *Server) waitReady(timeout time.Duration) error {
 // URL is the connection URL of database db.
 func (s *Server) URL(db string) string {
 	q := url.Values{"host": {s.dir}, "user": {"postgres"}, "sslmode": {"disable"}}
+	if s.port != 0 {
+		q.Set("port", strconv.Itoa(s.port))
+	}
 	return (&url.URL{Scheme: "postgres", Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// TCPAddr is the server's 127.0.0.1 address; "" unless started with
+// Options.TCP.
+func (s *Server) TCPAddr() string {
+	if s.port == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// URLAt is the URL of database db reached over TCP at addr (the server's
+// TCPAddr, or a proxy in front of it).
+func URLAt(addr, db string) string {
+	q := url.Values{"sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Host: addr, Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// DBName is the database name in a URL from Database.
+func DBName(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(p.Path, "/")
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Database creates a new, empty database and returns its URL.
