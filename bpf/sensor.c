@@ -189,6 +189,49 @@ struct {
 	__type(value, __u64);
 } filtered SEC(".maps");
 
+// Which events of each type the kernel sends, set by user space from what
+// the loaded rules (and any active capture) need; indexed by event type,
+// a mask of WANT_*. Exec, fork and exit are always sent (the process table
+// needs them). An event not wanted is never reserved, only counted in
+// filtered. A failed syscall is one with a negative result, but a connect
+// in progress (EINPROGRESS) has not failed.
+#define WANT_OK (1 << 0)     // successful calls (and connects in progress)
+#define WANT_FAILED (1 << 1) // calls that returned -errno
+#define EINPROGRESS 115
+#define EAGAIN 11
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EV_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} wanted SEC(".maps");
+
+static __always_inline void count_filtered(__u32 type)
+{
+	__u64 *n = bpf_map_lookup_elem(&filtered, &type);
+	if (n)
+		*n += 1;
+}
+
+// want reports whether an event of type with result ret is sent, and
+// counts it as filtered when it is not. A non-blocking accept that found
+// no connection (EAGAIN) is never sent: servers poll with it, so it would
+// flood the ring buffer, and it says nothing; it is counted.
+static __always_inline int want(__u32 type, long ret)
+{
+	if (type == EV_ACCEPT && ret == -EAGAIN) {
+		count_filtered(type);
+		return 0;
+	}
+	__u32 *mask = bpf_map_lookup_elem(&wanted, &type);
+	__u32 bit = ret < 0 && !(type == EV_CONNECT && ret == -EINPROGRESS) ? WANT_FAILED : WANT_OK;
+	if (mask && (*mask & bit))
+		return 1;
+	count_filtered(type);
+	return 0;
+}
+
 static __always_inline void submit(struct event *e, int urgent)
 {
 	__u64 flags = 0;
@@ -497,6 +540,8 @@ int BPF_PROG(handle_exit, struct task_struct *p, bool group_dead)
 static __always_inline struct event *syscall_event(__u32 type, long nr, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
+	if (!want(type, ret))
+		return 0;
 	struct event *e = reserve_short(type);
 	if (!e)
 		return 0;
@@ -569,10 +614,7 @@ static __always_inline int on_open(struct pt_regs *regs, long nr, long ret)
 	bpf_probe_read_user_str(e->path, sizeof(e->path), name);
 	if (skip_lib_reads && lib_read(e->path, flags)) {
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-		__u32 k = EV_OPEN;
-		__u64 *n = bpf_map_lookup_elem(&filtered, &k);
-		if (n)
-			*n += 1;
+		count_filtered(EV_OPEN);
 		return 0;
 	}
 	submit(e, 0);
@@ -597,11 +639,12 @@ static __always_inline int on_net(struct pt_regs *regs, long nr, long ret)
 		break;
 	case NR_accept:
 	case NR_accept4:
-		if (ret < 0)
-			return 0;
+		// Failed accepts too (ret is -errno), but for EAGAIN (see want).
+		// A failed accept has no connection: the listening socket's
+		// address is what it carries.
 		if (!(e = syscall_event(EV_ACCEPT, nr, ret)))
 			return 0;
-		fill_sock(e, sock_of(t, ret));
+		fill_sock(e, sock_of(t, ret >= 0 ? ret : fd));
 		e->arg[0] = fd;
 		break;
 	case NR_bind:
@@ -726,6 +769,8 @@ static __always_inline int path_event(__u32 type, long nr, long ret, const char 
 static __always_inline int path2_event(__u32 type, long nr, long ret, const char *path, long dfd,
 				       const char *path2, long dfd2, const char *fstype, __u64 a0)
 {
+	if (!want(type, ret))
+		return 0;
 	struct event *e = bpf_ringbuf_reserve(&events, PATH2_EVENT_SIZE, 0);
 	if (!e) {
 		count_drop(type);

@@ -51,6 +51,7 @@ const (
 	SensorMapDrops          = "drops"
 	SensorMapEvents         = "events"
 	SensorMapFiltered       = "filtered"
+	SensorMapWanted         = "wanted"
 	SensorProgHandleExec    = "handle_exec"
 	SensorProgHandleExit    = "handle_exit"
 	SensorProgHandleFork    = "handle_fork"
@@ -117,6 +118,7 @@ type SensorMapSpecs struct {
 	Drops    *ebpf.MapSpec `ebpf:"drops"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Filtered *ebpf.MapSpec `ebpf:"filtered"`
+	Wanted   *ebpf.MapSpec `ebpf:"wanted"`
 }
 
 // SensorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -153,6 +155,7 @@ type SensorMaps struct {
 	Drops    *ebpf.Map `ebpf:"drops"`
 	Events   *ebpf.Map `ebpf:"events"`
 	Filtered *ebpf.Map `ebpf:"filtered"`
+	Wanted   *ebpf.Map `ebpf:"wanted"`
 }
 
 func (m *SensorMaps) Close() error {
@@ -160,6 +163,7 @@ func (m *SensorMaps) Close() error {
 		m.Drops,
 		m.Events,
 		m.Filtered,
+		m.Wanted,
 	)
 }
 

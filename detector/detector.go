@@ -44,8 +44,10 @@ type Detector struct {
 	running     bool
 	queue       chan []byte       // set while running
 	lastKernels map[string]uint64 // the sensor's last drop counters, kept for Stats after Run
-	lastFilter  uint64            // the sensor's last filter counter, kept likewise
+	lastFilter  map[string]uint64 // the sensor's last filter counters, kept likewise
 	arm         *armer            // set while running with enforcement
+
+	wantMu sync.Mutex // serialises changes of the kernel's wanted events
 }
 
 // New validates cfg, loads the rules (cfg.Rules, or the built-in default
@@ -139,23 +141,25 @@ func (d *Detector) Stats() Stats {
 			s.Enforce = st
 		}
 	}
-	filtered := false
 	if sn := m.sensor.Load(); sn != nil {
 		if k, err := sn.Drops(); err == nil {
 			s.KernelDrops = k
 		}
 		if f, err := sn.Filtered(); err == nil {
-			s.KernelFiltered, filtered = f, true
+			s.KernelFilteredByType = f
 		}
 	}
 	d.mu.Lock()
 	if s.KernelDrops == nil {
 		s.KernelDrops = d.lastKernels
 	}
-	if !filtered {
-		s.KernelFiltered = d.lastFilter
+	if s.KernelFilteredByType == nil {
+		s.KernelFilteredByType = d.lastFilter
 	}
 	d.mu.Unlock()
+	for _, n := range s.KernelFilteredByType {
+		s.KernelFiltered += n
+	}
 	return s
 }
 
@@ -204,7 +208,7 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		v2 = cgroup.NewResolver(mounts.V2)
 	}
 	opts := sensor.Options{RingBufferBytes: d.cfg.RingBufferBytes, Cgroup: mode, IgnorePID: uint32(os.Getpid()),
-		SkipLibraryReads: !d.cfg.ReportLibraryReads}
+		SkipLibraryReads: !d.cfg.ReportLibraryReads, Wanted: d.wanted()}
 	if d.cfg.PollInterval > 0 {
 		size := d.cfg.RingBufferBytes
 		if size == 0 {
@@ -236,6 +240,7 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		return err
 	}
 	d.metrics.sensor.Store(s)
+	d.applyWanted() // a subscription may have come or gone since Open
 	d.log.Info("detector running", "cgroup", mode.String(), "cgroup_choice", modeFrom, "cgroup_v2_fallback", mode == cgroup.V1 && v2 != nil,
 		"rules", len(d.rules.Rules()), "workers", d.cfg.Workers)
 
@@ -322,7 +327,9 @@ func (d *Detector) Run(ctx context.Context, emit func(alert.Alert)) error {
 		d.lastFilter = f
 		d.mu.Unlock()
 	}
+	d.wantMu.Lock() // no filter change on a closing sensor
 	d.metrics.sensor.Store(nil)
+	d.wantMu.Unlock()
 	closeErr := s.Close() // unblocks read
 	<-readDone
 	close(queue)
@@ -374,6 +381,40 @@ func (d *Detector) EnforcementArmed(containerID string) (bool, string) {
 		return false, "the container was not checked yet"
 	}
 	return st.armed, st.reason
+}
+
+// wanted is what the kernel is to send: every event while someone
+// subscribes (a capture, riposte top), otherwise the event types the
+// enabled rules can match, and their failures only when a rule can match
+// one (see rules.Ruleset.WantsFailed).
+func (d *Detector) wanted() map[string]sensor.Want {
+	w := map[string]sensor.Want{}
+	all := d.subs.active()
+	for _, t := range sensor.KernelTypes() {
+		switch {
+		case all:
+			w[t] = sensor.WantAll
+		case d.rules.WantsFailed(t):
+			w[t] = sensor.WantAll
+		case d.rules.Wants(t):
+			w[t] = sensor.WantOK
+		}
+	}
+	return w
+}
+
+// applyWanted gives the running sensor what wanted says; a no-op when the
+// sensor is not running.
+func (d *Detector) applyWanted() {
+	d.wantMu.Lock()
+	defer d.wantMu.Unlock()
+	s := d.metrics.sensor.Load()
+	if s == nil {
+		return
+	}
+	if err := s.SetWanted(d.wanted()); err != nil {
+		d.log.Warn("set the kernel's event filter", "err", err)
+	}
 }
 
 // read moves ring-buffer records into queue and never blocks on it: a

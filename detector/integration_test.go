@@ -49,8 +49,13 @@ func (a *alerts) snapshot() []alert.Alert {
 // sensor is attached.
 func startDetector(t *testing.T, cfg detector.Config, cli *client.Client) (*detector.Detector, *alerts) {
 	t.Helper()
+	return startDetectorWith(t, cfg, detector.Deps{Docker: cli})
+}
+
+// startDetectorWith is startDetector with the collaborators given.
+func startDetectorWith(t *testing.T, cfg detector.Config, deps detector.Deps) (*detector.Detector, *alerts) {
+	t.Helper()
 	testutil.Integration(t, testutil.Root, testutil.BPF, testutil.Docker)
-	deps := detector.Deps{Docker: cli}
 	d, err := detector.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("new detector: %v", err)
@@ -303,7 +308,7 @@ func TestLibraryReadsFilteredInKernel(t *testing.T) {
 			id := testutil.RunContainer(t, cli, testutil.UniqueName(fmt.Sprintf("det-lib-%v", report)), nil)
 			ch, cancel := d.Subscribe(id[:12], 4096)
 			defer cancel()
-			before := d.Stats().KernelFiltered
+			before := d.Stats().KernelFilteredByType[event.Open]
 			dockerExec(t, cli, id, false, "sh", "-c", "mkdir -p /lib && echo x > /lib/libfake.so && cat /lib/libfake.so /etc/hostname")
 			var wrote, readLib, readOther bool
 			timeout := time.After(5 * time.Second)
@@ -345,7 +350,7 @@ func TestLibraryReadsFilteredInKernel(t *testing.T) {
 			if readLib != report {
 				t.Errorf("read-only open of /lib/libfake.so seen %v, want %v", readLib, report)
 			}
-			if filtered := d.Stats().KernelFiltered - before; (filtered > 0) == report {
+			if filtered := d.Stats().KernelFilteredByType[event.Open] - before; (filtered > 0) == report {
 				t.Errorf("kernel filtered %d events with report_library_reads=%v", filtered, report)
 			}
 		})

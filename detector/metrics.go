@@ -13,16 +13,21 @@ import (
 
 // Stats are the detector's counters since New.
 type Stats struct {
-	Events          uint64            // records decoded
-	QueueDrops      uint64            // records the reader could not queue
-	KernelDrops     map[string]uint64 // per event type, events the kernel could not put in the ring buffer
-	KernelFiltered  uint64            // library reads the kernel dropped on purpose (Config.ReportLibraryReads)
-	SubscriberDrops uint64            // events a slow subscriber missed
-	DecodeErrors    uint64
-	RuleErrors      uint64
-	Alerts          uint64
-	AlertsByRule    map[string]uint64 // alerts per rule that fired; rules that never fired are absent
-	Enforce         enforce.Stats     // the kernel's enforcement counters while it runs
+	Events         uint64            // records decoded
+	QueueDrops     uint64            // records the reader could not queue
+	KernelDrops    map[string]uint64 // per event type, events the kernel could not put in the ring buffer
+	KernelFiltered uint64            // events the kernel dropped on purpose, summed over KernelFilteredByType
+	// KernelFilteredByType counts, per event type, the events the kernel
+	// dropped on purpose: types no rule (and no capture) needs, failures
+	// no rule looks at, read-only library opens (Config.ReportLibraryReads,
+	// as open), non-blocking accepts that found no connection (as accept).
+	KernelFilteredByType map[string]uint64
+	SubscriberDrops      uint64 // events a slow subscriber missed
+	DecodeErrors         uint64
+	RuleErrors           uint64
+	Alerts               uint64
+	AlertsByRule         map[string]uint64 // alerts per rule that fired; rules that never fired are absent
+	Enforce              enforce.Stats     // the kernel's enforcement counters while it runs
 }
 
 // TotalDrops is every event lost, in the kernel or in the queue.

@@ -19,7 +19,9 @@ const AllContainers = "*"
 // process detail and — when already known — container metadata. Events that
 // do not fit in the channel's buffer of buf are dropped and counted
 // (riposte_detector_subscriber_dropped_total): a slow subscriber never
-// blocks the detector.
+// blocks the detector. While any subscription exists the kernel sends
+// every event, also of the types no rule needs (which it otherwise drops
+// and counts, Stats.KernelFilteredByType).
 //
 // The returned function cancels the subscription and closes the channel; it
 // may be called more than once. When Run returns, every subscription's
@@ -28,7 +30,14 @@ func (d *Detector) Subscribe(containerID string, buf int) (<-chan Event, func())
 	if buf <= 0 {
 		buf = 1024
 	}
-	return d.subs.add(containerID, buf)
+	ch, cancel := d.subs.add(containerID, buf)
+	// A subscriber sees every event: the kernel sends the types no rule
+	// needs while it is there, and stops when the last one leaves.
+	d.applyWanted()
+	return ch, func() {
+		cancel()
+		d.applyWanted()
+	}
 }
 
 type subscriber struct {

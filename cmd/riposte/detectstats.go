@@ -17,23 +17,25 @@ import (
 
 // detectStats is the JSON shape of one stats line of `riposte detect`.
 type detectStats struct {
-	Stats               string            `json:"stats"` // "periodic" or "final"
-	Events              uint64            `json:"events"`
-	KernelFiltered      uint64            `json:"kernel_filtered"`
-	KernelDropped       uint64            `json:"kernel_dropped"`
-	KernelDroppedByType map[string]uint64 `json:"kernel_dropped_by_type"`
-	QueueDropped        uint64            `json:"queue_dropped"`
-	SubscriberDropped   uint64            `json:"subscriber_dropped"`
-	DecodeErrors        uint64            `json:"decode_errors"`
-	RuleErrors          uint64            `json:"rule_errors"`
-	Alerts              uint64            `json:"alerts"`
-	AlertsByRule        map[string]uint64 `json:"alerts_by_rule"`
+	Stats                string            `json:"stats"` // "periodic" or "final"
+	Events               uint64            `json:"events"`
+	KernelFiltered       uint64            `json:"kernel_filtered"`
+	KernelFilteredByType map[string]uint64 `json:"kernel_filtered_by_type"`
+	KernelDropped        uint64            `json:"kernel_dropped"`
+	KernelDroppedByType  map[string]uint64 `json:"kernel_dropped_by_type"`
+	QueueDropped         uint64            `json:"queue_dropped"`
+	SubscriberDropped    uint64            `json:"subscriber_dropped"`
+	DecodeErrors         uint64            `json:"decode_errors"`
+	RuleErrors           uint64            `json:"rule_errors"`
+	Alerts               uint64            `json:"alerts"`
+	AlertsByRule         map[string]uint64 `json:"alerts_by_rule"`
 }
 
 // formatStats renders s as one line (newline included): a JSON object with
 // asJSON, else "stats: key=value ..." with one fired="rule"=n per rule
 // that fired, sorted by rule name. Kernel drops are summed in the text
-// line; the JSON object also has them per event type.
+// line; the JSON object also has them, and the events the kernel filtered
+// on purpose, per event type.
 func formatStats(s detector.Stats, final, asJSON bool) ([]byte, error) {
 	var kernel uint64
 	for _, n := range s.KernelDrops {
@@ -51,8 +53,12 @@ func formatStats(s detector.Stats, final, asJSON bool) ([]byte, error) {
 		if byRule == nil {
 			byRule = map[string]uint64{}
 		}
+		filteredByType := s.KernelFilteredByType
+		if filteredByType == nil {
+			filteredByType = map[string]uint64{}
+		}
 		b, err := json.Marshal(detectStats{
-			Stats: kind, Events: s.Events, KernelFiltered: s.KernelFiltered, KernelDropped: kernel,
+			Stats: kind, Events: s.Events, KernelFiltered: s.KernelFiltered, KernelFilteredByType: filteredByType, KernelDropped: kernel,
 			KernelDroppedByType: byType, QueueDropped: s.QueueDrops, SubscriberDropped: s.SubscriberDrops,
 			DecodeErrors: s.DecodeErrors, RuleErrors: s.RuleErrors, Alerts: s.Alerts, AlertsByRule: byRule,
 		})

@@ -14,7 +14,8 @@ import (
 func TestFormatStats(t *testing.T) {
 	full := detector.Stats{
 		Events: 1204, QueueDrops: 3, KernelDrops: map[string]uint64{"exec": 2, "open": 5}, KernelFiltered: 310,
-		SubscriberDrops: 1, DecodeErrors: 4, RuleErrors: 6, Alerts: 3,
+		KernelFilteredByType: map[string]uint64{"open": 300, "chmod": 10},
+		SubscriberDrops:      1, DecodeErrors: 4, RuleErrors: 6, Alerts: 3,
 		AlertsByRule: map[string]uint64{"Terminal shell in container": 1, "Read sensitive file untrusted": 2},
 	}
 	tests := []struct {
@@ -39,13 +40,13 @@ func TestFormatStats(t *testing.T) {
 		},
 		{
 			name: "json final", stats: full, final: true, json: true,
-			want: `{"stats":"final","events":1204,"kernel_filtered":310,"kernel_dropped":7,"kernel_dropped_by_type":{"exec":2,"open":5},` +
+			want: `{"stats":"final","events":1204,"kernel_filtered":310,"kernel_filtered_by_type":{"chmod":10,"open":300},"kernel_dropped":7,"kernel_dropped_by_type":{"exec":2,"open":5},` +
 				`"queue_dropped":3,"subscriber_dropped":1,"decode_errors":4,"rule_errors":6,"alerts":3,` +
 				`"alerts_by_rule":{"Read sensitive file untrusted":2,"Terminal shell in container":1}}` + "\n",
 		},
 		{
 			name: "json periodic empty maps are objects", stats: detector.Stats{}, json: true,
-			want: `{"stats":"periodic","events":0,"kernel_filtered":0,"kernel_dropped":0,"kernel_dropped_by_type":{},` +
+			want: `{"stats":"periodic","events":0,"kernel_filtered":0,"kernel_filtered_by_type":{},"kernel_dropped":0,"kernel_dropped_by_type":{},` +
 				`"queue_dropped":0,"subscriber_dropped":0,"decode_errors":0,"rule_errors":0,"alerts":0,"alerts_by_rule":{}}` + "\n",
 		},
 	}

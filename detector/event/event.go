@@ -12,7 +12,7 @@ const (
 	Exit         = "exit"          // a process ended
 	Open         = "open"          // open, openat, openat2, creat succeeded
 	Connect      = "connect"       // connect, whatever its result (Ret: 0, -EINPROGRESS, or the -errno it failed with)
-	Accept       = "accept"        // accept, accept4 returned a connection
+	Accept       = "accept"        // accept, accept4, whatever the result (Ret: the new fd or -errno) but EAGAIN, which the kernel counts and drops
 	Bind         = "bind"          // bind succeeded
 	Listen       = "listen"        // listen succeeded
 	Socket       = "socket"        // socket succeeded

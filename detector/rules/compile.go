@@ -309,6 +309,7 @@ func (c *compiler) rule(it *item) (*Rule, []error) {
 					}
 					r.Enforce = e
 				}
+				r.okOnly = excludesFailed(src)
 			}
 		}
 	}
@@ -458,14 +459,44 @@ func typesOf(n ast.Node) (map[string]bool, bool) {
 	return nil, false
 }
 
-func isEvtType(n ast.Node) bool {
+func isEvtType(n ast.Node) bool { return isEvtField(n, "type") }
+
+func isEvtField(n ast.Node, name string) bool {
 	m, ok := n.(*ast.MemberNode)
 	if !ok {
 		return false
 	}
 	id, ok := m.Node.(*ast.IdentifierNode)
 	prop, ok2 := m.Property.(*ast.StringNode)
-	return ok && ok2 && id.Value == "evt" && prop.Value == "type"
+	return ok && ok2 && id.Value == "evt" && prop.Value == name
+}
+
+// excludesFailed reports whether a condition cannot match a failed
+// syscall: a top-level conjunction contains "not evt.failed" (or
+// "evt.failed == false"). The kernel then need not send the failures of
+// the rule's event types.
+func excludesFailed(src string) bool {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return false
+	}
+	var walk func(n ast.Node) bool
+	walk = func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.BinaryNode:
+			switch n.Operator {
+			case "and", "&&":
+				return walk(n.Left) || walk(n.Right)
+			case "==":
+				b, ok := n.Right.(*ast.BoolNode)
+				return ok && !b.Value && isEvtField(n.Left, "failed")
+			}
+		case *ast.UnaryNode:
+			return (n.Operator == "not" || n.Operator == "!") && isEvtField(n.Node, "failed")
+		}
+		return false
+	}
+	return walk(tree.Node)
 }
 
 // output is a compiled output: Falco's %field text or a Go template.

@@ -730,3 +730,37 @@ func TestEnforcement(t *testing.T) {
 		t.Fatalf("the default rules enforce %d rules, want none (enforcement is opt-in)", n)
 	}
 }
+
+// TestWantsFailed: a rule wants the failures of its event types unless a
+// top-level conjunct of its condition (macros expanded) excludes them.
+func TestWantsFailed(t *testing.T) {
+	tests := []struct {
+		name, condition string
+		wants, failed   bool
+	}{
+		{"macro excludes failures", `outbound and fd.sport == 1`, true, false},
+		{"not evt.failed", `evt.type == "connect" and not evt.failed`, true, false},
+		{"! evt.failed", `evt.type == "connect" && !evt.failed`, true, false},
+		{"evt.failed == false", `evt.type == "connect" and evt.failed == false`, true, false},
+		{"failures only", `evt.type == "connect" and evt.failed`, true, true},
+		{"no result test", `evt.type == "connect" and fd.sport == 1`, true, true},
+		{"exclusion under or does not count", `evt.type == "connect" and (not evt.failed or fd.sport == 1)`, true, true},
+		{"other type", `evt.type == "open"`, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "- macro: outbound\n  condition: evt.type == \"connect\" and not evt.failed\n" +
+				"- rule: r\n  desc: d\n  condition: " + tt.condition + "\n  output: o\n  priority: Notice\n"
+			rs, err := Compile(File{Name: "t.yaml", Data: []byte(src)})
+			if err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+			if got := rs.Wants("connect"); got != tt.wants {
+				t.Errorf("Wants(connect) = %v, want %v", got, tt.wants)
+			}
+			if got := rs.WantsFailed("connect"); got != tt.failed {
+				t.Errorf("WantsFailed(connect) = %v, want %v", got, tt.failed)
+			}
+		})
+	}
+}

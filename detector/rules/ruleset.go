@@ -35,6 +35,7 @@ type Rule struct {
 
 	program *vm.Program
 	types   map[string]bool // nil: every event type
+	okOnly  bool            // the condition cannot match a failed syscall (not evt.failed)
 	out     *output
 }
 
@@ -307,3 +308,15 @@ func (f *Filter) Match(ev *event.Event) (bool, error) {
 
 // Wants reports whether any enabled rule can match events of type t.
 func (rs *Ruleset) Wants(t string) bool { return len(rs.byType[t]) > 0 }
+
+// WantsFailed reports whether any enabled rule can match a failed syscall
+// of type t: one that applies to t and whose condition does not exclude
+// failures with a top-level "not evt.failed".
+func (rs *Ruleset) WantsFailed(t string) bool {
+	for _, r := range rs.byType[t] {
+		if !r.okOnly {
+			return true
+		}
+	}
+	return false
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/riposte-sec/riposte/bpf"
 	"github.com/riposte-sec/riposte/detector/cgroup"
+	"github.com/riposte-sec/riposte/detector/event"
 )
 
 // BTFPath is where the kernel publishes its BTF.
@@ -46,7 +47,31 @@ type Options struct {
 	// /lib64, /usr/lib, /usr/lib64 and locale data, and of /etc/ld.so.cache:
 	// a dozen per exec that no rule looks at. Counted by Filtered.
 	SkipLibraryReads bool
+	// Wanted says which events of each kernel type are sent (see Want);
+	// the others are dropped in the kernel and counted by Filtered. nil
+	// sends every event. Exec, fork and exit are always sent.
+	Wanted map[string]Want
 }
+
+// Want is which events of one type the kernel sends: a mask of WantOK and
+// WantFailed (WANT_* in sensor.c).
+type Want uint32
+
+const (
+	// WantOK sends successful calls (and connects in progress).
+	WantOK Want = 1 << iota
+	// WantFailed sends calls that failed (a negative result, -errno). A
+	// non-blocking accept that found no connection (EAGAIN) is never
+	// sent, whatever Want says: servers poll with it; it is counted by
+	// Filtered as an accept.
+	WantFailed
+	// WantAll sends every event of the type.
+	WantAll = WantOK | WantFailed
+)
+
+// AlwaysSent are the event types the kernel sends whatever Wanted says:
+// the process table is built from them.
+var AlwaysSent = []string{event.Exec, event.Fork, event.Exit}
 
 // Sensor is the loaded and attached eBPF sensor.
 type Sensor struct {
@@ -134,6 +159,10 @@ func Open(opts Options) (*Sensor, error) {
 		}
 		return nil, fmt.Errorf("load eBPF sensor: %w", err)
 	}
+	if err := s.SetWanted(opts.Wanted); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("load eBPF sensor: %w", err)
+	}
 	progs := []struct {
 		name string
 		prog *ebpf.Program
@@ -192,19 +221,57 @@ func (s *Sensor) Drops() (map[string]uint64, error) {
 	return out, nil
 }
 
-// Filtered returns how many open events the kernel filter dropped
-// (SkipLibraryReads).
-func (s *Sensor) Filtered() (uint64, error) {
-	const evOpen = 4 // enum event_type in sensor.c
+// SetWanted changes, while the sensor runs, which events of each type the
+// kernel sends (Options.Wanted; nil sends every event). A type not in w is
+// not sent; an unknown type is an error, and nothing is changed.
+func (s *Sensor) SetWanted(w map[string]Want) error {
+	masks := make([]uint32, len(typeNames))
+	known := map[string]uint32{}
+	for t := 1; t < len(typeNames); t++ {
+		known[typeNames[t]] = uint32(t)
+		if w == nil {
+			masks[t] = uint32(WantAll)
+		}
+	}
+	for name, m := range w {
+		t, ok := known[name]
+		if !ok {
+			return fmt.Errorf("set wanted events: %q is not a kernel event type", name)
+		}
+		masks[t] = uint32(m & WantAll)
+	}
+	for _, name := range AlwaysSent {
+		masks[known[name]] = uint32(WantAll)
+	}
+	for t := uint32(1); t < uint32(len(typeNames)); t++ {
+		if err := s.objs.Wanted.Update(t, masks[t], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("set wanted events: %s: %w", typeNames[t], err)
+		}
+	}
+	return nil
+}
+
+// Filtered returns, per event type, how many events the kernel dropped on
+// purpose since Open: types or results not wanted (SetWanted), read-only
+// library opens (SkipLibraryReads, counted as open), and non-blocking
+// accepts that found no connection (counted as accept). Types with none
+// are absent.
+func (s *Sensor) Filtered() (map[string]uint64, error) {
+	out := map[string]uint64{}
 	var perCPU []uint64
-	if err := s.objs.Filtered.Lookup(uint32(evOpen), &perCPU); err != nil {
-		return 0, fmt.Errorf("read filter counter: %w", err)
+	for t := uint32(1); t < uint32(len(typeNames)); t++ {
+		if err := s.objs.Filtered.Lookup(t, &perCPU); err != nil {
+			return nil, fmt.Errorf("read filter counters: %w", err)
+		}
+		var sum uint64
+		for _, v := range perCPU {
+			sum += v
+		}
+		if sum > 0 {
+			out[typeNames[t]] = sum
+		}
 	}
-	var sum uint64
-	for _, v := range perCPU {
-		sum += v
-	}
-	return sum, nil
+	return out, nil
 }
 
 // Close detaches the programs and frees the maps; a blocked Read returns
