@@ -128,7 +128,7 @@ func applyInfo(ev *event.Event, info containers.Info) {
 	}
 	c := &ev.Container
 	c.Name, c.Image, c.Tag, c.Digest = info.Name, info.Image, info.Tag, info.Digest
-	c.Labels, c.Ports, c.Healthcheck = info.Labels, info.Ports, info.Healthcheck
+	c.Labels, c.Ports, c.Healthcheck, c.BuildStep = info.Labels, info.Ports, info.Healthcheck, info.BuildStep
 	switch {
 	case c.Runtime != "":
 	case info.Runtime != "":

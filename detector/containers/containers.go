@@ -50,6 +50,9 @@ type Info struct {
 	// Runtime is the runtime a Resolver found it in ("containerd"); ""
 	// for Docker's.
 	Runtime string
+	// BuildStep: the container runs a RUN step of a `docker build` (the
+	// classic builder; see IsBuildStep).
+	BuildStep bool
 }
 
 // negativeTTL is how long an unknown id is remembered as unknown.
@@ -186,6 +189,7 @@ func FromInspect(r container.InspectResponse) Info {
 			}
 		}
 	}
+	info.BuildStep = IsBuildStep(r)
 	if r.ContainerJSONBase != nil && r.HostConfig != nil {
 		for p := range r.HostConfig.PortBindings {
 			if n, err := strconv.ParseUint(p.Port(), 10, 16); err == nil {
@@ -198,6 +202,22 @@ func FromInspect(r container.InspectResponse) Info {
 	}
 	sort.Slice(info.Ports, func(i, j int) bool { return info.Ports[i] < info.Ports[j] })
 	return info
+}
+
+// IsBuildStep reports whether Docker made the container to run a RUN
+// step of `docker build` with the classic builder. Docker marks such
+// containers three ways at once: created from the previous layer's image
+// by id ("sha256:..."), with health checks off (["NONE"]) and with the
+// "none" log driver (moby's builder/dockerfile: withoutHealthcheck,
+// defaultLogConfig). A container someone runs by image id lacks the other
+// two. BuildKit's steps are not Docker containers and are not seen here.
+func IsBuildStep(r container.InspectResponse) bool {
+	if r.Config == nil || r.ContainerJSONBase == nil || r.HostConfig == nil {
+		return false
+	}
+	hc := r.Config.Healthcheck
+	return strings.HasPrefix(r.Config.Image, "sha256:") && hc != nil && len(hc.Test) == 1 && hc.Test[0] == "NONE" &&
+		r.HostConfig.LogConfig.Type == "none"
 }
 
 // HealthcheckArgv is the argv Docker runs for health check hc (as it

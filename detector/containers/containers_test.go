@@ -248,3 +248,41 @@ func TestResolvers(t *testing.T) {
 		})
 	}
 }
+
+func TestIsBuildStep(t *testing.T) {
+	step := func(mod func(r *container.InspectResponse)) container.InspectResponse {
+		r := inspectOf("b", "eager_turing", true)
+		r.Config.Image = "sha256:c4abba0d483eacf4fc1cc8f23b00463a6b6436ee6de82605fb1cef5e97a2ed66"
+		r.Config.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+		r.HostConfig.LogConfig = container.LogConfig{Type: "none"}
+		if mod != nil {
+			mod(&r)
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		r    container.InspectResponse
+		want bool
+	}{
+		{"classic builder RUN step", step(nil), true},
+		{"run by image id", step(func(r *container.InspectResponse) { r.HostConfig.LogConfig.Type = "json-file" }), false},
+		{"health check configured", step(func(r *container.InspectResponse) {
+			r.Config.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "true"}}
+		}), false},
+		{"no health check config", step(func(r *container.InspectResponse) { r.Config.Healthcheck = nil }), false},
+		{"image by name", step(func(r *container.InspectResponse) { r.Config.Image = "app:1" }), false},
+		{"ordinary container", inspectOf("a", "web", true), false},
+		{"no config", container.InspectResponse{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsBuildStep(tt.r); got != tt.want {
+				t.Errorf("IsBuildStep = %v, want %v", got, tt.want)
+			}
+			if got := FromInspect(tt.r).BuildStep; got != tt.want && tt.r.Config != nil {
+				t.Errorf("FromInspect(...).BuildStep = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -146,9 +146,12 @@ type Container struct {
 	// Healthcheck is the argv of the container's health check, nil without
 	// one (see containers.HealthcheckArgv).
 	Healthcheck []string `json:"healthcheck,omitempty"`
-	PodUID      string   `json:"pod_uid,omitempty"` // Kubernetes pod, from the cgroup path
-	CgroupID    uint64   `json:"cgroup_id,omitempty"`
-	Cgroup      string   `json:"cgroup,omitempty"` // the cgroup name the kernel reported
+	// BuildStep: the container runs a RUN step of a classic `docker
+	// build` (see containers.IsBuildStep).
+	BuildStep bool   `json:"build_step,omitempty"`
+	PodUID    string `json:"pod_uid,omitempty"` // Kubernetes pod, from the cgroup path
+	CgroupID  uint64 `json:"cgroup_id,omitempty"`
+	Cgroup    string `json:"cgroup,omitempty"` // the cgroup name the kernel reported
 }
 
 // ShortID is the 12-character id Falco and docker ps show, or "host".

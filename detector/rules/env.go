@@ -138,8 +138,11 @@ type Container struct {
 	Labels  map[string]string `expr:"labels"`
 	Runtime string            `expr:"runtime"`
 	Ports   []int64           `expr:"ports"` // declared ports (EXPOSE and published)
-	CPU     CPU               `expr:"cpu"`
-	Memory  Memory            `expr:"memory"`
+	// IsBuildStep: the container runs a RUN step of a classic `docker
+	// build` (riposte's field; Falco has none).
+	IsBuildStep bool   `expr:"is_build_step"`
+	CPU         CPU    `expr:"cpu"`
+	Memory      Memory `expr:"memory"`
 }
 
 // Image holds container.image.* fields.
@@ -227,6 +230,7 @@ func NewEnv(ev *event.Event) *Env {
 		env.K8s.Pod.UID = ev.Container.Labels[LabelPodUID]
 	}
 	c.Runtime = ev.Container.Runtime
+	c.IsBuildStep = ev.Container.BuildStep
 	for _, port := range ev.Container.Ports {
 		c.Ports = append(c.Ports, int64(port))
 	}

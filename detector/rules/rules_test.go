@@ -315,6 +315,41 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"cpu high", inContainer(event.Event{Type: event.CPUHigh, CPUPercent: 99, CPUSeconds: 31}), []string{"Container CPU usage above threshold"}},
 		{"memory growth", inContainer(event.Event{Type: event.MemoryGrowth, MemoryBytes: 600 << 20, MemoryGrowthBytes: 300 << 20}), []string{"Container memory growth above threshold"}},
 		{"fork", inContainer(event.Event{Type: event.Fork, Comm: "sh"}), nil},
+		{"write a file in /", inContainer(openOf("sh", "/payload", 0o1101)), []string{"Write below root"}},
+		{"write root's authorized_keys", inContainer(openOf("sh", "/root/.ssh/authorized_keys", 0o2101)), []string{"Write below root"}},
+		{"write a tool cache below /root", inContainer(openOf("pip", "/root/.cache/pip/x", 0o1101)), nil},
+		{"wget records its HSTS state", inContainer(openOf("wget", "/root/.wget-hsts", 0o1101)), nil},
+		{"read a file below /root", inContainer(openOf("cat", "/root/notes", 0)), nil},
+		{"write below /root on the host", onHost(openOf("vim", "/root/notes", 0o1101)), nil},
+		{"write below /tmp", inContainer(openOf("sh", "/tmp/x", 0o1101)), nil},
+		{"unpack into an app's own directories", inContainer(openOf("tar", "/usr/lib/app/libapp.so", 0o1101)), nil},
+		{"unpack into /usr/bin outside a package manager", inContainer(openOf("tar", "/usr/bin/app", 0o1101)), []string{"Write below binary dir"}},
+	}
+	buildStep := func(ev event.Event) event.Event { ev = inContainer(ev); ev.Container.BuildStep = true; return ev }
+	// What a Dockerfile's RUN steps do: each is reported outside a build
+	// (above) and not in one.
+	for _, tt := range []struct {
+		name string
+		ev   event.Event
+	}{
+		{"build: apk add", execOf("apk", "sh", "add", "curl")},
+		{"build: package script spawns a shell", execOf("sh", "apk", "-c", "post-install")},
+		{"build: write below /usr/bin", openOf("tar", "/usr/bin/app", 0o1101)},
+		{"build: write below /etc", openOf("sh", "/etc/app.conf", 0o1101)},
+		{"build: write below /root", openOf("sh", "/root/.app", 0o1101)},
+		{"build: adduser", execOf("adduser", "sh", "-D", "app")},
+		{"build: /etc/profile.d", openOf("sh", "/etc/profile.d/app.sh", 0o1101)},
+		{"build: cron file", openOf("sh", "/etc/crontabs/root", 0o1101)},
+		{"build: run what it built", with(execOf("app", "sh"), func(e *event.Event) { e.ExeUpperLayer = true })},
+		{"build: clean logs", execOf("rm", "sh", "-rf", "/var/log/apt")},
+		{"build: chmod u+s", with(fileOf(event.Chmod, "chmod", "/usr/bin/ping", ""), func(e *event.Event) { e.Mode = 0o4755 })},
+		{"build: fetch from the internet", netOf(event.Connect, "93.184.216.34", 443, "172.17.0.2", 40000)},
+	} {
+		tests = append(tests, struct {
+			name string
+			ev   event.Event
+			want []string
+		}{tt.name, buildStep(tt.ev), nil})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
