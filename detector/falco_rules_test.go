@@ -20,8 +20,16 @@ import (
 // cluster's service IP.
 func rulesWithAPIServer(t *testing.T, addr string) string {
 	t.Helper()
+	return rulesWithList(t, "k8s_api_server_addresses", "10.96.0.1", addr)
+}
+
+// rulesWithList writes the default rules to a folder with the items of
+// list (which must read [old]) set to items, as an operator edits a list to
+// their environment.
+func rulesWithList(t *testing.T, list, old, items string) string {
+	t.Helper()
 	dir := t.TempDir()
-	const list = "- list: k8s_api_server_addresses\n  items: [10.96.0.1]"
+	from := "- list: " + list + "\n  items: [" + old + "]"
 	var found bool
 	err := fs.WalkDir(exrules.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
@@ -32,9 +40,9 @@ func rulesWithAPIServer(t *testing.T, addr string) string {
 			return err
 		}
 		s := string(b)
-		if strings.Contains(s, list) {
+		if strings.Contains(s, from) {
 			found = true
-			s = strings.Replace(s, list, "- list: k8s_api_server_addresses\n  items: ["+addr+"]", 1)
+			s = strings.Replace(s, from, "- list: "+list+"\n  items: ["+items+"]", 1)
 		}
 		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), []byte(s), 0o644)
 	})
@@ -42,7 +50,7 @@ func rulesWithAPIServer(t *testing.T, addr string) string {
 		t.Fatalf("copy default rules: %v", err)
 	}
 	if !found {
-		t.Fatal("default rules have no k8s_api_server_addresses list to set")
+		t.Fatalf("default rules have no list %s with items [%s] to set", list, old)
 	}
 	return dir
 }

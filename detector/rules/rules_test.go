@@ -269,6 +269,10 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"mount in container", inContainer(with(event.Event{Type: event.Mount, Comm: "mount", Path: "/dev/sda1", Target: "/mnt", FSType: "ext4", Ret: -1},
 			func(e *event.Event) {})), []string{"Mount Launched in Container"}},
 		{"runc mounts while it sets up", inContainer(event.Event{Type: event.Mount, Comm: "runc:[2:INIT]", Path: "proc", Target: "/proc", FSType: "proc"}), nil},
+		{"runc init bind-mounts its own binary", inContainer(event.Event{Type: event.Mount, Comm: "exe", Exe: "/proc/self/exe", Args: []string{"runc", "init"},
+			PName: "containerd-shim", Path: "/proc/self/exe", Target: "/var/run/docker/runtime-runc/moby/x/runc.I9wDxd", Flags: 0x1000}), nil},
+		{"a program re-executing itself mounts", inContainer(event.Event{Type: event.Mount, Comm: "exe", Exe: "/proc/self/exe", Args: []string{"x", "init"},
+			PName: "sh", Path: "/dev/sda1", Target: "/mnt"}), []string{"Mount Launched in Container"}},
 		{"mount on the host", onHost(event.Event{Type: event.Mount, Comm: "mount", Path: "/dev/sda1", Target: "/mnt"}), nil},
 		{"setns in container", inContainer(event.Event{Type: event.Setns, Comm: "exploit", Path: "mnt:[4026531840]", FD: 3, Flags: 0x20000}),
 			[]string{"Change thread namespace"}},
@@ -323,6 +327,7 @@ func TestDefaultRulesMatch(t *testing.T) {
 		{"write below /root on the host", onHost(openOf("vim", "/root/notes", 0o1101)), nil},
 		{"write below /tmp", inContainer(openOf("sh", "/tmp/x", 0o1101)), nil},
 		{"unpack into an app's own directories", inContainer(openOf("tar", "/usr/lib/app/libapp.so", 0o1101)), nil},
+		{"dockerd applies a built layer", onHost(with(openOf("exe", "/usr/bin/hello", 0o1101), func(e *event.Event) { e.PName, e.Exe = "dockerd", "/proc/self/exe" })), nil},
 		{"unpack into /usr/bin outside a package manager", inContainer(openOf("tar", "/usr/bin/app", 0o1101)), []string{"Write below binary dir"}},
 	}
 	buildStep := func(ev event.Event) event.Event { ev = inContainer(ev); ev.Container.BuildStep = true; return ev }
