@@ -45,7 +45,8 @@ enum event_type {
 	EV_UMOUNT = 21,
 	EV_SETNS = 22,
 	EV_UNSHARE = 23,
-	EV_MAX = 24,
+	EV_CHDIR = 24,
+	EV_MAX = 25,
 };
 
 // Event flags.
@@ -93,6 +94,8 @@ enum event_type {
 #define NR_setns 308
 #define NR_renameat2 316
 #define NR_fchmodat2 452
+#define NR_chdir 80
+#define NR_fchdir 81
 #define NR_dup 32
 #define NR_dup2 33
 #define NR_socket 41
@@ -742,7 +745,7 @@ static __always_inline void fd_name(struct event *e, struct task_struct *t, long
 }
 
 // path_event is a file event with one path: chmod, unlink, truncate,
-// umount. dfd is the directory fd the path is relative to (AT_FDCWD);
+// umount, chdir. dfd is the directory fd the path is relative to (AT_FDCWD);
 // a path of 0 takes the name of the file behind fd instead.
 static __always_inline int path_event(__u32 type, long nr, long ret, const char *path, long dfd, long fd,
 				      __u64 a0, __u64 a1)
@@ -824,6 +827,10 @@ static __always_inline int on_file(struct pt_regs *regs, __u32 type, long nr, lo
 		return path_event(type, nr, ret, 0, 0, regs->di, regs->si, 0);
 	case NR_unshare:
 		return path_event(type, nr, ret, 0, 0, -1, regs->di, 0);
+	case NR_chdir: // the working directory, so that relative paths resolve
+		return path_event(type, nr, ret, (const char *)regs->di, AT_FDCWD, 0, 0, 0);
+	case NR_fchdir:
+		return path_event(type, nr, ret, 0, 0, regs->di, 0, 0);
 	case NR_symlink:
 		return path2_event(type, nr, ret, (const char *)regs->si, AT_FDCWD, (const char *)regs->di, AT_FDCWD, 0, 0);
 	case NR_symlinkat:
@@ -925,6 +932,10 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case NR_unshare:
 		type = EV_UNSHARE;
+		break;
+	case NR_chdir:
+	case NR_fchdir:
+		type = EV_CHDIR;
 		break;
 	default:
 		return 0;

@@ -110,6 +110,11 @@ func dockerExecAs(t *testing.T, cli *client.Client, id string, as execAs, cmd ..
 		t.Fatalf("exec attach: %v", err)
 	}
 	defer resp.Close()
+	// The attached stream outlives ctx (the connection is hijacked): bound
+	// it too, so that a stuck exec fails the test instead of hanging it.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = resp.Conn.SetDeadline(dl)
+	}
 	_, _ = io.Copy(io.Discard, resp.Reader)
 }
 

@@ -173,7 +173,7 @@ func (p *pipeline) byName(rec *sensor.Record, ev *Event) cgroup.Ref {
 // the working directory when FD is 0 (AT_FDCWD).
 var relativePaths = map[string]bool{
 	event.Open: true, event.Chmod: true, event.Symlink: true, event.Link: true, event.Unlink: true,
-	event.Rename: true, event.Truncate: true, event.Umount: true,
+	event.Rename: true, event.Truncate: true, event.Umount: true, event.Chdir: true,
 }
 
 // process updates the process table and fills the process fields.
@@ -221,6 +221,13 @@ func (p *pipeline) process(ev *Event) {
 			}
 		}
 	}
+	if ev.Type == event.Chdir {
+		dir := ev.Path
+		if ev.FD != 0 {
+			dir = "" // fchdir: only the directory's own name is known
+		}
+		p.table.Chdir(ev.PID, dir)
+	}
 	if parent := p.table.ParentOf(ev.PID, ev.PPID); parent != nil {
 		ev.PName, ev.PExe, ev.PArgs = parent.Comm, parent.Exe, parent.Args
 	}
@@ -229,8 +236,14 @@ func (p *pipeline) process(ev *Event) {
 }
 
 // cwd is the process's working directory as seen from inside its mount
-// namespace, "" when it is gone.
+// namespace at the event: the one the process table followed through
+// fork, exec and chdir (in event order, so also for a process that is gone
+// or has moved on since), else the one /proc has now; "" when neither
+// knows.
 func (p *pipeline) cwd(pid uint32) string {
+	if pr := p.table.Get(pid); pr != nil && pr.Cwd != "" {
+		return pr.Cwd
+	}
 	c, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cwd")
 	if err != nil {
 		return ""

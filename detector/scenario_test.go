@@ -156,3 +156,43 @@ func TestMemoryGrowthRule(t *testing.T) {
 		t.Errorf("proc.name = %q, container.memory.top = %q, want sh, head or tr first", n, a.Field("container.memory.top"))
 	}
 }
+
+// TestRelativePathsAfterChdir: a path relative to the working directory
+// is made absolute with the directory the process was in at the event,
+// followed through chdir, also when the process is gone by the time its
+// event is evaluated (tar exits as soon as it has unpacked).
+func TestRelativePathsAfterChdir(t *testing.T) {
+	cli := testutil.DockerClient(t)
+	t.Parallel()
+	_, got := startDetector(t, detector.Config{DisableResources: true}, cli)
+	id := testutil.RunContainer(t, cli, testutil.UniqueName("det-chdir"), nil)
+	dockerExec(t, cli, id, false, "sh", "-c", "cd /tmp && echo x > relative-tool && tar -cf /tmp/pkg.tar relative-tool && tar -xf /tmp/pkg.tar -C /bin")
+	dockerExec(t, cli, id, false, "sh", "-c", "cd /etc && echo x > relative.conf")
+	for _, want := range []struct{ rule, file, proc string }{
+		{"Write below binary dir", "/bin/relative-tool", "tar"},
+		{"Write below etc", "/etc/relative.conf", "sh"},
+	} {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var found bool
+			for _, a := range got.snapshot() {
+				if a.Rule == want.rule && a.Field("container.id") == id[:12] && a.Field("fd.name") == want.file && a.Field("proc.name") == want.proc {
+					found = true
+				}
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				var names []string
+				for _, a := range got.snapshot() {
+					if a.Field("container.id") == id[:12] {
+						names = append(names, a.Rule+" "+a.Field("fd.name"))
+					}
+				}
+				t.Fatalf("no %q alert naming %s by %s; the container's alerts: %q", want.rule, want.file, want.proc, names)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

@@ -30,6 +30,7 @@ const (
 	Umount       = "umount"        // umount2, whatever its result
 	Setns        = "setns"         // setns, whatever its result
 	Unshare      = "unshare"       // unshare, whatever its result
+	Chdir        = "chdir"         // chdir, fchdir succeeded (Path: the directory as given; fchdir: the name behind the fd)
 	CPUHigh      = "cpu_high"      // a container's CPU stayed above the threshold
 	MemoryGrowth = "memory_growth" // a container's memory grew beyond the threshold
 )
@@ -37,7 +38,7 @@ const (
 // Types lists every event type.
 func Types() []string {
 	return []string{Exec, Fork, Exit, Open, Connect, Accept, Bind, Listen, Socket, Ptrace, MemfdCreate, Setuid, Dup,
-		Chmod, Symlink, Link, Unlink, Rename, Truncate, Mount, Umount, Setns, Unshare, CPUHigh, MemoryGrowth}
+		Chmod, Symlink, Link, Unlink, Rename, Truncate, Mount, Umount, Setns, Unshare, Chdir, CPUHigh, MemoryGrowth}
 }
 
 // HostID is Container.ID for events of processes outside any container.

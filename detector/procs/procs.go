@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +18,11 @@ type Proc struct {
 	Exe       string   // executable path as exec'd (or /proc/PID/exe when seeded)
 	Args      []string // argv
 	TTY       uint32
-	Exited    time.Time // zero while alive
+	// Cwd is the working directory as the process sees it: read from
+	// /proc when the process entered the table, inherited on fork, kept
+	// across exec, changed by Chdir. "" when unknown (after an fchdir).
+	Cwd    string
+	Exited time.Time // zero while alive
 }
 
 // Table maps pids to processes.
@@ -81,17 +86,39 @@ func (t *Table) Get(pid uint32) *Proc { return t.m[pid] }
 func (t *Table) Fork(pid, ppid uint32, comm string, tty uint32) *Proc {
 	p := &Proc{PID: pid, PPID: ppid, Comm: comm, TTY: tty}
 	if parent := t.Lookup(ppid); parent != nil {
-		p.Exe, p.Args = parent.Exe, parent.Args
+		p.Exe, p.Args, p.Cwd = parent.Exe, parent.Args, parent.Cwd
 	}
 	t.put(p)
 	return p
 }
 
-// Exec records that pid now runs exe with args.
+// Exec records that pid now runs exe with args. The working directory
+// stays: exec does not change it.
 func (t *Table) Exec(pid, ppid uint32, comm, exe string, args []string, tty uint32) *Proc {
 	p := &Proc{PID: pid, PPID: ppid, Comm: comm, Exe: exe, Args: args, TTY: tty}
+	if old := t.Lookup(pid); old != nil {
+		p.Cwd = old.Cwd
+	}
 	t.put(p)
 	return p
+}
+
+// Chdir records pid's new working directory: dir as chdir was given it,
+// relative to the one before; "" makes it unknown (fchdir names only the
+// directory's last component).
+func (t *Table) Chdir(pid uint32, dir string) {
+	p := t.Lookup(pid)
+	if p == nil {
+		return
+	}
+	switch {
+	case dir == "":
+		p.Cwd = ""
+	case strings.HasPrefix(dir, "/"):
+		p.Cwd = path.Clean(dir)
+	case p.Cwd != "":
+		p.Cwd = path.Join(p.Cwd, dir)
+	}
 }
 
 // Exit marks pid as exited at now; Sweep removes it after the grace period.
@@ -196,6 +223,9 @@ func (t *Table) read(pid uint32) (*Proc, error) {
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 		p.Exe = exe
+	}
+	if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {
+		p.Cwd = cwd
 	}
 	return p, nil
 }

@@ -171,4 +171,40 @@ func TestSeedFromProc(t *testing.T) {
 	if self == nil || self.Exe == "" || len(self.Args) == 0 || self.PPID != uint32(os.Getppid()) {
 		t.Fatalf("seeded self = %+v", self)
 	}
+	if wd, err := os.Getwd(); err != nil || self.Cwd != wd {
+		t.Fatalf("seeded self's cwd = %q, want %q (%v)", self.Cwd, wd, err)
+	}
+}
+
+// TestWorkingDirectory: the table follows a process's working directory
+// through fork, exec and chdir, without /proc.
+func TestWorkingDirectory(t *testing.T) {
+	tab := New(t.TempDir(), 10, time.Second) // empty /proc: nothing is read from it
+	tab.Exec(20, 1, "sh", "/bin/sh", []string{"sh"}, 0)
+	steps := []struct {
+		name string
+		do   func()
+		pid  uint32
+		want string
+	}{
+		{"unknown at first", func() {}, 20, ""},
+		{"absolute chdir", func() { tab.Chdir(20, "/usr//local/") }, 20, "/usr/local"},
+		{"relative chdir", func() { tab.Chdir(20, "../bin") }, 20, "/usr/bin"},
+		{"inherited on fork", func() { tab.Fork(30, 20, "sh", 0) }, 30, "/usr/bin"},
+		{"kept across exec", func() { tab.Exec(30, 20, "tar", "/bin/tar", []string{"tar", "-x"}, 0) }, 30, "/usr/bin"},
+		{"the child's chdir leaves the parent", func() { tab.Chdir(30, "/") }, 20, "/usr/bin"},
+		{"fchdir makes it unknown", func() { tab.Chdir(20, "") }, 20, ""},
+		{"relative chdir from unknown stays unknown", func() { tab.Chdir(20, "lib") }, 20, ""},
+		{"unknown process", func() { tab.Chdir(99, "/tmp") }, 99, ""},
+	}
+	for _, st := range steps {
+		st.do()
+		got := ""
+		if p := tab.Get(st.pid); p != nil {
+			got = p.Cwd
+		}
+		if got != st.want {
+			t.Errorf("%s: cwd of %d = %q, want %q", st.name, st.pid, got, st.want)
+		}
+	}
 }

@@ -22,7 +22,7 @@ import (
 func TestInvalidFiles(t *testing.T) {
 	want := map[string]string{
 		"bad_condition_field.yaml": `bad_condition_field.yaml:3: rule "Typo in field": condition: unknown field proc.nme (column 29)`,
-		"bad_event_type.yaml":      `bad_event_type.yaml:3: rule "Typo in type": condition: evt.type "opne" is not an event type (want one of exec, fork, exit, open, connect, accept, bind, listen, socket, ptrace, memfd_create, setuid, dup, chmod, symlink, link, unlink, rename, truncate, mount, umount, setns, unshare, cpu_high, memory_growth)`,
+		"bad_event_type.yaml":      `bad_event_type.yaml:3: rule "Typo in type": condition: evt.type "opne" is not an event type (want one of exec, fork, exit, open, connect, accept, bind, listen, socket, ptrace, memfd_create, setuid, dup, chmod, symlink, link, unlink, rename, truncate, mount, umount, setns, unshare, chdir, cpu_high, memory_growth)`,
 		"bad_output_field.yaml":    `bad_output_field.yaml:4: rule "Typo in output": output: unknown field %proc.nme`,
 		"bad_priority.yaml":        `bad_priority.yaml:5: rule "Urgent": priority: unknown priority "Urgent" (want one of Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug)`,
 		"bad_template.yaml":        `bad_template.yaml:4: rule "Template typo": output: template: 1:14: executing "output" at <.proc.nme>: map has no entry for key "nme"`,

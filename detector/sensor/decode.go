@@ -19,6 +19,7 @@ var typeNames = [...]string{
 	7: event.Bind, 8: event.Listen, 9: event.Socket, 10: event.Ptrace, 11: event.MemfdCreate,
 	12: event.Setuid, 13: event.Dup, 14: event.Chmod, 15: event.Symlink, 16: event.Link, 17: event.Unlink,
 	18: event.Rename, 19: event.Truncate, 20: event.Mount, 21: event.Umount, 22: event.Setns, 23: event.Unshare,
+	24: event.Chdir,
 }
 
 // KernelTypes lists the event types the kernel sensor produces.
@@ -54,7 +55,7 @@ var syscallNames = map[uint32]string{
 	292: "dup3", 319: "memfd_create", 437: "openat2", 76: "truncate", 77: "ftruncate", 82: "rename", 84: "rmdir",
 	86: "link", 87: "unlink", 88: "symlink", 90: "chmod", 91: "fchmod", 165: "mount", 166: "umount2",
 	263: "unlinkat", 264: "renameat", 265: "linkat", 266: "symlinkat", 268: "fchmodat", 272: "unshare",
-	308: "setns", 316: "renameat2", 452: "fchmodat2",
+	308: "setns", 316: "renameat2", 452: "fchmodat2", 80: "chdir", 81: "fchdir",
 }
 
 const (
@@ -137,7 +138,7 @@ func Decode(raw []byte, bootOffset time.Duration, rec *Record) error {
 		if r.Family == 1 {
 			ev.Path = path
 		}
-	case event.Chmod, event.Unlink, event.Truncate, event.Umount, event.Setns, event.Unshare:
+	case event.Chmod, event.Unlink, event.Truncate, event.Umount, event.Setns, event.Unshare, event.Chdir:
 		ev.Path = path
 		switch ev.Type {
 		case event.Chmod:

@@ -70,8 +70,9 @@ const (
 )
 
 // AlwaysSent are the event types the kernel sends whatever Wanted says:
-// the process table is built from them.
-var AlwaysSent = []string{event.Exec, event.Fork, event.Exit}
+// the process table is built from them (chdir: each process's working
+// directory, against which relative paths resolve).
+var AlwaysSent = []string{event.Exec, event.Fork, event.Exit, event.Chdir}
 
 // Sensor is the loaded and attached eBPF sensor.
 type Sensor struct {

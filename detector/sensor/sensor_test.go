@@ -156,6 +156,7 @@ mv hard moved && truncate -s 1 moved && rm sym && unshare -m true && nsenter -t 
 			return strings.HasPrefix(e.Path, "net:[") && e.Flags == 0x40000000 && e.FD > 0
 		}},
 		{event.Connect, func(e *event.Event) bool { return e.RemotePort == uint16(port) && e.Ret == -111 }}, // ECONNREFUSED
+		{event.Chdir, func(e *event.Event) bool { return e.Path == dir && e.FD == 0 }},
 	}
 	seen := map[string]bool{}
 	ours := map[uint32]bool{uint32(cmd.Process.Pid): true}
