@@ -8,6 +8,13 @@
 //
 //	kernel ring buffer -> reader -> bounded queue -> state -> workers -> emit
 //
+// The kernel sends only what is needed: Run fills the sensor's map of
+// wanted event types from the rules (a type no enabled rule applies to, and
+// failed calls when every rule for the type excludes them with "not
+// evt.failed", stay in the kernel), and while any subscription exists it
+// sends everything; Subscribe and its cancel refill the map. What the
+// kernel drops on purpose is counted per type (Stats.KernelFilteredByType).
+//
 // The reader never blocks: a record that does not fit in the queue
 // (Config.QueueSize) is dropped and counted, as the kernel counts what does
 // not fit in the ring buffer. The state goroutine decodes records in kernel

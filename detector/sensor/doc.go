@@ -8,5 +8,7 @@
 // that says what is needed. The caller owns the Sensor and must Close it;
 // Close detaches every program and unblocks a pending Read. Read must be
 // called from one goroutine at a time; Drops and Close are safe to call
-// from any goroutine. Decode is a pure function, safe for concurrent use.
+// from any goroutine, and so are SetWanted (which event types and results
+// the kernel sends; the rest it drops and counts, Filtered) and Filtered.
+// Decode is a pure function, safe for concurrent use.
 package sensor

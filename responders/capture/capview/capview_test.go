@@ -305,6 +305,8 @@ func TestFileTreeAndNamespaceEventLines(t *testing.T) {
 			"unlink(unlinkat) name=/tmp/d flags=AT_REMOVEDIR res=0"},
 		{with(func(e *event.Event) { e.Type, e.Path, e.SysArgs = event.Truncate, "/var/log/a", []int64{0} }),
 			"truncate name=/var/log/a length=0 res=0"},
+		{with(func(e *event.Event) { e.Type, e.Syscall, e.Path = event.Chdir, "chdir", "/usr/bin" }),
+			"chdir name=/usr/bin res=0"},
 		{with(func(e *event.Event) {
 			e.Type, e.Path, e.Target, e.FSType, e.Flags, e.Ret = event.Mount, "/dev/sda1", "/mnt", "ext4", 1, -1
 		}), "mount dev=/dev/sda1 dir=/mnt type=ext4 flags=MS_RDONLY res=-1(EPERM)"},

@@ -139,7 +139,7 @@ func details(ev *event.Event) []string {
 		}
 		add("ids", strings.Join(ids, ","))
 		res()
-	case event.Chmod, event.Unlink, event.Truncate:
+	case event.Chmod, event.Unlink, event.Truncate, event.Chdir:
 		arg := rules.NewEnv(ev).Evt.Arg
 		if ev.FD != 0 {
 			add("fd", strconv.FormatInt(ev.FD, 10))
