@@ -58,6 +58,12 @@ type Info struct {
 // negativeTTL is how long an unknown id is remembered as unknown.
 const negativeTTL = 5 * time.Second
 
+// goneTTL is how long a destroyed container stays known (not running):
+// the events of its last moments may be evaluated after Docker removed
+// it — a build step's container is removed as soon as its layer is
+// committed, a `docker run --rm` one as soon as it exits.
+const goneTTL = 30 * time.Second
+
 // Cache maps container ids to Info.
 type Cache struct {
 	api       API
@@ -65,6 +71,7 @@ type Cache struct {
 	log       *slog.Logger
 	timeout   time.Duration
 
+	now      func() time.Time // time.Now; a fake in tests
 	mu       sync.RWMutex
 	byID     map[string]*entry
 	inflight map[string]chan struct{}
@@ -74,6 +81,7 @@ type Cache struct {
 type entry struct {
 	info    Info
 	fetched time.Time
+	gone    time.Time // when Docker destroyed it; zero while it exists
 }
 
 // New returns a cache over api (nil: no Docker enrichment) that asks
@@ -82,7 +90,8 @@ func New(api API, log *slog.Logger, resolvers ...Resolver) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{api: api, resolvers: resolvers, log: log, timeout: 3 * time.Second, byID: map[string]*entry{}, inflight: map[string]chan struct{}{}}
+	return &Cache{api: api, resolvers: resolvers, log: log, timeout: 3 * time.Second, now: time.Now, byID: map[string]*entry{},
+		inflight: map[string]chan struct{}{}}
 }
 
 // OnChange registers fn to be called (from Run's goroutine) when a container
@@ -307,7 +316,9 @@ func (c *Cache) follow(ctx context.Context) error {
 			return err
 		case m := <-msgs:
 			switch m.Action {
-			case events.ActionStart, events.ActionRename, events.ActionUnPause:
+			case events.ActionCreate, events.ActionStart, events.ActionRename, events.ActionUnPause:
+				// From create on: a short-lived container (a build step) may
+				// be gone again before its start is handled.
 				c.refresh(ctx, m.Actor.ID)
 			case events.ActionDie:
 				c.refresh(ctx, m.Actor.ID)
@@ -328,14 +339,27 @@ func (c *Cache) refresh(ctx context.Context, id string) {
 	}
 }
 
+// forget marks a destroyed container gone: it stays known, not running,
+// for goneTTL, and containers gone longer are dropped.
 func (c *Cache) forget(id string) {
+	now := c.now()
 	c.mu.Lock()
+	var info Info
 	e := c.byID[id]
-	delete(c.byID, id)
+	if e != nil {
+		e.info.Running, e.info.Pid = false, 0
+		e.gone = now
+		info = e.info
+	}
+	for k, old := range c.byID {
+		if !old.gone.IsZero() && now.Sub(old.gone) > goneTTL {
+			delete(c.byID, k)
+		}
+	}
 	c.mu.Unlock()
 	if e != nil {
 		for _, fn := range c.onChange {
-			fn(e.info, false)
+			fn(info, false)
 		}
 	}
 }

@@ -120,6 +120,9 @@ func TestGetDedupsAndCaches(t *testing.T) {
 func TestRunFollowsEvents(t *testing.T) {
 	api := &fakeAPI{known: map[string]container.InspectResponse{"a": inspectOf("a", "web", true)}, events: make(chan events.Message)}
 	c := New(api, nil)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	c.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	changes := make(chan string, 10)
 	c.OnChange(func(info Info, running bool) {
 		if running {
@@ -153,8 +156,19 @@ func TestRunFollowsEvents(t *testing.T) {
 	}
 	api.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "a"}}
 	expect("stop a")
+	// Still known for its last events, not running.
+	if info, ok := c.Peek("a"); !ok || info.Name != "web" || info.Running {
+		t.Fatalf("destroyed container just now: Peek = %+v, %v; want it known, not running", info, ok)
+	}
+	if got := c.Running(); len(got) != 1 || got[0].Name != "db" {
+		t.Fatalf("Running after a destroy = %+v", got)
+	}
+	// Forgotten once goneTTL has passed (pruned at the next destroy).
+	clock.Store(time.Now().Add(goneTTL + time.Second).UnixNano())
+	api.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionDestroy, Actor: events.Actor{ID: "b"}}
+	expect("stop b")
 	if _, ok := c.Peek("a"); ok {
-		t.Fatal("destroyed container still cached")
+		t.Fatal("container destroyed longer than goneTTL ago still cached")
 	}
 	cancel()
 	if err := <-done; err != nil {
