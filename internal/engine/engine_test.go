@@ -14,6 +14,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/silence"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
 	"github.com/riposte-sec/riposte/playbooks"
@@ -344,21 +345,32 @@ func (s *lossyStore) Apply(ctx context.Context, b store.Batch) (store.BatchResul
 // TestDryRunPlanJournaledOnce: a dry-run playbook has no action runs to
 // make a repeat a no-op, so a retry of a run whose write did go through
 // finds the plan in the journal and writes nothing twice.
+// The alert's action.enforced and alert.silenced entries are not written
+// twice either.
 func TestDryRunPlanJournaledOnce(t *testing.T) {
 	f := newFixture(t, Config{DryRun: true}, containPlaybook)
+	ctx := context.Background()
+	if _, err := silence.Add(ctx, f.st, store.Silence{Matcher: store.SilenceMatcher{Rules: []string{"Terminal shell*"}}, Scope: store.ScopeNotify,
+		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour), CreatedBy: "op:ops"}); err != nil {
+		t.Fatal(err)
+	}
 	ls := &lossyStore{Store: f.st}
 	f.eng.deps.Store = ls
+	f.eng.deps.Silences = silence.NewCache(f.st, time.Minute, nil, nil)
 	f.start()
 	a := shellAlert("3f9a1c2b7d4e")
+	a.OutputFields[alert.FieldEnforceOutcome] = "signalled"
+	a.OutputFields[alert.FieldEnforceSignal] = "SIGKILL"
+	a.OutputFields[alert.FieldEnforcePID] = int64(4242)
 	f.submit(a)
 	f.waitFinished()
 	testutil.Eventually(t, 10*time.Second, func() bool { return f.eng.InFlight() == 0 }, "the retry is done")
-	es, err := f.st.Entries(context.Background(), store.Filter{AlertID: a.ID})
+	es, err := f.st.Entries(ctx, store.Filter{AlertID: a.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ls.lost.Load() || count(es, store.PlaybookMatched) != 1 {
-		t.Errorf("lost answer %v; want one plan:\n%s", ls.lost.Load(), dump(es))
+	if !ls.lost.Load() || count(es, store.PlaybookMatched) != 1 || count(es, store.ActionEnforced) != 1 || count(es, store.AlertSilenced) != 1 {
+		t.Errorf("lost answer %v; want one plan, one action.enforced, one alert.silenced:\n%s", ls.lost.Load(), dump(es))
 	}
 }
 

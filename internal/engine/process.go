@@ -50,19 +50,20 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 		a, incident := &it.Alert, it.Incident
 		finish[i] = a.ID
 		e.streamAlert(ctx, a, incident)
-		if ent, ok := enforcedEntry(a); ok {
-			b.entries = append(b.entries, ent)
-		}
-		sil := e.silenced(ctx, it, b)
 		retry := it.Attempts > 1
-		var planned map[string]bool
+		var before journaled
 		if retry {
 			var err error
-			if planned, err = e.plannedBefore(ctx, a.ID); err != nil {
+			if before, err = e.journaledBefore(ctx, a.ID); err != nil {
 				e.log.Error("read earlier plans", "alert", a.ID, "err", err)
 				return false
 			}
 		}
+		if ent, ok := enforcedEntry(a); ok && !before.enforced {
+			b.entries = append(b.entries, ent)
+		}
+		sil := e.silenced(ctx, it, b, before.silenced)
+		planned := before.planned
 		for _, plan := range set.Match(a) {
 			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
 			if e.cfg.DryRun || plan.Playbook.DryRun {
@@ -118,11 +119,11 @@ func (e *Engine) flush(ctx context.Context, b *batch, finish ...string) error {
 }
 
 // silenced returns the silence that mutes the alert, if any, and journals
-// alert.silenced naming it. The silence in force when the alert was
+// alert.silenced naming it unless an earlier attempt did (journaled). The silence in force when the alert was
 // received applies (not when it is processed: a backlog does not escape a
 // silence, and replay finds the same one). A store that cannot be read
 // silences nothing: a silence must never hide an alert by accident.
-func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch) *store.Silence {
+func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch, journaled bool) *store.Silence {
 	if e.deps.Silences == nil {
 		return nil
 	}
@@ -137,26 +138,44 @@ func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch) *s
 	if !ok {
 		return nil
 	}
+	if journaled { // by an earlier attempt at the alert
+		return &s
+	}
 	b.entries = append(b.entries, store.Entry{Type: store.AlertSilenced, AlertID: it.Alert.ID, Actor: "riposte",
 		Detail: map[string]any{"silence": s.ID, "scope": string(s.Scope), "incident": it.Incident, "ends_at": store.FormatTime(s.EndsAt)}})
 	return &s
 }
 
-// plannedBefore names the playbooks whose dry-run plan an earlier attempt
-// at the alert journaled already (a dry-run playbook has no action runs to
-// make a repeat a no-op).
-func (e *Engine) plannedBefore(ctx context.Context, alertID string) (map[string]bool, error) {
-	es, err := e.deps.Store.Entries(ctx, store.Filter{AlertID: alertID, Types: []store.EntryType{store.PlaybookMatched}})
+// journaled is what an earlier attempt at an alert wrote that a retry must
+// not write again: the playbooks whose dry-run plan is journaled (a dry-run
+// playbook has no action runs to make a repeat a no-op), and whether
+// action.enforced and alert.silenced are.
+type journaled struct {
+	planned            map[string]bool
+	enforced, silenced bool
+}
+
+// journaledBefore reads what earlier attempts at the alert journaled.
+func (e *Engine) journaledBefore(ctx context.Context, alertID string) (journaled, error) {
+	es, err := e.deps.Store.Entries(ctx, store.Filter{AlertID: alertID,
+		Types: []store.EntryType{store.PlaybookMatched, store.ActionEnforced, store.AlertSilenced}})
 	if err != nil {
-		return nil, err
+		return journaled{}, err
 	}
-	done := map[string]bool{}
+	j := journaled{planned: map[string]bool{}}
 	for _, en := range es {
-		if _, ok := en.Detail[store.PlanDetail]; ok {
-			done[en.Playbook] = true
+		switch en.Type {
+		case store.ActionEnforced:
+			j.enforced = true
+		case store.AlertSilenced:
+			j.silenced = true
+		default:
+			if _, ok := en.Detail[store.PlanDetail]; ok {
+				j.planned[en.Playbook] = true
+			}
 		}
 	}
-	return done, nil
+	return j, nil
 }
 
 // planDry journals a playbook in dry run as one playbook.matched entry
