@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 		newActionsCmd(),
 		newCaptureCmd(),
 		newCICmd(),
+		newAgentCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -152,7 +152,7 @@ type Auth struct {
 	// requests are answered 503 with Retry-After. Default 16 × max_body.
 	MaxInFlight int64 `yaml:"max_in_flight"`
 	// Tokens are named credentials with a scope (intake, operator,
-	// read-only), read from a file or the environment; SIGHUP reads the
+	// read-only, agent), read from a file or the environment; SIGHUP reads the
 	// list and the values again.
 	Tokens []NamedToken `yaml:"tokens"`
 	// Socket is the local unix socket `riposte act` uses; its peer's OS
@@ -490,9 +490,9 @@ func (c *Config) Validate() error {
 	}
 	for i, t := range c.Auth.Tokens {
 		switch t.Scope {
-		case "intake", "operator", "read-only":
+		case "intake", "operator", "read-only", "agent":
 		default:
-			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: scope: want intake, operator or read-only, got %q", i, t.Name, t.Scope))
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: scope: want intake, operator, read-only or agent, got %q", i, t.Name, t.Scope))
 		}
 		if t.Name == "" {
 			errs = append(errs, fmt.Errorf("auth.tokens[%d]: name is empty", i))

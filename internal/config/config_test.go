@@ -23,7 +23,7 @@ func TestParseStrict(t *testing.T) {
 		{"tls client ca without cert", "tls: {client_ca_file: ca.pem}\n", "riposte.yaml: tls: client_ca_file and client_auth need cert_file and key_file"},
 		{"tls unknown key", "tls: {cert: c.pem}\n", "riposte.yaml:1: field cert not found in type config.TLS"},
 		{"store url not postgres", "store: {url: mysql://db/riposte}\n", "riposte.yaml: store.url: want a postgres:// or postgresql:// URL (leave it empty for SQLite in data)"},
-		{"token bad scope", "auth: {tokens: [{name: a, scope: admin, env: A}]}\n", `riposte.yaml: auth.tokens[0] a: scope: want intake, operator or read-only, got "admin"`},
+		{"token bad scope", "auth: {tokens: [{name: a, scope: admin, env: A}]}\n", `riposte.yaml: auth.tokens[0] a: scope: want intake, operator, read-only or agent, got "admin"`},
 		{"token no source", "auth: {tokens: [{name: a, scope: intake}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
 		{"token two sources", "auth: {tokens: [{name: a, scope: intake, env: A, file: f}]}\n", "riposte.yaml: auth.tokens[0] a: set file or env, exactly one"},
 		{"token no name", "auth: {tokens: [{scope: intake, env: A}]}\n", "riposte.yaml: auth.tokens[0]: name is empty"},

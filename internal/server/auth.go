@@ -29,20 +29,24 @@ const (
 	ScopeOperator Scope = "operator"
 	// ScopeReadOnly reads: /metrics (when protected), GET /v1/journal/head.
 	ScopeReadOnly Scope = "read-only"
+	// ScopeAgent is a node agent's: it posts its node's alerts (what
+	// intake may) and takes and answers the actions addressed to its
+	// node, which an intake token (every Falco sender holds one) may not.
+	ScopeAgent Scope = "agent"
 )
 
 // ParseScope checks a scope name from the config.
 func ParseScope(s string) (Scope, error) {
 	switch sc := Scope(s); sc {
-	case ScopeIntake, ScopeOperator, ScopeReadOnly:
+	case ScopeIntake, ScopeOperator, ScopeReadOnly, ScopeAgent:
 		return sc, nil
 	}
-	return "", fmt.Errorf("want intake, operator or read-only, got %q", s)
+	return "", fmt.Errorf("want intake, operator, read-only or agent, got %q", s)
 }
 
 // allows reports whether a holder of have may use what needs want.
 func (have Scope) allows(want Scope) bool {
-	return have == want || (have == ScopeOperator && want == ScopeReadOnly)
+	return have == want || (have == ScopeOperator && want == ScopeReadOnly) || (have == ScopeAgent && want == ScopeIntake)
 }
 
 // Credential is one named bearer token.

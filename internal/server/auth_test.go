@@ -28,6 +28,7 @@ const (
 	intakeTok   = "intake-token-0123456789"
 	operatorTok = "operator-token-0123456789"
 	readTok     = "read-only-token-0123456789"
+	agentTok    = "agent-token-0123456789"
 )
 
 // whoami answers with the identity the server established.
@@ -48,6 +49,7 @@ func newScopedServer(t *testing.T, cfg Config) (*Server, *metrics.Metrics) {
 		Scoped: []Route{
 			{Pattern: "POST /v1/act", Scope: ScopeOperator, Handler: whoami},
 			{Pattern: "GET /v1/journal/head", Scope: ScopeReadOnly, Handler: whoami},
+			{Pattern: "POST /v1/agent/claim", Scope: ScopeAgent, Handler: whoami},
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,11 +61,13 @@ var threeScopes = []Credential{
 	{Name: "falco", Scope: ScopeIntake, Token: intakeTok},
 	{Name: "jane", Scope: ScopeOperator, Token: operatorTok},
 	{Name: "grafana", Scope: ScopeReadOnly, Token: readTok},
+	{Name: "node-a", Scope: ScopeAgent, Token: agentTok},
 }
 
 // TestScopeRefusals: every endpoint checks the scope of the credential:
 // the intake token posts alerts and nothing else, read-only reads,
-// operator acts and reads; a missing or unknown token is 401, a known
+// operator acts and reads, an agent posts alerts and takes its node's
+// actions; a missing or unknown token is 401, a known
 // token of the wrong scope 403.
 func TestScopeRefusals(t *testing.T) {
 	s, m := newScopedServer(t, Config{Credentials: threeScopes})
@@ -92,6 +96,12 @@ func TestScopeRefusals(t *testing.T) {
 		{"GET", "/metrics", operatorTok, "", 200, ""},
 		{"GET", "/metrics", intakeTok, "", 403, ""},
 		{"GET", "/metrics", "", "", 401, ""},
+		{"POST", "/v1/alerts", agentTok, oneAlert, 202, ""},
+		{"POST", "/v1/act", agentTok, "{}", 403, ""},
+		{"GET", "/v1/journal/head", agentTok, "", 403, ""},
+		{"POST", "/v1/agent/claim", agentTok, "{}", 200, "token:node-a"},
+		{"POST", "/v1/agent/claim", intakeTok, "{}", 403, ""},
+		{"POST", "/v1/agent/claim", operatorTok, "{}", 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path+" "+tt.token, func(t *testing.T) {
@@ -114,8 +124,8 @@ func TestScopeRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := promtestutil.ToFloat64(m.AuthRefused.WithLabelValues(string(ScopeOperator), "403")); n != 2 {
-		t.Errorf("riposte_auth_refused_total{scope=operator,status=403} = %v, want 2", n)
+	if n := promtestutil.ToFloat64(m.AuthRefused.WithLabelValues(string(ScopeOperator), "403")); n != 3 {
+		t.Errorf("riposte_auth_refused_total{scope=operator,status=403} = %v, want 3", n)
 	}
 }
 
@@ -172,7 +182,7 @@ func TestCheckCredentials(t *testing.T) {
 		{"newline in name", []Credential{{Name: "x\ny", Scope: ScopeIntake, Token: tok(1)}}, `credential 1: name "x\ny"`},
 		{"empty name", []Credential{{Name: "", Scope: ScopeIntake, Token: tok(1)}}, "credential 1: name"},
 		{"name twice", []Credential{{Name: "a", Scope: ScopeIntake, Token: tok(1)}, {Name: "a", Scope: ScopeOperator, Token: tok(2)}}, "credential a: name used twice"},
-		{"unknown scope", []Credential{{Name: "a", Scope: "admin", Token: tok(1)}}, `credential a: scope: want intake, operator or read-only, got "admin"`},
+		{"unknown scope", []Credential{{Name: "a", Scope: "admin", Token: tok(1)}}, `credential a: scope: want intake, operator, read-only or agent, got "admin"`},
 		{"short token", []Credential{{Name: "a", Scope: ScopeIntake, Token: "abc"}}, "credential a: token shorter than 16 characters"},
 		{"shared token", []Credential{{Name: "a", Scope: ScopeIntake, Token: tok(1)}, {Name: "b", Scope: ScopeOperator, Token: tok(1)}}, "credential b: same token as credential a"},
 	}

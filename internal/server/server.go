@@ -337,7 +337,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 			s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, "invalid bearer token")
 			return
 		}
-		if id.Scope != ScopeIntake {
+		if !id.Scope.allows(ScopeIntake) {
 			s.reject(w, http.StatusForbidden, metrics.RejectUnauthorized, fmt.Sprintf("credential %s has scope %s: posting alerts needs intake", id.Name, id.Scope))
 			return
 		}

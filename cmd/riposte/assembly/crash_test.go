@@ -2,6 +2,7 @@ package assembly
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -31,6 +32,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(postAlertsEnv) != "" {
 		os.Exit(postAlertsChild())
 	}
+	if os.Getenv(agentChildEnv) == "1" {
+		os.Exit(agentChild())
+	}
 	code := m.Run()
 	pg.Stop()
 	pgBench.Stop()
@@ -38,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 func serveChild() int {
-	cfg, err := LoadConfig("", Overrides{Listen: "127.0.0.1:0", Data: os.Getenv("RIPOSTE_TEST_DATA"),
+	cfg, err := LoadConfig(os.Getenv("RIPOSTE_TEST_CONFIG"), Overrides{Listen: cmp.Or(os.Getenv("RIPOSTE_TEST_LISTEN"), "127.0.0.1:0"), Data: os.Getenv("RIPOSTE_TEST_DATA"),
 		Playbooks: []string{os.Getenv("RIPOSTE_TEST_PLAYBOOKS")}, Store: os.Getenv(StoreEnv)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
