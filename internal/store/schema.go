@@ -157,6 +157,30 @@ CREATE TABLE silences (
 );
 CREATE INDEX silences_ends ON silences (ends_at);
 `,
+	// 4: cluster mode: the actions addressed to a node's agent, and the
+	// agents' heartbeats.
+	`
+CREATE TABLE node_actions (
+  key         TEXT PRIMARY KEY NOT NULL,  -- the action's idempotency key
+  node        TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  payload     TEXT NOT NULL,              -- JSON
+  state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'succeeded', 'failed')),
+  agent       TEXT NOT NULL DEFAULT '',   -- the agent that claimed it last
+  attempts    INTEGER NOT NULL DEFAULT 0, -- claims
+  lease_until TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  finished_at TEXT NOT NULL DEFAULT '',
+  result      TEXT NOT NULL DEFAULT '',   -- JSON
+  error       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX node_actions_open ON node_actions (node, created_at) WHERE state IN ('pending', 'claimed');
+CREATE TABLE agents (
+  node    TEXT PRIMARY KEY NOT NULL,
+  agent   TEXT NOT NULL,
+  seen_at TEXT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

@@ -175,6 +175,30 @@ UPDATE inbox SET received_seq = j.seq FROM journal j WHERE j.alert_id = inbox.id
 DROP INDEX journal_alert;
 CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received';
 `,
+	// 4: cluster mode: the actions addressed to a node's agent, and the
+	// agents' heartbeats.
+	`
+CREATE TABLE node_actions (
+  key         TEXT PRIMARY KEY,
+  node        TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  payload     TEXT NOT NULL,
+  state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'succeeded', 'failed')),
+  agent       TEXT NOT NULL DEFAULT '',
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  lease_until TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  finished_at TEXT NOT NULL DEFAULT '',
+  result      TEXT NOT NULL DEFAULT '',
+  error       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX node_actions_open ON node_actions (node, created_at) WHERE state IN ('pending', 'claimed');
+CREATE TABLE agents (
+  node    TEXT PRIMARY KEY,
+  agent   TEXT NOT NULL,
+  seen_at TEXT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

@@ -60,6 +60,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeasesAcrossHandles", testLeasesAcrossHandles},
 		{"ExtendClaims", testExtendClaims},
 		{"ConcurrentAcceptAndClaim", testConcurrent},
+		{"NodeActions", testNodeActions},
 	}
 	// Only for backends that several handles open at once.
 	sharedOnly := map[string]bool{"LeasesAcrossHandles": true}
