@@ -33,6 +33,15 @@ The bearer token (a token of scope agent in the replicas' auth.tokens) comes fro
 RIPOSTE_AGENT_TOKEN. For https replicas, --ca-file is trusted besides the system's roots, and
 --cert-file/--key-file are presented when a replica requires client certificates. --input FILE|-
 forwards Falco JSON alerts, one per line, from a file or stdin as well (Falco's file_output).
+
+The agent also takes the container actions (pause, kill, quarantine, snapshot, capture, containerd's)
+that replicas with cluster.route_container_actions address to its node, and runs them with the
+docker, containerd and capture sections of its --config, under their guardrails (protected
+containers; --dry-run). Each outcome is kept in --data until a replica recorded it; an action
+claimed again after the agent died is answered from there, or reported in doubt, never run twice.
+Its heartbeats let the replicas list it (GET /v1/agents) and fail the actions of a node whose
+agent is gone after cluster.agent_timeout.
+
 SIGTERM or SIGINT stops: what was handed over is spooled, and sent at the next start.`,
 		Example: `  sudo riposte agent --replica https://riposte-0:8080 --replica https://riposte-1:8080 \
       --token-file /etc/riposte/agent.token --ca-file /etc/riposte/ca.pem --data /var/lib/riposte-agent`,
@@ -77,6 +86,7 @@ SIGTERM or SIGINT stops: what was handed over is spooled, and sent at the next s
 	f.StringVar(&o.Input, "input", "", "also forward Falco JSON alerts, one per line, from FILE or - (stdin)")
 	f.IntVar(&o.SpoolMax, "spool-max", 100000, "most alerts spooled on disk while no replica takes them")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (default off)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "the node's actions say what they would do and do nothing")
 	f.BoolVar(&verbose, "verbose", false, "debug logging on stderr")
 	return cmd
 }

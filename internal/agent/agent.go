@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,11 @@ type Agent struct {
 
 	mu      sync.Mutex
 	dropped map[string]int64 // not yet logged, by reason
+
+	id      string       // in claims: <node>/<random>, kept in the data directory
+	beat    atomic.Int64 // heartbeat interval (ns): a third of the replicas' lease
+	ledger  *ledger
+	running runningSet
 }
 
 // New opens the agent's spool; the caller runs the agent with Run.
@@ -92,6 +98,14 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, deps: deps, log: deps.Logger, m: NewMetrics(deps.Registerer), spool: sp,
 		queue: make(chan alert.Alert, cfg.Queue), dropped: map[string]int64{}}
+	if a.id, err = agentID(cfg.Data, cfg.Node); err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	if a.ledger, err = openLedger(filepath.Join(cfg.Data, "actions")); err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	a.running.keys = map[string]bool{}
+	a.beat.Store(int64(heartbeatEvery))
 	a.fwd = newForwarder(sp, deps.Replicas, a.log.With("component", "forward"), a.m, cfg.Batch)
 	a.m.SpoolDepth.Set(float64(sp.Len()))
 	return a, nil
@@ -150,6 +164,9 @@ func (a *Agent) logDrops() {
 func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.fwd.Run(ctx) })
+	if len(a.deps.Runners) > 0 {
+		wg.Go(func() { a.takeActions(ctx) })
+	}
 	wg.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()

@@ -45,6 +45,8 @@ type Config struct {
 	Journal Journal `yaml:"journal"`
 	// Engine tuning and guardrails (blast radius, approvers).
 	Engine engine.Config `yaml:"engine"`
+	// Cluster: container actions routed to node agents.
+	Cluster Cluster `yaml:"cluster"`
 
 	// The detector's section, decoded by the detector.
 	Detector  yaml.Node `yaml:"detector"`
@@ -285,6 +287,18 @@ type Store struct {
 	ClockSkew time.Duration `yaml:"clock_skew"`
 }
 
+// Cluster configures cluster mode's node agents (riposte agent).
+type Cluster struct {
+	// RouteContainerActions sends every container action (pause, kill,
+	// quarantine, snapshot, capture, containerd's) of an alert to the
+	// agent of the alert's node (its hostname) instead of running it in
+	// this replica. An action without an alert (riposte act) runs here.
+	RouteContainerActions bool `yaml:"route_container_actions"`
+	// AgentTimeout: an action no agent of its node took within it fails,
+	// journaled. Default 30s.
+	AgentTimeout time.Duration `yaml:"agent_timeout"`
+}
+
 // Journal configures the journal's anchoring.
 type Journal struct {
 	Anchor Anchor `yaml:"anchor"`
@@ -503,6 +517,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.ClockSkew < 0 {
 		errs = append(errs, errors.New("store.clock_skew: must not be negative"))
+	}
+	if c.Cluster.AgentTimeout < 0 {
+		errs = append(errs, errors.New("cluster.agent_timeout: must not be negative"))
 	}
 	if c.Journal.Anchor.Every < 0 || c.Journal.Anchor.Interval < 0 {
 		errs = append(errs, errors.New("journal.anchor: every and interval must not be negative"))

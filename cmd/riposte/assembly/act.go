@@ -52,12 +52,16 @@ type ActResponse struct {
 
 // scoped are the routes the server authenticates by scope.
 func (a *App) scoped() []server.Route {
-	return append([]server.Route{
+	var agents []server.Route
+	if a.router != nil {
+		agents = a.router.agentRoutes()
+	}
+	return append(append(agents, a.silenceRoutes()...), []server.Route{
 		{Pattern: "POST /v1/act", Scope: server.ScopeOperator, Handler: http.HandlerFunc(a.serveAct)},
 		{Pattern: "POST /v1/decide", Scope: server.ScopeOperator, Handler: http.HandlerFunc(a.serveDecide)},
 		{Pattern: "GET " + TopStreamPath, Scope: server.ScopeReadOnly, Handler: http.HandlerFunc(a.serveTopStream)},
 		{Pattern: "GET /v1/journal/head", Scope: server.ScopeReadOnly, Handler: http.HandlerFunc(a.serveHead)},
-	}, a.silenceRoutes()...)
+	}...)
 }
 
 // routes are the routes that authenticate their own requests.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
 	"github.com/riposte-sec/riposte/detector"
+	"github.com/riposte-sec/riposte/internal/actions"
 	"github.com/riposte-sec/riposte/internal/agent"
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/config"
@@ -47,6 +48,8 @@ type AgentOptions struct {
 	Detector bool
 	Input    string
 	SpoolMax int
+	// DryRun: the node's actions say what they would do and do nothing.
+	DryRun bool
 	// MetricsListen serves /metrics on this address ("" none).
 	MetricsListen string
 }
@@ -55,7 +58,7 @@ type AgentOptions struct {
 // detector, its input) are spooled and forwarded to the replicas. ready,
 // when not nil, is called once alerts are taken.
 func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Logger, ready func(node string)) error {
-	cfg, err := LoadConfig(o.Config, Overrides{Data: o.Data})
+	cfg, err := LoadConfig(o.Config, Overrides{Data: o.Data, DryRun: o.DryRun})
 	if err != nil {
 		return err
 	}
@@ -63,9 +66,6 @@ func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Lo
 		if o.Node, err = os.Hostname(); err != nil {
 			return fmt.Errorf("name the node: %w (pass --node)", err)
 		}
-	}
-	if !o.Detector && o.Input == "" {
-		return errors.New("nothing to forward: the detector is off and no --input is given")
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -115,7 +115,7 @@ func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Lo
 	}
 	det := host.Detector
 	ag, err := agent.New(agent.Config{Node: o.Node, Data: cfg.Data, SpoolMax: o.SpoolMax},
-		agent.Deps{Replicas: replicas, Logger: log.With("component", "agent"), Registerer: reg})
+		agent.Deps{Replicas: replicas, Runners: nodeRunners(in.Runners, cfg.DryRun || cfg.Engine.DryRun, o.Node), Logger: log.With("component", "agent"), Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -176,6 +176,9 @@ func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Lo
 				fail(err)
 			}
 		}()
+	}
+	if det == nil && o.Input == "" {
+		log.Warn("no alerts to forward: the detector is off and no --input is given; taking actions only")
 	}
 	if srcCtx.Err() == nil {
 		log.Info("riposte agent running", "replicas", len(o.Replicas), "detector", det != nil, "input", o.Input,
@@ -304,4 +307,24 @@ func serveAgentMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) 
 		}
 	}()
 	return func() { srv.Close() }, nil
+}
+
+// nodeRunners are the runners of the container actions this node can run
+// (the docker, containerd and capture integrations it has); in dry run
+// they say what they would do and do nothing.
+func nodeRunners(all map[string]actions.Runner, dry bool, node string) map[string]actions.Runner {
+	out := map[string]actions.Runner{}
+	for _, s := range integrations.Specs() {
+		r, ok := all[s.Name]
+		if !ok || !s.Container || s.Notification {
+			continue
+		}
+		if dry {
+			r = actions.RunnerFunc(func(_ context.Context, req actions.Request) (actions.Result, error) {
+				return actions.Result{Note: fmt.Sprintf("dry run on node %s: %s of %s not executed", node, req.Action, req.Container)}, nil
+			})
+		}
+		out[s.Name] = r
+	}
+	return out
 }

@@ -111,6 +111,9 @@ type App struct {
 	// serveCtx is Serve's context: long-lived streams (riposte top) end
 	// with it instead of holding up the drain.
 	serveCtx context.Context
+	// router serves node agents and, with cluster.route_container_actions,
+	// sends container actions to them.
+	router *nodeRouter
 }
 
 // Build opens the store, loads the playbooks and builds the integrations
@@ -181,6 +184,9 @@ func buildCoreWith(cfg config.Config, log *slog.Logger, set *playbooks.Set, det 
 		return nil, err
 	}
 	if err := a.startDetector(dcfg, env, log); err != nil {
+		return nil, err
+	}
+	if err := a.routeNodeActions(); err != nil {
 		return nil, err
 	}
 	if err := Missing(set, a.Integrations.Runners); err != nil && !cfg.Engine.DryRun {

@@ -1,0 +1,358 @@
+package assembly
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/riposte-sec/riposte/cmd/riposte/assembly/integrations"
+	"github.com/riposte-sec/riposte/internal/actions"
+	"github.com/riposte-sec/riposte/internal/agent"
+	"github.com/riposte-sec/riposte/internal/server"
+	"github.com/riposte-sec/riposte/internal/store"
+)
+
+// Cluster mode's routing of container actions to node agents.
+//
+// Once only: the engine claims the action run (its idempotency key) as
+// for any action; the routed runner then queues a node request under that
+// key (store.NodeActions: created once per key) and waits for its outcome.
+// A replica that takes the action over after a crash finds the request of
+// the first and waits for the same outcome. The agent claims the request
+// with a lease that its heartbeats extend; a request claimed again after
+// its agent died is answered from the agent's ledger or reported in doubt,
+// never run twice. An action no agent took within cluster.agent_timeout is
+// closed as failed before any agent can take it, so it never runs after
+// the journal says it failed.
+
+// Defaults of the routing.
+const (
+	defaultAgentTimeout = 30 * time.Second
+	// agentAlive: an agent seen within it is listed alive.
+	agentAlive = 15 * time.Second
+)
+
+// nodeRouter sends node actions to agents and serves the agents.
+type nodeRouter struct {
+	st            store.NodeActions
+	local         map[string]actions.Runner // this replica's own runners: actions without a node
+	timeout       time.Duration
+	lease         time.Duration // an agent's claim without a heartbeat: half the timeout
+	actionTimeout time.Duration
+	log           *slog.Logger
+
+	mu   sync.Mutex
+	bell chan struct{} // closed when a request is queued here
+}
+
+func newNodeRouter(st store.NodeActions, local map[string]actions.Runner, timeout, actionTimeout time.Duration, log *slog.Logger) *nodeRouter {
+	if timeout <= 0 {
+		timeout = defaultAgentTimeout
+	}
+	return &nodeRouter{st: st, local: local, timeout: timeout, lease: timeout / 2, actionTimeout: actionTimeout, log: log, bell: make(chan struct{})}
+}
+
+// route replaces the runners of the container actions of catalog with
+// routed ones.
+func (r *nodeRouter) route(runners map[string]actions.Runner, specs []actions.Spec) {
+	for _, s := range specs {
+		if !s.Container || s.Notification {
+			continue
+		}
+		runners[s.Name] = actions.RunnerFunc(r.run)
+	}
+}
+
+func (r *nodeRouter) ring() {
+	r.mu.Lock()
+	close(r.bell)
+	r.bell = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *nodeRouter) waitBell() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bell
+}
+
+// run sends req to the agent of its alert's node and waits for the
+// outcome.
+func (r *nodeRouter) run(ctx context.Context, req actions.Request) (actions.Result, error) {
+	node := req.Alert.Hostname
+	if node == "" {
+		if l, ok := r.local[req.Action]; ok {
+			return l.Run(ctx, req) // by hand, without an alert: here
+		}
+		return actions.Result{}, fmt.Errorf("run %s: the request names no node (the alert has no hostname) and this replica cannot run it", req.Action)
+	}
+	key := req.Key
+	if key == "" {
+		return actions.Result{}, fmt.Errorf("run %s on node %s: the request has no idempotency key", req.Action, node)
+	}
+	payload, err := json.Marshal(agent.FromAction(req, r.actionTimeout))
+	if err != nil {
+		return actions.Result{}, fmt.Errorf("run %s on node %s: encode: %w", req.Action, node, err)
+	}
+	na, created, err := r.st.RequestNodeAction(ctx, store.NodeRequest{Key: key, Node: node, Action: req.Action, Payload: payload})
+	if err != nil {
+		return actions.Result{}, actions.Retryable(fmt.Errorf("run %s on node %s: %w", req.Action, node, err))
+	}
+	if created {
+		r.ring()
+	} else {
+		r.log.Info("node action requested before: waiting for its outcome", "key", key, "node", node, "state", na.State)
+	}
+	start := time.Now()
+	for {
+		if !na.State.Open() {
+			return outcomeOf(na)
+		}
+		// Unclaimed since: created, or the lease of an agent that stopped.
+		since := na.CreatedAt
+		if na.State == store.NodeActionClaimed {
+			since = na.LeaseUntil
+		}
+		if now := time.Now(); (na.State == store.NodeActionPending || now.After(na.LeaseUntil)) && now.Sub(since) > r.timeout {
+			msg := fmt.Sprintf("no agent of node %s took the action within %s", node, r.timeout)
+			if na.State == store.NodeActionClaimed {
+				msg = fmt.Sprintf("the agent of node %s took the action and stopped answering (no heartbeat for %s)", node, r.timeout)
+			}
+			fin, applied, err := r.st.FinishNodeAction(context.WithoutCancel(ctx), key, store.NodeOutcome{State: store.NodeActionFailed, Error: msg, IfUnclaimed: true})
+			if err == nil && applied {
+				return actions.Result{}, errors.New(msg)
+			}
+			if err == nil {
+				na = fin
+				continue
+			}
+			r.log.Error("close a node action no agent took", "key", key, "err", err)
+		}
+		wait := 200 * time.Millisecond
+		if time.Since(start) < 2*time.Second {
+			wait = 20 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			// The action's time is up. Close it unless an agent runs it,
+			// so that none starts it after the journal says it failed.
+			fin, applied, err := r.st.FinishNodeAction(context.WithoutCancel(ctx), key, store.NodeOutcome{State: store.NodeActionFailed,
+				Error: "no agent of node " + node + " took the action before its timeout", IfUnclaimed: true})
+			if err == nil && !applied && !fin.State.Open() {
+				return outcomeOf(fin)
+			}
+			if err == nil && applied {
+				return actions.Result{}, fmt.Errorf("no agent of node %s took the action before its timeout", node)
+			}
+			return actions.Result{}, fmt.Errorf("run %s on node %s: no outcome before the action's timeout (the agent may still finish it): %w", req.Action, node, ctx.Err())
+		case <-time.After(wait):
+		}
+		if na, err = r.st.GetNodeAction(ctx, key); err != nil && ctx.Err() == nil {
+			return actions.Result{}, actions.Retryable(fmt.Errorf("run %s on node %s: %w", req.Action, node, err))
+		}
+	}
+}
+
+// outcomeOf is a closed request as the runner's answer.
+func outcomeOf(na store.NodeAction) (actions.Result, error) {
+	var o agent.Outcome
+	if len(na.Result) > 0 && json.Unmarshal(na.Result, &o) == nil && o.Status != "" {
+		return o.Result, o.Err()
+	}
+	if na.State == store.NodeActionSucceeded {
+		return actions.Result{}, nil
+	}
+	return actions.Result{}, errors.New(na.Error)
+}
+
+// agentRoutes are the endpoints of the agents (scope agent) and their list
+// (read-only).
+func (r *nodeRouter) agentRoutes() []server.Route {
+	return []server.Route{
+		{Pattern: "POST " + agent.PathClaim, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveClaim)},
+		{Pattern: "POST " + agent.PathResult, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveResult)},
+		{Pattern: "POST " + agent.PathHeartbeat, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveHeartbeat)},
+		{Pattern: "GET " + agent.PathAgents, Scope: server.ScopeReadOnly, Handler: http.HandlerFunc(r.serveAgents)},
+	}
+}
+
+// maxClaimWait bounds a claim's long poll.
+const maxClaimWait = 30 * time.Second
+
+func (r *nodeRouter) serveClaim(w http.ResponseWriter, req *http.Request) {
+	cr, err := agent.Decode[agent.ClaimRequest](req.Body)
+	if err == nil {
+		err = checkAgent(cr.Node, cr.Agent)
+	}
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	max := min(max(cr.Max, 1), 64)
+	wait := min(time.Duration(max0(cr.WaitMS))*time.Millisecond, maxClaimWait)
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 30*time.Second))
+	ctx := req.Context()
+	if err := r.st.AgentSeen(ctx, cr.Node, cr.Agent, nil, 0); err != nil {
+		r.log.Warn("record agent heartbeat", "node", cr.Node, "err", err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		bell := r.waitBell()
+		got, err := r.st.ClaimNodeActions(ctx, cr.Node, cr.Agent, max, r.lease)
+		if err != nil {
+			r.log.Error("claim node actions", "node", cr.Node, "err", err)
+			w.Header().Set("Retry-After", "1")
+			server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
+			return
+		}
+		if len(got) > 0 || time.Now().After(deadline) {
+			resp := agent.ClaimResponse{Work: []agent.Work{}, LeaseMS: r.lease.Milliseconds()}
+			for _, na := range got {
+				var rq agent.Request
+				if err := json.Unmarshal(na.Payload, &rq); err != nil {
+					r.log.Error("decode a node action", "key", na.Key, "err", err)
+					continue
+				}
+				resp.Work = append(resp.Work, agent.Work{Key: na.Key, Attempts: na.Attempts, Request: rq})
+			}
+			server.WriteJSON(w, http.StatusOK, resp)
+			return
+		}
+		// Another replica's requests are seen at the next poll.
+		t := time.NewTimer(min(250*time.Millisecond, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-bell:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func max0(n int) int { return max(n, 0) }
+
+func (r *nodeRouter) serveResult(w http.ResponseWriter, req *http.Request) {
+	o, err := agent.Decode[agent.Outcome](req.Body)
+	if err == nil {
+		err = checkAgent(o.Node, o.Agent)
+	}
+	if err == nil && o.Key == "" {
+		err = errors.New("key is required")
+	}
+	state := store.NodeActionFailed
+	switch o.Status {
+	case agent.StatusSucceeded:
+		state = store.NodeActionSucceeded
+	case agent.StatusFailed, agent.StatusProtected:
+	default:
+		if err == nil {
+			err = fmt.Errorf("status: want succeeded, failed or protected, got %q", o.Status)
+		}
+	}
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	result, _ := json.Marshal(o)
+	na, applied, err := r.st.FinishNodeAction(req.Context(), o.Key, store.NodeOutcome{State: state, Result: result, Error: o.Error, Agent: o.Agent})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		server.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no such node action"})
+		return
+	case err != nil:
+		r.log.Error("record a node action's outcome", "key", o.Key, "err", err)
+		w.Header().Set("Retry-After", "1")
+		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
+		return
+	}
+	if na.Node != o.Node {
+		r.log.Warn("an agent answered for another node's action", "key", o.Key, "node", o.Node, "request_node", na.Node)
+	}
+	server.WriteJSON(w, http.StatusOK, agent.ResultAnswer{Applied: applied, State: string(na.State)})
+}
+
+func (r *nodeRouter) serveHeartbeat(w http.ResponseWriter, req *http.Request) {
+	hb, err := agent.Decode[agent.Heartbeat](req.Body)
+	if err == nil {
+		err = checkAgent(hb.Node, hb.Agent)
+	}
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if err := r.st.AgentSeen(req.Context(), hb.Node, hb.Agent, hb.Running, r.lease); err != nil {
+		r.log.Error("record agent heartbeat", "node", hb.Node, "err", err)
+		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// AgentStatus is one entry of GET /v1/agents.
+type AgentStatus struct {
+	store.AgentInfo
+	Alive bool `json:"alive"`
+	// AgoSeconds is how long since its last heartbeat.
+	AgoSeconds float64 `json:"ago_seconds"`
+}
+
+func (r *nodeRouter) serveAgents(w http.ResponseWriter, req *http.Request) {
+	list, err := r.st.Agents(req.Context())
+	if err != nil {
+		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "list agents"})
+		return
+	}
+	out := []AgentStatus{}
+	for _, a := range list {
+		ago := time.Since(a.SeenAt)
+		out = append(out, AgentStatus{AgentInfo: a, Alive: ago < agentAlive, AgoSeconds: ago.Round(time.Millisecond).Seconds()})
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// checkAgent checks the node and agent an agent names: an agent id is
+// <node>/<suffix>.
+func checkAgent(node, id string) error {
+	if node == "" || id == "" {
+		return errors.New("node and agent are required")
+	}
+	if len(node) > 253 || len(id) > 300 {
+		return errors.New("node or agent longer than a host name")
+	}
+	if err := checkJournalText("node", node, 253); err != nil {
+		return err
+	}
+	if len(id) <= len(node)+1 || id[:len(node)+1] != node+"/" {
+		return fmt.Errorf("agent %q: want %s/<id>", id, node)
+	}
+	return checkJournalText("agent", id, 300)
+}
+
+// routeNodeActions builds the router when the store holds node actions
+// (both backends do), and with cluster.route_container_actions sends the
+// container actions through it.
+func (a *App) routeNodeActions() error {
+	st, ok := a.Store.(store.NodeActions)
+	if !ok {
+		if a.Config.Cluster.RouteContainerActions {
+			return fmt.Errorf("cluster.route_container_actions: the store %T holds no node actions", a.Store)
+		}
+		return nil
+	}
+	local := map[string]actions.Runner{}
+	for name, r := range a.Integrations.Runners {
+		local[name] = r
+	}
+	a.router = newNodeRouter(st, local, a.Config.Cluster.AgentTimeout, a.Config.Engine.ActionTimeout, a.Log.With("component", "agents"))
+	if a.Config.Cluster.RouteContainerActions {
+		a.router.route(a.Integrations.Runners, integrations.Specs())
+	}
+	return nil
+}
