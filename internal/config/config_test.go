@@ -12,7 +12,7 @@ func TestParseStrict(t *testing.T) {
 	tests := []struct {
 		name, yml, want string
 	}{
-		{"unknown top-level key", "listen: :80\nlisen: x\n", "riposte.yaml:2: lisen: unknown field (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, journal, engine, detector, notifiers)"},
+		{"unknown top-level key", "listen: :80\nlisen: x\n", "riposte.yaml:2: lisen: unknown field (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, journal, engine, cluster, detector, notifiers)"},
 		{"wrong type", "engine:\n  workers: many\n", "riposte.yaml:2: cannot unmarshal !!str `many` into int"},
 		{"bad duration", "engine:\n  action_timeout: soon\n", "riposte.yaml:2: cannot unmarshal !!str `soon` into time.Duration"},
 		{"bad log level", "log: {level: loud}\n", `riposte.yaml: log.level: want debug, info, warn or error, got "loud"`},
@@ -114,7 +114,7 @@ func TestSections(t *testing.T) {
 	err = c.Unknown([]string{"docker", "kubernetes", "webhook", "notifiers.slack", "notifiers.pagerduty"})
 	for _, want := range []string{
 		"r.yaml:8: notifiers.pagerdutty: unknown section (want one of fallback, slack, pagerduty)",
-		"r.yaml:9: kubernetess: unknown section (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, journal, engine, detector, notifiers, docker, kubernetes, webhook)",
+		"r.yaml:9: kubernetess: unknown section (want one of listen, data, playbooks, dry_run, log, auth, tls, metrics, store, journal, engine, cluster, detector, notifiers, docker, kubernetes, webhook)",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Unknown: want %q in\n%v", want, err)
