@@ -1,0 +1,82 @@
+package assembly
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/testutil"
+)
+
+const captureRoutePlaybook = `
+- playbook: record
+  match: {rules: ["Agent capture test"]}
+  actions:
+    - do: capture.start
+      with: {duration: 60s, wait: true}
+`
+
+// TestAgentKilledMidCapture: a capture routed to a node's agent is
+// running (the agent's detector records it) when the agent is killed with
+// SIGKILL and started again. The capture's action run is marked failed
+// once, by the restarted agent (in doubt: it was claimed before) or by a
+// replica (the agent stopped answering); the capture is not started a
+// second time, and the journal verifies.
+func TestAgentKilledMidCapture(t *testing.T) {
+	testutil.Integration(t, testutil.BPF, testutil.Docker)
+	cli := testutil.DockerClient(t)
+	testutil.EnsureTestImage(t, cli)
+	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture"), nil)
+
+	rc := startRouteCluster(t, captureRoutePlaybook, "4s")
+	node := testutil.UniqueName("node-cap")
+	data := filepath.Join(t.TempDir(), "agent")
+	env := []string{AgentTokenEnv + "=" + routeAgentToken, "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_AGENT_DETECTOR=1"}
+	first := startAgentChild(t, data, node, rc.urls, env...)
+
+	rc.post(t, 0, "capture-kill-1", node, ca, "Agent capture test")
+	key := store.ActionKey{AlertID: "capture-kill-1", Playbook: "record", Index: 0}.String()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		na, err := rc.st.GetNodeAction(context.Background(), key)
+		return err == nil && na.State == store.NodeActionClaimed && strings.Contains(first.logs.String(), "capture started")
+	}, "capture not started by the agent:\n%s\n%s", logsOf(rc.replicas), first.logs)
+
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.cmd.Wait()
+	second := startAgentChild(t, data, node, rc.urls, env...)
+
+	var failed []store.Entry
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		failed = rc.entries(t, "capture-kill-1", store.ActionFailed)
+		return len(failed) > 0
+	}, "capture's run not marked failed:\n%s\n--- agent\n%s", logsOf(rc.replicas), second.logs)
+	if len(failed) != 1 {
+		t.Errorf("%d action.failed, want 1", len(failed))
+	}
+	msg, _ := failed[0].Detail["error"].(string)
+	if !strings.Contains(msg, "in doubt") && !strings.Contains(msg, "stopped answering") {
+		t.Errorf("failure %q names neither the doubt nor the gone agent", msg)
+	}
+	for typ, want := range map[store.EntryType]int{store.ActionStarted: 1, store.ActionSucceeded: 0} {
+		if n := len(rc.entries(t, "capture-kill-1", typ)); n != want {
+			t.Errorf("%d %s, want %d", n, typ, want)
+		}
+	}
+	na, err := rc.st.GetNodeAction(context.Background(), key)
+	if err != nil || na.State != store.NodeActionFailed {
+		t.Errorf("node action: %+v %v", na, err)
+	}
+	// The request stays closed: the restarted agent never starts it.
+	testutil.Never(t, 3*time.Second, func() bool { return strings.Contains(second.logs.String(), "capture started") },
+		"the capture started again after the restart:\n%s", second.logs)
+	second.stop(t)
+	stopReplicas(t, rc.replicas)
+	rep, err := rc.st.Verify(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("journal verify: %+v %v", rep, err)
+	}
+}
