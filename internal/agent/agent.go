@@ -114,6 +114,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 // Node is the node's name.
 func (a *Agent) Node() string { return a.cfg.Node }
 
+// Forwarded is how many alerts a replica acknowledged since New.
+func (a *Agent) Forwarded() int64 { return a.fwd.acked.Load() }
+
 // Spooled is how many alerts wait on disk for a replica.
 func (a *Agent) Spooled() int { return a.spool.Len() }
 

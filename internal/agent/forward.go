@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type Forwarder struct {
 	m        *Metrics
 	batch    int
 	wake     chan struct{}
+	acked    atomic.Int64 // alerts acknowledged
 
 	// Backoff between tries while no replica takes the alerts.
 	minWait, maxWait time.Duration
@@ -128,6 +130,7 @@ func (f *Forwarder) send(ctx context.Context, items []Spooled) (time.Duration, e
 	case resp.Status >= 200 && resp.Status < 300:
 		f.m.ForwardSeconds.Observe(time.Since(start).Seconds())
 		f.m.Forwarded.Add(float64(len(items)))
+		f.acked.Add(int64(len(items)))
 		if err := f.spool.Remove(seqs...); err != nil {
 			// Sent again later: the intake collapses duplicates of one id.
 			f.log.Error("remove forwarded alerts from the spool", "err", err)

@@ -47,7 +47,7 @@ type nodeRouter struct {
 	log           *slog.Logger
 
 	mu   sync.Mutex
-	bell chan struct{} // closed when a request is queued here
+	bell chan struct{} // closed when a request is queued or answered here
 }
 
 func newNodeRouter(st store.NodeActions, local map[string]actions.Runner, timeout, actionTimeout time.Duration, log *slog.Logger) *nodeRouter {
@@ -133,11 +133,15 @@ func (r *nodeRouter) run(ctx context.Context, req actions.Request) (actions.Resu
 			}
 			r.log.Error("close a node action no agent took", "key", key, "err", err)
 		}
+		// An answer through this replica rings at once; through another,
+		// the poll sees it.
 		wait := 200 * time.Millisecond
 		if time.Since(start) < 2*time.Second {
 			wait = 20 * time.Millisecond
 		}
+		bell := r.waitBell()
 		select {
+		case <-bell:
 		case <-ctx.Done():
 			// The action's time is up. Close it unless an agent runs it,
 			// so that none starts it after the journal says it failed.
@@ -271,6 +275,9 @@ func (r *nodeRouter) serveResult(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
 		return
+	}
+	if applied {
+		r.ring()
 	}
 	if na.Node != o.Node {
 		r.log.Warn("an agent answered for another node's action", "key", o.Key, "node", o.Node, "request_node", na.Node)
