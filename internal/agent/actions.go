@@ -86,6 +86,7 @@ func (a *Agent) takeActions(ctx context.Context) {
 	defer work.Wait()
 	var bg sync.WaitGroup
 	defer bg.Wait()
+	a.recoverCaptures() // before any capture of this process starts
 	bg.Go(func() { a.heartbeats(ctx) })
 	bg.Go(func() { a.resendOutcomes(ctx) })
 	wait := 200 * time.Millisecond
@@ -148,6 +149,9 @@ func (a *Agent) do(ctx context.Context, w Work) {
 		log.Warn("action in doubt: not run again", "attempts", w.Attempts)
 	default:
 		o = a.run(ctx, w)
+		if o.Status == StatusSucceeded {
+			a.noteCapture(w, o.Result)
+		}
 	}
 	o.Key, o.Node, o.Agent = w.Key, a.cfg.Node, a.id
 	if !found {
@@ -222,6 +226,7 @@ func (a *Agent) resendOutcomes(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
+		a.reportCaptures(ctx)
 		pend, err := a.ledger.pending()
 		if err != nil {
 			a.log.Error("read the action ledger", "err", err)
@@ -236,7 +241,16 @@ func (a *Agent) resendOutcomes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.resend:
 		}
+	}
+}
+
+// kick wakes the resender.
+func (a *Agent) kick() {
+	select {
+	case a.resend <- struct{}{}:
+	default:
 	}
 }
 

@@ -75,6 +75,7 @@ type Agent struct {
 	beat    atomic.Int64 // heartbeat interval (ns): a third of the replicas' lease
 	ledger  *ledger
 	running runningSet
+	resend  chan struct{} // wakes the resender (a capture ended)
 }
 
 // New opens the agent's spool; the caller runs the agent with Run.
@@ -105,6 +106,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
 	a.running.keys = map[string]bool{}
+	a.resend = make(chan struct{}, 1)
 	a.beat.Store(int64(heartbeatEvery))
 	a.fwd = newForwarder(sp, deps.Replicas, a.log.With("component", "forward"), a.m, cfg.Batch)
 	a.m.SpoolDepth.Set(float64(sp.Len()))

@@ -97,8 +97,22 @@ func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Lo
 	}
 	dcfg.Enabled, dcfg.Hostname = o.Detector, o.Node
 	host := &App{Config: cfg, Log: log, Registry: reg}
+	// A background capture's end goes to the agent, built below, which
+	// reports it to a replica.
+	var ag *agent.Agent
 	var env *integrations.Env
 	env = &integrations.Env{Logger: log, Data: cfg.Data,
+		CaptureFinished: func(f capture.Finished) {
+			if ag == nil {
+				return
+			}
+			ev := agent.CaptureEnd{CaptureID: f.CaptureID, Key: f.Request.Key, Action: f.Request.Action, Actor: f.Request.Actor,
+				AlertID: f.Request.Alert.ID, Incident: f.Request.Incident, Container: f.Request.Container, Result: f.Result}
+			if f.Err != nil {
+				ev.Error = f.Err.Error()
+			}
+			ag.CaptureEnded(ev)
+		},
 		Events: func() (capture.Events, error) {
 			if err := host.startDetector(dcfg, env, log); err != nil || host.Detector == nil {
 				return nil, err
@@ -114,7 +128,7 @@ func RunAgent(ctx context.Context, o AgentOptions, stdin io.Reader, log *slog.Lo
 		return err
 	}
 	det := host.Detector
-	ag, err := agent.New(agent.Config{Node: o.Node, Data: cfg.Data, SpoolMax: o.SpoolMax},
+	ag, err = agent.New(agent.Config{Node: o.Node, Data: cfg.Data, SpoolMax: o.SpoolMax},
 		agent.Deps{Replicas: replicas, Runners: nodeRunners(in.Runners, cfg.DryRun || cfg.Engine.DryRun, o.Node), Logger: log.With("component", "agent"), Registerer: reg})
 	if err != nil {
 		return err

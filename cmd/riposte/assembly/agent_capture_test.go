@@ -18,19 +18,27 @@ const captureRoutePlaybook = `
   actions:
     - do: capture.start
       with: {duration: 60s, wait: true}
+- playbook: record-in-background
+  match: {rules: ["Agent background capture test"]}
+  actions:
+    - do: capture.start
+      with: {duration: 60s}
 `
 
-// TestAgentKilledMidCapture: a capture routed to a node's agent is
-// running (the agent's detector records it) when the agent is killed with
-// SIGKILL and started again. The capture's action run is marked failed
-// once, by the restarted agent (in doubt: it was claimed before) or by a
-// replica (the agent stopped answering); the capture is not started a
-// second time, and the journal verifies.
+// TestAgentKilledMidCapture: two captures routed to a node's agent are
+// running (the agent's detector records them) when the agent is killed
+// with SIGKILL and started again. The capture whose action waits for its
+// end has its action run marked failed once, by the restarted agent (in
+// doubt: it was claimed before) or by a replica (the agent stopped
+// answering), and is not started a second time; the background capture,
+// whose start had succeeded, is journaled capture.finished once, cut
+// short. The journal verifies.
 func TestAgentKilledMidCapture(t *testing.T) {
 	testutil.Integration(t, testutil.BPF, testutil.Docker)
 	cli := testutil.DockerClient(t)
 	testutil.EnsureTestImage(t, cli)
 	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture"), nil)
+	cb := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture-bg"), nil)
 
 	rc := startRouteCluster(t, captureRoutePlaybook, "4s")
 	node := testutil.UniqueName("node-cap")
@@ -38,11 +46,14 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	env := []string{AgentTokenEnv + "=" + routeAgentToken, "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_AGENT_DETECTOR=1"}
 	first := startAgentChild(t, data, node, rc.urls, env...)
 
+	rc.post(t, 1, "capture-bg-1", node, cb, "Agent background capture test")
+	testutil.Eventually(t, 20*time.Second, func() bool { return len(rc.entries(t, "capture-bg-1", store.ActionSucceeded)) == 1 },
+		"background capture not started:\n%s\n%s", logsOf(rc.replicas), first.logs)
 	rc.post(t, 0, "capture-kill-1", node, ca, "Agent capture test")
 	key := store.ActionKey{AlertID: "capture-kill-1", Playbook: "record", Index: 0}.String()
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		na, err := rc.st.GetNodeAction(context.Background(), key)
-		return err == nil && na.State == store.NodeActionClaimed && strings.Contains(first.logs.String(), "capture started")
+		return err == nil && na.State == store.NodeActionClaimed && strings.Count(first.logs.String(), "capture started") == 2
 	}, "capture not started by the agent:\n%s\n%s", logsOf(rc.replicas), first.logs)
 
 	first.cmd.Process.Signal(syscall.SIGKILL)
@@ -69,6 +80,15 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	na, err := rc.st.GetNodeAction(context.Background(), key)
 	if err != nil || na.State != store.NodeActionFailed {
 		t.Errorf("node action: %+v %v", na, err)
+	}
+	// The background capture is reported cut short, once.
+	var ends []store.Entry
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		ends = rc.entries(t, "capture-bg-1", store.CaptureFinished)
+		return len(ends) > 0
+	}, "background capture's end not journaled:\n%s", second.logs)
+	if e, _ := ends[0].Detail["error"].(string); len(ends) != 1 || !strings.Contains(e, "cut short") || ends[0].Detail["node"] != node {
+		t.Errorf("capture.finished: %d entries, first %+v", len(ends), ends[0].Detail)
 	}
 	// The request stays closed: the restarted agent never starts it.
 	testutil.Never(t, 3*time.Second, func() bool { return strings.Contains(second.logs.String(), "capture started") },

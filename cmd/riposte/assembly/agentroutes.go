@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,8 @@ type nodeRouter struct {
 	lease         time.Duration // an agent's claim without a heartbeat: half the timeout
 	actionTimeout time.Duration
 	log           *slog.Logger
+	// captureEnded journals the end of an agent's background capture.
+	captureEnded func(context.Context, agent.CaptureEnd) error
 
 	mu   sync.Mutex
 	bell chan struct{} // closed when a request is queued or answered here
@@ -181,6 +184,7 @@ func (r *nodeRouter) agentRoutes() []server.Route {
 		{Pattern: "POST " + agent.PathClaim, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveClaim)},
 		{Pattern: "POST " + agent.PathResult, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveResult)},
 		{Pattern: "POST " + agent.PathHeartbeat, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveHeartbeat)},
+		{Pattern: "POST " + agent.PathCapture, Scope: server.ScopeAgent, Handler: http.HandlerFunc(r.serveCapture)},
 		{Pattern: "GET " + agent.PathAgents, Scope: server.ScopeReadOnly, Handler: http.HandlerFunc(r.serveAgents)},
 	}
 }
@@ -302,6 +306,30 @@ func (r *nodeRouter) serveHeartbeat(w http.ResponseWriter, req *http.Request) {
 	server.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+func (r *nodeRouter) serveCapture(w http.ResponseWriter, req *http.Request) {
+	ev, err := agent.Decode[agent.CaptureEnd](req.Body)
+	if err == nil {
+		err = checkAgent(ev.Node, ev.Agent)
+	}
+	if err == nil {
+		err = errors.Join(checkJournalText("capture_id", ev.CaptureID, 128), checkJournalText("error", ev.Error, 4096))
+		if ev.CaptureID == "" {
+			err = errors.Join(err, errors.New("capture_id is required"))
+		}
+	}
+	if err != nil {
+		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if err := r.captureEnded(req.Context(), ev); err != nil {
+		r.log.Error("journal a capture's end", "capture", ev.CaptureID, "node", ev.Node, "err", err)
+		w.Header().Set("Retry-After", "1")
+		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"status": "journaled"})
+}
+
 // AgentStatus is one entry of GET /v1/agents.
 type AgentStatus struct {
 	store.AgentInfo
@@ -358,8 +386,32 @@ func (a *App) routeNodeActions() error {
 		local[name] = r
 	}
 	a.router = newNodeRouter(st, local, a.Config.Cluster.AgentTimeout, a.Config.Engine.ActionTimeout, a.Log.With("component", "agents"))
+	a.router.captureEnded = a.agentCaptureEnded
 	if a.Config.Cluster.RouteContainerActions {
 		a.router.route(a.Integrations.Runners, integrations.Specs())
 	}
 	return nil
+}
+
+// agentCaptureEnded journals capture.finished for an agent's background
+// capture, once per capture id (an agent sends again what it could not
+// see answered).
+func (a *App) agentCaptureEnded(ctx context.Context, ev agent.CaptureEnd) error {
+	const ns = "agent-capture-end"
+	if _, done, err := a.Store.Get(ctx, ns, ev.Node+"/"+ev.CaptureID); err != nil || done {
+		return err
+	}
+	e := store.Entry{Type: store.CaptureFinished, Action: ev.Action, Actor: ev.Actor, AlertID: ev.AlertID, SHA256: ev.Result.SHA256,
+		Detail: map[string]any{"capture": ev.CaptureID, "incident": ev.Incident, "container": ev.Container, "note": ev.Result.Note,
+			"evidence": ev.Result.Evidence, "key": ev.Key, "node": ev.Node}}
+	if p, ok := strings.CutPrefix(ev.Actor, "playbook:"); ok {
+		e.Playbook = p
+	}
+	if ev.Error != "" {
+		e.Detail["error"] = ev.Error
+	}
+	if _, err := a.Store.Append(ctx, e); err != nil {
+		return err
+	}
+	return a.Store.Put(ctx, ns, ev.Node+"/"+ev.CaptureID, []byte(`{}`))
 }
