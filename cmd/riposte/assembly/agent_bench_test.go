@@ -57,7 +57,9 @@ func startBenchCluster(b *testing.B) *benchCluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pause := actions.RunnerFunc(func(context.Context, actions.Request) (actions.Result, error) { return actions.Result{Note: "paused"}, nil })
+	pause := actions.RunnerFunc(func(context.Context, actions.Request) (actions.Result, error) {
+		return actions.Result{Note: "paused"}, nil
+	})
 	ag, err := agent.New(agent.Config{Node: "bench-node", Data: filepath.Join(dir, "agent")},
 		agent.Deps{Replicas: reps, Runners: map[string]actions.Runner{"container.pause": pause}})
 	if err != nil {
