@@ -40,7 +40,7 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture"), nil)
 	cb := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture-bg"), nil)
 
-	rc := startRouteCluster(t, captureRoutePlaybook, "4s")
+	rc := startRouteCluster(t, captureRoutePlaybook, "6s")
 	node := testutil.UniqueName("node-cap")
 	data := filepath.Join(t.TempDir(), "agent")
 	env := []string{AgentTokenEnv + "=" + routeAgentToken, "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_AGENT_DETECTOR=1"}

@@ -138,7 +138,7 @@ func TestAgentRoutesActionToItsNode(t *testing.T) {
 	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-route-a"), nil)
 	cb := testutil.RunContainer(t, cli, testutil.UniqueName("agent-route-b"), nil)
 
-	rc := startRouteCluster(t, routePlaybook, "3s")
+	rc := startRouteCluster(t, routePlaybook, "5s")
 	na, nb := testutil.UniqueName("node-a"), testutil.UniqueName("node-b")
 	agA := startRouteAgent(t, rc, na, "RIPOSTE_TEST_AGENT_INPUT=")
 	agB := startRouteAgent(t, rc, nb, "RIPOSTE_TEST_AGENT_INPUT=")
@@ -173,10 +173,10 @@ func TestAgentRoutesActionToItsNode(t *testing.T) {
 		failed = rc.entries(t, "route-gone-1", store.ActionFailed)
 		return len(failed) == 1
 	}, "action of a node without agent not failed:\n%s", logsOf(rc.replicas))
-	if took := time.Since(start); took < 3*time.Second {
-		t.Errorf("failed after %s, before the 3s agent timeout", took)
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("failed after %s, before the 5s agent timeout", took)
 	}
-	want := "no agent of node " + gone + " took the action within 3s"
+	want := "no agent of node " + gone + " took the action within 5s"
 	if got, _ := failed[0].Detail["error"].(string); got != want {
 		t.Errorf("failure: %q, want %q", got, want)
 	}
