@@ -16,6 +16,19 @@
 // answered last; no answer or a 5xx moves to the next, and when none
 // answers the caller backs off (honouring Retry-After).
 //
+// Node actions (cluster mode): the agent long-polls the replicas for the
+// container actions addressed to its node (POST /v1/agent/claim), runs each
+// with the runner handed in, records the outcome on disk (actions/, one
+// fsynced file per action key) and answers it (POST /v1/agent/result); the
+// ledger forgets an outcome once a replica recorded it or the request was
+// closed. At most once: a request claimed again (its lease ran out: the
+// agent died, or stalled) is answered from the ledger when the outcome is
+// there, else reported failed in doubt and not run. Heartbeats (a third of
+// the replicas' lease) extend the leases of what runs. The end of a
+// background capture is kept (captures/) and reported (POST
+// /v1/agent/capture) the same way; a capture that was recording when the
+// agent died is reported cut short at its next start.
+//
 // The package imports no integration: the runners of the node's actions
 // are handed in (Deps.Runners) by the composition root.
 //

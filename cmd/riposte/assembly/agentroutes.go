@@ -159,7 +159,13 @@ func (r *nodeRouter) run(ctx context.Context, req actions.Request) (actions.Resu
 			return actions.Result{}, fmt.Errorf("run %s on node %s: no outcome before the action's timeout (the agent may still finish it): %w", req.Action, node, ctx.Err())
 		case <-time.After(wait):
 		}
-		if na, err = r.st.GetNodeAction(ctx, key); err != nil && ctx.Err() == nil {
+		fresh, err := r.st.GetNodeAction(ctx, key)
+		switch {
+		case err == nil:
+			na = fresh
+		case ctx.Err() != nil:
+			// the next round ends on ctx.Done
+		default:
 			return actions.Result{}, actions.Retryable(fmt.Errorf("run %s on node %s: %w", req.Action, node, err))
 		}
 	}
@@ -201,7 +207,7 @@ func (r *nodeRouter) serveClaim(w http.ResponseWriter, req *http.Request) {
 		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	max := min(max(cr.Max, 1), 64)
+	n := min(max(cr.Max, 1), 64)
 	wait := min(time.Duration(max0(cr.WaitMS))*time.Millisecond, maxClaimWait)
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 30*time.Second))
 	ctx := req.Context()
@@ -211,7 +217,7 @@ func (r *nodeRouter) serveClaim(w http.ResponseWriter, req *http.Request) {
 	deadline := time.Now().Add(wait)
 	for {
 		bell := r.waitBell()
-		got, err := r.st.ClaimNodeActions(ctx, cr.Node, cr.Agent, max, r.lease)
+		got, err := r.st.ClaimNodeActions(ctx, cr.Node, cr.Agent, n, r.lease)
 		if err != nil {
 			r.log.Error("claim node actions", "node", cr.Node, "err", err)
 			w.Header().Set("Retry-After", "1")
