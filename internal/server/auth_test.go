@@ -69,6 +69,9 @@ var threeScopes = []Credential{
 // operator acts and reads, an agent posts alerts and takes its node's
 // actions; a missing or unknown token is 401, a known
 // token of the wrong scope 403.
+const enforcedAlert = `{"uuid":"a-2","time":"2026-11-20T09:14:03Z","rule":"Run marker","priority":"Critical","output":"x",` +
+	`"output_fields":{"container.id":"3f9a1c2b7d4e","riposte.enforce.outcome":"signalled","riposte.enforce.signal":"SIGKILL"}}`
+
 func TestScopeRefusals(t *testing.T) {
 	s, m := newScopedServer(t, Config{Credentials: threeScopes})
 	tests := []struct {
@@ -97,6 +100,10 @@ func TestScopeRefusals(t *testing.T) {
 		{"GET", "/metrics", intakeTok, "", 403, ""},
 		{"GET", "/metrics", "", "", 401, ""},
 		{"POST", "/v1/alerts", agentTok, oneAlert, 202, ""},
+		// Enforcement fields are journaled as what the kernel did: only an
+		// agent's detector may send them.
+		{"POST", "/v1/alerts", agentTok, enforcedAlert, 202, ""},
+		{"POST", "/v1/alerts", intakeTok, enforcedAlert, 400, ""},
 		{"POST", "/v1/act", agentTok, "{}", 403, ""},
 		{"GET", "/v1/journal/head", agentTok, "", 403, ""},
 		{"POST", "/v1/agent/claim", agentTok, "{}", 200, "token:node-a"},

@@ -330,9 +330,11 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	}
 	bearer, hasBearer := bearerToken(r)
 	signed := r.Header.Get(HeaderSignature) != ""
+	var id Identity
 	switch {
 	case hasBearer:
-		id, ok := s.keys.Authenticate(bearer)
+		var ok bool
+		id, ok = s.keys.Authenticate(bearer)
 		if !ok {
 			s.reject(w, http.StatusUnauthorized, metrics.RejectUnauthorized, "invalid bearer token")
 			return
@@ -392,6 +394,21 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body = nil // the alerts hold what is needed
+	if !hasBearer || id.Scope != ScopeAgent {
+		// What the kernel did about an exec is journaled from these
+		// fields (action.enforced); only riposte's own detector, in a node
+		// agent, sends them.
+		sender := "a signed webhook"
+		if hasBearer {
+			sender = fmt.Sprintf("credential %s (scope %s)", id.Name, id.Scope)
+		}
+		for _, a := range alerts {
+			if f, ok := a.EnforcementField(); ok {
+				s.reject(w, http.StatusBadRequest, metrics.RejectMalformed, fmt.Sprintf("alert %s: output field %s is set only by riposte's own detector (an agent credential), not by %s", clip(a.ID, 128), f, sender))
+				return
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	accepted, err := s.deps.Inbox.Accept(ctx, alerts)

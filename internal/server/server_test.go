@@ -109,6 +109,8 @@ func TestIntake(t *testing.T) {
 		{"ndjson", "POST", "/v1/alerts", bearer("Content-Type", "application/x-ndjson"), oneAlert + "\n" + strings.Replace(oneAlert, "a-1", "a-2", 1), 202, "", ""},
 		{"json with charset", "POST", "/v1/alerts", bearer("Content-Type", "application/json; charset=utf-8"), oneAlert, 202, "", ""},
 		{"hmac ok", "POST", "/v1/alerts", signed(oneAlert, clock, secret), oneAlert, 202, "", ""},
+		{"hmac enforcement field", "POST", "/v1/alerts", signed(enforcedAlert, clock, secret), enforcedAlert, 400, "riposte.enforce.", metrics.RejectMalformed},
+		{"bearer enforcement field", "POST", "/v1/alerts", bearer(), enforcedAlert, 400, "not by credential", metrics.RejectMalformed},
 		{"no credentials", "POST", "/v1/alerts", map[string]string{"Content-Type": "application/json"}, oneAlert, 401, "missing credentials", metrics.RejectUnauthorized},
 		{"wrong token", "POST", "/v1/alerts", bearer("Authorization", "Bearer wrong-token-0123456789"), oneAlert, 401, "invalid bearer token", metrics.RejectUnauthorized},
 		{"basic auth", "POST", "/v1/alerts", bearer("Authorization", "Basic dXNlcjpwYXNz"), oneAlert, 401, "invalid bearer token", metrics.RejectUnauthorized},
