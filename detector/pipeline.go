@@ -255,14 +255,31 @@ func (p *pipeline) cwd(pid uint32) string {
 // container (the host's for host events).
 func (p *pipeline) userName(ev *Event) string {
 	db, ok := p.users[ev.Container.ID]
-	if !ok || (!db.ok && time.Since(db.fetched) > 5*time.Second) {
-		file := "/etc/passwd"
+	_, known := db.names[ev.EUID]
+	// Read again: never read; an earlier read failed; or a uid the file
+	// did not name (a user added since), at most once a second.
+	if !ok || (!db.ok && time.Since(db.fetched) > 5*time.Second) || (!known && ev.EUID != 0 && time.Since(db.fetched) > time.Second) {
+		old := db
+		files := []string{"/etc/passwd"}
 		if !ev.Container.IsHost() {
-			file = fmt.Sprintf("/proc/%d/root/etc/passwd", ev.PID)
+			// The event's process may have exited by the time its event
+			// is read (a loaded host, a short exec): the container's main
+			// process, which lives as long as the container, is the
+			// fallback.
+			files = []string{fmt.Sprintf("/proc/%d/root/etc/passwd", ev.PID)}
+			if info, ok := p.d.cache.Peek(ev.Container.ID); ok && info.Pid > 0 && uint32(info.Pid) != ev.PID {
+				files = append(files, fmt.Sprintf("/proc/%d/root/etc/passwd", info.Pid))
+			}
 		}
 		db = userDB{fetched: time.Now()}
-		if b, err := os.ReadFile(file); err == nil {
-			db.names, db.ok = parsePasswd(b), true
+		for _, file := range files {
+			if b, err := os.ReadFile(file); err == nil {
+				db.names, db.ok = parsePasswd(b), true
+				break
+			}
+		}
+		if !db.ok && old.ok {
+			db.names, db.ok = old.names, true // keep what an earlier read knew
 		}
 		if len(p.users) > 4096 {
 			clear(p.users)
