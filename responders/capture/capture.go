@@ -299,15 +299,7 @@ func (c *Capture) Run(ctx context.Context, req actions.Request) (actions.Result,
 	}
 	go func() {
 		defer c.wg.Done()
-		s.run()
-		c.mu.Lock()
-		delete(c.running, info.ID)
-		c.finished = append(c.finished, s.id)
-		if len(c.finished) > keepFinished {
-			delete(c.byID, c.finished[0])
-			c.finished = c.finished[1:]
-		}
-		c.mu.Unlock()
+		s.run() // ends with c.unlist(s), before its waiters wake
 		if c.deps.OnFinish != nil {
 			c.deps.OnFinish(Finished{CaptureID: s.id, Request: req, Result: s.result, Err: s.err})
 		}
@@ -358,6 +350,23 @@ func (c *Capture) Wait(ctx context.Context, id string) (actions.Result, error) {
 		return s.result, s.err
 	case <-ctx.Done():
 		return actions.Result{}, fmt.Errorf("wait for capture %s: %w", id, ctx.Err())
+	}
+}
+
+// unlist takes an ended session off the running list (the last
+// keepFinished stay known to Wait). The session calls it before closing
+// done, so whoever waited on it finds the container free: a second Stop
+// is ErrNotFound, a new Run starts.
+func (c *Capture) unlist(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[s.info.ID] == s {
+		delete(c.running, s.info.ID)
+	}
+	c.finished = append(c.finished, s.id)
+	if len(c.finished) > keepFinished {
+		delete(c.byID, c.finished[0])
+		c.finished = c.finished[1:]
 	}
 }
 

@@ -375,6 +375,7 @@ func (s *session) abort(err error) {
 // run records until the capture ends, then seals the directory.
 func (s *session) run() {
 	defer close(s.done)
+	defer s.c.unlist(s) // runs first: off the list before waiters wake
 	var wg sync.WaitGroup
 	var sys sysSummary
 	var nets netSummary
