@@ -189,14 +189,70 @@ func TestClusterDuplicatesFormOneIncident(t *testing.T) {
 	}
 }
 
-// TestClusterReplicaKilled: alerts stream into replica A while replica B
-// runs beside it; A is killed with SIGKILL mid-stream. B takes over what A
-// had claimed once A's lease ran out: every alert A acknowledged is
+// TestClusterReplicaKilled kills each replica in turn under load: alerts
+// stream into replica A while B runs beside it and A is killed with
+// SIGKILL mid-stream; B takes over what A had claimed once A's lease ran
+// out. Then a fresh replica C joins, alerts stream into B, and B is
+// killed: C takes over. Every alert either victim acknowledged is
 // processed, none twice, and the journal verifies.
 func TestClusterReplicaKilled(t *testing.T) {
 	url := pg.Database(t)
 	cs := startReplicas(t, url, 2)
-	a := cs[0]
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	var acked []string
+	for round, victim := range []int{0, 1} {
+		if round > 0 {
+			cs = append(cs, startReplicasAt(t, url)...)
+		}
+		a := cs[victim]
+		ackedAtKill := streamUntilKilled(t, a, fmt.Sprintf("kill%d", round), cs)
+		killed := time.Now()
+		var orphaned int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE state = 'processing'`).Scan(&orphaned); err != nil {
+			t.Fatal(err)
+		}
+		waitDrained(t, st, 60*time.Second, cs)
+		var takenOver int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE attempts > 1`).Scan(&takenOver); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replica %d: %d alerts acknowledged before SIGKILL; %d claimed at the kill, %d taken over so far; drained %s after the kill (lease %s)",
+			victim, len(ackedAtKill), orphaned, takenOver, time.Since(killed).Round(time.Millisecond), clusterLease)
+		acked = append(acked, ackedAtKill...)
+	}
+	stopReplicas(t, cs)
+
+	n := journalCounts(t, st)
+	for _, id := range acked {
+		if n[store.AlertReceived][id] != 1 || n[store.Note][id] != 2 {
+			t.Errorf("alert %s acknowledged: received %d, notes %d; want 1 and 2", id, n[store.AlertReceived][id], n[store.Note][id])
+		}
+	}
+	for id, k := range n[store.Note] {
+		if k != 2 {
+			t.Errorf("alert %s: %d notes, want 2 (no action twice)", id, k)
+		}
+	}
+	if rep, err := st.Verify(context.Background()); err != nil || !rep.OK() {
+		t.Fatalf("journal verify: %+v %v", rep, err)
+	}
+}
+
+// streamUntilKilled posts alerts (ids prefix-worker-n) into replica a from
+// eight senders until 300 are acknowledged, then kills a with SIGKILL and
+// returns the ids it acknowledged.
+func streamUntilKilled(t *testing.T, a *child, prefix string, cs []*child) []string {
+	t.Helper()
 	var mu sync.Mutex
 	var acked []string
 	stop := make(chan struct{})
@@ -210,10 +266,10 @@ func TestClusterReplicaKilled(t *testing.T) {
 					return
 				default:
 				}
-				id := fmt.Sprintf("kill-%d-%d", w, i)
+				id := fmt.Sprintf("%s-%d-%d", prefix, w, i)
 				code, err := postAlert(client, a.addr, id, fmt.Sprintf("c-%d", w))
 				if err != nil {
-					return // A died
+					return // a died
 				}
 				if code == http.StatusAccepted {
 					mu.Lock()
@@ -231,51 +287,12 @@ func TestClusterReplicaKilled(t *testing.T) {
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
 	a.cmd.Wait()
 	close(stop)
 	wg.Wait()
 	mu.Lock()
-	ackedAtKill := append([]string(nil), acked...)
-	mu.Unlock()
-
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var orphaned int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE state = 'processing'`).Scan(&orphaned); err != nil {
-		t.Fatal(err)
-	}
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	waitDrained(t, st, 60*time.Second, cs)
-	var takenOver int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE attempts > 1`).Scan(&takenOver); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d alerts acknowledged before SIGKILL; %d claimed at the kill, %d taken over by B; drained %s after the kill (lease %s)",
-		len(ackedAtKill), orphaned, takenOver, time.Since(killed).Round(time.Millisecond), clusterLease)
-	stopReplicas(t, cs[1:])
-
-	n := journalCounts(t, st)
-	for _, id := range ackedAtKill {
-		if n[store.AlertReceived][id] != 1 || n[store.Note][id] != 2 {
-			t.Errorf("alert %s acknowledged: received %d, notes %d; want 1 and 2", id, n[store.AlertReceived][id], n[store.Note][id])
-		}
-	}
-	for id, k := range n[store.Note] {
-		if k != 2 {
-			t.Errorf("alert %s: %d notes, want 2 (no action twice)", id, k)
-		}
-	}
-	if rep, err := st.Verify(context.Background()); err != nil || !rep.OK() {
-		t.Fatalf("journal verify: %+v %v", rep, err)
-	}
+	defer mu.Unlock()
+	return append([]string(nil), acked...)
 }
 
 // TestClusterPostgresRestarted: PostgreSQL crashes (immediate shutdown)
