@@ -25,9 +25,13 @@ type routeCluster struct {
 	replicas []*child
 	urls     []string
 	st       *postgres.Store
+	dir, pbs string
+	env      []string // every replica's environment
 }
 
-func startRouteCluster(t *testing.T, playbooks string, agentTimeout string) *routeCluster {
+// startRouteCluster starts the replicas; env is added to their
+// environment (RIPOSTE_TEST_LEASE=...).
+func startRouteCluster(t *testing.T, playbooks string, agentTimeout string, env ...string) *routeCluster {
 	t.Helper()
 	url := pg.Database(t)
 	dir := t.TempDir()
@@ -42,16 +46,10 @@ auth:
 	if err := errorsJoin(os.WriteFile(pbs, []byte(playbooks), 0o600), os.WriteFile(cfg, []byte(yml), 0o600)); err != nil {
 		t.Fatal(err)
 	}
-	rc := &routeCluster{url: url}
+	rc := &routeCluster{url: url, dir: dir, pbs: pbs,
+		env: append([]string{StoreEnv + "=" + url, "RIPOSTE_TEST_CONFIG=" + cfg, "RIPOSTE_TEST_AGENT_TOKEN=" + routeAgentToken}, env...)}
 	for i := range 2 {
-		c := startChild(t, filepath.Join(dir, fmt.Sprintf("replica-%d", i)), pbs, StoreEnv+"="+url, "RIPOSTE_TEST_CONFIG="+cfg,
-			"RIPOSTE_TEST_AGENT_TOKEN="+routeAgentToken)
-		t.Cleanup(func() {
-			if c.cmd.ProcessState == nil {
-				c.cmd.Process.Kill()
-				c.cmd.Wait()
-			}
-		})
+		c := rc.startReplica(t, i)
 		rc.replicas = append(rc.replicas, c)
 		rc.urls = append(rc.urls, "http://"+c.addr)
 	}
@@ -62,6 +60,26 @@ auth:
 	t.Cleanup(func() { st.Close() })
 	rc.st = st
 	return rc
+}
+
+// startReplica starts replica i on its data directory, and on its
+// address when it ran before (the agents know the replicas by address).
+func (rc *routeCluster) startReplica(t *testing.T, i int, env ...string) *child {
+	t.Helper()
+	c := startChild(t, filepath.Join(rc.dir, fmt.Sprintf("replica-%d", i)), rc.pbs, append(append([]string(nil), rc.env...), env...)...)
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// restart starts replica i again (after it was killed) on its address.
+func (rc *routeCluster) restart(t *testing.T, i int) {
+	t.Helper()
+	rc.replicas[i] = rc.startReplica(t, i, "RIPOSTE_TEST_LISTEN="+rc.replicas[i].addr)
 }
 
 func errorsJoin(errs ...error) error {
@@ -76,19 +94,28 @@ func errorsJoin(errs ...error) error {
 // post sends one alert of node about container to replica i.
 func (rc *routeCluster) post(t *testing.T, i int, id, node, container, rule string) {
 	t.Helper()
+	code, err := rc.send(http.DefaultClient, i, id, node, container, rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusAccepted {
+		t.Fatalf("post alert %s: %d", id, code)
+	}
+}
+
+// send is post returning the status code (safe from any goroutine).
+func (rc *routeCluster) send(client *http.Client, i int, id, node, container, rule string) (int, error) {
 	body := fmt.Sprintf(`{"uuid":%q,"time":%q,"rule":%q,"priority":"Warning","output":"x","hostname":%q,"output_fields":{"container.id":%q}}`,
 		id, time.Now().UTC().Format(time.RFC3339Nano), rule, node, container)
 	req, _ := http.NewRequest("POST", rc.urls[i]+"/v1/alerts", bytes.NewReader([]byte(body)))
 	req.Header.Set("Authorization", "Bearer "+crashToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("post alert %s: %s", id, resp.Status)
-	}
+	return resp.StatusCode, nil
 }
 
 // entries returns the journal entries of an alert of type typ.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -171,11 +172,23 @@ func (r *nodeRouter) run(ctx context.Context, req actions.Request) (actions.Resu
 	}
 }
 
-// outcomeOf is a closed request as the runner's answer.
+// outcomeOf is a closed request as the runner's answer. A result names
+// the node and the agent that ran it, so the journal says where.
 func outcomeOf(na store.NodeAction) (actions.Result, error) {
 	var o agent.Outcome
 	if len(na.Result) > 0 && json.Unmarshal(na.Result, &o) == nil && o.Status != "" {
-		return o.Result, o.Err()
+		res := o.Result
+		if o.Node != "" {
+			res.Detail = maps.Clone(res.Detail)
+			if res.Detail == nil {
+				res.Detail = map[string]any{}
+			}
+			if _, ok := res.Detail["node"]; !ok {
+				res.Detail["node"] = o.Node
+			}
+			res.Detail["agent"] = o.Agent
+		}
+		return res, o.Err()
 	}
 	if na.State == store.NodeActionSucceeded {
 		return actions.Result{}, nil

@@ -18,6 +18,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -102,6 +103,17 @@ func Namespace(t testing.TB, cli *containerd.Client) (string, context.Context) {
 		for _, i := range imgs {
 			if err := cli.ImageService().Delete(ctx, i.Name, images.SynchronousDelete()); err != nil {
 				t.Errorf("cleanup: delete image %s: %v", i.Name, err)
+			}
+		}
+		// A process killed mid-snapshot leaves its lease (it would expire
+		// in an hour), holding content and snapshots: release it.
+		ls, err := cli.LeasesService().List(ctx)
+		if err != nil {
+			t.Errorf("cleanup: list leases in %s: %v", ns, err)
+		}
+		for _, l := range ls {
+			if err := cli.LeasesService().Delete(ctx, l, leases.SynchronousDelete); err != nil && !cerrdefs.IsNotFound(err) {
+				t.Errorf("cleanup: delete lease %s: %v", l.ID, err)
 			}
 		}
 		// The garbage collector removes content and snapshots after the
