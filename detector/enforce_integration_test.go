@@ -65,28 +65,7 @@ func startEnforcing(t *testing.T, cli *client.Client, enf detector.EnforceConfig
 	}
 	enf.Enabled = true
 	cfg := detector.Config{Rules: []string{dir}, DisableResources: true, Enforce: enf}
-	d, err := detector.New(cfg, detector.Deps{Docker: cli, Protected: protectedBy(cli)})
-	if err != nil {
-		t.Fatalf("new detector: %v", err)
-	}
-	got := newAlerts()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, got.emit) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("detector not ready after 20s")
-	}
-	return d, got
+	return startDetectorWith(t, cfg, detector.Deps{Docker: cli, Protected: protectedBy(cli)})
 }
 
 // armedContainer starts a container with the marker program installed and

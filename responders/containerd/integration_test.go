@@ -13,7 +13,6 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/riposte-sec/riposte/internal/actions"
@@ -276,31 +275,8 @@ func TestIntegrationSnapshot(t *testing.T) {
 
 func execIn(t *testing.T, ctx context.Context, task containerd.Task, args ...string) {
 	t.Helper()
-	spec, err := task.Spec(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pspec := *spec.Process
-	pspec.Args = args
-	p, err := task.Exec(ctx, "exec-"+testutil.UniqueName("x"), &pspec, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Delete(context.WithoutCancel(ctx))
-	ch, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case st := <-ch:
-		if st.ExitCode() != 0 {
-			t.Fatalf("exec %v: exit %d", args, st.ExitCode())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("exec %v did not finish in 10s", args)
+	if code := execCode(t, ctx, task, args...); code != 0 {
+		t.Fatalf("exec %v: exit %d", args, code)
 	}
 }
 

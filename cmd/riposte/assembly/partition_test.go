@@ -163,18 +163,5 @@ func partitioned(t *testing.T, srv *pgtest.Server, cut pgtest.Cut) {
 	defer st.Close()
 	waitDrained(t, st, 60*time.Second, cs)
 	stopReplicas(t, cs)
-	n := journalCounts(t, st)
-	for _, id := range all {
-		if n[store.AlertReceived][id] != 1 || n[store.Note][id] != 2 {
-			t.Errorf("alert %s acknowledged: received %d, notes %d; want 1 and 2", id, n[store.AlertReceived][id], n[store.Note][id])
-		}
-	}
-	for id, k := range n[store.Note] {
-		if k != 2 {
-			t.Errorf("alert %s: %d notes, want 2 (no action twice)", id, k)
-		}
-	}
-	if rep, err := st.Verify(context.Background()); err != nil || !rep.OK() {
-		t.Fatalf("journal verify: %+v %v", rep, err)
-	}
+	processedOnce(t, st, all)
 }
