@@ -94,6 +94,16 @@ func (l *ledger) pending() ([]Outcome, error) {
 // writeFileSync writes b to path durably: a temporary file fsynced, renamed
 // over path, the directory fsynced.
 func writeFileSync(path string, b []byte) error {
+	if err := writeFileRenamed(path, b); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeFileRenamed writes b to path+".tmp", fsyncs it and renames it over
+// path; the caller makes the rename durable (syncDir), once for many files
+// if it likes.
+func writeFileRenamed(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -111,7 +121,6 @@ func writeFileSync(path string, b []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return err
 }

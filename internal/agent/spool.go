@@ -126,24 +126,7 @@ func (s *Spool) write(seq uint64, a alert.Alert) error {
 	if err != nil {
 		return fmt.Errorf("spool alert %s: %w", a.ID, err)
 	}
-	final := s.path(seq)
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("spool alert %s: %w", a.ID, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := writeFileRenamed(s.path(seq), b); err != nil {
 		return fmt.Errorf("spool alert %s: %w", a.ID, err)
 	}
 	return nil
