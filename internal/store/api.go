@@ -107,7 +107,8 @@ type Maintenance interface {
 	// Stats returns counts for metrics (queue depths, journal length).
 	Stats(ctx context.Context) (Stats, error)
 	// Prune deletes processed alerts and settled messages older than the
-	// duplicate window; the journal is never pruned.
+	// duplicate window, and node actions finished as long ago; the journal
+	// is never pruned.
 	Prune(ctx context.Context) (Pruned, error)
 }
 

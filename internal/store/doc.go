@@ -114,7 +114,8 @@
 // alert.duplicate is journaled, both in the same transaction as the
 // batch. The duplicate window is how long done alerts stay in the inbox:
 // Prune deletes alerts done before now - Options.DuplicateWindow (and
-// their action runs); after that the same id is a new alert.
+// their action runs, and the node actions finished as long ago); after
+// that the same id is a new alert.
 //
 // Engine workers ClaimAlerts (pending → processing, with a lease and this
 // store as owner) and FinishAlert (→ done). A claimed alert whose lease ran

@@ -455,14 +455,18 @@ func (s *Store) FinishAlert(ctx context.Context, id string, entries ...Entry) er
 type Pruned struct {
 	Alerts int64
 	Outbox int64
+	// NodeActions counts finished node actions (cluster mode's requests
+	// to agents).
+	NodeActions int64
 }
 
 // pruneChunk bounds one prune transaction.
 const pruneChunk = 1000
 
 // Prune deletes alerts processed before now - DuplicateWindow (with their
-// action runs and approvals) and outbox messages delivered or dead for as
-// long. The journal is never pruned. Call it from time to time (hourly is
+// action runs and approvals), outbox messages delivered or dead for as
+// long, and node actions finished as long ago (their action runs go with
+// their alerts at the same age). The journal is never pruned. Call it from time to time (hourly is
 // plenty); it works in small transactions between other writes.
 func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 	var p Pruned
@@ -520,7 +524,10 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 		if _, err := t.affected(`DELETE FROM kv WHERE ns = ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE CAST(outbox.id AS TEXT) = kv.key)`, FoldedNS); err != nil {
 			return err
 		}
-		_, err = t.affected(`DELETE FROM kv WHERE ns = ? AND updated_at < ?`, FoldNS, cutoff)
+		if _, err = t.affected(`DELETE FROM kv WHERE ns = ? AND updated_at < ?`, FoldNS, cutoff); err != nil {
+			return err
+		}
+		p.NodeActions, err = t.affected(`DELETE FROM node_actions WHERE state IN ('succeeded', 'failed') AND finished_at != '' AND finished_at < ?`, cutoff)
 		return err
 	})
 	if err != nil {

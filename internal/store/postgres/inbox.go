@@ -371,7 +371,8 @@ func (t *wtx) finish(id string, prep []store.PreparedEntry) error {
 const pruneChunk = 1000
 
 // Prune deletes alerts processed before now - DuplicateWindow (with their
-// action runs and approvals) and outbox messages settled as long ago. The
+// action runs and approvals), outbox messages settled as long ago and node
+// actions finished as long ago. The
 // journal is never pruned.
 func (s *Store) Prune(ctx context.Context) (store.Pruned, error) {
 	var p store.Pruned
@@ -411,7 +412,10 @@ func (s *Store) Prune(ctx context.Context) (store.Pruned, error) {
 		if _, err := t.exec(`DELETE FROM kv WHERE ns = $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.id::text = kv.key)`, store.FoldedNS); err != nil {
 			return err
 		}
-		_, err = t.exec(`DELETE FROM kv WHERE ns = $1 AND updated_at < $2`, store.FoldNS, cutoff)
+		if _, err = t.exec(`DELETE FROM kv WHERE ns = $1 AND updated_at < $2`, store.FoldNS, cutoff); err != nil {
+			return err
+		}
+		p.NodeActions, err = t.exec(`DELETE FROM node_actions WHERE state IN ('succeeded', 'failed') AND finished_at != '' AND finished_at < $1`, cutoff)
 		return err
 	})
 	if err != nil {

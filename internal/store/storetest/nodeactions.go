@@ -99,3 +99,58 @@ func testNodeActions(t *testing.T, h Harness) {
 		t.Fatalf("agents: %+v %v", agents, err)
 	}
 }
+
+// testPruneNodeActions: Prune deletes the node actions finished before
+// now - DuplicateWindow, and keeps the open ones (however old) and those
+// finished since.
+func testPruneNodeActions(t *testing.T, h Harness) {
+	c := NewClock()
+	b, _ := open(t, h, store.Options{Now: c.Now, DuplicateWindow: time.Hour})
+	s, ok := b.(store.NodeActions)
+	if !ok {
+		t.Fatalf("%T does not implement store.NodeActions", b)
+	}
+	request := func(key string) {
+		t.Helper()
+		if _, _, err := s.RequestNodeAction(ctx, store.NodeRequest{Key: key, Node: "node-a", Action: "container.pause", Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish := func(key string, state store.NodeActionState) {
+		t.Helper()
+		if _, applied, err := s.FinishNodeAction(ctx, key, store.NodeOutcome{State: state, Error: "x"}); err != nil || !applied {
+			t.Fatalf("finish %s: %v %v", key, applied, err)
+		}
+	}
+	request("old-ok")
+	finish("old-ok", store.NodeActionSucceeded)
+	request("old-failed")
+	finish("old-failed", store.NodeActionFailed)
+	request("old-pending")
+	request("old-claimed")
+	if got, err := s.ClaimNodeActions(ctx, "node-a", "node-a/1", 1, time.Minute); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %+v %v", got, err)
+	}
+	c.Add(2 * time.Hour)
+	request("new-ok")
+	finish("new-ok", store.NodeActionSucceeded)
+	p, err := b.Prune(ctx)
+	if err != nil || p.NodeActions != 2 {
+		t.Fatalf("prune: %+v %v (want 2 node actions)", p, err)
+	}
+	for _, tc := range []struct {
+		key  string
+		kept bool
+	}{{"old-ok", false}, {"old-failed", false}, {"old-pending", true}, {"old-claimed", true}, {"new-ok", true}} {
+		_, err := s.GetNodeAction(ctx, tc.key)
+		switch {
+		case tc.kept && err != nil:
+			t.Errorf("%s: pruned or unreadable: %v", tc.key, err)
+		case !tc.kept && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("%s: want pruned, got %v", tc.key, err)
+		}
+	}
+	if p, err := b.Prune(ctx); err != nil || p.NodeActions != 0 {
+		t.Fatalf("prune again: %+v %v", p, err)
+	}
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, h Harness) {
 		{"ExtendClaims", testExtendClaims},
 		{"ConcurrentAcceptAndClaim", testConcurrent},
 		{"NodeActions", testNodeActions},
+		{"PruneNodeActions", testPruneNodeActions},
 	}
 	// Only for backends that several handles open at once.
 	sharedOnly := map[string]bool{"LeasesAcrossHandles": true}
