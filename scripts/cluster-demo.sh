@@ -44,12 +44,14 @@ for _ in $(seq 1 100); do "$pgbin/pg_isready" -q -h "$tmp" && break; sleep 0.1; 
 url="postgres:///postgres?host=$tmp&user=postgres&sslmode=disable"
 
 say "two replicas on one database, routing container actions to node agents"
-export RIPOSTE_AGENT_TOKEN=cluster-demo-agent-token-0123456789
+# One agent token per node: each is bound to its node.
+export RIPOSTE_AGENT_TOKEN_1=cluster-demo-agent-token-node-1 RIPOSTE_AGENT_TOKEN_2=cluster-demo-agent-token-node-2
 cat >"$tmp/riposte.yaml" <<'YAML'
 cluster: {route_container_actions: true, agent_timeout: 10s}
 auth:
   tokens:
-    - {name: node-agents, scope: agent, env: RIPOSTE_AGENT_TOKEN}
+    - {name: agent-node-1, scope: agent, env: RIPOSTE_AGENT_TOKEN_1, node: node-1}
+    - {name: agent-node-2, scope: agent, env: RIPOSTE_AGENT_TOKEN_2, node: node-2}
 notifiers: {fallback: log}
 YAML
 cat >"$tmp/playbooks.yaml" <<'YAML'
@@ -78,7 +80,8 @@ for n in 1 2; do
 	input=()
 	[ "$n" = 2 ] && input=(--input "$tmp/node-2.alerts")
 	step "riposte agent --node node-$n --replica http://127.0.0.1:18191 --replica http://127.0.0.1:18192 --detector=false --dry-run ${input[*]}"
-	"$bin" agent --node "node-$n" --replica http://127.0.0.1:18191 --replica http://127.0.0.1:18192 --data "$tmp/agent-$n" \
+	tokvar="RIPOSTE_AGENT_TOKEN_$n"
+	RIPOSTE_AGENT_TOKEN="${!tokvar}" "$bin" agent --node "node-$n" --replica http://127.0.0.1:18191 --replica http://127.0.0.1:18192 --data "$tmp/agent-$n" \
 		--detector=false --dry-run "${input[@]}" >"$tmp/agent-$n.log" 2>&1 &
 	pids+=($!)
 done

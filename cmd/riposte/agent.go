@@ -29,8 +29,8 @@ restart are sent after it. The spool holds --spool-max alerts; beyond that alert
 (riposte_agent_alerts_dropped_total) and logged as dropped. Every alert carries --node as its hostname
 (default: the host name); the replicas address this node's container actions by it.
 
-The bearer token (a token of scope agent in the replicas' auth.tokens) comes from --token-file or
-RIPOSTE_AGENT_TOKEN. For https replicas, --ca-file is trusted besides the system's roots, and
+The bearer token (a token of scope agent in the replicas' auth.tokens, bound to this --node by its
+node field) comes from --token-file or RIPOSTE_AGENT_TOKEN. For https replicas, --ca-file is trusted besides the system's roots, and
 --cert-file/--key-file are presented when a replica requires client certificates. --input FILE|-
 forwards Falco JSON alerts, one per line, from a file or stdin as well (Falco's file_output).
 

@@ -189,6 +189,10 @@ type NamedToken struct {
 	// File or Env holds the token (one of them).
 	File string `yaml:"file"`
 	Env  string `yaml:"env"`
+	// Node binds a token of scope agent to the node whose agent holds it
+	// (its --node): the replicas take that node's alerts and actions only
+	// from it. Required for scope agent; one token per node.
+	Node string `yaml:"node"`
 	// Token is the value, read by ReadTokens.
 	Token string `yaml:"-"`
 }
@@ -513,6 +517,14 @@ func (c *Config) Validate() error {
 		}
 		if (t.File == "") == (t.Env == "") {
 			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: set file or env, exactly one", i, t.Name))
+		}
+		switch {
+		case t.Scope == "agent" && t.Node == "":
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: scope agent needs node: the node whose agent holds the token (its --node), one token per node", i, t.Name))
+		case t.Scope != "agent" && t.Node != "":
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: node is for scope agent only", i, t.Name))
+		case len(t.Node) > 253 || strings.ContainsAny(t.Node, " \t\r\n/"):
+			errs = append(errs, fmt.Errorf("auth.tokens[%d] %s: node %.64q: want a host name (up to 253 characters, no spaces or '/')", i, t.Name, t.Node))
 		}
 	}
 	if c.Store.ClockSkew < 0 {

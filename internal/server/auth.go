@@ -55,6 +55,10 @@ type Credential struct {
 	Name  string
 	Scope Scope
 	Token string
+	// Node binds a credential of scope agent to the one node whose agent
+	// holds it: it posts that node's alerts and takes and answers that
+	// node's actions only. Required for scope agent, refused for others.
+	Node string
 }
 
 // MinTokenLength is the shortest token accepted.
@@ -80,6 +84,16 @@ func CheckCredentials(creds []Credential) error {
 		names[c.Name] = true
 		if _, err := ParseScope(string(c.Scope)); err != nil {
 			errs = append(errs, fmt.Errorf("credential %s: scope: %w", c.Name, err))
+		}
+		switch {
+		case c.Scope == ScopeAgent && c.Node == "":
+			errs = append(errs, fmt.Errorf("credential %s: scope agent needs node (the node whose agent holds it)", c.Name))
+		case c.Scope != ScopeAgent && c.Node != "":
+			errs = append(errs, fmt.Errorf("credential %s: node is for scope agent only, not %s", c.Name, c.Scope))
+		case c.Node != "":
+			if err := CheckNodeName(c.Node); err != nil {
+				errs = append(errs, fmt.Errorf("credential %s: %w", c.Name, err))
+			}
 		}
 		if len(c.Token) < MinTokenLength {
 			errs = append(errs, fmt.Errorf("credential %s: token shorter than %d characters", c.Name, MinTokenLength))
@@ -156,7 +170,21 @@ func (k *Keyring) Authenticate(tok string) (Identity, bool) {
 	if ok == 0 {
 		return Identity{}, false
 	}
-	return Identity{Name: found.Name, Scope: found.Scope, Via: ViaToken}, true
+	return Identity{Name: found.Name, Scope: found.Scope, Via: ViaToken, Node: found.Node}, true
+}
+
+// CheckNodeName checks a node name an agent credential is bound to: what
+// a host name may be, up to 253 printable characters without spaces.
+func CheckNodeName(node string) error {
+	if node == "" || len(node) > 253 {
+		return fmt.Errorf("node %q: want 1 to 253 characters", clip(node, maxEcho))
+	}
+	for _, r := range node {
+		if r <= ' ' || r == 0x7f || r == '/' {
+			return fmt.Errorf("node %q: control character, space or '/'", clip(node, maxEcho))
+		}
+	}
+	return nil
 }
 
 // How an identity was established.
@@ -175,6 +203,22 @@ type Identity struct {
 	Via   string
 	// UID is the peer's user id (Via socket).
 	UID int
+	// Node is the node an agent credential is bound to (scope agent).
+	Node string
+}
+
+// ErrOtherNode is what SpeaksFor's refusals wrap.
+var ErrOtherNode = errors.New("an agent credential speaks for its own node only")
+
+// SpeaksFor checks that id may speak for node: an agent credential for
+// the node it is bound to only, other identities (which the agent
+// endpoints refuse by scope anyway) for any. The error names the
+// credential and both nodes; answer it 403.
+func (id Identity) SpeaksFor(node string) error {
+	if id.Scope != ScopeAgent || node == id.Node {
+		return nil
+	}
+	return fmt.Errorf("credential %s is bound to node %s, not %q: %w", id.Name, id.Node, clip(node, maxEcho), ErrOtherNode)
 }
 
 // Actor is the identity as the journal records it: "token:falco-prod",

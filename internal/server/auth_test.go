@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -61,7 +62,7 @@ var threeScopes = []Credential{
 	{Name: "falco", Scope: ScopeIntake, Token: intakeTok},
 	{Name: "jane", Scope: ScopeOperator, Token: operatorTok},
 	{Name: "grafana", Scope: ScopeReadOnly, Token: readTok},
-	{Name: "node-a", Scope: ScopeAgent, Token: agentTok},
+	{Name: "node-a", Scope: ScopeAgent, Token: agentTok, Node: "node-a"},
 }
 
 // TestScopeRefusals: every endpoint checks the scope of the credential:
@@ -69,8 +70,14 @@ var threeScopes = []Credential{
 // operator acts and reads, an agent posts alerts and takes its node's
 // actions; a missing or unknown token is 401, a known
 // token of the wrong scope 403.
-const enforcedAlert = `{"uuid":"a-2","time":"2026-11-20T09:14:03Z","rule":"Run marker","priority":"Critical","output":"x",` +
+const enforcedAlert = `{"uuid":"a-2","time":"2026-11-20T09:14:03Z","rule":"Run marker","priority":"Critical","output":"x","hostname":"node-a",` +
 	`"output_fields":{"container.id":"3f9a1c2b7d4e","riposte.enforce.outcome":"signalled","riposte.enforce.signal":"SIGKILL"}}`
+
+// nodeAlert is an alert of node (the hostname an agent stamps).
+func nodeAlert(id, node string) string {
+	return `{"uuid":"` + id + `","time":"2026-11-20T09:14:03Z","rule":"Terminal shell in container","priority":"Notice","output":"x",` +
+		`"hostname":"` + node + `","output_fields":{"container.id":"3f9a1c2b7d4e"}}`
+}
 
 func TestScopeRefusals(t *testing.T) {
 	s, m := newScopedServer(t, Config{Credentials: threeScopes})
@@ -99,7 +106,12 @@ func TestScopeRefusals(t *testing.T) {
 		{"GET", "/metrics", operatorTok, "", 200, ""},
 		{"GET", "/metrics", intakeTok, "", 403, ""},
 		{"GET", "/metrics", "", "", 401, ""},
-		{"POST", "/v1/alerts", agentTok, oneAlert, 202, ""},
+		{"POST", "/v1/alerts", agentTok, nodeAlert("a-3", "node-a"), 202, ""},
+		// An agent credential posts its own node's alerts only.
+		{"POST", "/v1/alerts", agentTok, nodeAlert("a-4", "node-b"), 403, ""},
+		{"POST", "/v1/alerts", agentTok, oneAlert, 403, ""},
+		{"POST", "/v1/alerts", agentTok, "[" + nodeAlert("a-5", "node-a") + "," + nodeAlert("a-6", "node-b") + "]", 403, ""},
+		{"POST", "/v1/alerts", intakeTok, nodeAlert("a-7", "node-b"), 202, ""},
 		// Enforcement fields are journaled as what the kernel did: only an
 		// agent's detector may send them.
 		{"POST", "/v1/alerts", agentTok, enforcedAlert, 202, ""},
@@ -192,6 +204,9 @@ func TestCheckCredentials(t *testing.T) {
 		{"unknown scope", []Credential{{Name: "a", Scope: "admin", Token: tok(1)}}, `credential a: scope: want intake, operator, read-only or agent, got "admin"`},
 		{"short token", []Credential{{Name: "a", Scope: ScopeIntake, Token: "abc"}}, "credential a: token shorter than 16 characters"},
 		{"shared token", []Credential{{Name: "a", Scope: ScopeIntake, Token: tok(1)}, {Name: "b", Scope: ScopeOperator, Token: tok(1)}}, "credential b: same token as credential a"},
+		{"agent without node", []Credential{{Name: "a", Scope: ScopeAgent, Token: tok(1)}}, "credential a: scope agent needs node"},
+		{"node on intake", []Credential{{Name: "a", Scope: ScopeIntake, Token: tok(1), Node: "node-a"}}, "credential a: node is for scope agent only, not intake"},
+		{"bad node", []Credential{{Name: "a", Scope: ScopeAgent, Token: tok(1), Node: "node a"}}, `credential a: node "node a": control character, space or '/'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,5 +419,30 @@ func TestSocketRefusesOtherUser(t *testing.T) {
 				t.Errorf("actor is not the peer's user: %s", out)
 			}
 		})
+	}
+}
+
+// TestSpeaksFor: an agent credential speaks for the node it is bound to
+// only; the refusal names the credential and both nodes.
+func TestSpeaksFor(t *testing.T) {
+	agentID := Identity{Name: "node-a-agent", Scope: ScopeAgent, Via: ViaToken, Node: "node-a"}
+	tests := []struct {
+		id   Identity
+		node string
+		want string
+	}{
+		{agentID, "node-a", ""},
+		{agentID, "node-b", `credential node-a-agent is bound to node node-a, not "node-b"`},
+		{agentID, "", `credential node-a-agent is bound to node node-a, not ""`},
+		{Identity{Name: "jane", Scope: ScopeOperator, Via: ViaToken}, "node-b", ""},
+	}
+	for _, tt := range tests {
+		err := tt.id.SpeaksFor(tt.node)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s for %q: %v", tt.id.Name, tt.node, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrOtherNode)):
+			t.Errorf("%s for %q: %v, want %q", tt.id.Name, tt.node, err, tt.want)
+		}
 	}
 }

@@ -394,6 +394,18 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body = nil // the alerts hold what is needed
+	if hasBearer && id.Scope == ScopeAgent {
+		// An agent stamps its node on every alert it sends: another
+		// hostname is a credential used for a node it is not bound to,
+		// refused rather than rewritten so the misconfiguration shows
+		// (the agent keeps the alerts and sends them again).
+		for _, a := range alerts {
+			if err := id.SpeaksFor(a.Hostname); err != nil {
+				s.reject(w, http.StatusForbidden, metrics.RejectUnauthorized, fmt.Sprintf("alert %s: hostname: %v", clip(a.ID, 128), err))
+				return
+			}
+		}
+	}
 	if !hasBearer || id.Scope != ScopeAgent {
 		// What the kernel did about an exec is journaled from these
 		// fields (action.enforced); only riposte's own detector, in a node

@@ -37,8 +37,8 @@ func startBenchCluster(b *testing.B) *benchCluster {
 	pbs := filepath.Join(dir, "playbooks.yaml")
 	cfgPath := filepath.Join(dir, "riposte.yaml")
 	os.WriteFile(pbs, []byte("- playbook: freeze\n  match: {rules: [\"Bench\"]}\n  actions:\n    - do: container.pause\n"), 0o600)
-	os.WriteFile(cfgPath, []byte("engine: {poll: 20ms}\ncluster: {route_container_actions: true}\nauth:\n  tokens:\n    - {name: agents, scope: agent, env: RIPOSTE_BENCH_AGENT_TOKEN}\n"), 0o600)
-	b.Setenv("RIPOSTE_BENCH_AGENT_TOKEN", routeAgentToken)
+	os.WriteFile(cfgPath, []byte("engine: {poll: 20ms}\ncluster: {route_container_actions: true}\nauth:\n  tokens:\n    - {name: agents, scope: agent, env: RIPOSTE_BENCH_AGENT_TOKEN, node: bench-node}\n"), 0o600)
+	b.Setenv("RIPOSTE_BENCH_AGENT_TOKEN", routeAgentToken("bench-node"))
 	cfg, err := LoadConfig(cfgPath, Overrides{Listen: "127.0.0.1:0", Data: filepath.Join(dir, "replica"), Playbooks: []string{pbs}, Store: url})
 	if err != nil {
 		b.Fatal(err)
@@ -53,7 +53,7 @@ func startBenchCluster(b *testing.B) *benchCluster {
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, crashToken, func(addr string) { ready <- addr }) }()
 	addr := <-ready
-	reps, err := agent.NewReplicas([]string{"http://" + addr}, func() (string, error) { return routeAgentToken, nil }, nil)
+	reps, err := agent.NewReplicas([]string{"http://" + addr}, func() (string, error) { return routeAgentToken("bench-node"), nil }, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -40,10 +40,10 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture"), nil)
 	cb := testutil.RunContainer(t, cli, testutil.UniqueName("agent-capture-bg"), nil)
 
-	rc := startRouteCluster(t, captureRoutePlaybook, "6s")
 	node := testutil.UniqueName("node-cap")
+	rc := startRouteCluster(t, captureRoutePlaybook, "6s", []string{node})
 	data := filepath.Join(t.TempDir(), "agent")
-	env := []string{AgentTokenEnv + "=" + routeAgentToken, "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_AGENT_DETECTOR=1"}
+	env := []string{AgentTokenEnv + "=" + routeAgentToken(node), "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_AGENT_DETECTOR=1"}
 	first := startAgentChild(t, data, node, rc.urls, env...)
 
 	rc.post(t, 1, "capture-bg-1", node, cb, "Agent background capture test")

@@ -56,16 +56,16 @@ func TestAgentContainerdOnlyClusterKill9(t *testing.T) {
 	target := cgroupctltest.RandomID(t)
 	_, task := containerdtest.Run(t, cli, ctx, img, target, nil)
 
-	rc := startRouteCluster(t, containerdRoutePlaybook, "6s", "RIPOSTE_TEST_LEASE="+clusterLease)
+	n1, n2 := testutil.UniqueName("node-1"), testutil.UniqueName("node-2")
+	rc := startRouteCluster(t, containerdRoutePlaybook, "6s", []string{n1, n2}, "RIPOSTE_TEST_LEASE="+clusterLease)
 	dir := t.TempDir()
 	cfg2 := filepath.Join(dir, "agent-2.yaml")
 	yml := fmt.Sprintf("containerd:\n  address: %q\n  namespaces: [%q]\n  pause: containerd\n", containerdtest.Address(t), ns)
 	if err := os.WriteFile(cfg2, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n1, n2 := testutil.UniqueName("node-1"), testutil.UniqueName("node-2")
-	env1 := []string{AgentTokenEnv + "=" + routeAgentToken, "RIPOSTE_TEST_AGENT_INPUT="}
-	env2 := append(append([]string(nil), env1...), "RIPOSTE_TEST_CONFIG="+cfg2)
+	env1 := []string{AgentTokenEnv + "=" + routeAgentToken(n1), "RIPOSTE_TEST_AGENT_INPUT="}
+	env2 := []string{AgentTokenEnv + "=" + routeAgentToken(n2), "RIPOSTE_TEST_AGENT_INPUT=", "RIPOSTE_TEST_CONFIG=" + cfg2}
 	data2 := filepath.Join(dir, "agent-2")
 	ag1 := startAgentChild(t, filepath.Join(dir, "agent-1"), n1, rc.urls, env1...)
 	ag2 := startAgentChild(t, data2, n2, rc.urls, env2...)

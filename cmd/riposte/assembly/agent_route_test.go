@@ -16,10 +16,13 @@ import (
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
-const routeAgentToken = "route-agent-token-0123456789"
+// routeAgentToken is the token of node's agent: an agent credential is
+// bound to one node.
+func routeAgentToken(node string) string { return "route-agent-token-" + node }
 
 // routeCluster is two replicas on one PostgreSQL that route container
-// actions to node agents.
+// actions to node agents, with an agent credential for each of nodes
+// (routeAgentToken).
 type routeCluster struct {
 	url      string
 	replicas []*child
@@ -29,9 +32,10 @@ type routeCluster struct {
 	env      []string // every replica's environment
 }
 
-// startRouteCluster starts the replicas; env is added to their
-// environment (RIPOSTE_TEST_LEASE=...).
-func startRouteCluster(t *testing.T, playbooks string, agentTimeout string, env ...string) *routeCluster {
+// startRouteCluster starts the replicas, with an agent credential for each
+// of nodes (routeAgentToken); env is added to their environment
+// (RIPOSTE_TEST_LEASE=...).
+func startRouteCluster(t *testing.T, playbooks string, agentTimeout string, nodes []string, env ...string) *routeCluster {
 	t.Helper()
 	url := pg.Database(t)
 	dir := t.TempDir()
@@ -41,13 +45,19 @@ func startRouteCluster(t *testing.T, playbooks string, agentTimeout string, env 
 cluster: {route_container_actions: true, agent_timeout: %s}
 auth:
   tokens:
-    - {name: node-agents, scope: agent, env: RIPOSTE_TEST_AGENT_TOKEN}
 `, agentTimeout)
+	env = append([]string{StoreEnv + "=" + url, "RIPOSTE_TEST_CONFIG=" + cfg}, env...)
+	for i, n := range nodes {
+		yml += fmt.Sprintf("    - {name: agent-%d, scope: agent, env: RIPOSTE_TEST_AGENT_TOKEN_%d, node: %s}\n", i, i, n)
+		env = append(env, fmt.Sprintf("RIPOSTE_TEST_AGENT_TOKEN_%d=%s", i, routeAgentToken(n)))
+	}
+	if len(nodes) == 0 {
+		yml += "    []\n"
+	}
 	if err := errorsJoin(os.WriteFile(pbs, []byte(playbooks), 0o600), os.WriteFile(cfg, []byte(yml), 0o600)); err != nil {
 		t.Fatal(err)
 	}
-	rc := &routeCluster{url: url, dir: dir, pbs: pbs,
-		env: append([]string{StoreEnv + "=" + url, "RIPOSTE_TEST_CONFIG=" + cfg, "RIPOSTE_TEST_AGENT_TOKEN=" + routeAgentToken}, env...)}
+	rc := &routeCluster{url: url, dir: dir, pbs: pbs, env: env}
 	for i := range 2 {
 		c := rc.startReplica(t, i)
 		rc.replicas = append(rc.replicas, c)
@@ -138,7 +148,7 @@ const routePlaybook = `
 func startRouteAgent(t *testing.T, rc *routeCluster, node string, env ...string) *agentProc {
 	t.Helper()
 	return startAgentChild(t, filepath.Join(t.TempDir(), "agent-"+node), node, rc.urls,
-		append([]string{AgentTokenEnv + "=" + routeAgentToken}, env...)...)
+		append([]string{AgentTokenEnv + "=" + routeAgentToken(node)}, env...)...)
 }
 
 func isPaused(t *testing.T, id string) bool {
@@ -165,8 +175,8 @@ func TestAgentRoutesActionToItsNode(t *testing.T) {
 	ca := testutil.RunContainer(t, cli, testutil.UniqueName("agent-route-a"), nil)
 	cb := testutil.RunContainer(t, cli, testutil.UniqueName("agent-route-b"), nil)
 
-	rc := startRouteCluster(t, routePlaybook, "5s")
 	na, nb := testutil.UniqueName("node-a"), testutil.UniqueName("node-b")
+	rc := startRouteCluster(t, routePlaybook, "5s", []string{na, nb})
 	agA := startRouteAgent(t, rc, na, "RIPOSTE_TEST_AGENT_INPUT=")
 	agB := startRouteAgent(t, rc, nb, "RIPOSTE_TEST_AGENT_INPUT=")
 
@@ -210,7 +220,7 @@ func TestAgentRoutesActionToItsNode(t *testing.T) {
 
 	// The agents are listed alive.
 	req, _ := http.NewRequest("GET", rc.urls[1]+"/v1/agents", nil)
-	req.Header.Set("Authorization", "Bearer "+routeAgentToken)
+	req.Header.Set("Authorization", "Bearer "+routeAgentToken(na))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +228,17 @@ func TestAgentRoutesActionToItsNode(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("agents listed to an agent token: %s", resp.Status)
+	}
+	// A's token takes no work of B's node.
+	req, _ = http.NewRequest("POST", rc.urls[0]+"/v1/agent/claim", strings.NewReader(fmt.Sprintf(`{"node":%q,"agent":"%s/x","max":1}`, nb, nb)))
+	req.Header.Set("Authorization", "Bearer "+routeAgentToken(na))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("claim for node B with node A's token: %s, want 403", resp.Status)
 	}
 	list, err := rc.st.Agents(context.Background())
 	if err != nil || len(list) != 2 {

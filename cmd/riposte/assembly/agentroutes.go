@@ -220,6 +220,9 @@ func (r *nodeRouter) serveClaim(w http.ResponseWriter, req *http.Request) {
 		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	if r.refuseOtherNode(w, req, "claim", cr.Node) {
+		return
+	}
 	n := min(max(cr.Max, 1), 64)
 	wait := min(time.Duration(max0(cr.WaitMS))*time.Millisecond, maxClaimWait)
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 30*time.Second))
@@ -287,6 +290,24 @@ func (r *nodeRouter) serveResult(w http.ResponseWriter, req *http.Request) {
 		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	if r.refuseOtherNode(w, req, "result", o.Node) {
+		return
+	}
+	// The action's own node, not the one the agent names, decides.
+	na, err := r.st.GetNodeAction(req.Context(), o.Key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		server.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no such node action"})
+		return
+	case err != nil:
+		r.log.Error("read a node action", "key", o.Key, "err", err)
+		w.Header().Set("Retry-After", "1")
+		server.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable, retry"})
+		return
+	}
+	if r.refuseOtherNode(w, req, "result", na.Node) {
+		return
+	}
 	result, _ := json.Marshal(o)
 	na, applied, err := r.st.FinishNodeAction(req.Context(), o.Key, store.NodeOutcome{State: state, Result: result, Error: o.Error, Agent: o.Agent})
 	switch {
@@ -302,9 +323,6 @@ func (r *nodeRouter) serveResult(w http.ResponseWriter, req *http.Request) {
 	if applied {
 		r.ring()
 	}
-	if na.Node != o.Node {
-		r.log.Warn("an agent answered for another node's action", "key", o.Key, "node", o.Node, "request_node", na.Node)
-	}
 	server.WriteJSON(w, http.StatusOK, agent.ResultAnswer{Applied: applied, State: string(na.State)})
 }
 
@@ -315,6 +333,9 @@ func (r *nodeRouter) serveHeartbeat(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if r.refuseOtherNode(w, req, "heartbeat", hb.Node) {
 		return
 	}
 	if err := r.st.AgentSeen(req.Context(), hb.Node, hb.Agent, hb.Running, r.lease); err != nil {
@@ -338,6 +359,9 @@ func (r *nodeRouter) serveCapture(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		server.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if r.refuseOtherNode(w, req, "capture report", ev.Node) {
 		return
 	}
 	if err := r.captureEnded(req.Context(), ev); err != nil {
@@ -369,6 +393,24 @@ func (r *nodeRouter) serveAgents(w http.ResponseWriter, req *http.Request) {
 		out = append(out, AgentStatus{AgentInfo: a, Alive: ago < agentAlive, AgoSeconds: ago.Round(time.Millisecond).Seconds()})
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// refuseOtherNode answers 403, and reports true, when the request's
+// credential may not speak for node: an agent credential is bound to one
+// node (auth.tokens' node), so a token taken from one node cannot claim,
+// answer or report another node's actions.
+func (r *nodeRouter) refuseOtherNode(w http.ResponseWriter, req *http.Request, what, node string) bool {
+	id, ok := server.IdentityFrom(req.Context())
+	err := errors.New("no credential established for the request")
+	if ok {
+		err = id.SpeaksFor(node)
+	}
+	if err == nil {
+		return false
+	}
+	r.log.Warn("refused an agent's "+what+" for another node", "credential", id.Name, "bound_node", id.Node, "node", node)
+	server.WriteJSON(w, http.StatusForbidden, map[string]string{"error": what + ": " + err.Error()})
+	return true
 }
 
 // checkAgent checks the node and agent an agent names: an agent id is

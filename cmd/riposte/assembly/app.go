@@ -528,7 +528,7 @@ func readCredentials(cfg config.Config) (metricsTokens []string, creds []server.
 		return nil, nil, err
 	}
 	for _, t := range named {
-		creds = append(creds, server.Credential{Name: t.Name, Scope: server.Scope(t.Scope), Token: t.Token})
+		creds = append(creds, server.Credential{Name: t.Name, Scope: server.Scope(t.Scope), Token: t.Token, Node: t.Node})
 	}
 	return metricsTokens, creds, nil
 }
