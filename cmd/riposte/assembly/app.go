@@ -413,6 +413,7 @@ func (a *App) Serve(ctx context.Context, token string, ready func(addr string)) 
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.Engine.Run(engCtx) }()
 	go a.watchQueues(engCtx)
+	go prune(engCtx, a.Store, pruneEvery, a.Log.With("component", "prune"))
 	go a.Silences.Run(engCtx, silenceCheck)
 	if anchors != nil {
 		go anchors.Run(engCtx, a.anchorInterval())
