@@ -245,7 +245,13 @@ func (r *nodeRouter) serveClaim(w http.ResponseWriter, req *http.Request) {
 			for _, na := range got {
 				var rq agent.Request
 				if err := json.Unmarshal(na.Payload, &rq); err != nil {
-					r.log.Error("decode a node action", "key", na.Key, "err", err)
+					// No agent can run it: closed as failed now, or it
+					// would be claimed again at every lease.
+					r.log.Error("decode a node action; failing it", "key", na.Key, "err", err)
+					if _, _, ferr := r.st.FinishNodeAction(ctx, na.Key, store.NodeOutcome{State: store.NodeActionFailed,
+						Error: "the replica cannot read the request: " + err.Error(), Agent: cr.Agent}); ferr != nil {
+						r.log.Error("fail an unreadable node action", "key", na.Key, "err", ferr)
+					}
 					continue
 				}
 				resp.Work = append(resp.Work, agent.Work{Key: na.Key, Attempts: na.Attempts, Request: rq})

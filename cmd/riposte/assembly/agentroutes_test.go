@@ -109,3 +109,30 @@ func TestAgentBoundToItsNode(t *testing.T) {
 		t.Errorf("capture ends journaled: %v, want node-a/c2 only", journaled)
 	}
 }
+
+// TestUnreadableNodeActionFails: a node request the replica cannot decode
+// is closed as failed at its claim instead of being claimed again at every
+// lease.
+func TestUnreadableNodeActionFails(t *testing.T) {
+	st, err := store.Open(store.PathIn(t.TempDir()), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if _, _, err := st.RequestNodeAction(ctx, store.NodeRequest{Key: "k-bad", Node: "node-a", Action: "container.pause", Payload: []byte(`[1, 2]`)}); err != nil {
+		t.Fatal(err)
+	}
+	r := newNodeRouter(st, nil, time.Second, time.Second, slog.New(slog.DiscardHandler))
+	id := server.Identity{Name: "agent-a", Scope: server.ScopeAgent, Via: server.ViaToken, Node: "node-a"}
+	req := httptest.NewRequestWithContext(server.WithIdentity(ctx, id), "POST", "/", strings.NewReader(`{"node":"node-a","agent":"node-a/1","max":1}`))
+	w := httptest.NewRecorder()
+	r.serveClaim(w, req)
+	if w.Code != 200 || strings.Contains(w.Body.String(), "k-bad") {
+		t.Fatalf("claim: %d %s, want 200 without the unreadable request", w.Code, w.Body)
+	}
+	na, err := st.GetNodeAction(ctx, "k-bad")
+	if err != nil || na.State != store.NodeActionFailed || !strings.Contains(na.Error, "cannot read the request") {
+		t.Fatalf("unreadable request after the claim: %+v %v, want failed", na, err)
+	}
+}
