@@ -104,6 +104,26 @@ type Request struct {
 	Fold *Fold
 }
 
+// ContainerRef is the container req is about, as given: its Container,
+// else the alert's container.id, else its container.name. A host alert or
+// one naming no container is an error. Each responder checks the form of
+// the reference it accepts.
+func (r Request) ContainerRef() (string, error) {
+	if r.Container != "" {
+		return r.Container, nil
+	}
+	c := r.Alert.Container()
+	switch {
+	case c.ID == alert.HostContainerID:
+		return "", errors.New("the alert is about the host, not a container")
+	case c.ID != "":
+		return c.ID, nil
+	case c.Name != "":
+		return c.Name, nil
+	}
+	return "", errors.New("no container given, and the alert names none (container.id, container.name)")
+}
+
 // ParamThrottle is the `with` key that sets a notification's throttle
 // interval (0: every alert is sent), overriding its notifier's config.
 const ParamThrottle = "throttle"

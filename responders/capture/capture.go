@@ -201,19 +201,9 @@ var refPattern = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 // requestRef picks the target of req: its Container, else the alert's
 // container.id, else its container.name.
 func requestRef(req actions.Request) (string, error) {
-	ref := req.Container
-	if ref == "" {
-		ac := req.Alert.Container()
-		switch {
-		case ac.ID == event.HostID:
-			return "", errors.New("the alert is about the host, not a container")
-		case ac.ID != "":
-			ref = ac.ID
-		case ac.Name != "":
-			ref = ac.Name
-		default:
-			return "", errors.New("no container given, and the alert names none (container.id, container.name)")
-		}
+	ref, err := req.ContainerRef()
+	if err != nil {
+		return "", err
 	}
 	if len(ref) > 256 || !refPattern.MatchString(ref) {
 		return "", fmt.Errorf("invalid container reference %q (want an id, a short id or a name)", ref)

@@ -253,19 +253,9 @@ func checkRef(ref string) error {
 // requestRef picks the target of req: its Container, else the alert's
 // container.id, else its container.name.
 func requestRef(req actions.Request) (string, error) {
-	ref := req.Container
-	if ref == "" {
-		c := req.Alert.Container()
-		switch {
-		case c.ID == "host":
-			return "", errors.New("the alert is about the host, not a container")
-		case c.ID != "":
-			ref = c.ID
-		case c.Name != "":
-			ref = c.Name
-		default:
-			return "", errors.New("no container given, and the alert names none (container.id, container.name)")
-		}
+	ref, err := req.ContainerRef()
+	if err != nil {
+		return "", err
 	}
 	return ref, checkRef(ref)
 }
