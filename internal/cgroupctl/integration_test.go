@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,27 +30,6 @@ func inFreezerTrap(pid int, want bool) func() (bool, string) {
 			return false, err.Error()
 		}
 		return (w == "get_signal") == want, w
-	}
-}
-
-func stateIs(pid int, want string) func() (bool, string) {
-	return func() (bool, string) {
-		s, err := cgroupctltest.Status(pid, "State")
-		if err != nil {
-			return false, err.Error()
-		}
-		return strings.HasPrefix(s, want), s
-	}
-}
-
-func exited(p *cgroupctltest.Proc) func() (bool, string) {
-	return func() (bool, string) {
-		select {
-		case <-p.Done:
-			return true, ""
-		default:
-			return false, "still running"
-		}
 	}
 }
 
@@ -96,7 +74,7 @@ func TestIntegrationV2FreezeThawKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []*cgroupctltest.Proc{a, b} {
-		cgroupctltest.Eventually(t, "killed process reaped", exited(p))
+		cgroupctltest.Eventually(t, "killed process reaped", cgroupctltest.Exited(p))
 		if ws, ok := p.State().Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("pid %d ended with %v, want SIGKILL", p.Pid, p.State())
 		}
@@ -119,11 +97,11 @@ func TestIntegrationV1FreezeThawKill(t *testing.T) {
 	if err := c.Freeze(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cgroupctltest.Eventually(t, "frozen task in D state", stateIs(p.Pid, "D"))
+	cgroupctltest.Eventually(t, "frozen task in D state", cgroupctltest.StateIs(p.Pid, "D"))
 	if err := c.Thaw(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cgroupctltest.Eventually(t, "thawed task sleeping", stateIs(p.Pid, "S"))
+	cgroupctltest.Eventually(t, "thawed task sleeping", cgroupctltest.StateIs(p.Pid, "S"))
 
 	// A frozen v1 task cannot die: Kill signals, then thaws.
 	if err := c.Freeze(ctx); err != nil {
@@ -132,7 +110,7 @@ func TestIntegrationV1FreezeThawKill(t *testing.T) {
 	if err := c.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cgroupctltest.Eventually(t, "killed process reaped", exited(p))
+	cgroupctltest.Eventually(t, "killed process reaped", cgroupctltest.Exited(p))
 	if pids, err := c.Procs(); err != nil || len(pids) != 0 {
 		t.Fatalf("after kill: Procs() = %v, %v", pids, err)
 	}
@@ -171,11 +149,11 @@ func TestIntegrationDockerV1Freezer(t *testing.T) {
 	if err := c.Freeze(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cgroupctltest.Eventually(t, "container init frozen", stateIs(pid, "D"))
+	cgroupctltest.Eventually(t, "container init frozen", cgroupctltest.StateIs(pid, "D"))
 	if err := c.Thaw(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cgroupctltest.Eventually(t, "container init sleeping again", stateIs(pid, "S"))
+	cgroupctltest.Eventually(t, "container init sleeping again", cgroupctltest.StateIs(pid, "S"))
 	if _, err := os.Stat(c.Dir()); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +188,7 @@ func TestIntegrationV1FreezeThroughChild(t *testing.T) {
 		t.Fatalf("Children() = %v, %v", kids, err)
 	}
 	for _, pid := range []int{p.Pid, q.Pid} {
-		cgroupctltest.Eventually(t, "moved task frozen", stateIs(pid, "D"))
+		cgroupctltest.Eventually(t, "moved task frozen", cgroupctltest.StateIs(pid, "D"))
 	}
 	frozen, err := c.Frozen()
 	self, serr := c.SelfFrozen()
@@ -230,13 +208,13 @@ func TestIntegrationV1FreezeThroughChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range []int{p.Pid, q.Pid} {
-		cgroupctltest.Eventually(t, "task still frozen back in its cgroup", stateIs(pid, "D"))
+		cgroupctltest.Eventually(t, "task still frozen back in its cgroup", cgroupctltest.StateIs(pid, "D"))
 	}
 	if err := c.Thaw(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range []int{p.Pid, q.Pid} {
-		cgroupctltest.Eventually(t, "thawed task sleeping", stateIs(pid, "S"))
+		cgroupctltest.Eventually(t, "thawed task sleeping", cgroupctltest.StateIs(pid, "S"))
 	}
 	if err := hold.Remove(); err != nil {
 		t.Fatalf("removing a removed cgroup: %v", err)

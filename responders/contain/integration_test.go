@@ -13,27 +13,6 @@ import (
 	"github.com/riposte-sec/riposte/responders/contain"
 )
 
-func state(pid int, want string) func() (bool, string) {
-	return func() (bool, string) {
-		s, err := cgroupctltest.Status(pid, "State")
-		if err != nil {
-			return false, err.Error()
-		}
-		return strings.HasPrefix(s, want), s
-	}
-}
-
-func exited(p *cgroupctltest.Proc) func() (bool, string) {
-	return func() (bool, string) {
-		select {
-		case <-p.Done:
-			return true, ""
-		default:
-			return false, "still running"
-		}
-	}
-}
-
 // TestIntegrationCgroupActions: a container is only its cgroup here (a v1
 // freezer cgroup holding two sleeps, as a runtime on this host makes one);
 // pause, unpause, a TERM and a KILL go through the cgroup, found from the
@@ -60,7 +39,7 @@ func TestIntegrationCgroupActions(t *testing.T) {
 	}
 	assertFreezer(t, cg, "FROZEN")
 	for _, p := range []*cgroupctltest.Proc{a, b} {
-		cgroupctltest.Eventually(t, "frozen task in D state", state(p.Pid, "D"))
+		cgroupctltest.Eventually(t, "frozen task in D state", cgroupctltest.StateIs(p.Pid, "D"))
 	}
 	if res, err := c.Pause(ctx, tg); err != nil || res.Note != "already paused" {
 		t.Fatalf("second pause: %+v, %v", res, err)
@@ -79,7 +58,7 @@ func TestIntegrationCgroupActions(t *testing.T) {
 		t.Fatalf("TERM: %+v, %v", res, err)
 	}
 	for _, p := range []*cgroupctltest.Proc{a, b} {
-		cgroupctltest.Eventually(t, "TERMed process reaped", exited(p))
+		cgroupctltest.Eventually(t, "TERMed process reaped", cgroupctltest.Exited(p))
 		if ws, ok := p.State().Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGTERM {
 			t.Fatalf("pid %d ended with %v, want SIGTERM", p.Pid, p.State())
 		}
@@ -94,7 +73,7 @@ func TestIntegrationCgroupActions(t *testing.T) {
 	if err != nil || res.Note != "killed 1 processes; the cgroup is empty" {
 		t.Fatalf("KILL: %+v, %v", res, err)
 	}
-	cgroupctltest.Eventually(t, "killed process reaped", exited(d))
+	cgroupctltest.Eventually(t, "killed process reaped", cgroupctltest.Exited(d))
 	if pids, err := cg.Procs(); err != nil || len(pids) != 0 {
 		t.Fatalf("after kill: %v, %v", pids, err)
 	}
@@ -110,7 +89,7 @@ func TestIntegrationCgroupActions(t *testing.T) {
 		t.Fatal("killed a protected container")
 	}
 	assertFreezer(t, cg, "THAWED")
-	cgroupctltest.Eventually(t, "protected process still sleeping", state(e.Pid, "S"))
+	cgroupctltest.Eventually(t, "protected process still sleeping", cgroupctltest.StateIs(e.Pid, "S"))
 }
 
 func assertFreezer(t *testing.T, c cgroupctl.Cgroup, want string) {

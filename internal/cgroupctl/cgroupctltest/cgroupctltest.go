@@ -181,3 +181,27 @@ func Eventually(t testing.TB, what string, cond func() (bool, string)) {
 		wait = min(wait*2, 50*time.Millisecond)
 	}
 }
+
+// StateIs is a condition for waiting (ok, and what was seen) that holds
+// once pid's /proc status State starts with want ("T", "S", "D", ...).
+func StateIs(pid int, want string) func() (bool, string) {
+	return func() (bool, string) {
+		s, err := Status(pid, "State")
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.HasPrefix(s, want), s
+	}
+}
+
+// Exited is a condition for waiting that holds once p has exited.
+func Exited(p *Proc) func() (bool, string) {
+	return func() (bool, string) {
+		select {
+		case <-p.Done:
+			return true, ""
+		default:
+			return false, "still running"
+		}
+	}
+}
