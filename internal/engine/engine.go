@@ -160,19 +160,34 @@ func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string
 
 // Accept stores alerts durably (Accept returns once they are on disk) and
 // has them processed; the webhook's intake goes through it. While the
-// engine runs and has room for them among its claimed alerts (Config.Batch),
-// they are stored already claimed, with their incidents, and go straight to
-// the workers: no claim of their own, no incident lookup, and the shortest
-// path from an alert to containment. Otherwise (a backlog, or the engine
-// not running) they wait in the inbox for the dispatcher, which keeps a
-// burst on disk instead of in memory.
+// engine runs, an alert whose processing runs no responder (no playbook,
+// or only playbooks in dry run) is processed before it is stored and
+// stored done, its entries written in the accept's transaction (see
+// settleAtAccept). The others, while the engine has room for them among
+// its claimed alerts (Config.Batch), are stored already claimed, with
+// their incidents, and go straight to the workers: no claim of their own,
+// no incident lookup, and the shortest path from an alert to containment.
+// Otherwise (a backlog, or the engine not running) they wait in the inbox
+// for the dispatcher, which keeps a burst on disk instead of in memory.
 func (e *Engine) Accept(ctx context.Context, alerts []alert.Alert) ([]store.Accepted, error) {
-	if e.running.Load() && e.room(len(alerts)) {
-		acc, items, err := e.deps.Store.AcceptClaimed(ctx, alerts, e.cfg.Lease)
+	if e.running.Load() {
+		start := e.now()
+		settled, work := e.settleAtAccept(ctx, alerts, start)
+		var lease time.Duration
+		if work > 0 && e.room(work) {
+			lease = e.cfg.Lease
+		}
+		acc, items, incidents, err := e.deps.Store.AcceptSettled(ctx, alerts, settled, lease)
 		if err != nil {
 			return nil, err
 		}
-		e.queue(*e.work.Load(), items)
+		e.settledDone(ctx, alerts, acc, settled, incidents, start)
+		switch {
+		case lease > 0:
+			e.queue(*e.work.Load(), items)
+		case work > 0:
+			e.Notify()
+		}
 		return acc, nil
 	}
 	acc, err := e.deps.Store.Accept(ctx, alerts)

@@ -678,7 +678,7 @@ func TestSameContainerInOrder(t *testing.T) {
 // countingStore counts which intake path the engine took.
 type countingStore struct {
 	Store
-	accepts, claimed atomic.Int64
+	accepts, claimed, settled atomic.Int64 // calls; settled counts alerts
 }
 
 func (s *countingStore) Accept(ctx context.Context, as []alert.Alert) ([]store.Accepted, error) {
@@ -686,28 +686,38 @@ func (s *countingStore) Accept(ctx context.Context, as []alert.Alert) ([]store.A
 	return s.Store.Accept(ctx, as)
 }
 
-func (s *countingStore) AcceptClaimed(ctx context.Context, as []alert.Alert, lease time.Duration) ([]store.Accepted, []store.InboxItem, error) {
-	s.claimed.Add(1)
-	return s.Store.AcceptClaimed(ctx, as, lease)
+func (s *countingStore) AcceptSettled(ctx context.Context, as []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
+	if lease > 0 {
+		s.claimed.Add(1)
+	}
+	for _, st := range settled {
+		if st != nil {
+			s.settled.Add(1)
+		}
+	}
+	return s.Store.AcceptSettled(ctx, as, settled, lease)
 }
 
-// TestAcceptClaimsWhenThereIsRoom: the webhook's alerts are stored already
-// claimed while the engine runs with room for them; a request larger than
-// the room, or an engine not running, leaves them in the inbox for the
-// dispatcher. Either way every alert is processed once.
+// TestAcceptClaimsWhenThereIsRoom: alerts whose playbooks are all in dry
+// run are processed in their accept (done when Accept returns); the
+// others are stored already claimed while the engine runs with room for
+// them; a request larger than the room, or an engine not running, leaves
+// them in the inbox for the dispatcher. Either way every alert is
+// processed once.
 func TestAcceptClaimsWhenThereIsRoom(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		alerts           int
-		running          bool
-		accepts, claimed int64
+		name                      string
+		alerts                    int
+		running, dryRun           bool
+		accepts, claimed, settled int64
 	}{
-		{"room", 2, true, 0, 1},
-		{"more than the batch", 5, true, 1, 0},
-		{"not running", 2, false, 1, 0},
+		{"dry run settled at accept", 5, true, true, 0, 0, 5},
+		{"room", 2, true, false, 0, 1, 0},
+		{"more than the batch", 5, true, false, 0, 0, 0},
+		{"not running", 2, false, true, 1, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Config{Batch: 4, DryRun: true}, containPlaybook)
+			f := newFixture(t, Config{Batch: 4, DryRun: tc.dryRun}, containPlaybook)
 			cs := &countingStore{Store: f.st}
 			f.eng.deps.Store = cs
 			if tc.running {
@@ -722,8 +732,25 @@ func TestAcceptClaimsWhenThereIsRoom(t *testing.T) {
 			if err != nil || len(acc) != tc.alerts {
 				t.Fatalf("accept: %v, %v", acc, err)
 			}
-			if cs.accepts.Load() != tc.accepts || cs.claimed.Load() != tc.claimed {
-				t.Errorf("Accept %d, AcceptClaimed %d; want %d, %d", cs.accepts.Load(), cs.claimed.Load(), tc.accepts, tc.claimed)
+			if cs.accepts.Load() != tc.accepts || cs.claimed.Load() != tc.claimed || cs.settled.Load() != tc.settled {
+				t.Errorf("Accept %d, claimed %d, settled alerts %d; want %d, %d, %d", cs.accepts.Load(), cs.claimed.Load(), cs.settled.Load(), tc.accepts, tc.claimed, tc.settled)
+			}
+			if tc.settled > 0 {
+				// Done with the accept: nothing pending or in process, the
+				// plans journaled, before any worker ran.
+				st, err := f.st.Stats(context.Background())
+				if err != nil || st.InboxPending != 0 || st.InboxProcessing != 0 {
+					t.Fatalf("settled: want nothing left in the inbox, got %+v %v", st, err)
+				}
+				es, err := f.st.Entries(context.Background(), store.Filter{Types: []store.EntryType{store.PlaybookMatched}})
+				if err != nil || len(es) != tc.alerts {
+					t.Fatalf("settled: want %d plans at once, got %d (%v)", tc.alerts, len(es), err)
+				}
+				for _, e := range es {
+					if inc, _ := e.Detail["incident"].(string); !strings.HasPrefix(inc, "inc-") {
+						t.Errorf("settled plan's incident = %v, want the alert's incident id", e.Detail["incident"])
+					}
+				}
 			}
 			if !tc.running {
 				st, err := f.st.Stats(context.Background())

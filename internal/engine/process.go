@@ -124,26 +124,23 @@ func (e *Engine) flush(ctx context.Context, b *batch, finish ...string) error {
 // silence, and replay finds the same one). A store that cannot be read
 // silences nothing: a silence must never hide an alert by accident.
 func (e *Engine) silenced(ctx context.Context, it *store.InboxItem, b *batch, journaled bool) *store.Silence {
-	if e.deps.Silences == nil {
-		return nil
-	}
 	at := it.ReceivedAt
 	if at.IsZero() {
 		at = e.now()
 	}
-	s, ok, err := e.deps.Silences.Match(ctx, &it.Alert, at)
-	if err != nil {
-		e.log.Error("match silences", "alert", it.Alert.ID, "err", err)
+	s := e.silenceAt(ctx, &it.Alert, at)
+	if s == nil || journaled { // journaled by an earlier attempt at the alert
+		return s
 	}
-	if !ok {
-		return nil
-	}
-	if journaled { // by an earlier attempt at the alert
-		return &s
-	}
-	b.entries = append(b.entries, store.Entry{Type: store.AlertSilenced, AlertID: it.Alert.ID, Actor: "riposte",
-		Detail: map[string]any{"silence": s.ID, "scope": string(s.Scope), "incident": it.Incident, "ends_at": store.FormatTime(s.EndsAt)}})
-	return &s
+	b.entries = append(b.entries, silencedEntry(it.Alert.ID, *s, it.Incident))
+	return s
+}
+
+// silencedEntry is the alert.silenced entry naming s; incident is the
+// incident id, or store.TheIncident for an alert settled at its accept.
+func silencedEntry(alertID string, s store.Silence, incident any) store.Entry {
+	return store.Entry{Type: store.AlertSilenced, AlertID: alertID, Actor: "riposte",
+		Detail: map[string]any{"silence": s.ID, "scope": string(s.Scope), "incident": incident, "ends_at": store.FormatTime(s.EndsAt)}}
 }
 
 // journaled is what an earlier attempt at an alert wrote that a retry must
@@ -187,6 +184,22 @@ func (e *Engine) journaledBefore(ctx context.Context, alertID string) (journaled
 // an action the alert's silence mutes is skipped (reason silenced), and
 // everything else is skipped for the dry run.
 func (e *Engine) planDry(ctx context.Context, a *alert.Alert, incident string, plan playbooks.Plan, retry bool, sil *store.Silence, b *batch) {
+	// The alert's entries stay in order: what is collected of it goes first.
+	for _, u := range b.updates {
+		if u.Key.AlertID == a.ID {
+			if err := e.flush(ctx, b); err != nil {
+				e.log.Error("record actions", "alert", a.ID, "err", err)
+			}
+			break
+		}
+	}
+	b.entries = append(b.entries, e.dryEntry(a, incident, plan, retry, sil))
+}
+
+// dryEntry is the playbook.matched entry of a playbook in dry run (see
+// planDry); incident is the incident id, or store.TheIncident for an alert
+// settled at its accept.
+func (e *Engine) dryEntry(a *alert.Alert, incident any, plan playbooks.Plan, retry bool, sil *store.Silence) store.Entry {
 	pb := plan.Playbook
 	steps := make([]store.PlanStep, 0, len(plan.Actions))
 	for _, pa := range plan.Actions {
@@ -207,22 +220,13 @@ func (e *Engine) planDry(ctx context.Context, a *alert.Alert, incident string, p
 			break
 		}
 	}
-	// The alert's entries stay in order: what is collected of it goes first.
-	for _, u := range b.updates {
-		if u.Key.AlertID == a.ID {
-			if err := e.flush(ctx, b); err != nil {
-				e.log.Error("record actions", "alert", a.ID, "err", err)
-			}
-			break
-		}
-	}
-	b.entries = append(b.entries, store.Entry{
+	return store.Entry{
 		Type: store.PlaybookMatched, AlertID: a.ID, Playbook: pb.Name, Actor: "playbook:" + pb.Name,
 		Detail: map[string]any{
 			"incident": incident, "order": pb.Order, "actions": len(pb.Actions), "dry_run": true, "retry": retry,
 			store.PlanDetail: steps,
 		},
-	})
+	}
 }
 
 // step is the context of one planned action.

@@ -124,6 +124,16 @@ type Inbox interface {
 	// store and their incidents found, in the same transaction, for a
 	// caller that processes them at once.
 	AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease time.Duration) ([]Accepted, []InboxItem, error)
+	// AcceptSettled is AcceptClaimed for a caller that has processed some
+	// of the alerts already: where settled[i] is not nil, alert i is stored
+	// done, with its incident found or opened and settled[i].Entries
+	// journaled right after its alert.received, in the accept's
+	// transaction (a duplicate's settled entries are dropped). The other
+	// new alerts are claimed for lease and returned in items, as
+	// AcceptClaimed does; with lease 0 they are stored pending, as Accept
+	// does. incidents[i] is new alert i's incident when it was settled or
+	// claimed, else "". settled may be shorter than alerts.
+	AcceptSettled(ctx context.Context, alerts []alert.Alert, settled []*Settled, lease time.Duration) (accepted []Accepted, items []InboxItem, incidents []string, err error)
 	// ClaimAlerts takes up to max alerts that wait for processing, oldest
 	// first: pending ones, ones whose lease ran out, and ones a previous
 	// process had claimed (it crashed). They stay claimed for lease.
@@ -137,6 +147,17 @@ type Inbox interface {
 	// transaction. Finishing an alert twice is a no-op (entries are then not
 	// appended).
 	FinishAlert(ctx context.Context, id string, entries ...Entry) error
+}
+
+// Settled is an alert processed before it was stored: processing needs
+// no responder (no playbook matched it, or only playbooks in dry run), so
+// what processing journals is written in the alert's accept transaction
+// and the alert is stored done. See AcceptSettled.
+type Settled struct {
+	// Entries are journaled after the alert's alert.received (and the
+	// incident.opened of an incident it opened), in order. A detail value
+	// TheIncident, at any depth, stands for the alert's incident id.
+	Entries []Entry
 }
 
 // Accepted is what Accept did with one alert.

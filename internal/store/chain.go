@@ -181,6 +181,9 @@ func decodeDetail(raw string) (map[string]any, error) {
 type prepared struct {
 	Entry
 	detail string
+	// parts: detail split at each TheIncident (settle.go), nil when it
+	// has none.
+	parts []string
 }
 
 func prepareEntries(entries []Entry) ([]prepared, error) {

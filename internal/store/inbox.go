@@ -20,14 +20,18 @@ type acceptItem struct {
 	id  string
 	raw string
 	rec prepared // alert.received, or alert.duplicate with the type swapped
-	// for AcceptClaimed: what the incident is looked up by
+	// for AcceptClaimed and settled alerts: what the incident is looked up by
 	container, rule string
 	at              time.Time
+	// settle: the alert was processed by the caller (AcceptSettled); it is
+	// stored done with these entries after its alert.received.
+	settle  bool
+	settled []prepared
 }
 
 // Accept stores alerts durably; see Inbox.
 func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]Accepted, error) {
-	acc, err := s.accept(ctx, alerts, 0)
+	acc, err := s.accept(ctx, alerts, 0, nil)
 	if err != nil || acc == nil {
 		return nil, err
 	}
@@ -44,25 +48,52 @@ func (s *Store) AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease t
 	if lease <= 0 {
 		return nil, nil, fmt.Errorf("accept alerts: lease must be positive, got %s", lease)
 	}
-	acc, err := s.accept(ctx, alerts, lease)
+	acc, err := s.accept(ctx, alerts, lease, nil)
 	if err != nil || acc == nil {
 		return nil, nil, err
 	}
+	return acc.out, acc.items(alerts), nil
+}
+
+// AcceptSettled stores alerts durably, the settled ones done with their
+// processing's entries; see Inbox.
+func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled []*Settled, lease time.Duration) (accepted []Accepted, items []InboxItem, incidents []string, err error) {
+	if lease < 0 {
+		return nil, nil, nil, fmt.Errorf("accept alerts: lease must not be negative, got %s", lease)
+	}
+	prep, err := prepareSettledAll(settled, len(alerts))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("accept alerts: %w", err)
+	}
+	acc, err := s.accept(ctx, alerts, lease, prep)
+	if err != nil || acc == nil {
+		return nil, nil, nil, err
+	}
+	return acc.out, acc.items(alerts), acc.incidents, nil
+}
+
+// items are the claimed new alerts of an accept, in order.
+func (acc *acceptReq) items(alerts []alert.Alert) []InboxItem {
+	if acc.claim <= 0 {
+		return nil
+	}
+	var items []InboxItem
 	for i, a := range acc.out {
-		if !a.Duplicate {
+		if !a.Duplicate && !acc.list[i].settle {
 			items = append(items, InboxItem{Alert: alerts[i], ReceivedAt: acc.at, Attempts: 1, Incident: acc.incidents[i]})
 		}
 	}
-	return acc.out, items, nil
+	return items
 }
 
-func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration) (*acceptReq, error) {
+func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration, settled [][]prepared) (*acceptReq, error) {
 	if len(alerts) == 0 {
 		return nil, nil
 	}
 	// Encode in the caller's goroutine: the writer only runs SQL.
 	items := make([]acceptItem, len(alerts))
 	now := s.now()
+	rows := 0
 	for i := range alerts {
 		a := &alerts[i]
 		if err := checkAlertID(a.ID); err != nil {
@@ -76,23 +107,25 @@ func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Dur
 		if err != nil {
 			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
-		items[i] = acceptItem{id: a.ID, raw: string(raw), rec: rec}
-		if claim > 0 {
-			items[i].container, items[i].rule, items[i].at = a.Field("container.id"), a.Rule, a.Time
-			if err := errors.Join(checkText(items[i].container), checkText(items[i].rule)); err != nil {
+		it := &items[i]
+		*it = acceptItem{id: a.ID, raw: string(raw), rec: rec}
+		rows += 2
+		if i < len(settled) && settled[i] != nil {
+			it.settle, it.settled = true, settled[i]
+			rows += len(it.settled)
+		}
+		if claim > 0 || it.settle {
+			it.container, it.rule, it.at = a.Field("container.id"), a.Rule, a.Time
+			if err := errors.Join(checkText(it.container), checkText(it.rule)); err != nil {
 				return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 			}
+			rows += 2
 		}
 	}
 	if s.w == nil {
 		return nil, ErrReadOnly
 	}
-	acc := &acceptReq{items: items, out: make([]Accepted, len(items)), claim: claim}
-	rows := 2 * len(items)
-	if claim > 0 {
-		rows *= 2
-		acc.incidents = make([]string, len(items))
-	}
+	acc := &acceptReq{list: items, out: make([]Accepted, len(items)), claim: claim, incidents: make([]string, len(items))}
 	if err := s.w.send(ctx, &request{ctx: ctx, rows: rows, acc: acc}); err != nil {
 		return nil, fmt.Errorf("accept alerts: %w", err)
 	}
@@ -136,10 +169,10 @@ func receivedEntry(a *alert.Alert, now time.Time, skew time.Duration) (prepared,
 }
 
 type acceptReq struct {
-	items []acceptItem
-	out   []Accepted
-	// claim > 0: the new alerts are claimed for this long and their
-	// incidents found (AcceptClaimed), in incidents; at is when.
+	list []acceptItem
+	out  []Accepted
+	// claim > 0: the new alerts that are not settled are claimed for this
+	// long; incidents are found for those and the settled ones, at is when.
 	claim     time.Duration
 	incidents []string
 	at        time.Time
@@ -152,72 +185,117 @@ const (
 
 	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, owner, lease_until, state, attempts) VALUES `
 	claimedPlaceholder = `(?, ?, ?, ?, ?, ?, 'processing', 1)`
+
+	insertDoneHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, done_at, state, attempts) VALUES `
+	donePlaceholder = `(?, ?, ?, ?, ?, 'done', 1)`
 )
 
 // acceptAll runs Accept requests in the writer: one lookup of the ids
-// already there, one multi-row insert of the new alerts (AcceptClaimed's
-// inserted as claimed, so that they never pass through 'pending'), one
-// multi-row append of their journal entries (all chunked). Each new row
-// records the seq its alert.received entry gets (the journal's alert index
-// leaves those entries out; see Filter.query).
+// already there, the incidents of the claimed and settled new alerts (one
+// lookup per container and rule), one multi-row insert per inbox state of
+// the new alerts (claimed ones inserted claimed, settled ones done, so
+// that neither passes through 'pending'), one multi-row append of the
+// journal entries (all chunked). Each alert's entries are contiguous: its
+// alert.received, the incident.opened of an incident it opened, its
+// settled entries. Each new row records the seq its alert.received entry
+// gets (the journal's alert index leaves those entries out; see
+// Filter.query).
 func (t *wtx) acceptAll(reqs []*request) error {
 	n := 0
 	for _, r := range reqs {
-		n += len(r.acc.items)
+		n += len(r.acc.list)
 	}
 	ids := make([]any, 0, n)
 	for _, r := range reqs {
-		for i := range r.acc.items {
-			ids = append(ids, r.acc.items[i].id)
+		for i := range r.acc.list {
+			ids = append(ids, r.acc.list[i].id)
 		}
 	}
 	seen, err := t.existing(ids)
 	if err != nil {
 		return err
 	}
+	// Which are new, and the incidents of those that need one.
+	var qs []incidentQuery
+	for _, r := range reqs {
+		r.acc.at = t.now
+		for i := range r.acc.list {
+			it := &r.acc.list[i]
+			stored, dup := seen[it.id]
+			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup, Conflict: dup && stored != it.raw}
+			r.acc.incidents[i] = ""
+			if dup {
+				continue
+			}
+			seen[it.id] = it.raw
+			if it.settle || r.acc.claim > 0 {
+				qs = append(qs, incidentQuery{container: it.container, rule: it.rule, sent: it.at, received: t.now})
+			}
+		}
+	}
+	incidents, opened, err := t.incidents(qs)
+	if err != nil {
+		return fmt.Errorf("find incidents: %w", err)
+	}
 	now := FormatTime(t.now)
-	args := make([]any, 0, 4*n)
-	seq0 := t.w.head.seq // entries[k] becomes seq0+1+k: nothing else appends before them
-	var claimed []any    // AcceptClaimed's new alerts: stored already claimed
+	var pending, claimed, done []any
 	entries := make([]prepared, 0, n)
+	seq := t.w.head.seq // entries[k] becomes seq+1+k: nothing else appends before them
 	var dups []string
+	q := 0
 	for _, r := range reqs {
 		var until string
 		if r.acc.claim > 0 {
 			until = FormatTime(t.now.Add(r.acc.claim))
 		}
-		for i := range r.acc.items {
-			it := &r.acc.items[i]
+		for i := range r.acc.list {
+			it := &r.acc.list[i]
+			out := r.acc.out[i]
 			e := it.rec
-			stored, dup := seen[it.id]
-			conflict := dup && stored != it.raw
 			switch {
-			case conflict:
+			case out.Conflict:
 				// Same uuid, other content: a sender bug or an attempt to
 				// pass an alert off under a known id. Nothing is stored;
 				// the journal keeps what was refused.
-				if e, err = conflictEntry(it, stored); err != nil {
+				if e, err = conflictEntry(it, seen[it.id]); err != nil {
 					return err
 				}
-				dups = append(dups, it.id)
-			case dup:
+			case out.Duplicate:
 				e.Type = AlertDuplicate
-				dups = append(dups, it.id)
-			case r.acc.claim > 0:
-				seen[it.id] = it.raw
-				claimed = append(claimed, it.id, it.raw, now, seq0+1+int64(len(entries)), t.w.s.owner, until)
-			default:
-				seen[it.id] = it.raw
-				args = append(args, it.id, it.raw, now, seq0+1+int64(len(entries)))
 			}
 			entries = append(entries, e)
-			r.acc.out[i] = Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
+			recSeq := seq + int64(len(entries))
+			if out.Duplicate {
+				dups = append(dups, it.id)
+				continue
+			}
+			if !it.settle && r.acc.claim <= 0 {
+				pending = append(pending, it.id, it.raw, now, recSeq)
+				continue
+			}
+			inc := incidents[q]
+			if opened[q] != nil {
+				entries = append(entries, *opened[q])
+			}
+			q++
+			r.acc.incidents[i] = inc
+			if it.settle {
+				for _, p := range it.settled {
+					entries = append(entries, p.withIncident(inc))
+				}
+				done = append(done, it.id, it.raw, now, recSeq, now)
+				continue
+			}
+			claimed = append(claimed, it.id, it.raw, now, recSeq, t.w.s.owner, until)
 		}
 	}
-	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 4, args); err != nil {
+	if err := t.execRows(insertInboxHead, inboxPlaceholder, "", 4, pending); err != nil {
 		return err
 	}
 	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 6, claimed); err != nil {
+		return err
+	}
+	if err := t.execRows(insertDoneHead, donePlaceholder, "", 5, done); err != nil {
 		return err
 	}
 	for _, id := range dups {
@@ -225,10 +303,7 @@ func (t *wtx) acceptAll(reqs []*request) error {
 			return err
 		}
 	}
-	if err := t.append(entries, nil); err != nil {
-		return err
-	}
-	return t.claimAccepted(reqs)
+	return t.append(entries, nil)
 }
 
 // conflictEntry is the alert.duplicate entry of an alert whose uuid is in
@@ -247,31 +322,6 @@ func conflictEntry(it *acceptItem, stored string) (prepared, error) {
 		detail["refused"] = refused
 	}
 	return prepareEntry(Entry{Type: AlertDuplicate, AlertID: it.id, Actor: storeActor, Detail: detail})
-}
-
-// claimAccepted finds the incidents of AcceptClaimed's new alerts (acceptAll
-// inserted them already claimed for this store).
-func (t *wtx) claimAccepted(reqs []*request) error {
-	for _, r := range reqs {
-		acc := r.acc
-		if acc.claim <= 0 {
-			continue
-		}
-		acc.at = t.now
-		for i := range acc.items {
-			acc.incidents[i] = ""
-			if acc.out[i].Duplicate {
-				continue
-			}
-			it := &acc.items[i]
-			id, _, err := t.incident(it.container, it.rule, it.at, t.now)
-			if err != nil {
-				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
-			}
-			acc.incidents[i] = id
-		}
-	}
-	return nil
 }
 
 // existing returns the stored content of those of ids that are in the inbox.

@@ -82,43 +82,100 @@ func groupTime(sent, received time.Time, skew time.Duration) (time.Time, bool) {
 // incident is one find-or-open inside a write transaction, by the alert's
 // time sent (and when it was received, if known).
 func (t *wtx) incident(containerID, rule string, sent, received time.Time) (string, bool, error) {
-	window := t.w.s.opts.IncidentWindow
-	at, skewed := groupTime(sent, received, t.w.s.opts.ClockSkew)
-	atS := FormatTime(at)
-	var id, lastSeen string
-	err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
-		ORDER BY last_seen DESC LIMIT 1`, containerID, rule).Scan(&id, &lastSeen)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return "", false, err
-	}
-	if err == nil {
-		ls, err := parseTime(lastSeen)
-		if err != nil {
-			t.dirty = true
-			return "", false, err
-		}
-		if !at.After(ls.Add(window)) {
-			_, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + 1 WHERE id = ?`, atS, id)
-			return id, false, err
-		}
-	}
-	id = newID("inc", at)
-	if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
-		id, containerID, rule, atS, atS); err != nil {
-		return "", false, err
-	}
-	detail := map[string]any{"incident": id, "container_id": containerID, "rule": rule}
-	if skewed {
-		// Both times, and which one grouped: the sender's clock is off.
-		detail["alert_time"] = FormatTime(sent)
-		detail["received_at"] = FormatTime(received)
-		detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
-	}
-	e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: detail})
+	ids, opened, err := t.incidents([]incidentQuery{{container: containerID, rule: rule, sent: sent, received: received}})
 	if err != nil {
 		return "", false, err
 	}
-	return id, true, t.append([]prepared{e}, nil)
+	if opened[0] == nil {
+		return ids[0], false, nil
+	}
+	return ids[0], true, t.append([]prepared{*opened[0]}, nil)
+}
+
+type incidentQuery struct {
+	container, rule string
+	sent, received  time.Time
+}
+
+// incidents finds or opens the incidents of several alerts, in order,
+// inside a write transaction: one lookup per (container, rule) and one
+// update per incident, however many of the alerts share it. An alert that
+// opened an incident gets its incident.opened entry in opened, for the
+// caller to append (not appended here, so that it can follow the alert's
+// alert.received).
+func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, err error) {
+	window := t.w.s.opts.IncidentWindow
+	type current struct {
+		id    string
+		last  time.Time
+		added int // alerts grouped into it here, beyond the one that opened it
+	}
+	memo := make(map[[2]string]*current)
+	var touched []*current
+	ids, opened = make([]string, len(qs)), make([]*prepared, len(qs))
+	for k, q := range qs {
+		at, skewed := groupTime(q.sent, q.received, t.w.s.opts.ClockSkew)
+		key := [2]string{q.container, q.rule}
+		c, looked := memo[key]
+		if !looked {
+			var id, lastSeen string
+			err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
+		ORDER BY last_seen DESC LIMIT 1`, q.container, q.rule).Scan(&id, &lastSeen)
+			switch {
+			case err == nil:
+				ls, err := parseTime(lastSeen)
+				if err != nil {
+					t.dirty = true
+					return nil, nil, err
+				}
+				c = &current{id: id, last: ls}
+				touched = append(touched, c)
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, nil, err
+			}
+			memo[key] = c
+		}
+		if c != nil && !at.After(c.last.Add(window)) {
+			c.added++
+			if at.After(c.last) {
+				c.last = at
+			}
+			ids[k] = c.id
+			continue
+		}
+		id := newID("inc", at)
+		atS := FormatTime(at)
+		if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
+			id, q.container, q.rule, atS, atS); err != nil {
+			return nil, nil, err
+		}
+		detail := map[string]any{"incident": id, "container_id": q.container, "rule": q.rule}
+		if skewed {
+			// Both times, and which one grouped: the sender's clock is off.
+			detail["alert_time"] = FormatTime(q.sent)
+			detail["received_at"] = FormatTime(q.received)
+			detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
+		}
+		e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: detail})
+		if err != nil {
+			t.dirty = true
+			return nil, nil, err
+		}
+		ids[k], opened[k] = id, &e
+		c = &current{id: id, last: at}
+		memo[key] = c
+		touched = append(touched, c)
+	}
+	for _, c := range touched {
+		if c.added == 0 {
+			continue
+		}
+		if _, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + ? WHERE id = ?`,
+			FormatTime(c.last), c.added, c.id); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ids, opened, nil
 }
 
 const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`

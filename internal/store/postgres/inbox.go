@@ -442,3 +442,79 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	}
 	return st, nil
 }
+
+// AcceptSettled stores alerts like AcceptClaimed and then finishes the
+// settled ones with their entries. Not one transaction: an alert whose
+// finish did not commit stays claimed, and the engine processes it again
+// when its lease runs out (a retry, which journals nothing twice).
+func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
+	if lease < 0 {
+		return nil, nil, nil, fmt.Errorf("accept alerts: lease must not be negative, got %s", lease)
+	}
+	if len(settled) > len(alerts) {
+		return nil, nil, nil, fmt.Errorf("accept alerts: %d settled outcomes for %d alerts", len(settled), len(alerts))
+	}
+	prep := make([][]store.SettledEntry, len(settled))
+	for i, st := range settled {
+		if st == nil {
+			continue
+		}
+		prep[i] = make([]store.SettledEntry, 0, len(st.Entries))
+		for k, e := range st.Entries {
+			p, err := store.PrepareSettled(e)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("accept alerts: alert %d: settled entry %d (%s): %w", i+1, k+1, e.Type, err)
+			}
+			prep[i] = append(prep[i], p)
+		}
+	}
+	claim := lease
+	if claim <= 0 {
+		claim = time.Minute
+	}
+	acc, claimed, err := s.accept(ctx, alerts, claim)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	incidents := make([]string, len(alerts))
+	var items []store.InboxItem
+	var b store.Batch
+	k := 0
+	for i := range alerts {
+		if acc[i].Duplicate {
+			continue
+		}
+		it := claimed[k]
+		k++
+		incidents[i] = it.Incident
+		if i < len(prep) && prep[i] != nil {
+			for _, p := range prep[i] {
+				pe, err := p.Resolve(it.Incident)
+				if err != nil {
+					return nil, nil, nil, fmt.Errorf("accept alerts: %w", err)
+				}
+				b.Entries = append(b.Entries, pe.Entry)
+			}
+			b.Finish = append(b.Finish, it.Alert.ID)
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(b.Finish) > 0 {
+		if _, err := s.Apply(ctx, b); err != nil {
+			return nil, nil, nil, fmt.Errorf("accept alerts: finish settled alerts: %w", err)
+		}
+	}
+	if lease <= 0 && len(items) > 0 {
+		// Asked to leave them pending: give the claim back.
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.Alert.ID
+		}
+		if _, err := s.ExtendClaims(ctx, ids, time.Nanosecond); err != nil {
+			return nil, nil, nil, fmt.Errorf("accept alerts: release claims: %w", err)
+		}
+		items = nil
+	}
+	return acc, items, incidents, nil
+}
