@@ -184,6 +184,9 @@ type prepared struct {
 	// parts: detail split at each TheIncident (settle.go), nil when it
 	// has none.
 	parts []string
+	// viaInbox: a settled alert's entry, found through the alert's inbox
+	// row instead of the journal's alert index (schema version 5).
+	viaInbox bool
 }
 
 func prepareEntries(entries []Entry) ([]prepared, error) {

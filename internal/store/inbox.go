@@ -186,8 +186,8 @@ const (
 	insertClaimedHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, owner, lease_until, state, attempts) VALUES `
 	claimedPlaceholder = `(?, ?, ?, ?, ?, ?, 'processing', 1)`
 
-	insertDoneHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, done_at, state, attempts) VALUES `
-	donePlaceholder = `(?, ?, ?, ?, ?, 'done', 1)`
+	insertDoneHead  = `INSERT INTO inbox (id, raw, received_at, received_seq, settled_seq, done_at, state, attempts) VALUES `
+	donePlaceholder = `(?, ?, ?, ?, ?, ?, 'done', 1)`
 )
 
 // acceptAll runs Accept requests in the writer: one lookup of the ids
@@ -280,10 +280,16 @@ func (t *wtx) acceptAll(reqs []*request) error {
 			q++
 			r.acc.incidents[i] = inc
 			if it.settle {
+				var last int64 // the seq of its last settled entry
 				for _, p := range it.settled {
-					entries = append(entries, p.withIncident(inc))
+					p := p.withIncident(inc)
+					if !t.w.s.opts.indexSettled {
+						p.viaInbox = true
+						last = seq + int64(len(entries)) + 1
+					}
+					entries = append(entries, p)
 				}
-				done = append(done, it.id, it.raw, now, recSeq, now)
+				done = append(done, it.id, it.raw, now, recSeq, last, now)
 				continue
 			}
 			claimed = append(claimed, it.id, it.raw, now, recSeq, t.w.s.owner, until)
@@ -295,7 +301,7 @@ func (t *wtx) acceptAll(reqs []*request) error {
 	if err := t.execRows(insertClaimedHead, claimedPlaceholder, "", 6, claimed); err != nil {
 		return err
 	}
-	if err := t.execRows(insertDoneHead, donePlaceholder, "", 5, done); err != nil {
+	if err := t.execRows(insertDoneHead, donePlaceholder, "", 6, done); err != nil {
 		return err
 	}
 	for _, id := range dups {

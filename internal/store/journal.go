@@ -63,15 +63,18 @@ func (f Filter) query() (string, []any) {
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE 1 = 1")
 	if f.AlertID != "" {
 		// The alert index leaves out alert.received (schema version 2): its
-		// entry's seq is in the alert's inbox row; only an alert pruned
-		// from the inbox (or stored before version 2) is looked up by a
-		// scan of the journal.
+		// entry's seq is in the alert's inbox row; and the entries of an
+		// alert settled at its accept (version 5), which follow it up to
+		// the row's settled_seq. Only an alert pruned from the inbox (or
+		// stored before version 2) is looked up by a scan of the journal.
 		b.WriteString(` AND alert_id = ? AND seq IN (
-  SELECT seq FROM journal WHERE alert_id = ? AND type <> 'alert.received'
+  SELECT seq FROM journal WHERE alert_id = ? AND type <> 'alert.received' AND via_inbox = 0
   UNION ALL SELECT received_seq FROM inbox WHERE id = ? AND received_seq > 0
-  UNION ALL SELECT seq FROM journal WHERE alert_id = ? AND type = 'alert.received'
+  UNION ALL SELECT j.seq FROM inbox i JOIN journal j ON j.seq > i.received_seq AND j.seq <= i.settled_seq
+    WHERE i.id = ? AND i.settled_seq > 0
+  UNION ALL SELECT seq FROM journal WHERE alert_id = ? AND (type = 'alert.received' OR via_inbox = 1)
     AND NOT EXISTS (SELECT 1 FROM inbox WHERE id = ? AND received_seq > 0))`)
-		args = append(args, f.AlertID, f.AlertID, f.AlertID, f.AlertID, f.AlertID)
+		args = append(args, f.AlertID, f.AlertID, f.AlertID, f.AlertID, f.AlertID, f.AlertID)
 	}
 	if !f.Since.IsZero() {
 		b.WriteString(" AND time >= ?")

@@ -464,11 +464,36 @@ func TestEntriesByAlert(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Settled at their accept: their entries follow their alert.received
+	// (with incident.opened, of no alert, in between) and stay out of the
+	// alert index.
+	settle := func(ids ...string) {
+		t.Helper()
+		var as []alert.Alert
+		var st []*Settled
+		for _, id := range ids {
+			as = append(as, testAlert(id))
+			st = append(st, &Settled{Entries: []Entry{
+				{Type: PlaybookMatched, AlertID: id, Playbook: "p", Detail: map[string]any{"incident": TheIncident}},
+				{Type: Note, AlertID: id},
+			}})
+		}
+		if _, _, _, err := s.AcceptSettled(ctx, as, st, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle("s-1")
 	clk.Add(2 * time.Hour)
-	if p, err := s.Prune(ctx); err != nil || p.Alerts != 2 {
+	if p, err := s.Prune(ctx); err != nil || p.Alerts != 3 {
 		t.Fatalf("prune: %+v, %v", p, err)
 	}
 	mustAccept(t, s, "a-5")
+	settle("s-2", "s-3")
+	var indexed int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM journal INDEXED BY journal_alert
+		WHERE alert_id IN ('s-1', 's-2', 's-3') AND type <> 'alert.received' AND via_inbox = 0`).Scan(&indexed); err != nil || indexed != 0 {
+		t.Fatalf("settled entries in the alert index: %d, %v", indexed, err)
+	}
 
 	types := func(f Filter) []EntryType {
 		t.Helper()
@@ -495,6 +520,10 @@ func TestEntriesByAlert(t *testing.T) {
 		{"pruned", Filter{AlertID: "a-1"}, []EntryType{AlertReceived, Note}},
 		{"claimed, pruned", Filter{AlertID: "a-4"}, []EntryType{AlertReceived, Note}},
 		{"after prune", Filter{AlertID: "a-5"}, []EntryType{AlertReceived}},
+		{"settled", Filter{AlertID: "s-2"}, []EntryType{AlertReceived, PlaybookMatched, Note}},
+		{"settled after another", Filter{AlertID: "s-3"}, []EntryType{AlertReceived, PlaybookMatched, Note}},
+		{"settled, pruned", Filter{AlertID: "s-1"}, []EntryType{AlertReceived, PlaybookMatched, Note}},
+		{"settled, types", Filter{AlertID: "s-2", Types: []EntryType{Note}}, []EntryType{Note}},
 		{"unknown", Filter{AlertID: "a-9"}, nil},
 		{"types", Filter{AlertID: "a-2", Types: []EntryType{AlertDuplicate}}, []EntryType{AlertDuplicate}},
 		{"limit", Filter{AlertID: "a-1", Limit: 1}, []EntryType{AlertReceived}},

@@ -181,6 +181,18 @@ CREATE TABLE agents (
   seen_at TEXT NOT NULL
 );
 `,
+	// 5: an alert settled at its accept (AcceptSettled) has its entries
+	// right after its alert.received, in one transaction: its inbox row
+	// keeps the seq of the last of them (settled_seq), and those entries
+	// (via_inbox = 1) stay out of the journal's alert index, whose random
+	// alert ids cost a leaf page per alert. via_inbox is not hashed: it
+	// says where an entry is indexed, not what it says.
+	`
+ALTER TABLE inbox ADD COLUMN settled_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN via_inbox INTEGER NOT NULL DEFAULT 0;
+DROP INDEX journal_alert;
+CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received' AND via_inbox = 0;
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

@@ -57,6 +57,9 @@ type Options struct {
 	// indexReceived puts alert.received entries back in the journal's alert
 	// index (schema version 1's index): the benchmarks' baseline.
 	indexReceived bool
+	// indexSettled puts the entries of settled alerts back in the journal's
+	// alert index (schema version 4's index): the benchmarks' baseline.
+	indexSettled bool
 }
 
 func (o *Options) defaults() {
@@ -189,6 +192,12 @@ func (s *Store) openWritable() error {
 	if err := migrate(ctx, conn); err != nil {
 		conn.Close()
 		return err
+	}
+	if s.opts.indexSettled {
+		if _, err := conn.ExecContext(ctx, `DROP INDEX journal_alert; CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received'`); err != nil {
+			conn.Close()
+			return err
+		}
 	}
 	if s.opts.indexReceived {
 		if _, err := conn.ExecContext(ctx, `DROP INDEX journal_alert; CREATE INDEX journal_alert ON journal (alert_id)`); err != nil {

@@ -555,9 +555,9 @@ func (t *wtx) query(query string, args ...any) (*sql.Rows, error) {
 }
 
 const (
-	insertJournalHead  = `INSERT INTO journal (seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash) VALUES `
-	journalPlaceholder = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	journalArgs        = 11
+	insertJournalHead  = `INSERT INTO journal (seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash, via_inbox) VALUES `
+	journalPlaceholder = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	journalArgs        = 12
 )
 
 // append numbers, chains, hashes and inserts entries. out, when not nil,
@@ -583,7 +583,7 @@ func (t *wtx) append(entries []prepared, out []Entry) error {
 		w.buf = r.Canonical(w.buf[:0])
 		sum := sha256.Sum256(w.buf)
 		r.Hash = hex.EncodeToString(sum[:])
-		args = append(args, r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash)
+		args = append(args, r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash, p.viaInbox)
 		h = chainHead{seq: r.Seq, hash: r.Hash, time: at}
 		if out != nil {
 			e := p.Entry
