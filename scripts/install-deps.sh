@@ -4,10 +4,10 @@
 # tshark (capture tests), iproute2, jq and curl (stream recipe tests),
 # sqlite3 and python3 (the journal's auditor recipes), postgresql (the
 # PostgreSQL store's tests start a throwaway server from its binaries), tmux
-# (riposte top's end-to-end test).
+# (riposte top's end-to-end test), wrk (make bench's HTTP load generator).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(docker.io busybox-static tshark iproute2 jq curl sqlite3 python3 postgresql tmux)
+packages=(docker.io busybox-static tshark iproute2 jq curl sqlite3 python3 postgresql tmux wrk)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

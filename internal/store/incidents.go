@@ -117,6 +117,11 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 		at, skewed := groupTime(q.sent, q.received, t.w.s.opts.ClockSkew)
 		key := [2]string{q.container, q.rule}
 		c, looked := memo[key]
+		if ce, ok := t.w.openIncidents[key]; ok && !looked {
+			c, looked = &current{id: ce.id, last: ce.last}, true
+			memo[key] = c
+			touched = append(touched, c)
+		}
 		if !looked {
 			var id, lastSeen string
 			err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = ? AND rule = ? AND state = 'open'
@@ -175,8 +180,29 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 			return nil, nil, err
 		}
 	}
+	if len(t.w.openIncidents) > maxOpenIncidents {
+		clear(t.w.openIncidents)
+	}
+	for key, c := range memo {
+		if c != nil {
+			t.w.openIncidents[key] = openIncident{id: c.id, last: c.last}
+		}
+	}
 	return ids, opened, nil
 }
+
+// openIncident is what the writer remembers of an open incident: the
+// store's only writer knows the newest open incident of a container and
+// rule without reading it again. Forgotten when an incident changes state
+// and when a transaction rolls back (what it remembered may not have
+// committed).
+type openIncident struct {
+	id   string
+	last time.Time
+}
+
+// maxOpenIncidents bounds the writer's memory of open incidents.
+const maxOpenIncidents = 4096
 
 const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`
 
@@ -264,6 +290,7 @@ func (s *Store) SetIncidentState(ctx context.Context, id string, state IncidentS
 			return notFound(t.queryRow(`SELECT 1 FROM incidents WHERE id = ?`, id).Scan(&one))
 		}
 		changed = true
+		clear(t.w.openIncidents)
 		return t.append(prep, nil)
 	})
 	if err != nil {

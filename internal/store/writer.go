@@ -40,7 +40,9 @@ type writer struct {
 	stmts    map[string]*sql.Stmt
 	chunkSQL map[chunkKey]string
 	head     chainHead
-	buf      []byte // canonical encoding scratch
+	// openIncidents: see openIncident (incidents.go).
+	openIncidents map[[2]string]openIncident
+	buf           []byte // canonical encoding scratch
 }
 
 type chainHead struct {
@@ -80,6 +82,8 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 		syncDone: make(chan struct{}),
 		stmts:    make(map[string]*sql.Stmt),
 		chunkSQL: make(map[chunkKey]string),
+
+		openIncidents: make(map[[2]string]openIncident),
 	}
 	if err := w.loadHead(); err != nil {
 		return nil, err
@@ -353,8 +357,10 @@ func (w *writer) exec(tx *txn, group []*request) {
 func (w *writer) replay(tx *txn) {
 	_, _ = w.conn.ExecContext(bg, "ROLLBACK")
 	w.head = tx.start
+	clear(w.openIncidents)
 	fail := func(err error) {
 		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+		clear(w.openIncidents)
 		if lerr := w.loadHead(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
@@ -390,6 +396,7 @@ func (w *writer) replay(tx *txn) {
 				return
 			}
 			w.head = before
+			clear(w.openIncidents)
 		}
 		if _, err := w.conn.ExecContext(bg, "RELEASE req"); err != nil {
 			fail(fmt.Errorf("release savepoint: %w", err))
@@ -406,6 +413,7 @@ func (w *writer) commit(tx *txn) error {
 	}
 	fail := func(err error) error {
 		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+		clear(w.openIncidents)
 		if lerr := w.loadHead(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
