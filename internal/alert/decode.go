@@ -32,6 +32,20 @@ func Decode(data []byte) ([]Alert, error) {
 	if len(trimmed) == 0 {
 		return nil, errors.New("decode alerts: empty body")
 	}
+	if trimmed[0] == '{' && objectEnd(trimmed) == len(bytes.TrimRight(trimmed, " \t\r\n")) {
+		// One alert, the body of Falco's http_output and of most webhook
+		// requests: decoded in place, without splitting it first. A bad
+		// one goes the general way below, which words the error.
+		if a, err := decodeOne(trimmed); err == nil {
+			return []Alert{a}, nil
+		}
+	}
+	return decodeAll(trimmed)
+}
+
+// decodeAll is Decode for a body split into its values first: an array,
+// NDJSON, or one value (FuzzDecode checks the fast path against it).
+func decodeAll(trimmed []byte) ([]Alert, error) {
 	var raws []json.RawMessage
 	if trimmed[0] == '[' {
 		if err := json.Unmarshal(trimmed, &raws); err != nil {
@@ -279,6 +293,37 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// objectEnd returns the offset just past the JSON object that data starts
+// with ('{'), by brackets outside strings, or -1 when it does not end.
+// Whether the object is valid JSON is for the decoder to say.
+func objectEnd(data []byte) int {
+	depth := 0
+	inString, escaped := false, false
+	for i, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }
 
 // countValues returns about how many JSON values raw holds (each '{', '['

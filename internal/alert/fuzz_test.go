@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -17,6 +18,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[{"rule":1}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		alerts, err := Decode(data)
+		if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 {
+			// The one-object fast path says what the general one says.
+			all, allErr := decodeAll(trimmed)
+			if (err == nil) != (allErr == nil) || (err != nil && err.Error() != allErr.Error()) || !reflect.DeepEqual(alerts, all) {
+				t.Fatalf("Decode %v, %v; decodeAll %v, %v", alerts, err, all, allErr)
+			}
+		}
 		if err != nil {
 			if len(alerts) != 0 {
 				t.Fatalf("error %v with %d alerts", err, len(alerts))
