@@ -15,8 +15,8 @@
 //   - dry run (global or playbook): the whole playbook is one
 //     playbook.matched entry whose detail "plan" lists each action with its
 //     parameters and decision (store.PlanStep), written with the alert's
-//     finish; no action runs, no entry per action (store.PlannedActions
-//     reads both forms);
+//     finish (or its accept, below); no action runs, no entry per action
+//     (store.PlannedActions reads both forms);
 //   - gated (the playbook has an approval): held, action.held_for_approval,
 //     waits for a human (Slack Approve/Deny) or its timeout (on_timeout);
 //   - notifications (slack, pagerduty, email, webhook): queued durably in
@@ -44,11 +44,18 @@
 // journaled action.in_doubt and run again (every responder action is safe
 // to repeat: pausing a paused container succeeds with a note).
 //
-// Intake: Accept (the webhook) and Submit (the detector) store alerts
-// already claimed, with their incidents, and hand them straight to the
-// workers while the engine has room for them (Config.Batch claimed
-// alerts); otherwise, and for alerts accepted while the engine was not
-// running, the dispatcher claims them from the inbox in batches.
+// Intake: Accept (the webhook) and Submit (the detector) process an alert
+// whose playbooks run nothing (none matches, or only playbooks in dry run)
+// before it is stored: its entries (action.enforced, alert.silenced, the
+// plans) go to the store with it and are written in the accept's own
+// transaction, the alert stored done (store.AcceptSettled, settle.go). So
+// such an alert is processed when Accept returns, processing keeps up with
+// intake at any rate, and it costs one transaction instead of three (accept,
+// claim, finish). Other alerts are stored already claimed, with their
+// incidents, and handed straight to the workers while the engine has room
+// for them (Config.Batch claimed alerts); otherwise, and for alerts accepted
+// while the engine was not running, the dispatcher claims them from the
+// inbox in batches.
 //
 // Alerts about the same container are handled in order by one worker;
 // different containers in parallel. An *Engine is safe for concurrent use;

@@ -106,6 +106,19 @@
 // Filter.AlertID still finds every entry of an alert through indexes while
 // the alert is in the inbox, and by a scan once Prune removed it.
 //
+// AcceptSettled takes, with an alert, what the engine's processing of it
+// journals when that runs no responder (dry-run plans, alert.silenced,
+// action.enforced): the entries are appended right after the alert's
+// alert.received (and incident.opened), in the accept's transaction, and
+// the alert is stored done. Their details hold TheIncident where the
+// alert's incident id goes, encoded in the caller's goroutine and joined
+// with the id in the writer (settle.go). Such entries are contiguous, so
+// the inbox row keeps the seq of the last (settled_seq) and they stay out
+// of the alert index too (journal.via_inbox = 1, schema version 5; not
+// hashed: it says where an entry is indexed, not what it says). The writer
+// also remembers each container and rule's open incident
+// (openIncident), forgotten on a state change or a rollback.
+//
 // # Inbox and duplicates
 //
 // The inbox is keyed by alert id. Accept stores a new id as pending and
