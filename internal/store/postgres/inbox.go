@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,13 +22,87 @@ type acceptItem struct {
 	rec             store.PreparedEntry
 	container, rule string
 	at              time.Time
+	// settle: the caller processed the alert (AcceptSettled); it is
+	// stored done with these entries after its alert.received.
+	settle  bool
+	settled []settledEntry
+}
+
+// settledEntry is a Settled entry encoded in the caller's goroutine, its
+// detail split at each incident reference (parts, nil when it has none)
+// for the accepter to join with the alert's incident id.
+type settledEntry struct {
+	e     store.PreparedEntry
+	parts []string
+}
+
+// withIncident returns the entry with its incident references set to id
+// (an id of store.NewID's form, which JSON needs no escapes for).
+func (p *settledEntry) withIncident(id string) store.PreparedEntry {
+	e := p.e
+	if p.parts != nil {
+		e.DetailJSON = strings.Join(p.parts, `"`+id+`"`)
+	}
+	return e
+}
+
+// incidentMark stands for the incident id in a settledEntry's encoded
+// detail while it is split: random per process, so that no text of an
+// alert can pass for it, and of letters, digits and dashes (JSON escapes
+// none). store.SettledEntry.Resolve decodes the detail again for
+// Entry.Detail, which an accept never reads: resolving to the mark once in
+// the caller's goroutine and joining the parts in the accepter keeps that
+// decoding out of the transaction that holds the chain.
+var incidentMark = func() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	return "riposte-incident-ref-" + hex.EncodeToString(b[:])
+}()
+
+func prepareSettled(settled []*store.Settled, n int) ([][]settledEntry, error) {
+	if len(settled) == 0 {
+		return nil, nil
+	}
+	if len(settled) > n {
+		return nil, fmt.Errorf("%d settled outcomes for %d alerts", len(settled), n)
+	}
+	out := make([][]settledEntry, n)
+	quoted := `"` + incidentMark + `"`
+	for i, st := range settled {
+		if st == nil {
+			continue
+		}
+		ps := make([]settledEntry, 0, len(st.Entries))
+		for k, e := range st.Entries {
+			p, err := store.PrepareSettled(e)
+			var pe store.PreparedEntry
+			if err == nil {
+				pe, err = p.Resolve(incidentMark)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("alert %d: settled entry %d (%s): %w", i+1, k+1, e.Type, err)
+			}
+			se := settledEntry{e: pe}
+			if strings.Contains(pe.DetailJSON, quoted) {
+				se.parts = strings.Split(pe.DetailJSON, quoted)
+			}
+			ps = append(ps, se)
+		}
+		out[i] = ps
+	}
+	return out, nil
 }
 
 // Accept stores alerts and journals them in one transaction; see
 // store.Inbox. It returns after the commit.
 func (s *Store) Accept(ctx context.Context, alerts []alert.Alert) ([]store.Accepted, error) {
-	out, _, err := s.accept(ctx, alerts, 0)
-	return out, err
+	r, err := s.accept(ctx, alerts, 0, nil)
+	if r == nil {
+		return nil, err
+	}
+	return r.out, err
 }
 
 // AcceptClaimed is Accept with the new alerts claimed for this handle and
@@ -34,41 +111,67 @@ func (s *Store) AcceptClaimed(ctx context.Context, alerts []alert.Alert, lease t
 	if lease <= 0 {
 		return nil, nil, fmt.Errorf("accept alerts: lease must be positive, got %s", lease)
 	}
-	return s.accept(ctx, alerts, lease)
+	r, err := s.accept(ctx, alerts, lease, nil)
+	if r == nil || err != nil {
+		return nil, nil, err
+	}
+	return r.out, r.claimed, nil
 }
 
-func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration) ([]store.Accepted, []store.InboxItem, error) {
+// AcceptSettled stores alerts in one transaction, the settled ones done
+// with their incidents and their processing's entries; see store.Inbox.
+// It returns after the commit.
+func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
+	if lease < 0 {
+		return nil, nil, nil, fmt.Errorf("accept alerts: lease must not be negative, got %s", lease)
+	}
+	prep, err := prepareSettled(settled, len(alerts))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("accept alerts: %w", err)
+	}
+	r, err := s.accept(ctx, alerts, lease, prep)
+	if r == nil || err != nil {
+		return nil, nil, nil, err
+	}
+	return r.out, r.claimed, r.incidents, nil
+}
+
+func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration, settled [][]settledEntry) (*acceptReq, error) {
 	if len(alerts) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	items := make([]acceptItem, len(alerts))
 	now := s.now()
 	for i := range alerts {
 		a := &alerts[i]
 		if err := store.CheckAlertID(a.ID); err != nil {
-			return nil, nil, fmt.Errorf("accept alert %d: %w", i+1, err)
+			return nil, fmt.Errorf("accept alert %d: %w", i+1, err)
 		}
 		raw, err := a.MarshalJSON()
 		if err != nil {
-			return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
 		rec, err := store.ReceivedEntry(a, now, s.opts.ClockSkew)
 		if err != nil {
-			return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+			return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 		}
-		items[i] = acceptItem{id: a.ID, raw: string(raw), rec: rec}
-		if claim > 0 {
-			items[i].container, items[i].rule, items[i].at = a.Field("container.id"), a.Rule, a.Time
-			if err := errors.Join(store.CheckText(items[i].container), store.CheckText(items[i].rule)); err != nil {
-				return nil, nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
+		it := &items[i]
+		*it = acceptItem{id: a.ID, raw: string(raw), rec: rec}
+		if i < len(settled) && settled[i] != nil {
+			it.settle, it.settled = true, settled[i]
+		}
+		if claim > 0 || it.settle {
+			it.container, it.rule, it.at = a.Field("container.id"), a.Rule, a.Time
+			if err := errors.Join(store.CheckText(it.container), store.CheckText(it.rule)); err != nil {
+				return nil, fmt.Errorf("accept alert %s: %w", a.ID, err)
 			}
 		}
 	}
 	r := &acceptReq{ctx: ctx, alerts: alerts, items: items, claim: claim, done: make(chan struct{})}
 	if err := s.sendAccept(ctx, r); err != nil {
-		return nil, nil, fmt.Errorf("accept alerts: %w", err)
+		return nil, fmt.Errorf("accept alerts: %w", err)
 	}
-	return r.out, r.claimed, nil
+	return r, nil
 }
 
 // acceptReq is one Accept waiting for the accepter.
@@ -76,12 +179,15 @@ type acceptReq struct {
 	ctx    context.Context
 	alerts []alert.Alert
 	items  []acceptItem
-	claim  time.Duration
+	// claim > 0: the new alerts that are not settled are claimed for this
+	// long, and their incidents found (those of settled alerts always are)
+	claim time.Duration
 	// set by the accepter
-	out     []store.Accepted
-	claimed []store.InboxItem
-	err     error
-	done    chan struct{}
+	out       []store.Accepted
+	claimed   []store.InboxItem
+	incidents []string
+	err       error
+	done      chan struct{}
 }
 
 // maxAcceptBatch bounds the alerts one accept transaction takes.
@@ -165,13 +271,19 @@ func (s *Store) acceptLoop() {
 	}
 }
 
-// acceptAll stores the alerts of reqs, in order, in one chain transaction:
-// one lookup of the ids already there, one insert of the new ones, their
-// entries, and for AcceptClaimed requests their incidents.
+// acceptAll stores the alerts of reqs, in order, in one chain transaction
+// (whose lock on the journal head makes the duplicate check and
+// find-or-open of incidents atomic across replicas): one lookup of the ids
+// already there, the incidents of the claimed and settled new alerts (see
+// incidents), one insert of the new alerts (pending, claimed, or done for
+// settled ones, so that neither of the last two passes through pending),
+// one update of the duplicates' counts, one append of the entries. Each
+// alert's entries are contiguous: its alert.received, the incident.opened
+// of an incident it opened, its settled entries. fn of write: it sets its
+// results afresh when run again.
 func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	var ids []string
 	for _, r := range reqs {
-		r.out, r.claimed = make([]store.Accepted, len(r.items)), nil
 		for i := range r.items {
 			ids = append(ids, r.items[i].id)
 		}
@@ -192,71 +304,106 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	// Which are new, and the incidents of those that need one.
+	var qs []incidentQuery
+	for _, r := range reqs {
+		r.out, r.claimed, r.incidents = make([]store.Accepted, len(r.items)), nil, make([]string, len(r.items))
+		for i := range r.items {
+			it := &r.items[i]
+			stored, dup := seen[it.id]
+			r.out[i] = store.Accepted{ID: it.id, Duplicate: dup, Conflict: dup && stored != it.raw}
+			if dup {
+				continue
+			}
+			seen[it.id] = it.raw
+			if it.settle || r.claim > 0 {
+				qs = append(qs, incidentQuery{container: it.container, rule: it.rule, sent: it.at, received: t.now})
+			}
+		}
+	}
+	incidents, opened, err := t.incidents(qs)
+	if err != nil {
+		return fmt.Errorf("find incidents: %w", err)
+	}
 	nowS := store.FormatTime(t.now)
-	var newIDs, newRaws, states, owners, leases []string
+	var newIDs, newRaws, states, owners, leases, doneAt []string
 	var attempts []int32
 	var seqs []int64 // each new alert's alert.received entry, numbered as append will
-	newIdx := make([][]int, len(reqs))
+	dups := make(map[string]int32)
+	var dupIDs []string
 	entries := make([]store.PreparedEntry, 0, len(ids))
-	for k, r := range reqs {
-		state, attempt, owner, until := "pending", int32(0), "", ""
+	q := 0
+	for _, r := range reqs {
+		var until string
 		if r.claim > 0 {
-			state, attempt, owner, until = "processing", 1, t.s.owner, store.FormatTime(t.now.Add(r.claim))
+			until = store.FormatTime(t.now.Add(r.claim))
 		}
 		for i := range r.items {
 			it := &r.items[i]
+			out := r.out[i]
 			e := it.rec
-			stored, dup := seen[it.id]
-			conflict := dup && stored != it.raw
 			switch {
-			case conflict:
-				if e, err = store.ConflictEntry(it.id, it.raw, stored); err != nil {
+			case out.Conflict:
+				// Same uuid, other content: nothing is stored; the
+				// journal keeps what was refused.
+				if e, err = store.ConflictEntry(it.id, it.raw, seen[it.id]); err != nil {
 					return err
 				}
-			case dup:
+			case out.Duplicate:
 				e.Type = store.AlertDuplicate
-			default:
-				seen[it.id] = it.raw
-				newIDs, newRaws = append(newIDs, it.id), append(newRaws, it.raw)
-				states, attempts, owners, leases = append(states, state), append(attempts, attempt), append(owners, owner), append(leases, until)
-				seqs = append(seqs, t.head.seq+int64(len(entries))+1)
-				newIdx[k] = append(newIdx[k], i)
-			}
-			if dup {
-				if _, err := t.exec(`UPDATE inbox SET duplicates = duplicates + 1, last_duplicate_at = $1 WHERE id = $2`, nowS, it.id); err != nil {
-					return err
-				}
 			}
 			entries = append(entries, e)
-			r.out[i] = store.Accepted{ID: it.id, Duplicate: dup, Conflict: conflict}
+			if out.Duplicate {
+				if dups[it.id] == 0 {
+					dupIDs = append(dupIDs, it.id)
+				}
+				dups[it.id]++
+				continue
+			}
+			newIDs, newRaws = append(newIDs, it.id), append(newRaws, it.raw)
+			seqs = append(seqs, t.head.seq+int64(len(entries)))
+			if !it.settle && r.claim <= 0 {
+				states, attempts, owners, leases, doneAt = append(states, "pending"), append(attempts, 0), append(owners, ""), append(leases, ""), append(doneAt, "")
+				continue
+			}
+			inc := incidents[q]
+			if opened[q] != nil {
+				entries = append(entries, *opened[q])
+			}
+			q++
+			r.incidents[i] = inc
+			if it.settle {
+				for k := range it.settled {
+					entries = append(entries, it.settled[k].withIncident(inc))
+				}
+				states, attempts, owners, leases, doneAt = append(states, "done"), append(attempts, 1), append(owners, ""), append(leases, ""), append(doneAt, nowS)
+				continue
+			}
+			states, attempts, owners, leases, doneAt = append(states, "processing"), append(attempts, 1), append(owners, t.s.owner), append(leases, until), append(doneAt, "")
+			r.claimed = append(r.claimed, store.InboxItem{Alert: r.alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: inc})
 		}
 	}
 	if len(newIDs) > 0 {
-		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq)
-			SELECT id, raw, $3, state, attempts, owner, lease, seq FROM
-			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY
-			AS u(id, raw, state, attempts, owner, lease, seq, o) ORDER BY o`,
-			newIDs, newRaws, nowS, states, attempts, owners, leases, seqs); err != nil {
+		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq, done_at)
+			SELECT id, raw, $3, state, attempts, owner, lease, seq, done FROM
+			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY
+			AS u(id, raw, state, attempts, owner, lease, seq, done, o) ORDER BY o`,
+			newIDs, newRaws, nowS, states, attempts, owners, leases, seqs, doneAt); err != nil {
 			return err
 		}
 	}
-	if err := t.append(entries, nil); err != nil {
-		return err
-	}
-	for k, r := range reqs {
-		if r.claim <= 0 {
-			continue
+	if len(dupIDs) > 0 {
+		// After the insert: an id repeated within the batch counts too.
+		counts := make([]int32, len(dupIDs))
+		for i, id := range dupIDs {
+			counts[i] = dups[id]
 		}
-		for _, i := range newIdx[k] {
-			it := &r.items[i]
-			id, _, err := t.incident(it.container, it.rule, it.at, t.now)
-			if err != nil {
-				return fmt.Errorf("find incident of %s/%s: %w", it.container, it.rule, err)
-			}
-			r.claimed = append(r.claimed, store.InboxItem{Alert: r.alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: id})
+		if _, err := t.exec(`UPDATE inbox i SET duplicates = i.duplicates + u.n, last_duplicate_at = $1
+			FROM unnest($2::text[], $3::int[]) AS u(id, n) WHERE i.id = u.id`, nowS, dupIDs, counts); err != nil {
+			return err
 		}
 	}
-	return nil
+	return t.append(entries, nil)
 }
 
 // ClaimAlerts takes up to max waiting alerts, oldest first: pending ones
@@ -441,80 +588,4 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 		return st, fmt.Errorf("read stats: %w", err)
 	}
 	return st, nil
-}
-
-// AcceptSettled stores alerts like AcceptClaimed and then finishes the
-// settled ones with their entries. Not one transaction: an alert whose
-// finish did not commit stays claimed, and the engine processes it again
-// when its lease runs out (a retry, which journals nothing twice).
-func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
-	if lease < 0 {
-		return nil, nil, nil, fmt.Errorf("accept alerts: lease must not be negative, got %s", lease)
-	}
-	if len(settled) > len(alerts) {
-		return nil, nil, nil, fmt.Errorf("accept alerts: %d settled outcomes for %d alerts", len(settled), len(alerts))
-	}
-	prep := make([][]store.SettledEntry, len(settled))
-	for i, st := range settled {
-		if st == nil {
-			continue
-		}
-		prep[i] = make([]store.SettledEntry, 0, len(st.Entries))
-		for k, e := range st.Entries {
-			p, err := store.PrepareSettled(e)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("accept alerts: alert %d: settled entry %d (%s): %w", i+1, k+1, e.Type, err)
-			}
-			prep[i] = append(prep[i], p)
-		}
-	}
-	claim := lease
-	if claim <= 0 {
-		claim = time.Minute
-	}
-	acc, claimed, err := s.accept(ctx, alerts, claim)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	incidents := make([]string, len(alerts))
-	var items []store.InboxItem
-	var b store.Batch
-	k := 0
-	for i := range alerts {
-		if acc[i].Duplicate {
-			continue
-		}
-		it := claimed[k]
-		k++
-		incidents[i] = it.Incident
-		if i < len(prep) && prep[i] != nil {
-			for _, p := range prep[i] {
-				pe, err := p.Resolve(it.Incident)
-				if err != nil {
-					return nil, nil, nil, fmt.Errorf("accept alerts: %w", err)
-				}
-				b.Entries = append(b.Entries, pe.Entry)
-			}
-			b.Finish = append(b.Finish, it.Alert.ID)
-			continue
-		}
-		items = append(items, it)
-	}
-	if len(b.Finish) > 0 {
-		if _, err := s.Apply(ctx, b); err != nil {
-			return nil, nil, nil, fmt.Errorf("accept alerts: finish settled alerts: %w", err)
-		}
-	}
-	if lease <= 0 && len(items) > 0 {
-		// Asked to leave them pending: give the claim back.
-		ids := make([]string, len(items))
-		for i, it := range items {
-			ids[i] = it.Alert.ID
-		}
-		if _, err := s.ExtendClaims(ctx, ids, time.Nanosecond); err != nil {
-			return nil, nil, nil, fmt.Errorf("accept alerts: release claims: %w", err)
-		}
-		items = nil
-	}
-	return acc, items, incidents, nil
 }

@@ -23,28 +23,34 @@ func (s *Store) Incident(ctx context.Context, containerID, rule string, at time.
 }
 
 // IncidentsFor finds or opens the incidents of several alerts, in order,
-// in one transaction. The transaction holds the journal head's lock, so
-// two replicas grouping alerts of one container and rule at once open one
-// incident, not two.
+// in one transaction (see incidents). The transaction holds the journal
+// head's lock, so two replicas grouping alerts of one container and rule
+// at once open one incident, not two.
 func (s *Store) IncidentsFor(ctx context.Context, qs []store.IncidentQuery) ([]store.IncidentRef, error) {
-	for i := range qs {
-		if err := errors.Join(store.CheckText(qs[i].ContainerID), store.CheckText(qs[i].Rule)); err != nil {
+	iq := make([]incidentQuery, len(qs))
+	for i, q := range qs {
+		if err := errors.Join(store.CheckText(q.ContainerID), store.CheckText(q.Rule)); err != nil {
 			return nil, fmt.Errorf("find incident: %w", err)
 		}
-		if qs[i].At.IsZero() {
-			qs[i].At = s.now()
+		if q.At.IsZero() {
+			q.At = s.now()
 		}
+		iq[i] = incidentQuery{container: q.ContainerID, rule: q.Rule, sent: q.At, received: q.ReceivedAt}
 	}
 	refs := make([]store.IncidentRef, len(qs))
 	err := s.write(ctx, true, func(t *wtx) error {
-		for i, q := range qs {
-			id, created, err := t.incident(q.ContainerID, q.Rule, q.At, q.ReceivedAt)
-			if err != nil {
-				return fmt.Errorf("find incident of %s/%s: %w", q.ContainerID, q.Rule, err)
-			}
-			refs[i] = store.IncidentRef{ID: id, Created: created}
+		ids, opened, err := t.incidents(iq)
+		if err != nil {
+			return fmt.Errorf("find incidents: %w", err)
 		}
-		return nil
+		var entries []store.PreparedEntry
+		for i := range ids {
+			refs[i] = store.IncidentRef{ID: ids[i], Created: opened[i] != nil}
+			if opened[i] != nil {
+				entries = append(entries, *opened[i])
+			}
+		}
+		return t.append(entries, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -52,42 +58,118 @@ func (s *Store) IncidentsFor(ctx context.Context, qs []store.IncidentQuery) ([]s
 	return refs, nil
 }
 
-// incident is one find-or-open inside a chain transaction.
-func (t *wtx) incident(containerID, rule string, sent, received time.Time) (string, bool, error) {
-	at, skewed := store.GroupTime(sent, received, t.s.opts.ClockSkew)
-	atS := store.FormatTime(at)
-	var id, lastSeen string
-	err := t.queryRow(`SELECT id, last_seen FROM incidents WHERE container_id = $1 AND rule = $2 AND state = 'open'
-		ORDER BY last_seen DESC LIMIT 1`, containerID, rule).Scan(&id, &lastSeen)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return "", false, err
+type incidentQuery struct {
+	container, rule string
+	sent, received  time.Time
+}
+
+// incidents finds or opens the incidents of several alerts, in order,
+// inside a chain transaction (whose lock on the journal head serialises
+// find-or-open across replicas): one lookup for all of them (the open
+// incident of each container and rule), one insert of the incidents they
+// open and one update of those they join, however many alerts share one.
+// An alert that opened an incident gets its incident.opened entry in
+// opened, for the caller to append where it belongs (right after the
+// alert's alert.received in an accept).
+func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*store.PreparedEntry, err error) {
+	if len(qs) == 0 {
+		return nil, nil, nil
 	}
-	if err == nil {
+	type key struct{ container, rule string }
+	type current struct {
+		id    string
+		last  time.Time
+		added int // alerts grouped into it here, beyond the one that opened it
+	}
+	memo := make(map[key]*current)
+	var keyC, keyR []string
+	for _, q := range qs {
+		k := key{q.container, q.rule}
+		if _, ok := memo[k]; !ok {
+			memo[k] = nil
+			keyC, keyR = append(keyC, q.container), append(keyR, q.rule)
+		}
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT u.c, u.r, i.id, i.last_seen FROM unnest($1::text[], $2::text[]) AS u(c, r)
+		CROSS JOIN LATERAL (SELECT id, last_seen FROM incidents WHERE container_id = u.c AND rule = u.r AND state = 'open'
+		ORDER BY last_seen DESC LIMIT 1) i`, keyC, keyR)
+	if err != nil {
+		return nil, nil, err
+	}
+	var touched []*current
+	for rows.Next() {
+		var k key
+		var id, lastSeen string
+		if err := rows.Scan(&k.container, &k.rule, &id, &lastSeen); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
 		ls, err := store.ParseTime(lastSeen)
 		if err != nil {
-			return "", false, err
+			rows.Close()
+			return nil, nil, fmt.Errorf("incident %s: last_seen: %w", id, err)
 		}
-		if !at.After(ls.Add(t.s.opts.IncidentWindow)) {
-			_, err := t.exec(`UPDATE incidents SET last_seen = GREATEST(last_seen, $1), alerts = alerts + 1 WHERE id = $2`, atS, id)
-			return id, false, err
+		c := &current{id: id, last: ls}
+		memo[k] = c
+		touched = append(touched, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	window := t.s.opts.IncidentWindow
+	var newIDs, newC, newR, newAt []string
+	ids, opened = make([]string, len(qs)), make([]*store.PreparedEntry, len(qs))
+	for i, q := range qs {
+		at, skewed := store.GroupTime(q.sent, q.received, t.s.opts.ClockSkew)
+		k := key{q.container, q.rule}
+		if c := memo[k]; c != nil && !at.After(c.last.Add(window)) {
+			c.added++
+			if at.After(c.last) {
+				c.last = at
+			}
+			ids[i] = c.id
+			continue
+		}
+		id := store.NewID("inc", at)
+		newIDs, newC, newR, newAt = append(newIDs, id), append(newC, q.container), append(newR, q.rule), append(newAt, store.FormatTime(at))
+		detail := map[string]any{"incident": id, "container_id": q.container, "rule": q.rule}
+		if skewed {
+			// Both times, and which one grouped: the sender's clock is off.
+			detail["alert_time"] = store.FormatTime(q.sent)
+			detail["received_at"] = store.FormatTime(q.received)
+			detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
+		}
+		e, err := store.PrepareEntry(store.Entry{Type: store.IncidentOpened, Actor: store.StoreActor, Detail: detail})
+		if err != nil {
+			return nil, nil, err
+		}
+		ids[i], opened[i] = id, &e
+		c := &current{id: id, last: at}
+		memo[k] = c
+		touched = append(touched, c)
+	}
+	if len(newIDs) > 0 {
+		if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen)
+			SELECT id, c, r, at, at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, c, r, at)`,
+			newIDs, newC, newR, newAt); err != nil {
+			return nil, nil, err
 		}
 	}
-	id = store.NewID("inc", at)
-	if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen) VALUES ($1, $2, $3, $4, $4)`,
-		id, containerID, rule, atS); err != nil {
-		return "", false, err
+	var upID, upLast []string
+	var upAdded []int32
+	for _, c := range touched {
+		if c.added > 0 {
+			upID, upLast, upAdded = append(upID, c.id), append(upLast, store.FormatTime(c.last)), append(upAdded, int32(c.added))
+		}
 	}
-	detail := map[string]any{"incident": id, "container_id": containerID, "rule": rule}
-	if skewed {
-		detail["alert_time"] = store.FormatTime(sent)
-		detail["received_at"] = store.FormatTime(received)
-		detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
+	if len(upID) > 0 {
+		if _, err := t.exec(`UPDATE incidents i SET last_seen = GREATEST(i.last_seen, u.last), alerts = i.alerts + u.added
+			FROM unnest($1::text[], $2::text[], $3::int[]) AS u(id, last, added) WHERE i.id = u.id`,
+			upID, upLast, upAdded); err != nil {
+			return nil, nil, err
+		}
 	}
-	e, err := store.PrepareEntry(store.Entry{Type: store.IncidentOpened, Actor: store.StoreActor, Detail: detail})
-	if err != nil {
-		return "", false, err
-	}
-	return id, true, t.append([]store.PreparedEntry{e}, nil)
+	return ids, opened, nil
 }
 
 const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +39,7 @@ func Run(t *testing.T, h Harness) {
 		{"AcceptRejects", testAcceptRejects},
 		{"ClaimAndFinishAlerts", testClaimAndFinish},
 		{"AcceptClaimed", testAcceptClaimed},
+		{"AcceptSettled", testAcceptSettled},
 		{"Journal", testJournal},
 		{"AppendRejects", testAppendRejects},
 		{"Incidents", testIncidents},
@@ -1603,4 +1606,203 @@ func testHistory(t *testing.T, h Harness) {
 	if err != nil || len(all) != 3 || all[0].Alert.ID != "h-1" {
 		t.Fatalf("all alerts: %d, %v", len(all), err)
 	}
+}
+
+// settledPlan is what the engine hands AcceptSettled for an alert matched
+// by one playbook in dry run, and a note: TheIncident at the top of a
+// detail, in a plan step's parameters and in a list.
+func settledPlan(id string) *store.Settled {
+	return &store.Settled{Entries: []store.Entry{
+		{Type: store.PlaybookMatched, AlertID: id, Playbook: "contain", Actor: "playbook:contain", Detail: map[string]any{
+			"incident": store.TheIncident, "dry_run": true,
+			store.PlanDetail: []store.PlanStep{{Index: 0, Action: "slack.post", Decision: "dry_run",
+				With: map[string]any{"text": "incident {{ .incident }}", "ref": store.TheIncident}}},
+		}},
+		{Type: store.Note, AlertID: id, Actor: "engine", Detail: map[string]any{"seen": []any{"x", store.TheIncident}}},
+	}}
+}
+
+// checkSettled fails t unless entries, from the alert.received of
+// settled alert id on, are: alert.received, incident.opened of inc when
+// opens, then settledPlan's two entries with inc in place of TheIncident.
+// It returns the entries after them.
+func checkSettled(t *testing.T, entries []store.Entry, id, inc string, opens bool) []store.Entry {
+	t.Helper()
+	k := slices.IndexFunc(entries, func(e store.Entry) bool { return e.Type == store.AlertReceived && e.AlertID == id })
+	if k < 0 {
+		t.Fatalf("no alert.received of %s", id)
+	}
+	es := entries[k+1:]
+	if opens {
+		if len(es) == 0 || es[0].Type != store.IncidentOpened || es[0].Detail["incident"] != inc {
+			t.Fatalf("entry after %s's alert.received: %+v, want incident.opened of %s", id, es[:min(1, len(es))], inc)
+		}
+		es = es[1:]
+	}
+	if len(es) < 2 {
+		t.Fatalf("%s: %d entries after alert.received, want its settled entries", id, len(es))
+	}
+	m, n := es[0], es[1]
+	if m.Type != store.PlaybookMatched || m.AlertID != id || m.Playbook != "contain" || m.Actor != "playbook:contain" || m.Detail["incident"] != inc || m.Detail["dry_run"] != true {
+		t.Fatalf("%s: playbook.matched %+v, want incident %s", id, m, inc)
+	}
+	steps, _ := m.Detail[store.PlanDetail].([]any)
+	step, _ := steps[0].(map[string]any)
+	with, _ := step["with"].(map[string]any)
+	if len(steps) != 1 || step["do"] != "slack.post" || with["ref"] != inc || with["text"] != "incident {{ .incident }}" {
+		t.Fatalf("%s: plan %+v, want the incident %s in the step's parameters", id, m.Detail[store.PlanDetail], inc)
+	}
+	if seen, _ := n.Detail["seen"].([]any); n.Type != store.Note || n.AlertID != id || len(seen) != 2 || seen[0] != "x" || seen[1] != inc {
+		t.Fatalf("%s: note %+v, want the incident %s in a list", id, n, inc)
+	}
+	return es[2:]
+}
+
+func testAcceptSettled(t *testing.T, h Harness) {
+	c := NewClock()
+	s, _ := open(t, h, store.Options{Now: c.Now})
+	mustAccept(t, s, "s-0")
+	entriesFrom := func(after int64) []store.Entry {
+		t.Helper()
+		es, err := s.Entries(ctx, store.Filter{AfterSeq: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	matched := func(id string) int {
+		t.Helper()
+		es, err := s.Entries(ctx, store.Filter{AlertID: id, Types: []store.EntryType{store.PlaybookMatched, store.Note}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+
+	// Lease 0: settled alerts done, the others pending.
+	other := Alert("s-4")
+	other.OutputFields["container.id"] = "c-other"
+	as := []alert.Alert{Alert("s-0"), Alert("s-1"), Alert("s-2"), Alert("s-3"), Alert("s-1"), other, Alert("s-5")}
+	settled := []*store.Settled{settledPlan("s-0"), settledPlan("s-1"), settledPlan("s-2"), nil, settledPlan("s-1"), {}}
+	seq := headSeq(t, s)
+	acc, items, incs, err := s.AcceptSettled(ctx, as, settled, 0)
+	if err != nil || len(acc) != len(as) || len(incs) != len(as) || len(items) != 0 {
+		t.Fatalf("accept settled, lease 0: %+v %+v %v %v", acc, items, incs, err)
+	}
+	for i, a := range acc {
+		dup := i == 0 || i == 4
+		if a.ID != as[i].ID || a.Duplicate != dup || a.Conflict {
+			t.Fatalf("accepted[%d] %+v, want duplicate %v", i, a, dup)
+		}
+	}
+	if incs[1] == "" || incs[2] != incs[1] || incs[5] == "" || incs[5] == incs[1] {
+		t.Fatalf("incidents %q: s-1 and s-2 share one, s-4 has its own", incs)
+	}
+	for _, i := range []int{0, 3, 4, 6} {
+		if incs[i] != "" {
+			t.Fatalf("incidents %q: a duplicate or an alert left pending has none", incs)
+		}
+	}
+	if info, err := s.GetIncident(ctx, incs[1]); err != nil || info.Alerts != 2 || info.ContainerID != "3f9a1c2b4d5e" || info.Rule != "Terminal shell in container" {
+		t.Fatalf("incident of s-1 and s-2: %+v, %v; want 2 alerts", info, err)
+	}
+	es := entriesFrom(seq)
+	rest := checkSettled(t, es, "s-1", incs[1], true)
+	if rest = checkSettled(t, rest, "s-2", incs[2], false); len(rest) == 0 || rest[0].AlertID != "s-3" {
+		t.Fatalf("after s-2's settled entries: %+v, want s-3's alert.received", rest[:min(1, len(rest))])
+	}
+	k := slices.IndexFunc(es, func(e store.Entry) bool { return e.Type == store.AlertReceived && e.AlertID == "s-4" })
+	if k < 0 || k+2 >= len(es) || es[k+1].Type != store.IncidentOpened || es[k+1].Detail["incident"] != incs[5] || es[k+2].AlertID != "s-5" {
+		t.Fatalf("s-4 (settled, nothing to journal): entries %+v, want alert.received, incident.opened, then s-5's", es[max(k, 0):])
+	}
+	if n := len(es); n != 13 {
+		t.Fatalf("%d entries journaled, want 13 (5 received, 2 duplicates, 2 incidents opened, 2×2 settled)", n)
+	}
+	if matched("s-0") != 0 || matched("s-1") != 2 {
+		t.Fatal("a duplicate's settled entries were journaled")
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.InboxPending != 3 || st.InboxProcessing != 0 {
+		t.Fatalf("stats %+v, %v; want s-0, s-3 and s-5 pending", st, err)
+	}
+	got, err := s.ClaimAlerts(ctx, 10, time.Minute)
+	var ids []string
+	for _, it := range got {
+		ids = append(ids, it.Alert.ID)
+	}
+	if err != nil || fmt.Sprint(ids) != "[s-0 s-3 s-5]" {
+		t.Fatalf("claim after accept settled: %v, %v; want the pending ones, never a settled one", ids, err)
+	}
+
+	// Lease > 0: the unsettled alert comes back claimed, with the incident
+	// the settled ones joined; a conflict journals no settled entries.
+	known, created, err := s.Incident(ctx, "c-known", "Terminal shell in container", c.Now())
+	if err != nil || !created {
+		t.Fatalf("open incident: %v %v", created, err)
+	}
+	as = nil
+	for _, id := range []string{"k-1", "k-2", "k-3"} {
+		a := Alert(id)
+		a.OutputFields["container.id"] = "c-known"
+		as = append(as, a)
+	}
+	conflict := Alert("s-2")
+	conflict.Rule = "Something else"
+	as = append(as, conflict)
+	opened := len(entriesOf(t, s, store.IncidentOpened))
+	seq = headSeq(t, s)
+	acc, items, incs, err = s.AcceptSettled(ctx, as, []*store.Settled{settledPlan("k-1"), settledPlan("k-2"), nil, settledPlan("s-2")}, time.Minute)
+	if err != nil || len(acc) != 4 || acc[0].Duplicate || acc[2].Duplicate || !acc[3].Duplicate || !acc[3].Conflict {
+		t.Fatalf("accept settled, lease 1m: %+v %v", acc, err)
+	}
+	if len(items) != 1 || items[0].Alert.ID != "k-3" || items[0].Incident != known || items[0].Attempts != 1 || items[0].ReceivedAt.IsZero() {
+		t.Fatalf("claimed items %+v, want k-3 in incident %s", items, known)
+	}
+	if fmt.Sprint(incs) != fmt.Sprint([]string{known, known, known, ""}) {
+		t.Fatalf("incidents %q, want %s for k-1..3 and none for the conflict", incs, known)
+	}
+	if info, err := s.GetIncident(ctx, known); err != nil || info.Alerts != 4 {
+		t.Fatalf("incident %+v, %v; want 1+3 alerts", info, err)
+	}
+	if n := len(entriesOf(t, s, store.IncidentOpened)); n != opened {
+		t.Fatalf("%d incident.opened, want %d: the alerts joined an open incident", n, opened)
+	}
+	es = entriesFrom(seq)
+	rest = checkSettled(t, es, "k-1", known, false)
+	if rest = checkSettled(t, rest, "k-2", known, false); len(rest) != 2 || rest[0].AlertID != "k-3" || rest[1].Type != store.AlertDuplicate || rest[1].AlertID != "s-2" {
+		t.Fatalf("after k-2's settled entries: %+v, want k-3's alert.received and the conflict's alert.duplicate", rest)
+	}
+	if matched("s-2") != 2 {
+		t.Fatal("the conflict's settled entries were journaled")
+	}
+	if got, err := s.ClaimAlerts(ctx, 10, time.Minute); err != nil || len(got) != 0 {
+		t.Fatalf("claim: %+v, %v; want nothing (k-3 is claimed, the others done)", got, err)
+	}
+
+	// Refused: nothing is stored.
+	seq = headSeq(t, s)
+	bad := settledPlan("b-2")
+	bad.Entries[1].Playbook = "bad\xff"
+	for _, tc := range []struct {
+		name    string
+		settled []*store.Settled
+		lease   time.Duration
+		want    string
+	}{
+		{"settled longer than alerts", []*store.Settled{nil, nil, nil}, 0, "3 settled"},
+		{"bad settled entry", []*store.Settled{settledPlan("b-1"), bad}, time.Minute, "alert 2: settled entry 2 (note)"},
+		{"negative lease", nil, -time.Second, "lease"},
+	} {
+		_, _, _, err := s.AcceptSettled(ctx, []alert.Alert{Alert("b-1"), Alert("b-2")}, tc.settled, tc.lease)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+	if headSeq(t, s) != seq {
+		t.Fatal("a refused accept journaled entries")
+	}
+	if acc, err := s.Accept(ctx, []alert.Alert{Alert("b-1")}); err != nil || acc[0].Duplicate {
+		t.Fatalf("b-1 after refused accepts: %+v, %v; want it new", acc, err)
+	}
+	MustVerify(t, s)
 }
