@@ -58,7 +58,16 @@ func BenchmarkDurableIntake(b *testing.B) {
 var benchRun atomic.Int64
 
 func benchIntake(b *testing.B, handles []store.Backend, callers int) {
-	ctx := context.Background()
+	benchAccepts(b, handles, callers, func(s store.Backend, a []alert.Alert) error {
+		_, err := s.Accept(context.Background(), a)
+		return err
+	})
+}
+
+// benchAccepts has callers goroutines accept b.N unique alerts, one per
+// call, with accept, spread over handles; it reports alerts/s and the
+// p50 and p99 of one call.
+func benchAccepts(b *testing.B, handles []store.Backend, callers int, accept func(store.Backend, []alert.Alert) error) {
 	run := benchRun.Add(1)
 	var next atomic.Int64
 	lat := make([][]time.Duration, callers)
@@ -76,7 +85,7 @@ func benchIntake(b *testing.B, handles []store.Backend, callers int) {
 				}
 				a[0].ID = fmt.Sprintf("bench-%d-%016x", run, uint64(i)*0x9E3779B97F4A7C15)
 				t0 := time.Now()
-				if _, err := s.Accept(ctx, a); err != nil {
+				if err := accept(s, a); err != nil {
 					b.Error(err)
 					return
 				}
@@ -165,4 +174,112 @@ func BenchmarkAlertIndex(b *testing.B) {
 			b.ReportMetric(float64(idx1-idx0)/float64(b.N), "index-B/alert")
 		})
 	}
+}
+
+// BenchmarkSettledIntake measures durable accepts of alerts settled at
+// accept, as `riposte serve --dry-run` with the example playbooks makes
+// them (each alert: two dry-run plans journaled with it, in its
+// incident), one alert per call from 16 and 64 callers: AcceptSettled in
+// the accept's own transaction (one-tx) beside the stopgap it replaced,
+// AcceptClaimed and then an Apply that finishes the alerts with their
+// entries (two-tx: two transactions on the chain per call), on one
+// PostgreSQL with fsync on, in the same run; SQLite's AcceptSettled for
+// reference.
+//
+//	go test -run '^$' -bench SettledIntake -benchtime 5000x ./internal/store/postgres
+func BenchmarkSettledIntake(b *testing.B) {
+	variants := []struct {
+		name   string
+		accept func(store.Backend, []alert.Alert) error
+	}{
+		{"two-tx", acceptSettledTwoTx},
+		{"one-tx", func(s store.Backend, a []alert.Alert) error {
+			_, _, _, err := s.AcceptSettled(context.Background(), a, dryRunPlans(a), 0)
+			return err
+		}},
+	}
+	for _, callers := range []int{16, 64} {
+		b.Run(fmt.Sprintf("sqlite/c%d", callers), func(b *testing.B) {
+			s, err := store.Open(store.PathIn(filepath.Join(b.TempDir(), "data")), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			benchAccepts(b, []store.Backend{s}, callers, variants[1].accept)
+		})
+		for _, v := range variants {
+			b.Run(fmt.Sprintf("postgres-%s/c%d", v.name, callers), func(b *testing.B) {
+				s, err := Open(context.Background(), pgDurable.Database(b), store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				benchAccepts(b, []store.Backend{s}, callers, v.accept)
+			})
+		}
+	}
+}
+
+// dryRunPlans are the entries the engine settles alerts with in dry run
+// when two of the example playbooks match them (staging-quarantine and
+// oncall-shell-in-container), their incident left to the store.
+func dryRunPlans(as []alert.Alert) []*store.Settled {
+	out := make([]*store.Settled, len(as))
+	for i := range as {
+		a := &as[i]
+		plan := func(name string, order int, steps ...store.PlanStep) store.Entry {
+			return store.Entry{Type: store.PlaybookMatched, AlertID: a.ID, Playbook: name, Actor: "playbook:" + name,
+				Detail: map[string]any{"incident": store.TheIncident, "order": order, "actions": len(steps),
+					"dry_run": true, "retry": false, store.PlanDetail: steps}}
+		}
+		out[i] = &store.Settled{Entries: []store.Entry{
+			plan("staging-quarantine", 10,
+				store.PlanStep{Index: 0, Action: "container.snapshot", With: map[string]any{"logs": 500, "export": true}, Decision: "dry_run"},
+				store.PlanStep{Index: 1, Action: "container.quarantine", Decision: "dry_run"},
+				store.PlanStep{Index: 2, Action: "journal.note", Decision: "dry_run", With: map[string]any{
+					"text": "staging guard: " + a.Rule + " in " + a.Field("container.name") + " (" + a.Field("container.id") + "), quarantined for inspection"}}),
+			plan("oncall-shell-in-container", 30,
+				store.PlanStep{Index: 0, Action: "slack.notify", Decision: "dry_run", With: map[string]any{
+					"channel": "#security-oncall", "text": a.Rule + ": " + a.Field("proc.cmdline") + " in " + a.Field("container.name")}},
+				store.PlanStep{Index: 1, Action: "container.snapshot", With: map[string]any{"logs": 200, "export": false}, Decision: "dry_run"},
+				store.PlanStep{Index: 2, Action: "container.pause", Decision: "dry_run"}),
+		}}
+	}
+	return out
+}
+
+// acceptSettledTwoTx is how the PostgreSQL store served AcceptSettled
+// before it ran in the accept's transaction (commit abcd379), kept as the
+// benchmark's baseline: AcceptClaimed, then one Apply that journals the
+// settled entries and finishes the alerts.
+func acceptSettledTwoTx(s store.Backend, as []alert.Alert) error {
+	ctx := context.Background()
+	prep := dryRunPlans(as)
+	acc, claimed, err := s.AcceptClaimed(ctx, as, time.Minute)
+	if err != nil {
+		return err
+	}
+	var batch store.Batch
+	k := 0
+	for i := range as {
+		if acc[i].Duplicate {
+			continue
+		}
+		it := claimed[k]
+		k++
+		for _, e := range prep[i].Entries {
+			p, err := store.PrepareSettled(e)
+			if err != nil {
+				return err
+			}
+			pe, err := p.Resolve(it.Incident)
+			if err != nil {
+				return err
+			}
+			batch.Entries = append(batch.Entries, pe.Entry)
+		}
+		batch.Finish = append(batch.Finish, it.Alert.ID)
+	}
+	_, err = s.Apply(ctx, batch)
+	return err
 }
