@@ -22,7 +22,15 @@
 // committed: one goroutine per handle (the accepter) runs them, and the
 // Accepts that queue while its transaction commits go together into the
 // next one (one head-row lock, one WAL flush for all). Close lets the
-// queued Accepts commit before it closes the pool.
+// queued Accepts commit before it closes the pool. AcceptClaimed and
+// AcceptSettled go the same way: the incidents of their alerts are found
+// or opened in that transaction (one lookup for the batch, one insert,
+// one update), and AcceptSettled's settled alerts are stored done with
+// their processing's entries there too, so the 202 of an alert the engine
+// processed at accept means its plan is on disk. The transaction sends its
+// reads in one batch and its writes (journal rows and head included) in
+// another: four round trips with its begin, head lock and commit,
+// whatever it holds.
 //
 // Sessions set idle_in_transaction_session_timeout (5s) and lock_timeout
 // (2s) unless the URL sets them: a replica partitioned mid-transaction

@@ -273,35 +273,65 @@ func (s *Store) acceptLoop() {
 
 // acceptAll stores the alerts of reqs, in order, in one chain transaction
 // (whose lock on the journal head makes the duplicate check and
-// find-or-open of incidents atomic across replicas): one lookup of the ids
-// already there, the incidents of the claimed and settled new alerts (see
-// incidents), one insert of the new alerts (pending, claimed, or done for
-// settled ones, so that neither of the last two passes through pending),
-// one update of the duplicates' counts, one append of the entries. Each
-// alert's entries are contiguous: its alert.received, the incident.opened
-// of an incident it opened, its settled entries. fn of write: it sets its
-// results afresh when run again.
+// find-or-open of incidents atomic across replicas), in two round trips
+// besides its begin, head lock and commit: one batch of reads (the ids
+// already there, the open incidents of the claimed and settled alerts'
+// containers and rules), one batch of writes (the incidents opened and
+// joined, see groupIncidents; the new alerts, pending, claimed, or done
+// for settled ones, so that neither of the last two passes through
+// pending; the duplicates' counts; the journal entries and the head).
+// Each alert's entries are contiguous: its alert.received, the
+// incident.opened of an incident it opened, its settled entries. fn of
+// write: it sets its results afresh when run again.
 func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	var ids []string
+	var want []incidentQuery // a superset of qs below: duplicates are not known yet
 	for _, r := range reqs {
 		for i := range r.items {
-			ids = append(ids, r.items[i].id)
+			it := &r.items[i]
+			ids = append(ids, it.id)
+			if it.settle || r.claim > 0 {
+				want = append(want, incidentQuery{container: it.container, rule: it.rule})
+			}
 		}
+	}
+	var reads pgx.Batch
+	reads.Queue(`SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
+	if len(want) > 0 {
+		cs, rs := incidentKeys(want)
+		reads.Queue(incidentLookup, cs, rs)
 	}
 	seen := make(map[string]string, len(ids))
-	rows, err := t.tx.Query(t.ctx, `SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id, raw string
-		if err := rows.Scan(&id, &raw); err != nil {
-			rows.Close()
+	var found map[incidentKey]*openIncident
+	err := func() error {
+		br := t.tx.SendBatch(t.ctx, &reads)
+		defer br.Close()
+		rows, err := br.Query()
+		if err != nil {
 			return err
 		}
-		seen[id] = raw
-	}
-	if err := rows.Err(); err != nil {
+		for rows.Next() {
+			var id, raw string
+			if err := rows.Scan(&id, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			seen[id] = raw
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(want) > 0 {
+			if rows, err = br.Query(); err != nil {
+				return err
+			}
+			if found, err = scanIncidents(rows); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
 		return err
 	}
 	// Which are new, and the incidents of those that need one.
@@ -321,7 +351,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 			}
 		}
 	}
-	incidents, opened, err := t.incidents(qs)
+	incidents, opened, writes, err := t.groupIncidents(qs, found)
 	if err != nil {
 		return fmt.Errorf("find incidents: %w", err)
 	}
@@ -384,13 +414,11 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 		}
 	}
 	if len(newIDs) > 0 {
-		if _, err := t.exec(`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq, done_at)
+		writes = append(writes, statement{`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq, done_at)
 			SELECT id, raw, $3, state, attempts, owner, lease, seq, done FROM
 			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY
 			AS u(id, raw, state, attempts, owner, lease, seq, done, o) ORDER BY o`,
-			newIDs, newRaws, nowS, states, attempts, owners, leases, seqs, doneAt); err != nil {
-			return err
-		}
+			[]any{newIDs, newRaws, nowS, states, attempts, owners, leases, seqs, doneAt}})
 	}
 	if len(dupIDs) > 0 {
 		// After the insert: an id repeated within the batch counts too.
@@ -398,12 +426,22 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 		for i, id := range dupIDs {
 			counts[i] = dups[id]
 		}
-		if _, err := t.exec(`UPDATE inbox i SET duplicates = i.duplicates + u.n, last_duplicate_at = $1
-			FROM unnest($2::text[], $3::int[]) AS u(id, n) WHERE i.id = u.id`, nowS, dupIDs, counts); err != nil {
-			return err
-		}
+		writes = append(writes, statement{`UPDATE inbox i SET duplicates = i.duplicates + u.n, last_duplicate_at = $1
+			FROM unnest($2::text[], $3::int[]) AS u(id, n) WHERE i.id = u.id`, []any{nowS, dupIDs, counts}})
 	}
-	return t.append(entries, nil)
+	app, head, err := t.appendStatements(entries)
+	if err != nil {
+		return err
+	}
+	var b pgx.Batch
+	for _, w := range append(writes, app...) {
+		b.Queue(w.sql, w.args...)
+	}
+	if err := t.tx.SendBatch(t.ctx, &b).Close(); err != nil {
+		return err
+	}
+	t.recorded(head)
+	return nil
 }
 
 // ClaimAlerts takes up to max waiting alerts, oldest first: pending ones

@@ -63,66 +63,110 @@ type incidentQuery struct {
 	sent, received  time.Time
 }
 
+type incidentKey struct{ container, rule string }
+
+// openIncident is the open incident of a container and rule as a chain
+// transaction finds and changes it.
+type openIncident struct {
+	id    string
+	last  time.Time
+	added int // alerts grouped into it here, beyond the one that opened it
+}
+
+// incidentLookup finds the open incident of each (container, rule) of two
+// arrays, through incidents_open; scanIncidents reads its rows.
+const incidentLookup = `SELECT u.c, u.r, i.id, i.last_seen FROM unnest($1::text[], $2::text[]) AS u(c, r)
+	CROSS JOIN LATERAL (SELECT id, last_seen FROM incidents WHERE container_id = u.c AND rule = u.r AND state = 'open'
+	ORDER BY last_seen DESC LIMIT 1) i`
+
+// incidentKeys are the distinct (container, rule) of qs, as incidentLookup's
+// arguments.
+func incidentKeys(qs []incidentQuery) (containers, rules []string) {
+	seen := make(map[incidentKey]bool, len(qs))
+	for _, q := range qs {
+		k := incidentKey{q.container, q.rule}
+		if !seen[k] {
+			seen[k] = true
+			containers, rules = append(containers, q.container), append(rules, q.rule)
+		}
+	}
+	return containers, rules
+}
+
+func scanIncidents(rows pgx.Rows) (map[incidentKey]*openIncident, error) {
+	defer rows.Close()
+	found := make(map[incidentKey]*openIncident)
+	for rows.Next() {
+		var k incidentKey
+		var id, lastSeen string
+		if err := rows.Scan(&k.container, &k.rule, &id, &lastSeen); err != nil {
+			return nil, err
+		}
+		ls, err := store.ParseTime(lastSeen)
+		if err != nil {
+			return nil, fmt.Errorf("incident %s: last_seen: %w", id, err)
+		}
+		found[k] = &openIncident{id: id, last: ls}
+	}
+	return found, rows.Err()
+}
+
+// statement is one SQL statement with its arguments, to run or to queue in
+// a batch.
+type statement struct {
+	sql  string
+	args []any
+}
+
 // incidents finds or opens the incidents of several alerts, in order,
 // inside a chain transaction (whose lock on the journal head serialises
-// find-or-open across replicas): one lookup for all of them (the open
-// incident of each container and rule), one insert of the incidents they
-// open and one update of those they join, however many alerts share one.
-// An alert that opened an incident gets its incident.opened entry in
-// opened, for the caller to append where it belongs (right after the
-// alert's alert.received in an accept).
+// find-or-open across replicas): one lookup for all of them, then
+// groupIncidents' writes.
 func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*store.PreparedEntry, err error) {
 	if len(qs) == 0 {
 		return nil, nil, nil
 	}
-	type key struct{ container, rule string }
-	type current struct {
-		id    string
-		last  time.Time
-		added int // alerts grouped into it here, beyond the one that opened it
-	}
-	memo := make(map[key]*current)
-	var keyC, keyR []string
-	for _, q := range qs {
-		k := key{q.container, q.rule}
-		if _, ok := memo[k]; !ok {
-			memo[k] = nil
-			keyC, keyR = append(keyC, q.container), append(keyR, q.rule)
-		}
-	}
-	rows, err := t.tx.Query(t.ctx, `SELECT u.c, u.r, i.id, i.last_seen FROM unnest($1::text[], $2::text[]) AS u(c, r)
-		CROSS JOIN LATERAL (SELECT id, last_seen FROM incidents WHERE container_id = u.c AND rule = u.r AND state = 'open'
-		ORDER BY last_seen DESC LIMIT 1) i`, keyC, keyR)
+	cs, rs := incidentKeys(qs)
+	rows, err := t.tx.Query(t.ctx, incidentLookup, cs, rs)
 	if err != nil {
 		return nil, nil, err
 	}
-	var touched []*current
-	for rows.Next() {
-		var k key
-		var id, lastSeen string
-		if err := rows.Scan(&k.container, &k.rule, &id, &lastSeen); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		ls, err := store.ParseTime(lastSeen)
-		if err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("incident %s: last_seen: %w", id, err)
-		}
-		c := &current{id: id, last: ls}
-		memo[k] = c
-		touched = append(touched, c)
-	}
-	if err := rows.Err(); err != nil {
+	found, err := scanIncidents(rows)
+	if err != nil {
 		return nil, nil, err
 	}
+	ids, opened, writes, err := t.groupIncidents(qs, found)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range writes {
+		if _, err := t.exec(w.sql, w.args...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ids, opened, nil
+}
+
+// groupIncidents decides, in order, which incident each alert of qs joins
+// or opens, given the open incidents found (incidentLookup's, for a
+// superset of qs's keys at most; it is changed). It returns the writes
+// that record it: one insert of the incidents opened and one update of
+// those joined, however many alerts share one. An alert that opened an
+// incident gets its incident.opened entry in opened, for the caller to
+// append where it belongs (right after the alert's alert.received in an
+// accept).
+func (t *wtx) groupIncidents(qs []incidentQuery, found map[incidentKey]*openIncident) (ids []string, opened []*store.PreparedEntry, writes []statement, err error) {
 	window := t.s.opts.IncidentWindow
+	var touched []*openIncident
+	for _, c := range found {
+		touched = append(touched, c)
+	}
 	var newIDs, newC, newR, newAt []string
 	ids, opened = make([]string, len(qs)), make([]*store.PreparedEntry, len(qs))
 	for i, q := range qs {
 		at, skewed := store.GroupTime(q.sent, q.received, t.s.opts.ClockSkew)
-		k := key{q.container, q.rule}
-		if c := memo[k]; c != nil && !at.After(c.last.Add(window)) {
+		k := incidentKey{q.container, q.rule}
+		if c := found[k]; c != nil && !at.After(c.last.Add(window)) {
 			c.added++
 			if at.After(c.last) {
 				c.last = at
@@ -141,19 +185,17 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*store.Prepa
 		}
 		e, err := store.PrepareEntry(store.Entry{Type: store.IncidentOpened, Actor: store.StoreActor, Detail: detail})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		ids[i], opened[i] = id, &e
-		c := &current{id: id, last: at}
-		memo[k] = c
+		c := &openIncident{id: id, last: at}
+		found[k] = c
 		touched = append(touched, c)
 	}
 	if len(newIDs) > 0 {
-		if _, err := t.exec(`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen)
+		writes = append(writes, statement{`INSERT INTO incidents (id, container_id, rule, opened_at, last_seen)
 			SELECT id, c, r, at, at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, c, r, at)`,
-			newIDs, newC, newR, newAt); err != nil {
-			return nil, nil, err
-		}
+			[]any{newIDs, newC, newR, newAt}})
 	}
 	var upID, upLast []string
 	var upAdded []int32
@@ -163,13 +205,12 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*store.Prepa
 		}
 	}
 	if len(upID) > 0 {
-		if _, err := t.exec(`UPDATE incidents i SET last_seen = GREATEST(i.last_seen, u.last), alerts = i.alerts + u.added
+		// After the insert: an incident opened here may have been joined.
+		writes = append(writes, statement{`UPDATE incidents i SET last_seen = GREATEST(i.last_seen, u.last), alerts = i.alerts + u.added
 			FROM unnest($1::text[], $2::text[], $3::int[]) AS u(id, last, added) WHERE i.id = u.id`,
-			upID, upLast, upAdded); err != nil {
-			return nil, nil, err
-		}
+			[]any{upID, upLast, upAdded}})
 	}
-	return ids, opened, nil
+	return ids, opened, writes, nil
 }
 
 const incidentColumns = `id, container_id, rule, state, opened_at, last_seen, alerts, released_at`

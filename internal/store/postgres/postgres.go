@@ -200,7 +200,7 @@ type wtx struct {
 	now   time.Time
 	chain bool
 	head  chainHead
-	begun chainHead
+	begun chainHead // the head journal_head holds: at begin, or as recorded
 }
 
 type chainHead struct {
@@ -286,7 +286,7 @@ func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error 
 		return err
 	}
 	if t.head != t.begun {
-		if _, err := tx.Exec(ctx, `UPDATE journal_head SET seq = $1, hash = $2, time = $3 WHERE id = 1`,
+		if _, err := tx.Exec(ctx, recordHead,
 			t.head.seq, t.head.hash, store.FormatTime(t.head.time)); err != nil {
 			return fmt.Errorf("record journal head: %w", err)
 		}
@@ -327,11 +327,31 @@ func (t *wtx) append(entries []store.PreparedEntry, out []store.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	rs, h, err := t.chainRows(entries, out)
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		rows[i] = []any{r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash}
+	}
+	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"journal"}, journalCols, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("append journal entries: %w", err)
+	}
+	t.head = h
+	return nil
+}
+
+// chainRows numbers, chains and hashes entries after t.head: the journal
+// rows, and the head after them (t.head is the caller's to move once they
+// are inserted).
+func (t *wtx) chainRows(entries []store.PreparedEntry, out []store.Entry) ([]store.Row, chainHead, error) {
 	if !t.chain {
-		return errors.New("append outside a chain transaction (a bug)")
+		return nil, chainHead{}, errors.New("append outside a chain transaction (a bug)")
 	}
 	h := t.head
-	rows := make([][]any, len(entries))
+	rows := make([]store.Row, len(entries))
 	for i := range entries {
 		p := &entries[i]
 		at := t.s.now()
@@ -344,21 +364,49 @@ func (t *wtx) append(entries []store.PreparedEntry, out []store.Entry) error {
 			SHA256: p.SHA256, PrevHash: h.hash,
 		}
 		r.Hash = r.ComputeHash()
-		rows[i] = []any{r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash}
+		rows[i] = r
 		h = chainHead{seq: r.Seq, hash: r.Hash, time: at}
 		if out != nil {
 			e, err := r.Entry()
 			if err != nil {
-				return err
+				return nil, chainHead{}, err
 			}
 			out[i] = e
 		}
 	}
-	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"journal"}, journalCols, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("append journal entries: %w", err)
-	}
-	t.head = h
-	return nil
+	return rows, h, nil
 }
+
+// appendStatements are the statements that append entries and record the
+// chain's head after them, for a batch that sends them with other writes
+// in one round trip; once it ran, t.recorded(h) with the head returned.
+func (t *wtx) appendStatements(entries []store.PreparedEntry) ([]statement, chainHead, error) {
+	rows, h, err := t.chainRows(entries, nil)
+	if err != nil || len(rows) == 0 {
+		return nil, t.head, err
+	}
+	n := len(rows)
+	seq := make([]int64, n)
+	tm, typ, alertID, pb, action, actor, detail, sum, prev, hash := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i := range rows {
+		r := &rows[i]
+		seq[i], tm[i], typ[i], alertID[i], pb[i], action[i], actor[i], detail[i], sum[i], prev[i], hash[i] =
+			r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash
+	}
+	return []statement{
+		{`INSERT INTO journal (seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[])`,
+			[]any{seq, tm, typ, alertID, pb, action, actor, detail, sum, prev, hash}},
+		{recordHead, []any{h.seq, h.hash, store.FormatTime(h.time)}},
+	}, h, nil
+}
+
+// recorded notes that the statements of appendStatements ran: h is the
+// chain's head, and journal_head holds it already.
+func (t *wtx) recorded(h chainHead) { t.head, t.begun = h, h }
+
+const recordHead = `UPDATE journal_head SET seq = $1, hash = $2, time = $3 WHERE id = 1`
 
 var journalCols = []string{"seq", "time", "type", "alert_id", "playbook", "action", "actor", "detail", "sha256", "prev_hash", "hash"}
