@@ -29,7 +29,7 @@
 // their processing's entries there too, so the 202 of an alert the engine
 // processed at accept means its plan is on disk. The transaction sends its
 // reads in one batch and its writes (journal rows and head included) in
-// another: four round trips with its begin, head lock and commit,
+// another: five round trips with its begin, head lock and commit,
 // whatever it holds.
 //
 // Sessions set idle_in_transaction_session_timeout (5s) and lock_timeout
