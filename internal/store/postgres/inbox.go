@@ -61,6 +61,9 @@ var incidentMark = func() string {
 	return "riposte-incident-ref-" + hex.EncodeToString(b[:])
 }()
 
+// prepareSettled checks and encodes the settled entries of n alerts, in
+// the caller's goroutine; nil where an alert has none. A bad entry is
+// refused by its alert's and its own position.
 func prepareSettled(settled []*store.Settled, n int) ([][]settledEntry, error) {
 	if len(settled) == 0 {
 		return nil, nil
