@@ -63,7 +63,9 @@
 // Filter.AlertID finds every entry of an alert through indexes while the
 // alert is in the inbox, and by a scan of the journal once Prune removed
 // it (BenchmarkAlertIndex: 3.4 KB of WAL per accepted alert before, 1.5
-// KB after).
+// KB after). Likewise, from schema version 5 (as SQLite's 5), the entries
+// of an alert settled at its accept (journal.via_inbox): they follow its
+// alert.received up to the inbox row's settled_seq.
 //
 // # Claims and leases across replicas
 //

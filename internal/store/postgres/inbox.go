@@ -361,7 +361,9 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	nowS := store.FormatTime(t.now)
 	var newIDs, newRaws, states, owners, leases, doneAt []string
 	var attempts []int32
-	var seqs []int64 // each new alert's alert.received entry, numbered as append will
+	var seqs []int64        // each new alert's alert.received entry, numbered as append will
+	var settledSeqs []int64 // a settled alert's last entry (schema 5), else 0
+	var viaInbox []bool     // per entry: a settled alert's, left out of the alert index
 	dups := make(map[string]int32)
 	var dupIDs []string
 	entries := make([]store.PreparedEntry, 0, len(ids))
@@ -385,7 +387,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 			case out.Duplicate:
 				e.Type = store.AlertDuplicate
 			}
-			entries = append(entries, e)
+			entries, viaInbox = append(entries, e), append(viaInbox, false)
 			if out.Duplicate {
 				if dups[it.id] == 0 {
 					dupIDs = append(dupIDs, it.id)
@@ -397,31 +399,36 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 			seqs = append(seqs, t.head.seq+int64(len(entries)))
 			if !it.settle && r.claim <= 0 {
 				states, attempts, owners, leases, doneAt = append(states, "pending"), append(attempts, 0), append(owners, ""), append(leases, ""), append(doneAt, "")
+				settledSeqs = append(settledSeqs, 0)
 				continue
 			}
 			inc := incidents[q]
 			if opened[q] != nil {
-				entries = append(entries, *opened[q])
+				entries, viaInbox = append(entries, *opened[q]), append(viaInbox, false)
 			}
 			q++
 			r.incidents[i] = inc
 			if it.settle {
+				last := int64(0)
 				for k := range it.settled {
-					entries = append(entries, it.settled[k].withIncident(inc))
+					entries, viaInbox = append(entries, it.settled[k].withIncident(inc)), append(viaInbox, true)
+					last = t.head.seq + int64(len(entries))
 				}
 				states, attempts, owners, leases, doneAt = append(states, "done"), append(attempts, 1), append(owners, ""), append(leases, ""), append(doneAt, nowS)
+				settledSeqs = append(settledSeqs, last)
 				continue
 			}
 			states, attempts, owners, leases, doneAt = append(states, "processing"), append(attempts, 1), append(owners, t.s.owner), append(leases, until), append(doneAt, "")
+			settledSeqs = append(settledSeqs, 0)
 			r.claimed = append(r.claimed, store.InboxItem{Alert: r.alerts[i], ReceivedAt: t.now, Attempts: 1, Incident: inc})
 		}
 	}
 	if len(newIDs) > 0 {
-		writes = append(writes, statement{`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq, done_at)
-			SELECT id, raw, $3, state, attempts, owner, lease, seq, done FROM
-			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY
-			AS u(id, raw, state, attempts, owner, lease, seq, done, o) ORDER BY o`,
-			[]any{newIDs, newRaws, nowS, states, attempts, owners, leases, seqs, doneAt}})
+		writes = append(writes, statement{`INSERT INTO inbox (id, raw, received_at, state, attempts, owner, lease_until, received_seq, done_at, settled_seq)
+			SELECT id, raw, $3, state, attempts, owner, lease, seq, done, settled FROM
+			unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[]) WITH ORDINALITY
+			AS u(id, raw, state, attempts, owner, lease, seq, done, settled, o) ORDER BY o`,
+			[]any{newIDs, newRaws, nowS, states, attempts, owners, leases, seqs, doneAt, settledSeqs}})
 	}
 	if len(dupIDs) > 0 {
 		// After the insert: an id repeated within the batch counts too.
@@ -432,7 +439,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 		writes = append(writes, statement{`UPDATE inbox i SET duplicates = i.duplicates + u.n, last_duplicate_at = $1
 			FROM unnest($2::text[], $3::int[]) AS u(id, n) WHERE i.id = u.id`, []any{nowS, dupIDs, counts}})
 	}
-	app, head, err := t.appendStatements(entries)
+	app, head, err := t.appendStatements(entries, viaInbox)
 	if err != nil {
 		return err
 	}

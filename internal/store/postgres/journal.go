@@ -34,23 +34,30 @@ func scanRow(sc pgx.Row) (store.Row, error) {
 	return r, err
 }
 
-// filterQuery is f's query; receivedSeq is the seq of f.AlertID's
-// alert.received entry from its inbox row, 0 when it has none.
-func filterQuery(f store.Filter, receivedSeq int64) (string, []any) {
+// filterQuery is f's query; received and settled are the seqs of
+// f.AlertID's alert.received entry and of its last settled entry, from its
+// inbox row (0 when it has none).
+func filterQuery(f store.Filter, received, settled int64) (string, []any) {
 	var b strings.Builder
 	var args []any
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	b.WriteString("SELECT " + journalColumns + " FROM journal WHERE true")
 	if f.AlertID != "" {
-		// The alert index leaves out alert.received (schema version 3):
-		// its entry's seq is in the alert's inbox row (receivedSeq, read
-		// first). Only an alert pruned from the inbox is looked up by a
-		// scan of the journal.
+		// The alert index leaves out alert.received (schema version 3)
+		// and the entries of an alert settled at its accept (version 5),
+		// which follow its alert.received up to settled: those seqs are
+		// in the alert's inbox row (read first). Only an alert pruned
+		// from the inbox is looked up by a scan of the journal.
 		id := arg(f.AlertID)
-		if receivedSeq > 0 {
+		if received > 0 {
 			b.WriteString(` AND alert_id = ` + id + ` AND seq IN (
-  SELECT seq FROM journal WHERE alert_id = ` + id + ` AND type <> 'alert.received'
-  UNION ALL SELECT ` + arg(receivedSeq) + `::bigint)`)
+  SELECT seq FROM journal WHERE alert_id = ` + id + ` AND type <> 'alert.received' AND NOT via_inbox
+  UNION ALL SELECT ` + arg(received) + `::bigint`)
+			if settled > received {
+				b.WriteString(`
+  UNION ALL SELECT generate_series(` + arg(received+1) + `::bigint, ` + arg(settled) + `::bigint)`)
+			}
+			b.WriteString(`)`)
 		} else {
 			b.WriteString(" AND alert_id = " + id)
 		}
@@ -94,15 +101,15 @@ func (s *Store) Scan(ctx context.Context, f store.Filter) iter.Seq2[store.Entry,
 			yield(store.Entry{}, fmt.Errorf("read journal: %w", store.ErrClosed))
 			return
 		}
-		var received int64
+		var received, settled int64
 		if f.AlertID != "" {
-			err := s.pool.QueryRow(ctx, `SELECT received_seq FROM inbox WHERE id = $1`, f.AlertID).Scan(&received)
+			err := s.pool.QueryRow(ctx, `SELECT received_seq, settled_seq FROM inbox WHERE id = $1`, f.AlertID).Scan(&received, &settled)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				yield(store.Entry{}, fmt.Errorf("read journal: %w", err))
 				return
 			}
 		}
-		q, args := filterQuery(f, received)
+		q, args := filterQuery(f, received, settled)
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			yield(store.Entry{}, fmt.Errorf("read journal: %w", err))

@@ -71,7 +71,7 @@ func TestMigrateAlertIndex(t *testing.T) {
 	}
 	var def string
 	if err := conn.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE indexname = 'journal_alert'`).Scan(&def); err != nil ||
-		!strings.Contains(def, "WHERE (type <> 'alert.received'::text)") {
+		!strings.Contains(def, "(type <> 'alert.received'::text)") || !strings.Contains(def, "NOT via_inbox") {
 		t.Fatalf("journal_alert: %q, %v; want it partial", def, err)
 	}
 	for i := range 3 {
@@ -114,6 +114,36 @@ func TestMigrateAlertIndex(t *testing.T) {
 	}
 	if g := got("old-0"); g != "1:alert.received 4:note" {
 		t.Errorf("entries of old-0 after prune: %q", g)
+	}
+	// Schema 5: a settled alert's entries stay out of the alert index,
+	// found through its inbox row while it has one and by a scan after.
+	settled := []*store.Settled{{Entries: []store.Entry{{Type: store.PlaybookMatched, AlertID: "new-2", Playbook: "p",
+		Detail: map[string]any{"incident": store.TheIncident}}}}}
+	if _, _, _, err := s.AcceptSettled(ctx, []alert.Alert{storetest.Alert("new-2")}, settled, 0); err != nil {
+		t.Fatal(err)
+	}
+	var received, last int64
+	if err := conn.QueryRow(ctx, `SELECT received_seq, settled_seq FROM inbox WHERE id = 'new-2'`).Scan(&received, &last); err != nil {
+		t.Fatal(err)
+	}
+	var via []bool
+	rows, err := conn.Query(ctx, `SELECT via_inbox FROM journal WHERE alert_id = 'new-2' ORDER BY seq`)
+	if err == nil {
+		via, err = pgx.CollectRows(rows, pgx.RowTo[bool])
+	}
+	if err != nil || fmt.Sprint(via) != "[false true]" {
+		t.Fatalf("via_inbox of new-2's entries: %v, %v; want its playbook.matched only", via, err)
+	}
+	// received+1 is the incident.opened of the incident it opened.
+	w := fmt.Sprintf("%d:alert.received %d:playbook.matched", received, last)
+	if g := got("new-2"); last != received+2 || g != w {
+		t.Errorf("settled new-2: received_seq %d, settled_seq %d, entries %q; want %q", received, last, g, w)
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM inbox WHERE id = 'new-2'`); err != nil {
+		t.Fatal(err)
+	}
+	if g := got("new-2"); g != w {
+		t.Errorf("entries of new-2 out of the inbox: %q, want %q", g, w)
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("verify: %+v, %v", rep, err)

@@ -380,7 +380,9 @@ func (t *wtx) chainRows(entries []store.PreparedEntry, out []store.Entry) ([]sto
 // appendStatements are the statements that append entries and record the
 // chain's head after them, for a batch that sends them with other writes
 // in one round trip; once it ran, t.recorded(h) with the head returned.
-func (t *wtx) appendStatements(entries []store.PreparedEntry) ([]statement, chainHead, error) {
+// viaInbox[i] (nil: none) keeps entry i out of the journal's alert index:
+// a settled alert's entry, found through its inbox row (schema 5).
+func (t *wtx) appendStatements(entries []store.PreparedEntry, viaInbox []bool) ([]statement, chainHead, error) {
 	rows, h, err := t.chainRows(entries, nil)
 	if err != nil || len(rows) == 0 {
 		return nil, t.head, err
@@ -394,11 +396,14 @@ func (t *wtx) appendStatements(entries []store.PreparedEntry) ([]statement, chai
 		seq[i], tm[i], typ[i], alertID[i], pb[i], action[i], actor[i], detail[i], sum[i], prev[i], hash[i] =
 			r.Seq, r.Time, r.Type, r.AlertID, r.Playbook, r.Action, r.Actor, r.Detail, r.SHA256, r.PrevHash, r.Hash
 	}
+	if viaInbox == nil {
+		viaInbox = make([]bool, n)
+	}
 	return []statement{
-		{`INSERT INTO journal (seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash)
+		{`INSERT INTO journal (seq, time, type, alert_id, playbook, action, actor, detail, sha256, prev_hash, hash, via_inbox)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::text[])`,
-			[]any{seq, tm, typ, alertID, pb, action, actor, detail, sum, prev, hash}},
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[])`,
+			[]any{seq, tm, typ, alertID, pb, action, actor, detail, sum, prev, hash, viaInbox}},
 		{recordHead, []any{h.seq, h.hash, store.FormatTime(h.time)}},
 	}, h, nil
 }

@@ -199,6 +199,20 @@ CREATE TABLE agents (
   seen_at TEXT NOT NULL
 );
 `,
+	// 5: as SQLite's schema 5: an alert settled at its accept
+	// (AcceptSettled) has its entries right after its alert.received, in
+	// one transaction; its inbox row keeps the seq of the last of them
+	// (settled_seq), and those entries (via_inbox) stay out of the
+	// journal's alert index, whose random alert ids cost a leaf page, and
+	// its WAL, per alert. via_inbox is not hashed: it says where an entry
+	// is indexed, not what it says. Adding a column with a constant
+	// default rewrites neither table.
+	`
+ALTER TABLE inbox ADD COLUMN settled_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN via_inbox BOOLEAN NOT NULL DEFAULT false;
+DROP INDEX journal_alert;
+CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received' AND NOT via_inbox;
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.
