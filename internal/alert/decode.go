@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 )
@@ -299,6 +300,22 @@ func hasControl(s string) bool {
 // with ('{'), by brackets outside strings, or -1 when it does not end.
 // Whether the object is valid JSON is for the decoder to say.
 func objectEnd(data []byte) int {
+	_, end := scanValues(data, math.MaxInt)
+	return end
+}
+
+// countValues returns about how many JSON values raw (one JSON value)
+// holds, stopping once past limit.
+func countValues(raw []byte, limit int) int {
+	n, _ := scanValues(raw, limit)
+	return n
+}
+
+// scanValues walks data outside JSON strings: values counts the values that
+// start in it (each '{', '[' and ',' starts one), stopping once past limit;
+// end is the offset just past the object or array data starts with, by its
+// brackets, where the walk stops (-1 when it does not end).
+func scanValues(data []byte, limit int) (values, end int) {
 	depth := 0
 	inString, escaped := false, false
 	for i, c := range data {
@@ -314,44 +331,22 @@ func objectEnd(data []byte) int {
 			}
 		case c == '"':
 			inString = true
-		case c == '{' || c == '[':
-			depth++
+		case c == '{' || c == '[' || c == ',':
+			values++
+			if values > limit {
+				return values, -1
+			}
+			if c != ',' {
+				depth++
+			}
 		case c == '}' || c == ']':
 			depth--
 			if depth == 0 {
-				return i + 1
+				return values, i + 1
 			}
 		}
 	}
-	return -1
-}
-
-// countValues returns about how many JSON values raw holds (each '{', '['
-// and ',' outside strings starts one), stopping once past limit.
-func countValues(raw []byte, limit int) int {
-	n := 0
-	inString, escaped := false, false
-	for _, c := range raw {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[' || c == ',':
-			n++
-			if n > limit {
-				return n
-			}
-		}
-	}
-	return n
+	return values, -1
 }
 
 // DecodeStored reads one alert in the form MarshalJSON writes, which is the

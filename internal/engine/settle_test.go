@@ -27,12 +27,7 @@ func TestSettledAtAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := New(f.eng.cfg, Deps{Store: f.st, Playbooks: f.eng.playbooks.Load(), Catalog: testCatalog(),
-		Runners: f.eng.deps.Runners, Silences: silence.NewCache(f.st, time.Minute, nil, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.eng = eng
+	f.eng.deps.Silences = silence.NewCache(f.st, time.Minute, nil, nil)
 	f.start()
 	testutil.Eventually(t, 5*time.Second, func() bool { return f.eng.Ready(ctx) == nil }, "the engine runs")
 

@@ -3,11 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 )
@@ -56,69 +53,26 @@ func BenchmarkAcceptSettled(b *testing.B) {
 }
 
 func benchSettled(b *testing.B, s *Store, callers, perCall int) {
-	var pageSize int64
-	if err := s.rdb.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
-		b.Fatal(err)
-	}
-	c0, err := readCost()
-	if err != nil {
-		b.Skipf("no cost counters on this system: %v", err)
-	}
-	f0 := s.w.syncs.Load()
-	ctx := context.Background()
-	run := benchRun.Add(1)
-	var next atomic.Int64
-	lat := make([][]time.Duration, callers)
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := 0; c < callers; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := make([]alert.Alert, perCall)
-			for {
-				i := next.Add(int64(perCall))
-				if i > int64(b.N)+int64(perCall)-1 {
-					return
-				}
-				settled := make([]*Settled, perCall)
-				for j := range a {
-					k := uint64(i + int64(j))
-					a[j] = testAlert(fmt.Sprintf("bench-%d-%016x", run, k*0x9E3779B97F4A7C15))
-					a[j].OutputFields["container.id"] = fmt.Sprintf("%012d", k%64)
-					settled[j] = &Settled{Entries: []Entry{
-						{Type: PlaybookMatched, AlertID: a[j].ID, Playbook: "oncall-shell-in-container", Actor: "playbook:oncall-shell-in-container", Detail: settledPlan(30)},
-						{Type: PlaybookMatched, AlertID: a[j].ID, Playbook: "journal-everything-else", Actor: "playbook:journal-everything-else", Detail: settledPlan(99)},
-					}}
-				}
-				t0 := time.Now()
-				if _, _, _, err := s.AcceptSettled(ctx, a, settled, 0); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
+	measureCost(b, s, func() { loadSettled(b, s, callers, perCall) })
+}
+
+// loadSettled is benchAccept with settled alerts, over 64 containers.
+func loadSettled(b *testing.B, s *Store, callers, perCall int) {
+	var container atomic.Int64
+	benchLoad(b, callers, perCall, func() func(ctx context.Context, ids []string) error {
+		return func(ctx context.Context, ids []string) error {
+			a := make([]alert.Alert, len(ids))
+			settled := make([]*Settled, len(ids))
+			for j, id := range ids {
+				a[j] = testAlert(id)
+				a[j].OutputFields["container.id"] = fmt.Sprintf("%012d", container.Add(1)%64)
+				settled[j] = &Settled{Entries: []Entry{
+					{Type: PlaybookMatched, AlertID: id, Playbook: "oncall-shell-in-container", Actor: "playbook:oncall-shell-in-container", Detail: settledPlan(30)},
+					{Type: PlaybookMatched, AlertID: id, Playbook: "journal-everything-else", Actor: "playbook:journal-everything-else", Detail: settledPlan(99)},
+				}}
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	c1, err := readCost()
-	if err != nil {
-		b.Fatal(err)
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(len(all)*perCall)/elapsed.Seconds(), "alerts/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(c1.cpu-c0.cpu)/n, "cpu-ns/alert")
-	b.ReportMetric(float64(c1.mallocs-c0.mallocs)/n, "allocs/alert")
-	b.ReportMetric(float64(s.w.syncs.Load()-f0)/n, "fsyncs/alert")
-	b.ReportMetric(float64(c1.written-c0.written)/n/float64(pageSize), "pages/alert")
+			_, _, _, err := s.AcceptSettled(ctx, a, settled, 0)
+			return err
+		}
+	})
 }
