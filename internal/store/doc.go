@@ -71,13 +71,47 @@
 //
 //   - Between COMMIT and fsync (about a millisecond) other connections can
 //     read data that is not yet durable. No write call answers before its
-//     data is durable, and fsyncs complete in commit order, so anything the
-//     engine does after a call returned rests on durable state; only plain
-//     reads (Entries, GetIncident, ...) may show the last batch a moment
-//     early, and a power loss in that moment takes it back.
+//     data is durable (urgent ones aside, below), and fsyncs complete in
+//     commit order, so anything the engine does after a call returned
+//     rests on durable state; only plain reads (Entries, GetIncident, ...)
+//     may show the last batch a moment early, and a power loss in that
+//     moment takes it back.
 //   - If fsync fails, the kernel may have dropped the dirty pages: the
 //     store refuses every later write with that error (PostgreSQL does the
 //     same) until riposte restarts and recovers from what reached the disk.
+//
+// Urgent writes (a ctx from Urgent, urgent.go) are the one exception, for
+// the path from the detector's alert to containment: the writer commits
+// the open batch as soon as one arrives, instead of waiting for the syncer
+// to be idle, and answers it when COMMIT returned, before the fsync. The
+// syncer fsyncs that commit next anyway (it runs for a batch with nothing
+// left to answer), and any ordinary write answered after it is durable
+// with it, since fsyncs cover the WAL in commit order. So an urgent write
+// survives a crash of the process (its frames are in the kernel's page
+// cache), and is lost only with a power cut or an operating-system crash
+// in the millisecond before that fsync, or when the fsync fails (the store
+// is then broken as above and refuses every later write, urgent or not).
+// A WAL loses a suffix: what is lost is the last urgent commits, never a
+// hole in the journal's chain. Two callers use it, both safe to lose:
+//
+//   - the engine's own detector alerts (engine.Submit): no sender waits
+//     for a 202 and would resend; the kernel event that made the alert is
+//     gone in the same power cut, stored or not. Webhook alerts
+//     (engine.Accept, the server's intake) are never urgent: their 202
+//     means on disk.
+//   - the claim of an action that is harmless to run again
+//     (actions.Spec.Idempotent: container.pause, containerd.pause). If the
+//     claim is lost, the action ran without its action.started; after the
+//     restart the alert, if it was durable, is processed again and the
+//     action claimed and run again (pausing a paused or frozen container
+//     is a no-op), or, if the alert was lost too, nothing refers to it.
+//     Local containers are not paused any more after a power cut anyway
+//     (their processes are gone); a container on a remote Docker daemon
+//     stays paused with no record of why, which `docker ps` shows. The
+//     blast-radius budget and the protected-container check run exactly as
+//     for any other claim: urgent changes when the answer comes, not what
+//     is decided. An action that is not idempotent is never claimed urgent,
+//     so a lost claim can never make it run twice.
 //
 // Open checks that the file really is in WAL mode (a file system without
 // shared memory would silently keep a rollback journal), syncs the data
@@ -87,7 +121,9 @@
 // TestCrashDurability kills a child
 // process with SIGKILL mid-stream and checks that every acknowledged alert
 // is there exactly once; TestFsyncFailureBreaksStore checks that no answer
-// is given when the fsync fails.
+// is given when the fsync fails; TestUrgentAnsweredAtCommit,
+// TestUrgentCommitsOpenBatch and TestUrgentAfterFailedFsync check urgent
+// writes with the fsync held or failing.
 //
 // # What the store journals itself
 //

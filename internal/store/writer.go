@@ -36,6 +36,7 @@ type writer struct {
 	syncDone chan struct{}
 	broken   atomic.Pointer[error] // set by a failed fsync: the store refuses writes
 	syncs    atomic.Int64          // fsyncs of the WAL by the syncer (benchmarks)
+	fsync    func() error          // tests: replaces wal.Sync; set before the write it is for
 
 	stmts    map[string]*sql.Stmt
 	chunkSQL map[chunkKey]string
@@ -57,9 +58,12 @@ type request struct {
 	fn   func(*wtx) error
 	// acc, instead of fn, is an Accept: the writer merges every Accept of a
 	// batch into a few multi-row statements.
-	acc  *acceptReq
-	err  error
-	done chan struct{}
+	acc *acceptReq
+	// urgent (the caller's ctx is Urgent): commit the batch at once and
+	// answer at COMMIT, before the fsync. See urgent.go.
+	urgent bool
+	err    error
+	done   chan struct{}
 }
 
 // wtx is what a request's function writes with: the writer's connection
@@ -143,6 +147,7 @@ func (w *writer) send(ctx context.Context, r *request) error {
 		return *err
 	}
 	r.done = make(chan struct{})
+	r.urgent = IsUrgent(ctx)
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -191,7 +196,8 @@ type txn struct {
 
 // loop is the writer. It opens a transaction for the first request, then
 // executes requests as they arrive until the syncer is idle (or the batch
-// is full), commits, and hands the batch to the syncer. So the next batch
+// is full, or an urgent request arrived), commits, answers the urgent
+// requests, and hands the others to the syncer. So the next batch
 // executes while the previous one is being fsync'ed, and under load a batch
 // grows for as long as an fsync takes: group commit without a timer.
 func (w *writer) loop() {
@@ -223,9 +229,11 @@ func (w *writer) loop() {
 		// While the syncer is busy, requests wait until mergeRows of them
 		// are queued and run together (merged Accepts cost a fraction of
 		// single ones); when it is idle, whatever waits runs and commits.
+		// An urgent request ends the wait: the batch commits with it.
 		waiting := w.drain([]*request{r})
+		urgent := anyUrgent(waiting)
 		open := true
-		for !tx.dead && open && !idle && tx.rows+rows(waiting) < maxRows {
+		for !tx.dead && open && !idle && !urgent && tx.rows+rows(waiting) < maxRows {
 			if rows(waiting) >= mergeRows {
 				w.exec(tx, waiting)
 				waiting = nil
@@ -236,7 +244,9 @@ func (w *writer) loop() {
 					open = false
 					break
 				}
+				n := len(waiting)
 				waiting = w.drain(append(waiting, r))
+				urgent = anyUrgent(waiting[n:])
 			case <-w.syncIdle:
 				idle = true
 			}
@@ -251,12 +261,43 @@ func (w *writer) loop() {
 				w.syncIdle <- struct{}{} // the syncer still has nothing to do
 			}
 		default:
-			w.toSync <- tx.reqs
+			w.toSync <- w.answerUrgent(tx.reqs) // the syncer fsyncs even for none
 		}
 		if !open {
 			return
 		}
 	}
+}
+
+// answerUrgent answers the urgent requests of a committed batch (with the
+// store's error if an fsync already failed) and returns the others, which
+// the syncer answers after its fsync.
+func (w *writer) answerUrgent(reqs []*request) []*request {
+	if !anyUrgent(reqs) {
+		return reqs
+	}
+	var err error
+	if p := w.broken.Load(); p != nil {
+		err = *p
+	}
+	later := make([]*request, 0, len(reqs))
+	for _, r := range reqs {
+		if r.urgent {
+			answer([]*request{r}, err)
+		} else {
+			later = append(later, r)
+		}
+	}
+	return later
+}
+
+func anyUrgent(reqs []*request) bool {
+	for _, r := range reqs {
+		if r.urgent {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeRows is how many rows of requests the writer gathers before it runs
@@ -475,6 +516,9 @@ func (w *writer) syncLoop() {
 
 func (w *writer) syncWAL() error {
 	w.syncs.Add(1)
+	if w.fsync != nil {
+		return w.fsync()
+	}
 	return w.wal.Sync()
 }
 
