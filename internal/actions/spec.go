@@ -122,6 +122,12 @@ type Spec struct {
 	// NoteParam, when set, makes the action a journal note: the engine
 	// records this parameter's rendered value and runs nothing.
 	NoteParam string
+	// Idempotent actions are harmless to run again whatever the first run
+	// did (pausing a paused or frozen container is a no-op). The engine
+	// claims them with an urgent write (store.Urgent: answered at commit,
+	// before the fsync), so containment does not wait for the disk; a
+	// claim lost in a power cut then only means running it once more.
+	Idempotent bool
 }
 
 // Param returns the parameter called name.

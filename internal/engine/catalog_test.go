@@ -8,7 +8,7 @@ import (
 // behaviour flags the engine reads (the engine knows no action by name), so
 // the tests do not depend on any integration.
 var testSpecs = []actions.Spec{
-	{Name: "container.pause", Destructive: true, Container: true},
+	{Name: "container.pause", Destructive: true, Container: true, Idempotent: true},
 	{Name: "container.stop", Destructive: true, Container: true},
 	{Name: "container.kill", Destructive: true, Container: true,
 		Params: []actions.Param{{Name: "signal", Type: actions.Signal}}},

@@ -44,6 +44,21 @@
 // journaled action.in_doubt and run again (every responder action is safe
 // to repeat: pausing a paused container succeeds with a note).
 //
+// Durability on the way to containment: every write is durable before it
+// is answered (store doc, Durability) except two urgent ones
+// (store.Urgent: committed at once, answered at COMMIT, durable with the
+// fsync that follows), so that a kernel event reaches the freezer without
+// waiting for the disk: the detector's alerts (Submit; a power cut loses
+// the kernel's event anyway, and no sender waits for a 202: webhook
+// alerts through Accept stay durable before their answer), and the claim
+// of an action whose spec is Idempotent (container.pause,
+// containerd.pause), with what is collected before it. A power cut in the
+// millisecond before that fsync can lose the alert (with its event) or the
+// claim; then the alert is processed again after the restart and the
+// action runs once more, which only an idempotent action may, or nothing
+// refers to it. The blast-radius budget and the protected-container check
+// run as for any claim, and outcomes are ordinary writes.
+//
 // Intake: Accept (the webhook) and Submit (the detector) process an alert
 // whose playbooks run nothing (none matches, or only playbooks in dry run)
 // before it is stored: its entries (action.enforced, alert.silenced, the

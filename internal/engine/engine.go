@@ -139,11 +139,15 @@ func (e *Engine) notifyOutbox() {
 	}
 }
 
-// Submit stores alerts durably and processes them, counting them as
-// received from source; the detector feeds the engine through it. See
-// Accept.
+// Submit stores alerts and processes them, counting them as received from
+// source; the detector feeds the engine through it. Unlike Accept it
+// stores them with an urgent write (store.Urgent): committed at once and
+// answered at COMMIT, before the fsync that follows, so that the path from
+// a kernel event to containment never waits for the disk. No sender waits
+// for an acknowledgement, and a power cut that takes the last commits
+// back takes the kernel's event with it. See doc.go, Durability.
 func (e *Engine) Submit(ctx context.Context, alerts []alert.Alert, source string) ([]store.Accepted, error) {
-	acc, err := e.Accept(ctx, alerts)
+	acc, err := e.Accept(store.Urgent(ctx), alerts)
 	if err != nil {
 		return nil, fmt.Errorf("submit alerts: %w", err)
 	}

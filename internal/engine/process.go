@@ -320,7 +320,7 @@ func (e *Engine) runStep(ctx context.Context, s *step, steps []actions.Step, b *
 		})
 	}
 	// Steps with a round trip of their own come after what is collected.
-	flushFirst := func() error {
+	flushFirst := func(ctx context.Context) error {
 		if err := e.flush(ctx, b); err != nil {
 			e.log.Error("record actions", "key", s.key.String(), "err", err)
 			return err
@@ -347,7 +347,7 @@ func (e *Engine) runStep(ctx context.Context, s *step, steps []actions.Step, b *
 		count(actions.StatusSkipped)
 		return actions.StatusSkipped, "silenced by " + s.silence.ID, nil
 	case pa.Action.Gated && s.book.Approval != nil:
-		if err := flushFirst(); err != nil {
+		if err := flushFirst(ctx); err != nil {
 			return actions.StatusFailed, err.Error(), err
 		}
 		ap := s.book.Approval
@@ -362,10 +362,21 @@ func (e *Engine) runStep(ctx context.Context, s *step, steps []actions.Step, b *
 	case s.spec.Notification:
 		return e.enqueue(s, steps, b)
 	}
-	if err := flushFirst(); err != nil {
+	if err := flushFirst(e.claimContext(ctx, s.spec)); err != nil {
 		return actions.StatusFailed, err.Error(), err
 	}
 	return e.execute(ctx, s, steps)
+}
+
+// claimContext is the context of the writes right before an action runs
+// (what is collected, then its claim): urgent (store.Urgent, answered at
+// commit) for an idempotent action, so that containment never waits for
+// an fsync; see execute.
+func (e *Engine) claimContext(ctx context.Context, spec actions.Spec) context.Context {
+	if spec.Idempotent {
+		return store.Urgent(ctx)
+	}
+	return ctx
 }
 
 // enqueue records a notification as done-by-being-queued and puts it in the
@@ -397,7 +408,15 @@ func (e *Engine) enqueue(s *step, steps []actions.Step, b *batch) (actions.Statu
 }
 
 // execute claims the action (blast radius counted atomically), runs it and
-// records the outcome.
+// records the outcome. For an idempotent action the claim is urgent
+// (claimContext): it is answered at its commit, before it is durable, and
+// the action runs at once. A power cut before the fsync that follows can
+// take the claim back; the alert is then processed again after the
+// restart (or was lost with it) and the action runs once more, which is
+// harmless for an idempotent action and why only those are claimed so.
+// The budget and, in the responder, the protected-container check are the
+// same either way. The outcome is an ordinary write: once it is recorded,
+// the claim is durable too.
 func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (actions.Status, string, error) {
 	pa := s.planned
 	req := s.request(steps)
@@ -405,7 +424,7 @@ func (e *Engine) execute(ctx context.Context, s *step, steps []actions.Step) (ac
 	if s.spec.Destructive && e.cfg.BlastRadius.Max > 0 {
 		cr.Budget = store.Budget{Max: e.cfg.BlastRadius.Max, Window: e.cfg.BlastRadius.Window}
 	}
-	claim, err := e.deps.Store.ClaimAction(ctx, cr, append(s.pre, s.entry(store.ActionStarted, nil))...)
+	claim, err := e.deps.Store.ClaimAction(e.claimContext(ctx, s.spec), cr, append(s.pre, s.entry(store.ActionStarted, nil))...)
 	if err != nil {
 		e.log.Error("claim action", "key", s.key.String(), "err", err)
 		return actions.StatusFailed, err.Error(), err

@@ -23,7 +23,7 @@ var netPrivileges = []string{
 func Specs() []actions.Spec {
 	return []actions.Spec{
 		{Name: "containerd.pause", Help: "Freeze every process of a containerd container (containerd's task API, the cgroup directly when containerd refuses); memory and state are kept for forensics.",
-			Privileges: privileges, Destructive: true, Container: true},
+			Privileges: privileges, Destructive: true, Container: true, Idempotent: true},
 		{Name: "containerd.unpause", Help: "Thaw a paused containerd container.",
 			Privileges: privileges, Container: true},
 		{Name: "containerd.kill", Help: "Signal every process of a containerd container's cgroup; KILL empties the cgroup.",

@@ -27,7 +27,7 @@ const ActionRelease = "container.release"
 func Specs() []actions.Spec {
 	return []actions.Spec{
 		{Name: "container.pause", Help: "Freeze every process of the container (cgroup freezer, through Docker or, with docker.pause: freezer, directly); memory and state are kept for forensics.",
-			Privileges: freezing, Destructive: true, Container: true},
+			Privileges: freezing, Destructive: true, Container: true, Idempotent: true},
 		{Name: "container.unpause", Help: "Thaw a paused container.",
 			Privileges: freezing, Container: true},
 		{Name: "container.stop", Help: "Stop the container: SIGTERM, then SIGKILL after the grace period.",
