@@ -203,16 +203,31 @@ func (c Cgroup) Kill(ctx context.Context) error {
 	return nil
 }
 
-// poll calls done until it reports true or fails, backing off from 50µs to
-// 50ms, until ctx ends. A freeze is usually reported done within a
-// scheduling round of the frozen tasks (tens of µs), so the first checks
-// come soon: starting at 1ms put a whole millisecond on most freezes.
+// poll calls done until it reports true or fails, until ctx ends. A
+// freeze is usually reported done within a scheduling round of the frozen
+// tasks (tens of µs), so the first checks come soon. The Go runtime's
+// timers cannot: its poller sleeps in whole milliseconds, so a 50µs timer
+// fires after about 1.1ms when the process is otherwise idle, which put a
+// millisecond on most freezes. So for the first millisecond poll naps the
+// thread itself (nap: nanosleep, 50µs, then up to 200µs), leaving the CPU
+// to the tasks being frozen; then it backs off with timers from 1ms to
+// 50ms.
 func poll(ctx context.Context, done func() (bool, error)) error {
-	wait := 50 * time.Microsecond
+	start := time.Now()
+	short := 50 * time.Microsecond
+	wait := time.Millisecond
 	for {
 		ok, err := done()
 		if err != nil || ok {
 			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Since(start) < napFor {
+			nap(short)
+			short = min(short*2, 200*time.Microsecond)
+			continue
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -224,6 +239,9 @@ func poll(ctx context.Context, done func() (bool, error)) error {
 		wait = min(wait*2, 50*time.Millisecond)
 	}
 }
+
+// napFor is how long poll naps before it sleeps on timers.
+const napFor = time.Millisecond
 
 // Paths are a process's cgroups in the hierarchies containment uses; a zero
 // Cgroup (Mount "") means that hierarchy is not mounted or lists no path.
