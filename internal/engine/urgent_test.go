@@ -44,6 +44,11 @@ func (s *urgencyStore) AcceptClaimed(ctx context.Context, as []alert.Alert, leas
 	return s.Store.AcceptClaimed(ctx, as, lease)
 }
 
+func (s *urgencyStore) AcceptSettled(ctx context.Context, as []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
+	s.note("accept", ctx)
+	return s.Store.AcceptSettled(ctx, as, settled, lease)
+}
+
 func (s *urgencyStore) ClaimAction(ctx context.Context, c store.ClaimRequest, es ...store.Entry) (store.Claim, error) {
 	s.note("claim "+c.Action, ctx)
 	return s.Store.ClaimAction(ctx, c, es...)
