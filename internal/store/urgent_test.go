@@ -18,6 +18,11 @@ type gatedSync struct {
 	release chan error
 }
 
+// openGated opens a store whose checkpointer does not run (the writer
+// checkpoints itself, after hundreds of frames): its WAL restarts would be
+// fsyncs the tests do not expect.
+func openGated(t *testing.T) *Store { return openTest(t, Options{checkpointInWriter: true}) }
+
 func gateSyncs(t *testing.T, s *Store) *gatedSync {
 	g := &gatedSync{entered: make(chan struct{}, 64), release: make(chan error)}
 	s.w.fsync = func() error {
@@ -80,7 +85,7 @@ func TestUrgentAnsweredAtCommit(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openTest(t, Options{})
+			s := openGated(t)
 			g := gateSyncs(t, s)
 			syncs := s.w.syncs.Load()
 			if err := await(t, async(func() error { return tc.write(Urgent(context.Background()), s) }), "urgent write answered with its fsync held"); err != nil {
@@ -115,7 +120,7 @@ func TestUrgentAnsweredAtCommit(t *testing.T) {
 // commit); an urgent request commits it at once, with any ordinary request
 // waiting in it, which is still answered only after an fsync.
 func TestUrgentCommitsOpenBatch(t *testing.T) {
-	s := openTest(t, Options{})
+	s := openGated(t)
 	g := gateSyncs(t, s)
 	first := async(func() error { _, err := s.Append(context.Background(), Entry{Type: Note}); return err })
 	await(t, g.entered, "the first write's fsync") // the syncer is busy from here on
@@ -160,7 +165,7 @@ func TestUrgentCommitsOpenBatch(t *testing.T) {
 // An urgent write answered before a failed fsync is the durability it gave
 // up; after that failure the store refuses every write, urgent or not.
 func TestUrgentAfterFailedFsync(t *testing.T) {
-	s := openTest(t, Options{})
+	s := openGated(t)
 	g := gateSyncs(t, s)
 	ctx := Urgent(context.Background())
 	if err := await(t, async(func() error { return claimPause(ctx, s, "u-4") }), "urgent claim"); err != nil {

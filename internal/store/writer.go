@@ -36,6 +36,7 @@ type writer struct {
 	syncDone chan struct{}
 	broken   atomic.Pointer[error] // set by a failed fsync: the store refuses writes
 	syncs    atomic.Int64          // fsyncs of the WAL by the syncer (benchmarks)
+	commits  atomic.Int64          // committed batches (the checkpointer reads it)
 	fsync    func() error          // tests: replaces wal.Sync; set before the write it is for
 
 	stmts    map[string]*sql.Stmt
@@ -261,6 +262,7 @@ func (w *writer) loop() {
 				w.syncIdle <- struct{}{} // the syncer still has nothing to do
 			}
 		default:
+			w.commits.Add(1)
 			w.toSync <- w.answerUrgent(tx.reqs) // the syncer fsyncs even for none
 		}
 		if !open {
