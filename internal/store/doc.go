@@ -51,9 +51,13 @@
 // The writer never checkpoints (its connection runs wal_autocheckpoint(0)):
 // a checkpointer goroutine with its own connection runs PRAGMA
 // wal_checkpoint(PASSIVE) every 200 ms, copying the WAL into the database
-// without taking a lock the writer waits for; once everything is copied
-// the writer's next transaction starts the WAL over. Close stops it before
-// the connections close.
+// without taking a lock the writer waits for, in rounds that have commits
+// to copy. Once everything is copied the next write starts the WAL over,
+// and SQLite syncs the new WAL header inside that COMMIT, even with
+// synchronous=NORMAL; so the checkpointer does that write itself (it
+// records the time as store/wal.restarted in the key/value table), and no
+// caller's COMMIT, least of all the next alert's after a quiet moment,
+// waits for that sync. Close stops it before the connections close.
 //
 // # Durability
 //
