@@ -19,7 +19,7 @@ type urgencyStore struct {
 	writes []string // "accept urgent", "claim container.stop", ...
 }
 
-func (s *urgencyStore) note(what string, ctx context.Context) {
+func (s *urgencyStore) note(ctx context.Context, what string) {
 	if store.IsUrgent(ctx) {
 		what += " urgent"
 	}
@@ -35,27 +35,27 @@ func (s *urgencyStore) seen() []string {
 }
 
 func (s *urgencyStore) Accept(ctx context.Context, as []alert.Alert) ([]store.Accepted, error) {
-	s.note("accept", ctx)
+	s.note(ctx, "accept")
 	return s.Store.Accept(ctx, as)
 }
 
 func (s *urgencyStore) AcceptClaimed(ctx context.Context, as []alert.Alert, lease time.Duration) ([]store.Accepted, []store.InboxItem, error) {
-	s.note("accept", ctx)
+	s.note(ctx, "accept")
 	return s.Store.AcceptClaimed(ctx, as, lease)
 }
 
 func (s *urgencyStore) AcceptSettled(ctx context.Context, as []alert.Alert, settled []*store.Settled, lease time.Duration) ([]store.Accepted, []store.InboxItem, []string, error) {
-	s.note("accept", ctx)
+	s.note(ctx, "accept")
 	return s.Store.AcceptSettled(ctx, as, settled, lease)
 }
 
 func (s *urgencyStore) ClaimAction(ctx context.Context, c store.ClaimRequest, es ...store.Entry) (store.Claim, error) {
-	s.note("claim "+c.Action, ctx)
+	s.note(ctx, "claim "+c.Action)
 	return s.Store.ClaimAction(ctx, c, es...)
 }
 
 func (s *urgencyStore) RecordAction(ctx context.Context, u store.ActionUpdate, es ...store.Entry) (store.ActionRun, bool, error) {
-	s.note("record "+string(u.State)+" "+u.Action, ctx)
+	s.note(ctx, "record "+string(u.State)+" "+u.Action)
 	return s.Store.RecordAction(ctx, u, es...)
 }
 
