@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go test -run '^$' -bench Process -benchtime "${BENCH_ALERTS:-20000}x" -count "${BENCH_COUNT:-3}" ./internal/engine |
 	grep -E '^(Benchmark|ok)'
-for rate in ${BENCH_SUSTAIN_RATES:-1000 2000 3000}; do
+for rate in ${BENCH_SUSTAIN_RATES:-1000 3000 5000}; do
 	echo -n "intake $rate/s for ${BENCH_SUSTAIN_SECONDS:-60}s: "
 	if out=$(RIPOSTE_SUSTAIN_SECONDS=${BENCH_SUSTAIN_SECONDS:-60} RIPOSTE_SUSTAIN_RATE=$rate \
 		go test -count=1 -run '^TestSustainedIntake$' -v -timeout 10m ./internal/engine 2>&1); then
