@@ -123,12 +123,18 @@ func TestServeContainsShell(t *testing.T) {
 // the extra config lines, until the test ends.
 func serveDetector(t *testing.T, extra, pb string) *App {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
+	return serveIn(t, t.TempDir(), map[string]string{
 		"pb.yaml": pb,
 		"riposte.yaml": "listen: 127.0.0.1:0\ndata: data\nplaybooks: [pb.yaml]\nnotifiers: {fallback: log}\n" +
 			"detector: {enabled: true, disable_resources: true}\n" + extra,
-	}
+	})
+}
+
+// serveIn writes files into dir and runs riposte serve with its
+// riposte.yaml (which must enable the detector) until the test ends,
+// returning once the detector is ready.
+func serveIn(t *testing.T, dir string, files map[string]string) *App {
+	t.Helper()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)

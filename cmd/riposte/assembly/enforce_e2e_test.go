@@ -3,7 +3,6 @@ package assembly
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,40 +44,7 @@ func TestServeEnforcesInKernel(t *testing.T) {
 			"detector: {enabled: true, disable_resources: true, rules: [rules.yaml], enforce: {enabled: true}}\n" +
 			"docker: {protect: {label: riposte.protect=true}}\n",
 	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, "riposte.yaml"), Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Build(cfg, NewLogger(cfg, &testutil.SyncBuffer{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	addrc := make(chan string, 1)
-	go func() { done <- a.Serve(ctx, "intake-token-0123456789", func(addr string) { addrc <- addr }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		a.Close()
-	})
-	select {
-	case <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	select {
-	case <-a.Detector.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("detector not ready after 20s")
-	}
+	a := serveIn(t, dir, files)
 
 	run := func(labels map[string]string) string {
 		id := testutil.RunContainer(t, cli, testutil.UniqueName("serve-enforce"), labels)
