@@ -87,6 +87,7 @@ type actionJSON struct {
 	Name        string      `json:"name"`
 	Help        string      `json:"help"`
 	Destructive bool        `json:"destructive"`
+	Idempotent  bool        `json:"idempotent"`
 	Container   bool        `json:"container"`
 	Params      []paramJSON `json:"params"`
 	Privileges  []string    `json:"privileges"`
@@ -106,7 +107,7 @@ func writeActionsJSON(w io.Writer, specs []actions.Spec) error {
 		Actions []actionJSON `json:"actions"`
 	}{Actions: []actionJSON{}}
 	for _, s := range specs {
-		a := actionJSON{Name: s.Name, Help: s.Help, Destructive: s.Destructive, Container: s.Container,
+		a := actionJSON{Name: s.Name, Help: s.Help, Destructive: s.Destructive, Idempotent: s.Idempotent, Container: s.Container,
 			Params: []paramJSON{}, Privileges: s.Privileges}
 		if a.Privileges == nil {
 			a.Privileges = []string{}
@@ -178,6 +179,9 @@ func describeActions(w io.Writer, specs []actions.Spec) error {
 			b.WriteString("  destructive: yes (counts toward the blast-radius limit; from Slack, approvers only)\n")
 		} else {
 			b.WriteString("  destructive: no\n")
+		}
+		if s.Idempotent {
+			b.WriteString("  idempotent: yes (running it again is a no-op, so its claim does not wait for the disk)\n")
 		}
 		if s.Container {
 			b.WriteString("  target: the alert's container, or --container; protected containers are refused\n")

@@ -53,6 +53,7 @@ func TestActionsJSON(t *testing.T) {
 			Name        string   `json:"name"`
 			Help        string   `json:"help"`
 			Destructive bool     `json:"destructive"`
+			Idempotent  bool     `json:"idempotent"`
 			Container   bool     `json:"container"`
 			Privileges  []string `json:"privileges"`
 			Params      []struct {
@@ -76,7 +77,7 @@ func TestActionsJSON(t *testing.T) {
 		if !ok {
 			t.Fatalf("unknown action %q", a.Name)
 		}
-		if a.Help != spec.Help || a.Destructive != spec.Destructive || a.Container != spec.Container ||
+		if a.Help != spec.Help || a.Destructive != spec.Destructive || a.Idempotent != spec.Idempotent || a.Container != spec.Container ||
 			len(a.Params) != len(spec.Params) || len(a.Privileges) != len(spec.Privileges) || a.Params == nil || a.Privileges == nil {
 			t.Errorf("%s: %+v does not match its spec", a.Name, a)
 		}
