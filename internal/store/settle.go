@@ -77,27 +77,36 @@ func prepareSettledAll(settled []*Settled, n int) ([][]prepared, error) {
 	return out, nil
 }
 
-// PrepareSettled checks and encodes a Settled entry for another backend;
-// Resolve with the incident id before storing it.
-func PrepareSettled(e Entry) (SettledEntry, error) {
-	p, err := prepareSettled(e)
-	return SettledEntry{p: p}, err
+// PrepareSettledAll checks and encodes the settled entries of n alerts for
+// another backend, in the caller's goroutine: nil where an alert has none;
+// a bad entry is refused by its alert's and its own position, as
+// AcceptSettled refuses it.
+func PrepareSettledAll(settled []*Settled, n int) ([][]SettledEntry, error) {
+	prep, err := prepareSettledAll(settled, n)
+	if prep == nil || err != nil {
+		return nil, err
+	}
+	out := make([][]SettledEntry, len(prep))
+	for i, ps := range prep {
+		if ps == nil {
+			continue
+		}
+		out[i] = make([]SettledEntry, len(ps))
+		for k, p := range ps {
+			out[i][k] = SettledEntry{p: p}
+		}
+	}
+	return out, nil
 }
 
 // SettledEntry is a Settled entry checked and encoded, waiting for its
 // alert's incident id.
 type SettledEntry struct{ p prepared }
 
-// Resolve returns the entry with its incident references set to incident,
-// in its encoded detail and in Detail.
-func (s SettledEntry) Resolve(incident string) (PreparedEntry, error) {
+// WithIncident returns the entry as stored, its incident references set to
+// incident in DetailJSON (a join, cheap enough for a transaction that holds
+// the chain). Entry.Detail is left as the caller gave it.
+func (s SettledEntry) WithIncident(incident string) PreparedEntry {
 	p := s.p.withIncident(incident)
-	if s.p.parts != nil {
-		d, err := decodeDetail(p.detail)
-		if err != nil {
-			return PreparedEntry{}, err
-		}
-		p.Entry.Detail = d
-	}
-	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, nil
+	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}
 }

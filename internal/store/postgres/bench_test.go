@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -288,15 +289,12 @@ func acceptSettledTwoTx(s store.Backend, as []alert.Alert) error {
 		it := claimed[k]
 		k++
 		for _, e := range prep[i].Entries {
-			p, err := store.PrepareSettled(e)
-			if err != nil {
-				return err
-			}
-			pe, err := p.Resolve(it.Incident)
-			if err != nil {
-				return err
-			}
-			batch.Entries = append(batch.Entries, pe.Entry)
+			// dryRunPlans puts the incident reference at the top of the
+			// detail only.
+			d := maps.Clone(e.Detail)
+			d["incident"] = it.Incident
+			e.Detail = d
+			batch.Entries = append(batch.Entries, e)
 		}
 		batch.Finish = append(batch.Finish, it.Alert.ID)
 	}

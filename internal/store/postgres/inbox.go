@@ -2,13 +2,10 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,77 +22,7 @@ type acceptItem struct {
 	// settle: the caller processed the alert (AcceptSettled); it is
 	// stored done with these entries after its alert.received.
 	settle  bool
-	settled []settledEntry
-}
-
-// settledEntry is a Settled entry encoded in the caller's goroutine, its
-// detail split at each incident reference (parts, nil when it has none)
-// for the accepter to join with the alert's incident id.
-type settledEntry struct {
-	e     store.PreparedEntry
-	parts []string
-}
-
-// withIncident returns the entry with its incident references set to id
-// (an id of store.NewID's form, which JSON needs no escapes for).
-func (p *settledEntry) withIncident(id string) store.PreparedEntry {
-	e := p.e
-	if p.parts != nil {
-		e.DetailJSON = strings.Join(p.parts, `"`+id+`"`)
-	}
-	return e
-}
-
-// incidentMark stands for the incident id in a settledEntry's encoded
-// detail while it is split: random per process, so that no text of an
-// alert can pass for it, and of letters, digits and dashes (JSON escapes
-// none). store.SettledEntry.Resolve decodes the detail again for
-// Entry.Detail, which an accept never reads: resolving to the mark once in
-// the caller's goroutine and joining the parts in the accepter keeps that
-// decoding out of the transaction that holds the chain.
-var incidentMark = func() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported systems
-	}
-	return "riposte-incident-ref-" + hex.EncodeToString(b[:])
-}()
-
-// prepareSettled checks and encodes the settled entries of n alerts, in
-// the caller's goroutine; nil where an alert has none. A bad entry is
-// refused by its alert's and its own position.
-func prepareSettled(settled []*store.Settled, n int) ([][]settledEntry, error) {
-	if len(settled) == 0 {
-		return nil, nil
-	}
-	if len(settled) > n {
-		return nil, fmt.Errorf("%d settled outcomes for %d alerts", len(settled), n)
-	}
-	out := make([][]settledEntry, n)
-	quoted := `"` + incidentMark + `"`
-	for i, st := range settled {
-		if st == nil {
-			continue
-		}
-		ps := make([]settledEntry, 0, len(st.Entries))
-		for k, e := range st.Entries {
-			p, err := store.PrepareSettled(e)
-			var pe store.PreparedEntry
-			if err == nil {
-				pe, err = p.Resolve(incidentMark)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("alert %d: settled entry %d (%s): %w", i+1, k+1, e.Type, err)
-			}
-			se := settledEntry{e: pe}
-			if strings.Contains(pe.DetailJSON, quoted) {
-				se.parts = strings.Split(pe.DetailJSON, quoted)
-			}
-			ps = append(ps, se)
-		}
-		out[i] = ps
-	}
-	return out, nil
+	settled []store.SettledEntry
 }
 
 // Accept stores alerts and journals them in one transaction; see
@@ -128,7 +55,7 @@ func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled
 	if lease < 0 {
 		return nil, nil, nil, fmt.Errorf("accept alerts: lease must not be negative, got %s", lease)
 	}
-	prep, err := prepareSettled(settled, len(alerts))
+	prep, err := store.PrepareSettledAll(settled, len(alerts))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("accept alerts: %w", err)
 	}
@@ -139,7 +66,7 @@ func (s *Store) AcceptSettled(ctx context.Context, alerts []alert.Alert, settled
 	return r.out, r.claimed, r.incidents, nil
 }
 
-func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration, settled [][]settledEntry) (*acceptReq, error) {
+func (s *Store) accept(ctx context.Context, alerts []alert.Alert, claim time.Duration, settled [][]store.SettledEntry) (*acceptReq, error) {
 	if len(alerts) == 0 {
 		return nil, nil
 	}
@@ -411,7 +338,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 			if it.settle {
 				last := int64(0)
 				for k := range it.settled {
-					entries, viaInbox = append(entries, it.settled[k].withIncident(inc)), append(viaInbox, true)
+					entries, viaInbox = append(entries, it.settled[k].WithIncident(inc)), append(viaInbox, true)
 					last = t.head.seq + int64(len(entries))
 				}
 				states, attempts, owners, leases, doneAt = append(states, "done"), append(attempts, 1), append(owners, ""), append(leases, ""), append(doneAt, nowS)
