@@ -398,12 +398,10 @@ func (w *writer) exec(tx *txn, group []*request) {
 // savepoint. A request that fails keeps its error; the others succeed as
 // before (they see the same state in the same order).
 func (w *writer) replay(tx *txn) {
-	_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+	w.rollback()
 	w.head = tx.start
-	clear(w.openIncidents)
 	fail := func(err error) {
-		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
-		clear(w.openIncidents)
+		w.rollback()
 		if lerr := w.loadHead(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
@@ -448,6 +446,13 @@ func (w *writer) replay(tx *txn) {
 	}
 }
 
+// rollback rolls the open transaction back, and with it what the writer
+// remembered of it (openIncidents: what it read or opened may be gone).
+func (w *writer) rollback() {
+	_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+	clear(w.openIncidents)
+}
+
 // commit records the journal head and commits tx (without fsync: the
 // syncer does that).
 func (w *writer) commit(tx *txn) error {
@@ -455,8 +460,7 @@ func (w *writer) commit(tx *txn) error {
 		return nil
 	}
 	fail := func(err error) error {
-		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
-		clear(w.openIncidents)
+		w.rollback()
 		if lerr := w.loadHead(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
