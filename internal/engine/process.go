@@ -66,7 +66,7 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 		planned := before.planned
 		for _, plan := range set.Match(a) {
 			e.m.PlaybookMatches.WithLabelValues(plan.Playbook.Name).Inc()
-			if e.cfg.DryRun || plan.Playbook.DryRun {
+			if e.dryRun(plan.Playbook) {
 				if !planned[plan.Playbook.Name] {
 					e.planDry(ctx, a, incident, plan, retry, sil, b)
 				}
@@ -85,6 +85,10 @@ func (e *Engine) process(ctx context.Context, items []store.InboxItem) (finished
 	}
 	return true
 }
+
+// dryRun reports whether a playbook only plans: the global dry run, or
+// its own.
+func (e *Engine) dryRun(pb *playbooks.Playbook) bool { return e.cfg.DryRun || pb.DryRun }
 
 // batch collects the transitions of a run of alerts that need no round
 // trip of their own (dry-run plans, skips, notes, queued notifications), so

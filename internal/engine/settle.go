@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/playbooks"
 )
 
 // settleAtAccept processes, before they are stored, the alerts whose processing
@@ -22,14 +24,7 @@ func (e *Engine) settleAtAccept(ctx context.Context, alerts []alert.Alert, now t
 	for i := range alerts {
 		a := &alerts[i]
 		plans := set.Match(a)
-		runs := false
-		for _, plan := range plans {
-			if !e.cfg.DryRun && !plan.Playbook.DryRun {
-				runs = true
-				break
-			}
-		}
-		if runs {
+		if slices.ContainsFunc(plans, func(p playbooks.Plan) bool { return !e.dryRun(p.Playbook) }) {
 			work++
 			continue
 		}
