@@ -69,6 +69,10 @@ type fixture struct {
 	done chan error
 }
 
+// useSilences has the engine read the store's silences (a cache reloaded
+// every minute); before start.
+func (f *fixture) useSilences() { f.eng.deps.Silences = silence.NewCache(f.st, time.Minute, nil, nil) }
+
 func newFixture(t *testing.T, cfg Config, yml string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
@@ -356,7 +360,7 @@ func TestDryRunPlanJournaledOnce(t *testing.T) {
 	}
 	ls := &lossyStore{Store: f.st}
 	f.eng.deps.Store = ls
-	f.eng.deps.Silences = silence.NewCache(f.st, time.Minute, nil, nil)
+	f.useSilences()
 	f.start()
 	a := shellAlert("3f9a1c2b7d4e")
 	a.OutputFields[alert.FieldEnforceOutcome] = "signalled"

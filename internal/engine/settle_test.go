@@ -27,7 +27,7 @@ func TestSettledAtAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.eng.deps.Silences = silence.NewCache(f.st, time.Minute, nil, nil)
+	f.useSilences()
 	f.start()
 	testutil.Eventually(t, 5*time.Second, func() bool { return f.eng.Ready(ctx) == nil }, "the engine runs")
 

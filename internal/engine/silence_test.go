@@ -49,12 +49,7 @@ func TestSilences(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			eng, err := New(f.eng.cfg, Deps{Store: f.st, Playbooks: f.eng.playbooks.Load(), Catalog: testCatalog(),
-				Runners: f.eng.deps.Runners, Silences: silence.NewCache(f.st, time.Minute, nil, nil)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.eng = eng
+			f.useSilences()
 			f.start()
 			a := shellAlert("3f9a1c2b7d4e")
 			f.submit(a)
@@ -106,12 +101,7 @@ func TestSilenceInDryRunPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := New(f.eng.cfg, Deps{Store: f.st, Playbooks: f.eng.playbooks.Load(), Catalog: testCatalog(),
-		Runners: f.eng.deps.Runners, Silences: silence.NewCache(f.st, time.Minute, nil, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.eng = eng
+	f.useSilences()
 	f.start()
 	a := shellAlert("3f9a1c2b7d4e")
 	f.submit(a)
