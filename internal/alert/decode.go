@@ -356,17 +356,8 @@ func scanValues(data []byte, limit int) (values, end int) {
 // output_fields stay exact as in Decode. Input from outside goes through
 // Decode.
 func DecodeStored(raw []byte) (Alert, error) {
-	var w struct {
-		ID           string         `json:"uuid"`
-		Time         time.Time      `json:"time"`
-		Rule         string         `json:"rule"`
-		Priority     Priority       `json:"priority"`
-		Output       string         `json:"output"`
-		OutputFields map[string]any `json:"output_fields"`
-		Source       string         `json:"source"`
-		Tags         []string       `json:"tags"`
-		Hostname     string         `json:"hostname"`
-	}
+	type fields Alert // Alert's fields and tags, without its UnmarshalJSON
+	var w fields
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&w); err != nil {
@@ -381,6 +372,6 @@ func DecodeStored(raw []byte) (Alert, error) {
 	if w.OutputFields == nil {
 		w.OutputFields = map[string]any{}
 	}
-	return Alert{ID: w.ID, Time: w.Time.UTC(), Rule: w.Rule, Priority: w.Priority, Output: w.Output,
-		OutputFields: w.OutputFields, Source: w.Source, Tags: w.Tags, Hostname: w.Hostname}, nil
+	w.Time = w.Time.UTC()
+	return Alert(w), nil
 }
