@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/riposte-sec/riposte/internal/store"
-	"github.com/riposte-sec/riposte/internal/store/postgres"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
@@ -158,11 +157,7 @@ func TestAgentForwardingSurvivesOutage(t *testing.T) {
 			replica.cmd.Wait()
 		}
 	})
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openReadOnly(t, url)
 	agentData := filepath.Join(dir, "agent")
 	ag := startAgentChild(t, agentData, "node-a", []string{"http://" + addr})
 
@@ -189,6 +184,7 @@ func TestAgentForwardingSurvivesOutage(t *testing.T) {
 	// The replica is back: everything arrives, once.
 	replica = startChild(t, filepath.Join(dir, "replica"), pbs, replicaEnv...)
 	var missing, twice []string
+	var err error
 	testutil.Eventually(t, 30*time.Second, func() bool {
 		missing, twice, err = receivedOnce(st, ids, "node-a")
 		return err == nil && len(missing) == 0 && ag.spooled() == 0

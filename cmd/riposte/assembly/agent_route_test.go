@@ -63,11 +63,7 @@ auth:
 		rc.replicas = append(rc.replicas, c)
 		rc.urls = append(rc.urls, "http://"+c.addr)
 	}
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openReadOnly(t, url)
 	rc.st = st
 	return rc
 }

@@ -86,6 +86,18 @@ func postAlert(client *http.Client, addr, id, container string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// openReadOnly opens the cluster's PostgreSQL store read-only, closed when
+// the test ends.
+func openReadOnly(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // waitDrained waits until no alert is pending or claimed.
 func waitDrained(t *testing.T, st store.Backend, timeout time.Duration, cs []*child) {
 	t.Helper()
@@ -178,11 +190,7 @@ func TestClusterDuplicatesFormOneIncident(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openReadOnly(t, url)
 	waitDrained(t, st, 60*time.Second, cs)
 	stopReplicas(t, cs)
 
@@ -224,11 +232,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openReadOnly(t, url)
 
 	var acked []string
 	for round, victim := range []int{0, 1} {
@@ -369,11 +373,7 @@ func TestClusterPostgresRestarted(t *testing.T) {
 	t.Logf("%d alerts acknowledged, %d answered 503 while PostgreSQL was down", len(all), unavailable)
 	mu.Unlock()
 
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openReadOnly(t, url)
 	waitDrained(t, st, 60*time.Second, cs)
 	stopReplicas(t, cs)
 	processedOnce(t, st, all)

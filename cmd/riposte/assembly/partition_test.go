@@ -10,8 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/riposte-sec/riposte/internal/store"
-	"github.com/riposte-sec/riposte/internal/store/postgres"
 	"github.com/riposte-sec/riposte/internal/store/postgres/pgtest"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
@@ -156,11 +154,7 @@ func partitioned(t *testing.T, srv *pgtest.Server, cut pgtest.Cut) {
 		len(all), ackedBy[0], ackedBy[1], aUnavailable, takenOver, len(before), healAt.Sub(cutAt).Round(time.Millisecond))
 	mu.Unlock()
 
-	st, err := postgres.Open(context.Background(), url, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openReadOnly(t, url)
 	waitDrained(t, st, 60*time.Second, cs)
 	stopReplicas(t, cs)
 	processedOnce(t, st, all)
