@@ -191,15 +191,6 @@ func (s sentTo) check(t *testing.T, who string) (slack, pd, email counted) {
 	return slack, pd, email
 }
 
-const e2eThrottlePlaybook = `
-- playbook: e2e-notify
-  match: {rules: ["Terminal shell in container"]}
-  actions:
-    - do: slack.notify
-    - do: pagerduty.trigger
-    - do: email.send
-`
-
 // TestE2EThrottleBurst: 1,000 alerts of one incident posted to the intake
 // of a served riposte with every notifier throttled produce, per notifier,
 // one first message and at most one update per interval (same Slack
@@ -214,7 +205,7 @@ func TestE2EThrottleBurst(t *testing.T) {
 	)
 	p := startPeers(t)
 	dir := t.TempDir()
-	cfg := p.config(t, dir, e2eThrottlePlaybook)
+	cfg := p.config(t, dir, e2eNotifyPlaybook)
 	throttleAll(t, &cfg, every)
 	s := serveApp(t, cfg)
 
@@ -352,7 +343,7 @@ func TestE2EThrottleKeepsTheFoldAcrossRestart(t *testing.T) {
 func TestE2EThrottleOff(t *testing.T) {
 	const n = 20
 	p := startPeers(t)
-	cfg := p.config(t, t.TempDir(), e2eThrottlePlaybook)
+	cfg := p.config(t, t.TempDir(), e2eNotifyPlaybook)
 	s := serveApp(t, cfg)
 	s.postAlerts(t, burstAlerts("0123456789ab", "web", n), 5)
 	inc := incidentOf(t, s.app, "0123456789ab")
