@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,44 +125,10 @@ func actServerStop(t *testing.T, yml string) (config.Config, string, func()) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	pb := filepath.Join(dir, "pb.yaml")
-	if err := os.WriteFile(pb, []byte(actPlaybook), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "riposte.yaml")
-	yml = fmt.Sprintf("listen: 127.0.0.1:0\ndata: data\nplaybooks: [pb.yaml]\nnotifiers: {fallback: log}\n%s", yml)
-	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(path, Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Build(cfg, NewLogger(cfg, &testutil.SyncBuffer{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, "intake-token-0123456789", func(addr string) { addrc <- addr }) }()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-			a.Close()
-		})
-	}
-	t.Cleanup(stop)
+	cfg, _, addr, stop := startServe(t, dir, map[string]string{
+		"pb.yaml":      actPlaybook,
+		"riposte.yaml": "listen: 127.0.0.1:0\ndata: data\nplaybooks: [pb.yaml]\nnotifiers: {fallback: log}\n" + yml,
+	})
 	return cfg, addr, stop
 }
 

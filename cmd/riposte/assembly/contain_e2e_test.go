@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/riposte-sec/riposte/internal/config"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
@@ -135,6 +137,20 @@ func serveDetector(t *testing.T, extra, pb string) *App {
 // returning once the detector is ready.
 func serveIn(t *testing.T, dir string, files map[string]string) *App {
 	t.Helper()
+	_, a, _, _ := startServe(t, dir, files)
+	select {
+	case <-a.Detector.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("detector not ready after 20s")
+	}
+	return a
+}
+
+// startServe writes files into dir and runs riposte serve with its
+// riposte.yaml until stop is called or the test ends, returning once it
+// serves: the config, the app and the intake's address.
+func startServe(t *testing.T, dir string, files map[string]string) (config.Config, *App, string, func()) {
+	t.Helper()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -152,24 +168,24 @@ func serveIn(t *testing.T, dir string, files map[string]string) *App {
 	done := make(chan error, 1)
 	addrc := make(chan string, 1)
 	go func() { done <- a.Serve(ctx, "intake-token-0123456789", func(addr string) { addrc <- addr }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		a.Close()
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			a.Close()
+		})
+	}
+	t.Cleanup(stop)
+	var addr string
 	select {
-	case <-addrc:
+	case addr = <-addrc:
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	select {
-	case <-a.Detector.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("detector not ready after 20s")
-	}
-	return a
+	return cfg, a, addr, stop
 }
 
 // thaw unpauses a container and thaws its v1 freezer cgroup, so that it
