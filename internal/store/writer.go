@@ -263,7 +263,13 @@ func (w *writer) loop() {
 			}
 		default:
 			w.commits.Add(1)
-			w.toSync <- w.answerUrgent(tx.reqs) // the syncer fsyncs even for none
+			// The syncer first, then the urgent answers: the goroutine
+			// readied last runs next on this thread, and the syncer would
+			// otherwise take that place (and the thread, into fsync) from
+			// the caller who is waiting to act (~0.3 ms measured).
+			later, urgent := splitUrgent(tx.reqs)
+			w.toSync <- later // the syncer fsyncs even for none
+			w.answerUrgent(urgent)
 		}
 		if !open {
 			return
@@ -271,26 +277,34 @@ func (w *writer) loop() {
 	}
 }
 
-// answerUrgent answers the urgent requests of a committed batch (with the
-// store's error if an fsync already failed) and returns the others, which
-// the syncer answers after its fsync.
-func (w *writer) answerUrgent(reqs []*request) []*request {
+// splitUrgent splits the requests of a committed batch into those the
+// syncer answers after its fsync and the urgent ones, answered at COMMIT.
+func splitUrgent(reqs []*request) (later, urgent []*request) {
 	if !anyUrgent(reqs) {
-		return reqs
+		return reqs, nil
+	}
+	later = make([]*request, 0, len(reqs))
+	for _, r := range reqs {
+		if r.urgent {
+			urgent = append(urgent, r)
+		} else {
+			later = append(later, r)
+		}
+	}
+	return later, urgent
+}
+
+// answerUrgent answers the urgent requests of a committed batch, with the
+// store's error if an fsync already failed.
+func (w *writer) answerUrgent(urgent []*request) {
+	if len(urgent) == 0 {
+		return
 	}
 	var err error
 	if p := w.broken.Load(); p != nil {
 		err = *p
 	}
-	later := make([]*request, 0, len(reqs))
-	for _, r := range reqs {
-		if r.urgent {
-			answer([]*request{r}, err)
-		} else {
-			later = append(later, r)
-		}
-	}
-	return later
+	answer(urgent, err)
 }
 
 func anyUrgent(reqs []*request) bool {
