@@ -160,10 +160,10 @@ func (s *Store) acceptLoop() {
 	last := 0 // alerts of the previous batch
 	for r := range s.acceptQ {
 		batch, n := []*acceptReq{r}, len(r.items)
-		if len(s.acceptQ)+n < last/2 {
+		if len(s.acceptQ)+n < last/2 && !store.IsUrgent(r.ctx) {
 			// The callers just answered are still on their way back:
 			// let them queue, or this transaction would take one alert
-			// and the next all the others.
+			// and the next all the others. (Not for an urgent one.)
 			runtime.Gosched()
 		}
 	drain:
@@ -188,16 +188,44 @@ func (s *Store) acceptLoop() {
 			}
 			live = append(live, r)
 		}
-		if len(live) == 0 {
-			continue
+		// Urgent Accepts commit in a transaction of their own, first and
+		// without waiting for the WAL flush; the others' answer still
+		// means flushed.
+		urgent, ordinary := splitUrgent(live)
+		if len(urgent) > 0 {
+			s.commitAccepts(true, urgent)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), acceptTimeout)
-		err := s.write(ctx, true, func(t *wtx) error { return t.acceptAll(live) })
-		cancel()
-		for _, r := range live {
-			r.err = err
-			close(r.done)
+		if len(ordinary) > 0 {
+			s.commitAccepts(false, ordinary)
 		}
+	}
+}
+
+// splitUrgent divides reqs into the urgent Accepts (store.Urgent) and the
+// others, each in order.
+func splitUrgent(reqs []*acceptReq) (urgent, ordinary []*acceptReq) {
+	for _, r := range reqs {
+		if store.IsUrgent(r.ctx) {
+			urgent = append(urgent, r)
+		} else {
+			ordinary = append(ordinary, r)
+		}
+	}
+	return urgent, ordinary
+}
+
+// commitAccepts runs reqs in one accept transaction, an urgent one if
+// urgent, and answers them.
+func (s *Store) commitAccepts(urgent bool, reqs []*acceptReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), acceptTimeout)
+	if urgent {
+		ctx = store.Urgent(ctx)
+	}
+	err := s.write(ctx, true, func(t *wtx) error { return t.acceptAll(reqs) })
+	cancel()
+	for _, r := range reqs {
+		r.err = err
+		close(r.done)
 	}
 }
 

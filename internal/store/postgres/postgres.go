@@ -241,8 +241,10 @@ const acceptTimeout = 30 * time.Second
 const retries = 5
 
 // write runs fn in a transaction and commits it; the call returns only
-// after the commit (synchronous_commit: the WAL is flushed). fn may run
-// more than once (a retried deadlock): it must set its results afresh.
+// after the commit (synchronous_commit: the WAL is flushed), or, when ctx
+// is store.Urgent, as soon as the commit record is written (urgentTx).
+// fn may run more than once (a retried deadlock): it must set its results
+// afresh.
 func (s *Store) write(ctx context.Context, chain bool, fn func(*wtx) error) error {
 	if s.readOnly {
 		return store.ErrReadOnly
@@ -263,8 +265,22 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "55P03")
 }
 
+// urgentTx begins a transaction whose COMMIT returns before its commit
+// record is flushed (synchronous_commit = off, for this transaction only):
+// store.Urgent's contract on PostgreSQL. The walwriter flushes it within
+// wal_writer_delay, and any synchronous commit after it flushes it too
+// (the WAL is flushed in order), so only a crash of PostgreSQL or of its
+// machine in between loses it, never a crash of riposte; other sessions
+// see its rows at once. The SET rides in the BEGIN's own round trip (two
+// statements, one simple query): urgency costs no round trip.
+var urgentTx = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
+
 func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	var opts pgx.TxOptions
+	if store.IsUrgent(ctx) {
+		opts = urgentTx
+	}
+	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		if s.closed.Load() {
 			return store.ErrClosed

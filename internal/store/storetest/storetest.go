@@ -63,6 +63,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeasesAcrossHandles", testLeasesAcrossHandles},
 		{"ExtendClaims", testExtendClaims},
 		{"ConcurrentAcceptAndClaim", testConcurrent},
+		{"Urgent", testUrgent},
 		{"NodeActions", testNodeActions},
 		{"PruneNodeActions", testPruneNodeActions},
 	}
@@ -1805,4 +1806,60 @@ func testAcceptSettled(t *testing.T, h Harness) {
 		t.Fatalf("b-1 after refused accepts: %+v, %v; want it new", acc, err)
 	}
 	MustVerify(t, s)
+}
+
+// testUrgent: writes made with store.Urgent (the engine's detector alerts
+// and the claim of an idempotent action) are answered like any other, and
+// a reader of another handle sees them at once: urgent changes when the
+// answer comes, never what is stored or decided.
+func testUrgent(t *testing.T, h Harness) {
+	s, loc := open(t, h, store.Options{})
+	reader := reopen(t, h, loc, store.Options{ReadOnly: true})
+	urgent := store.Urgent(ctx)
+	acc, err := s.Accept(urgent, []alert.Alert{Alert("u-1"), Alert("u-1")})
+	if err != nil || len(acc) != 2 || acc[0].Duplicate || !acc[1].Duplicate {
+		t.Fatalf("urgent accept: %+v, %v", acc, err)
+	}
+	_, _, incs, err := s.AcceptSettled(urgent, []alert.Alert{Alert("u-2")}, []*store.Settled{settledPlan("u-2")}, 0)
+	if err != nil || len(incs) != 1 || incs[0] == "" {
+		t.Fatalf("urgent settled accept: %v, %v", incs, err)
+	}
+	key := store.ActionKey{AlertID: "u-1", Playbook: "contain"}
+	if _, err := s.Apply(urgent, store.Batch{Entries: []store.Entry{{Type: store.PlaybookMatched, AlertID: "u-1", Playbook: "contain"}}}); err != nil {
+		t.Fatalf("urgent apply: %v", err)
+	}
+	c, err := s.ClaimAction(urgent, store.ClaimRequest{Key: key, Action: "container.pause", Destructive: true, Budget: store.Budget{Max: 1, Window: time.Hour}},
+		store.Entry{Type: store.ActionStarted, AlertID: "u-1", Playbook: "contain", Action: "container.pause"})
+	if err != nil || c.Outcome != store.ClaimRun {
+		t.Fatalf("urgent claim: %+v, %v", c, err)
+	}
+	// The budget counts an urgent claim like any other.
+	over := store.ClaimRequest{Key: store.ActionKey{AlertID: "u-2", Playbook: "contain"}, Action: "container.pause", Destructive: true, Budget: store.Budget{Max: 1, Window: time.Hour}}
+	if c, err := s.ClaimAction(urgent, over); err != nil || c.Outcome != store.ClaimOverBudget {
+		t.Fatalf("urgent claim over the budget: %+v, %v", c, err)
+	}
+	// Seen by another handle right after the answers.
+	es, err := reader.Entries(ctx, store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []store.EntryType
+	for _, e := range es {
+		types = append(types, e.Type)
+	}
+	want := []store.EntryType{store.AlertReceived, store.AlertDuplicate, store.AlertReceived, store.IncidentOpened,
+		store.PlaybookMatched, store.Note, store.PlaybookMatched, store.ActionStarted}
+	if !slices.Equal(types, want) {
+		t.Fatalf("reader sees %v, want %v", types, want)
+	}
+	run, err := reader.GetAction(ctx, key)
+	if err != nil || run.State != store.ActionStateStarted {
+		t.Fatalf("reader sees the claimed run as %+v, %v", run, err)
+	}
+	// An ordinary write after them, on the same chain.
+	if _, applied, err := s.RecordAction(ctx, store.ActionUpdate{Key: key, State: store.ActionStateSucceeded},
+		store.Entry{Type: store.ActionSucceeded, AlertID: "u-1"}); err != nil || !applied {
+		t.Fatalf("record the outcome: %v %v", applied, err)
+	}
+	MustVerify(t, reader)
 }

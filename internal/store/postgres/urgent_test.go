@@ -1,0 +1,202 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/store/storetest"
+)
+
+// probeCommits installs, in the test's database, a trigger that records
+// with every journal row the synchronous_commit in force in the
+// transaction that inserted it; commitModes reads them back. The
+// transaction's own setting, seen from inside it: no hook in the store.
+func probeCommits(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, `
+		CREATE TABLE commit_probe (seq bigint, type text, alert_id text, mode text);
+		CREATE FUNCTION commit_probe() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO commit_probe VALUES (NEW.seq, NEW.type, NEW.alert_id, current_setting('synchronous_commit'));
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER commit_probe AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION commit_probe();`); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// commitModes returns the synchronous_commit of the transactions that
+// journaled alert id's entries of type typ, one per entry.
+func commitModes(t *testing.T, conn *pgx.Conn, id string, typ store.EntryType) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT mode FROM commit_probe WHERE alert_id = $1 AND type = $2 ORDER BY seq`, id, string(typ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return modes
+}
+
+// TestUrgentCommitsAsync: the writes the engine makes with store.Urgent
+// (Accept and AcceptSettled for the detector's alerts, Apply and
+// ClaimAction before an idempotent action) commit with synchronous_commit
+// off, in their transaction only; the same writes without it, and the
+// ordinary writes after them on the same connections, commit with it on.
+func TestUrgentCommitsAsync(t *testing.T) {
+	s, url := openTest(t, store.Options{})
+	probe := probeCommits(t, url)
+	bg := context.Background()
+	claim := func(ctx context.Context, id string) error {
+		c, err := s.ClaimAction(ctx, store.ClaimRequest{Key: store.ActionKey{AlertID: id, Playbook: "contain"}, Action: "container.pause"},
+			store.Entry{Type: store.ActionStarted, AlertID: id, Playbook: "contain", Action: "container.pause"})
+		if err == nil && c.Outcome != store.ClaimRun {
+			t.Fatalf("claim for %s: %s, want run", id, c.Outcome)
+		}
+		return err
+	}
+	tests := []struct {
+		name  string
+		typ   store.EntryType
+		write func(ctx context.Context, id string) error
+	}{
+		{"accept", store.AlertReceived, func(ctx context.Context, id string) error {
+			_, err := s.Accept(ctx, []alert.Alert{storetest.Alert(id)})
+			return err
+		}},
+		{"accept-settled", store.Note, func(ctx context.Context, id string) error {
+			settled := &store.Settled{Entries: []store.Entry{{Type: store.Note, AlertID: id, Detail: map[string]any{"incident": store.TheIncident}}}}
+			_, _, _, err := s.AcceptSettled(ctx, []alert.Alert{storetest.Alert(id)}, []*store.Settled{settled}, 0)
+			return err
+		}},
+		{"apply", store.PlaybookMatched, func(ctx context.Context, id string) error {
+			_, err := s.Apply(ctx, store.Batch{Entries: []store.Entry{{Type: store.PlaybookMatched, AlertID: id, Playbook: "contain"}}})
+			return err
+		}},
+		{"claim-action", store.ActionStarted, claim},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range []struct {
+				ctx  context.Context
+				id   string
+				want string
+			}{
+				{bg, tc.name + "-before", "on"},
+				{store.Urgent(bg), tc.name + "-urgent", "off"},
+				{bg, tc.name + "-after", "on"},
+			} {
+				if err := tc.write(c.ctx, c.id); err != nil {
+					t.Fatalf("%s: %v", c.id, err)
+				}
+				if got := commitModes(t, probe, c.id, tc.typ); len(got) != 1 || got[0] != c.want {
+					t.Errorf("%s: its %s committed with synchronous_commit %q, want %q", c.id, tc.typ, got, c.want)
+				}
+			}
+		})
+	}
+	// What follows an urgent claim is ordinary: the outcome.
+	if _, _, err := s.RecordAction(bg, store.ActionUpdate{Key: store.ActionKey{AlertID: "claim-action-urgent", Playbook: "contain"}, State: store.ActionStateSucceeded},
+		store.Entry{Type: store.ActionSucceeded, AlertID: "claim-action-urgent"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := commitModes(t, probe, "claim-action-urgent", store.ActionSucceeded); len(got) != 1 || got[0] != "on" {
+		t.Errorf("outcome after an urgent claim committed with synchronous_commit %q, want on", got)
+	}
+	storetest.MustVerify(t, s)
+}
+
+// TestUrgentAcceptsCommitApart: urgent and ordinary Accepts that queue
+// together for the accepter commit in two transactions, the urgent ones
+// asynchronously and first, so that an ordinary Accept's answer still
+// means flushed.
+func TestUrgentAcceptsCommitApart(t *testing.T) {
+	s, url := openTest(t, store.Options{})
+	probe := probeCommits(t, url)
+	bg := context.Background()
+	// Hold the journal's head so that the accepter waits in a first
+	// transaction while the next Accepts queue behind it.
+	hold, err := probe.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(bg) //nolint:errcheck // a no-op after Commit
+	if _, err := hold.Exec(bg, `SELECT 1 FROM journal_head WHERE id = 1 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	accept := func(ctx context.Context, id string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Accept(ctx, []alert.Alert{storetest.Alert(id)})
+			done <- err
+		}()
+		return done
+	}
+	first := accept(bg, "first")
+	waitFor(t, "the accepter to take the first Accept", func() bool { return len(s.acceptQ) == 0 && blockedOnHead(t, url) })
+	ordinary, urgent := accept(bg, "ordinary"), accept(store.Urgent(bg), "urgent")
+	waitFor(t, "two Accepts to queue", func() bool { return len(s.acceptQ) == 2 })
+	if err := hold.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range []<-chan error{first, ordinary, urgent} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]string{"first": "on", "ordinary": "on", "urgent": "off"} {
+		if got := commitModes(t, probe, id, store.AlertReceived); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: committed with synchronous_commit %q, want %q", id, got, want)
+		}
+	}
+	var urgentSeq, ordinarySeq int64
+	if err := probe.QueryRow(bg, `SELECT (SELECT seq FROM commit_probe WHERE alert_id = 'urgent'), (SELECT seq FROM commit_probe WHERE alert_id = 'ordinary')`).Scan(&urgentSeq, &ordinarySeq); err != nil {
+		t.Fatal(err)
+	}
+	if urgentSeq > ordinarySeq {
+		t.Errorf("urgent alert journaled at %d, after the ordinary one queued with it (%d)", urgentSeq, ordinarySeq)
+	}
+	storetest.MustVerify(t, s)
+}
+
+// blockedOnHead reports whether a session of the database at url waits
+// for a lock (the head row another session holds).
+func blockedOnHead(t *testing.T, url string) bool {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling the condition, not synchronising on time
+	}
+}
