@@ -96,7 +96,10 @@
 // in the millisecond before that fsync, or when the fsync fails (the store
 // is then broken as above and refuses every later write, urgent or not).
 // A WAL loses a suffix: what is lost is the last urgent commits, never a
-// hole in the journal's chain. Two callers use it, both safe to lose:
+// hole in the journal's chain. PostgreSQL honours it too, with
+// synchronous_commit off for the urgent write's transaction only (see
+// internal/store/postgres, Transactions and durability). Two callers use
+// it, both safe to lose:
 //
 //   - the engine's own detector alerts (engine.Submit): no sender waits
 //     for a 202 and would resend; the kernel event that made the alert is

@@ -20,8 +20,11 @@ type urgentKey struct{}
 // whether it was stored or not) and the claim of an action that is harmless
 // to run again (actions.Spec.Idempotent). See doc.go, Durability.
 //
-// A backend that cannot answer before durability (PostgreSQL here) ignores
-// it: urgent is a permission to answer early, never a demand.
+// On PostgreSQL (internal/store/postgres) an urgent write's transaction
+// commits with synchronous_commit off: COMMIT returns before its WAL is
+// flushed, the flush follows within wal_writer_delay, and only a crash of
+// PostgreSQL or its machine in between loses it. Urgent is a permission
+// to answer early, never a demand: a backend may ignore it.
 func Urgent(ctx context.Context) context.Context {
 	return context.WithValue(ctx, urgentKey{}, true)
 }

@@ -32,6 +32,28 @@
 // another: five round trips with its begin, head lock and commit,
 // whatever it holds.
 //
+// Urgent writes (store.Urgent: the engine's detector alerts, through
+// Accept or AcceptSettled, and the Apply and ClaimAction right before an
+// idempotent action) are the exception, as on SQLite: their transaction
+// begins with SET LOCAL synchronous_commit = off, sent with the BEGIN in
+// one simple query (no round trip of its own), so COMMIT returns once the
+// commit record is written, before the WAL flush, and the setting ends
+// with the transaction. Other replicas see the rows at once; the walwriter
+// flushes them within wal_writer_delay (200ms by default), and any
+// synchronous commit after them flushes them too, since the WAL is flushed
+// in order: the next ordinary write on the chain, such as the action's
+// outcome, is durable with them. A crash of riposte loses nothing; a crash
+// of PostgreSQL or of its machine in that moment can lose the last urgent
+// commits (a suffix of the chain, never a hole), which is what store.Urgent
+// allows. The accepter commits the urgent Accepts of a batch in a
+// transaction of their own, before the others, so that an ordinary
+// Accept's answer still means flushed. An urgent write that needs the
+// journal's head still waits for a transaction holding it, and a
+// synchronous one holds it until its flush (PostgreSQL releases row locks
+// after it). TestUrgentCommitsAsync and TestUrgentAcceptsCommitApart check
+// the setting from inside the transactions (a trigger records it with
+// every journal row); BenchmarkUrgentClaim measures what it saves.
+//
 // Sessions set idle_in_transaction_session_timeout (5s) and lock_timeout
 // (2s) unless the URL sets them: a replica partitioned mid-transaction
 // would otherwise hold the journal's head row until the server noticed
