@@ -67,11 +67,22 @@ func (t *wtx) loadRun(k store.ActionKey) (*storedRun, error) {
 }
 
 func (t *wtx) saveRun(r *storedRun) error {
+	st, err := t.saveRunStatement(r)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(st.sql, st.args...)
+	return err
+}
+
+// saveRunStatement is the statement saveRun executes, for a batch that
+// sends it with other writes.
+func (t *wtx) saveRunStatement(r *storedRun) (statement, error) {
 	result := ""
 	if r.Result != nil {
 		b, err := json.Marshal(r.Result)
 		if err != nil {
-			return fmt.Errorf("encode result of %s: %w", r.Key, err)
+			return statement{}, fmt.Errorf("encode result of %s: %w", r.Key, err)
 		}
 		result = string(b)
 	}
@@ -79,14 +90,13 @@ func (t *wtx) saveRun(r *storedRun) error {
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = t.now
 	}
-	_, err := t.exec(`INSERT INTO action_runs (`+runColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	return statement{`INSERT INTO action_runs (` + runColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (alert_id, playbook, idx) DO UPDATE SET action = excluded.action,
 		incident = excluded.incident, state = excluded.state, destructive = excluded.destructive,
 		result = excluded.result, error = excluded.error, attempts = excluded.attempts, owner = excluded.owner,
 		started_at = excluded.started_at, updated_at = excluded.updated_at`,
-		r.Key.AlertID, r.Key.Playbook, r.Key.Index, r.Action, r.Incident, string(r.State), r.Destructive,
-		result, r.Error, r.Attempts, r.owner, store.FormatTime(r.CreatedAt), store.FormatTime(r.StartedAt), store.FormatTime(r.UpdatedAt))
-	return err
+		[]any{r.Key.AlertID, r.Key.Playbook, r.Key.Index, r.Action, r.Incident, string(r.State), r.Destructive,
+			result, r.Error, r.Attempts, r.owner, store.FormatTime(r.CreatedAt), store.FormatTime(r.StartedAt), store.FormatTime(r.UpdatedAt)}}, nil
 }
 
 func (t *wtx) start(r *storedRun) {
@@ -99,6 +109,10 @@ func (t *wtx) start(r *storedRun) {
 	}
 }
 
+// countStarted counts the destructive runs started since $1: the
+// blast-radius budget's use.
+const countStarted = `SELECT count(*) FROM action_runs WHERE destructive AND started_at >= $1`
+
 // ClaimAction starts an action unless it already began; see
 // store.ActionRuns.
 func (s *Store) ClaimAction(ctx context.Context, c store.ClaimRequest, entries ...store.Entry) (store.Claim, error) {
@@ -110,9 +124,43 @@ func (s *Store) ClaimAction(ctx context.Context, c store.ClaimRequest, entries .
 		return store.Claim{}, fmt.Errorf("claim action %s: %w", c.Key, err)
 	}
 	var claim store.Claim
-	err = s.write(ctx, true, func(t *wtx) error {
+	// Four round trips: the begin; the head's lock with the reads (the
+	// run, and the budget's count when the request is destructive); the
+	// writes (the run, its entries, the head); the commit.
+	err = s.write(ctx, false, func(t *wtx) error {
 		claim = store.Claim{}
-		cur, err := t.loadRun(c.Key)
+		budget := c.Budget.Max > 0
+		cutoff := store.FormatTime(t.now.Add(-c.Budget.Window))
+		var cur *storedRun
+		started := -1 // destructive runs started within the window; -1: not counted
+		var reads pgx.Batch
+		reads.Queue(lockHead)
+		reads.Queue(`SELECT `+runColumns+` FROM action_runs WHERE alert_id = $1 AND playbook = $2 AND idx = $3`,
+			c.Key.AlertID, c.Key.Playbook, c.Key.Index)
+		if budget && c.Destructive {
+			reads.Queue(countStarted, cutoff)
+		}
+		err := func() error {
+			br := t.tx.SendBatch(t.ctx, &reads)
+			defer br.Close()
+			if err := t.headLocked(br.QueryRow()); err != nil {
+				return err
+			}
+			r, err := t.s.scanRun(br.QueryRow())
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return err
+			default:
+				cur = &r
+			}
+			if budget && c.Destructive {
+				if err := br.QueryRow().Scan(&started); err != nil {
+					return err
+				}
+			}
+			return br.Close()
+		}()
 		if err != nil {
 			return err
 		}
@@ -141,24 +189,34 @@ func (s *Store) ClaimAction(ctx context.Context, c store.ClaimRequest, entries .
 			r = &storedRun{ActionRun: store.ActionRun{Key: c.Key, Action: c.Action, Incident: c.Incident}}
 		}
 		r.Destructive = r.Destructive || c.Destructive
-		if r.Destructive && c.Budget.Max > 0 {
-			var n int
-			cutoff := store.FormatTime(t.now.Add(-c.Budget.Window))
-			if err := t.queryRow(`SELECT count(*) FROM action_runs WHERE destructive AND started_at >= $1`, cutoff).Scan(&n); err != nil {
-				return err
+		if r.Destructive && budget {
+			if started < 0 { // destructive from an earlier request, not this one
+				if err := t.queryRow(countStarted, cutoff).Scan(&started); err != nil {
+					return err
+				}
 			}
-			if n >= c.Budget.Max {
+			if started >= c.Budget.Max {
 				claim.Outcome = store.ClaimOverBudget
 				return nil
 			}
 		}
 		t.start(r)
-		if err := t.saveRun(r); err != nil {
+		save, err := t.saveRunStatement(r)
+		if err != nil {
 			return err
 		}
-		if err := t.append(prep, nil); err != nil {
+		app, head, err := t.appendStatements(prep, nil)
+		if err != nil {
 			return err
 		}
+		var writes pgx.Batch
+		for _, st := range append([]statement{save}, app...) {
+			writes.Queue(st.sql, st.args...)
+		}
+		if err := t.tx.SendBatch(t.ctx, &writes).Close(); err != nil {
+			return err
+		}
+		t.recorded(head)
 		claim = store.Claim{Outcome: store.ClaimRun, Run: r.ActionRun}
 		return nil
 	})

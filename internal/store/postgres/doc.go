@@ -28,9 +28,12 @@
 // one update), and AcceptSettled's settled alerts are stored done with
 // their processing's entries there too, so the 202 of an alert the engine
 // processed at accept means its plan is on disk. The transaction sends its
-// reads in one batch and its writes (journal rows and head included) in
-// another: five round trips with its begin, head lock and commit,
-// whatever it holds.
+// reads in one batch (the journal head's lock first) and its writes
+// (journal rows and head included) in another: four round trips with its
+// begin and commit, whatever it holds. ClaimAction is built the same way
+// (the head's lock, the run and the blast-radius count; then the run, its
+// entries and the head), four round trips where it took eight (nine
+// with a budget).
 //
 // Urgent writes (store.Urgent: the engine's detector alerts, through
 // Accept or AcceptSettled, and the Apply and ClaimAction right before an

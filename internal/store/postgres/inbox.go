@@ -221,7 +221,8 @@ func (s *Store) commitAccepts(urgent bool, reqs []*acceptReq) {
 	if urgent {
 		ctx = store.Urgent(ctx)
 	}
-	err := s.write(ctx, true, func(t *wtx) error { return t.acceptAll(reqs) })
+	// Not a chain transaction yet: acceptAll locks the head with its reads.
+	err := s.write(ctx, false, func(t *wtx) error { return t.acceptAll(reqs) })
 	cancel()
 	for _, r := range reqs {
 		r.err = err
@@ -232,8 +233,8 @@ func (s *Store) commitAccepts(urgent bool, reqs []*acceptReq) {
 // acceptAll stores the alerts of reqs, in order, in one chain transaction
 // (whose lock on the journal head makes the duplicate check and
 // find-or-open of incidents atomic across replicas), in two round trips
-// besides its begin, head lock and commit: one batch of reads (the ids
-// already there, the open incidents of the claimed and settled alerts'
+// besides its begin and commit: one batch of reads (the head's lock, the
+// ids already there, the open incidents of the claimed and settled alerts'
 // containers and rules), one batch of writes (the incidents opened and
 // joined, see groupIncidents; the new alerts, pending, claimed, or done
 // for settled ones, so that neither of the last two passes through
@@ -254,6 +255,7 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 		}
 	}
 	var reads pgx.Batch
+	reads.Queue(lockHead)
 	reads.Queue(`SELECT id, raw FROM inbox WHERE id = ANY($1)`, ids)
 	if len(want) > 0 {
 		cs, rs := incidentKeys(want)
@@ -264,6 +266,9 @@ func (t *wtx) acceptAll(reqs []*acceptReq) error {
 	err := func() error {
 		br := t.tx.SendBatch(t.ctx, &reads)
 		defer br.Close()
+		if err := t.headLocked(br.QueryRow()); err != nil {
+			return err
+		}
 		rows, err := br.Query()
 		if err != nil {
 			return err

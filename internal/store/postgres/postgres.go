@@ -288,16 +288,12 @@ func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error 
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
-	t := &wtx{s: s, ctx: ctx, tx: tx, chain: chain}
+	t := &wtx{s: s, ctx: ctx, tx: tx, now: s.now()}
 	if chain {
-		var ts string
-		if err := tx.QueryRow(ctx, `SELECT seq, hash, time FROM journal_head WHERE id = 1 FOR UPDATE`).Scan(&t.head.seq, &t.head.hash, &ts); err != nil {
-			return fmt.Errorf("lock journal head: %w", err)
+		if err := t.headLocked(tx.QueryRow(ctx, lockHead)); err != nil {
+			return err
 		}
-		t.head.time, _ = store.ParseTime(ts) // a hand-edited time: verify reports it
-		t.begun = t.head
 	}
-	t.now = s.now()
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -310,6 +306,24 @@ func (s *Store) try(ctx context.Context, chain bool, fn func(*wtx) error) error 
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	return nil
+}
+
+// lockHead locks the journal's head row and reads it.
+const lockHead = `SELECT seq, hash, time FROM journal_head WHERE id = 1 FOR UPDATE`
+
+// headLocked makes t a chain transaction from the result of lockHead: the
+// one write sends on its own for a chain transaction, or one that a
+// transaction begun without it (write's chain false) sends with its first
+// reads, a round trip less (ClaimAction). t.now is read again after the
+// lock, which may have been waited for.
+func (t *wtx) headLocked(row pgx.Row) error {
+	var ts string
+	if err := row.Scan(&t.head.seq, &t.head.hash, &ts); err != nil {
+		return fmt.Errorf("lock journal head: %w", err)
+	}
+	t.head.time, _ = store.ParseTime(ts) // a hand-edited time: verify reports it
+	t.begun, t.chain, t.now = t.head, true, t.s.now()
 	return nil
 }
 
