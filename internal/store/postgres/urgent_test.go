@@ -10,6 +10,7 @@ import (
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
 	"github.com/riposte-sec/riposte/internal/store/storetest"
+	"github.com/riposte-sec/riposte/internal/testutil"
 )
 
 // probeCommits installs, in the test's database, a trigger that records
@@ -147,9 +148,10 @@ func TestUrgentAcceptsCommitApart(t *testing.T) {
 		return done
 	}
 	first := accept(bg, "first")
-	waitFor(t, "the accepter to take the first Accept", func() bool { return len(s.acceptQ) == 0 && blockedOnHead(t, url) })
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(s.acceptQ) == 0 && blockedOnHead(t, url) },
+		"the accepter did not take the first Accept")
 	ordinary, urgent := accept(bg, "ordinary"), accept(store.Urgent(bg), "urgent")
-	waitFor(t, "two Accepts to queue", func() bool { return len(s.acceptQ) == 2 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(s.acceptQ) == 2 }, "two Accepts did not queue")
 	if err := hold.Commit(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -188,15 +190,4 @@ func blockedOnHead(t *testing.T, url string) bool {
 		t.Fatal(err)
 	}
 	return n > 0
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling the condition, not synchronising on time
-	}
 }
