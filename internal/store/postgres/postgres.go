@@ -191,8 +191,9 @@ func (s *Store) Close() error {
 func (s *Store) now() time.Time { return s.opts.Now().UTC() }
 
 // wtx is one write transaction. A chain transaction holds the journal head
-// row's lock from its start: appends (and every change that journals) are
-// serialised, and the entries of one transaction are consecutive.
+// row's lock from its start, or from its first reads, sent with the lock
+// (headLocked): appends (and every change that journals) are serialised,
+// and the entries of one transaction are consecutive.
 type wtx struct {
 	s     *Store
 	ctx   context.Context
