@@ -55,7 +55,10 @@
 // synchronous one holds it until its flush (PostgreSQL releases row locks
 // after it). TestUrgentCommitsAsync and TestUrgentAcceptsCommitApart check
 // the setting from inside the transactions (a trigger records it with
-// every journal row); BenchmarkUrgentClaim measures what it saves.
+// every journal row); TestUrgentCommitDoesNotWait checks from outside, on
+// a server whose commits wait for a standby that never comes, that urgent
+// writes return and an ordinary one does not; BenchmarkUrgentClaim
+// measures what it saves.
 //
 // Sessions set idle_in_transaction_session_timeout (5s) and lock_timeout
 // (2s) unless the URL sets them: a replica partitioned mid-transaction

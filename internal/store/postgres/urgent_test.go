@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/riposte-sec/riposte/internal/alert"
 	"github.com/riposte-sec/riposte/internal/store"
+	"github.com/riposte-sec/riposte/internal/store/postgres/pgtest"
 	"github.com/riposte-sec/riposte/internal/store/storetest"
 	"github.com/riposte-sec/riposte/internal/testutil"
 )
@@ -190,4 +192,51 @@ func blockedOnHead(t *testing.T, url string) bool {
 		t.Fatal(err)
 	}
 	return n > 0
+}
+
+// TestUrgentCommitDoesNotWait: on a server whose commits wait for a
+// synchronous standby that never comes (synchronous_standby_names names
+// one), a commit that waits for its WAL to be safe never returns, as it
+// would never return before a flush: the urgent Accept and ClaimAction
+// return, the ordinary ClaimAction after them does not. What
+// TestUrgentCommitsAsync reads inside the transactions, seen from the
+// caller.
+func TestUrgentCommitDoesNotWait(t *testing.T) {
+	pg.Get(t) // the gate: PostgreSQL's programs are installed
+	srv, err := pgtest.Start(pgtest.Options{Settings: []string{"synchronous_standby_names=nobody"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop() // a fast shutdown ends the commit left waiting
+	bg := context.Background()
+	url := srv.URL("postgres")
+	// Migrate without waiting for the standby.
+	mig, err := Open(bg, url+"&synchronous_commit=local", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mig.Close()
+	s, err := Open(bg, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close() // releases nothing (no claims): commits nothing, waits for nothing
+
+	ctx, cancel := context.WithTimeout(store.Urgent(bg), 10*time.Second)
+	defer cancel()
+	if _, err := s.Accept(ctx, []alert.Alert{storetest.Alert("a-1")}); err != nil {
+		t.Fatalf("urgent accept: %v", err)
+	}
+	key := store.ActionKey{AlertID: "a-1", Playbook: "contain"}
+	started := store.Entry{Type: store.ActionStarted, AlertID: "a-1", Playbook: "contain", Action: "container.pause"}
+	if c, err := s.ClaimAction(ctx, store.ClaimRequest{Key: key, Action: "container.pause"}, started); err != nil || c.Outcome != store.ClaimRun {
+		t.Fatalf("urgent claim: %+v, %v", c, err)
+	}
+	// Last: it holds the journal's head until the server stops.
+	wait, cancelWait := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancelWait()
+	key.Index = 1
+	if c, err := s.ClaimAction(wait, store.ClaimRequest{Key: key, Action: "container.kill"}, started); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ordinary claim returned %+v, %v; want it waiting for the standby until its deadline", c, err)
+	}
 }

@@ -15,7 +15,8 @@
 // With Options.TCP it also listens on 127.0.0.1 (TCPAddr, URLAt), and a
 // Proxy in front of that port partitions a client from the server: Cut
 // resets every connection or blackholes them (nothing forwarded, nothing
-// lost) until Heal.
+// lost) until Heal. Options.Settings passes more server settings (a
+// synchronous standby that never comes, for one).
 //
 // A Server is safe for concurrent use. Only tests import this package.
 package pgtest

@@ -37,6 +37,8 @@ type Options struct {
 	// TCP makes the server listen on 127.0.0.1 as well as its socket, on
 	// a free port (TCPAddr), for tests that put a proxy in between.
 	TCP bool
+	// Settings are more server settings, "name=value" each (postgres -c).
+	Settings []string
 }
 
 // Server is one running PostgreSQL.
@@ -45,6 +47,7 @@ type Server struct {
 	bin   string
 	cred  *syscall.Credential
 	fsync string
+	extra []string // Options.Settings
 	log   string
 	port  int // 0: the default; set with Options.TCP
 	dbs   atomic.Int64
@@ -93,7 +96,7 @@ func Start(opts Options) (_ *Server, err error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start postgres: initdb: %w\n%s", err, out)
 	}
-	s.bin, s.cred, s.fsync = bin, cred, "off"
+	s.bin, s.cred, s.fsync, s.extra = bin, cred, "off", opts.Settings
 	if opts.TCP {
 		if s.port, err = freePort(); err != nil {
 			return nil, fmt.Errorf("start postgres: %w", err)
@@ -124,9 +127,13 @@ func (s *Server) launch() error {
 	if s.port != 0 {
 		listen, port = "127.0.0.1", strconv.Itoa(s.port)
 	}
-	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir,
-		"-c", "listen_addresses="+listen, "-p", port, "-c", "fsync="+s.fsync, "-c", "full_page_writes="+s.fsync,
-		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777")
+	args := []string{"-D", filepath.Join(s.dir, "data"), "-k", s.dir,
+		"-c", "listen_addresses=" + listen, "-p", port, "-c", "fsync=" + s.fsync, "-c", "full_page_writes=" + s.fsync,
+		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "unix_socket_permissions=0777"}
+	for _, kv := range s.extra {
+		args = append(args, "-c", kv)
+	}
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
