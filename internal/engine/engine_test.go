@@ -361,12 +361,15 @@ func TestDryRunPlanJournaledOnce(t *testing.T) {
 	ls := &lossyStore{Store: f.st}
 	f.eng.deps.Store = ls
 	f.useSilences()
-	f.start()
 	a := shellAlert("3f9a1c2b7d4e")
 	a.OutputFields[alert.FieldEnforceOutcome] = "signalled"
 	a.OutputFields[alert.FieldEnforceSignal] = "SIGKILL"
 	a.OutputFields[alert.FieldEnforcePID] = int64(4242)
+	// Stored before the engine runs: the workers process it (an alert
+	// submitted to a running engine would be settled at its accept,
+	// without the batch whose answer is lost here).
 	f.submit(a)
+	f.start()
 	f.waitFinished()
 	testutil.Eventually(t, 10*time.Second, func() bool { return f.eng.InFlight() == 0 }, "the retry is done")
 	es, err := f.st.Entries(ctx, store.Filter{AlertID: a.ID})
