@@ -108,6 +108,10 @@ func (f *fixture) start() {
 	f.done = make(chan error, 1)
 	go func() { f.done <- f.eng.Run(ctx) }()
 	f.t.Cleanup(f.shutdown)
+	// Running before the test submits: an alert submitted before is stored
+	// for the dispatcher, one submitted after may be settled at its accept,
+	// and a test must know which path it takes.
+	testutil.Eventually(f.t, 10*time.Second, f.eng.running.Load, "the engine runs")
 }
 
 func (f *fixture) shutdown() {
