@@ -171,14 +171,14 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 		memo[key] = c
 		touched = append(touched, c)
 	}
+	var joined []any // id, last seen, alerts added: one row per incident
 	for _, c := range touched {
-		if c.added == 0 {
-			continue
+		if c.added > 0 {
+			joined = append(joined, c.id, FormatTime(c.last), c.added)
 		}
-		if _, err := t.exec(`UPDATE incidents SET last_seen = max(last_seen, ?), alerts = alerts + ? WHERE id = ?`,
-			FormatTime(c.last), c.added, c.id); err != nil {
-			return nil, nil, err
-		}
+	}
+	if err := t.execRows(updateIncidentsHead, incidentPlaceholder, updateIncidentsTail, 3, joined); err != nil {
+		return nil, nil, err
 	}
 	if len(t.w.openIncidents) > maxOpenIncidents {
 		clear(t.w.openIncidents)
@@ -190,6 +190,16 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 	}
 	return ids, opened, nil
 }
+
+// The incidents joined by a batch's alerts are updated in one statement
+// (chunked): a statement per incident cost more than the update itself. The
+// ids are distinct (one row per incident; UPDATE FROM would apply only one
+// of two rows with the same id).
+const (
+	updateIncidentsHead = `UPDATE incidents SET last_seen = max(incidents.last_seen, v.column2), alerts = incidents.alerts + v.column3 FROM (VALUES `
+	incidentPlaceholder = `(?, ?, ?)`
+	updateIncidentsTail = `) AS v WHERE incidents.id = v.column1`
+)
 
 // openIncident is what the writer remembers of an open incident: the
 // store's only writer knows the newest open incident of a container and
