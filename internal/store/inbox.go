@@ -595,7 +595,7 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 // Stats returns counts for metrics.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM inbox WHERE state IN ('pending', 'processing') GROUP BY state`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM inbox WHERE state = 'pending' OR state = 'processing' GROUP BY state`)
 	if err != nil {
 		return st, fmt.Errorf("read stats: %w", err)
 	}
