@@ -155,17 +155,6 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	}{plain: plain(e), Time: FormatTime(e.Time), Detail: detail})
 }
 
-func marshalDetail(d map[string]any) ([]byte, error) {
-	if d == nil {
-		return []byte("{}"), nil
-	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("marshal detail: %w", err)
-	}
-	return b, nil
-}
-
 func decodeDetail(raw string) (map[string]any, error) {
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
