@@ -66,3 +66,38 @@ func TestIncidentsJoinedInOneBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestIncidentLookupLatestOpen: a writer that does not remember an
+// incident (a restart) finds the latest open one of the container and
+// rule, when an earlier one is still open too.
+func TestIncidentLookupLatestOpen(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	path := PathIn(t.TempDir())
+	open := func() *Store {
+		t.Helper()
+		s, err := Open(path, Options{Now: func() time.Time { return t0.Add(time.Hour) }, ClockSkew: 2 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	s := open()
+	first, _, err := s.Incident(ctx, "c-1", "r", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, created, err := s.Incident(ctx, "c-1", "r", t0.Add(30*time.Minute))
+	if err != nil || !created || second == first {
+		t.Fatalf("second incident %s (created %v), %v; want a new one after the window", second, created, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	got, created, err := s.Incident(ctx, "c-1", "r", t0.Add(35*time.Minute))
+	if err != nil || created || got != second {
+		t.Fatalf("incident after a restart: %s (created %v), %v; want the latest open one, %s", got, created, err, second)
+	}
+}

@@ -201,9 +201,16 @@ CREATE INDEX journal_alert ON journal (alert_id) WHERE type <> 'alert.received' 
 	// they scanned the done entries of the index before. Queries name both
 	// states (state = 'pending' OR state = 'processing' when they count
 	// both), the form SQLite matches a partial index by.
+	// And the open incidents' index leaves out last_seen, which every
+	// batch moves for each incident its alerts join: the update rewrote
+	// the row and moved its index entry, a second page per commit. The
+	// lookup sorts the open incidents of one container and rule (one, or a
+	// few), and only when the writer does not remember it (openIncident).
 	`
 DROP INDEX inbox_state;
 CREATE INDEX inbox_open ON inbox (state) WHERE state = 'pending' OR state = 'processing';
+DROP INDEX incidents_open;
+CREATE INDEX incidents_open ON incidents (container_id, rule) WHERE state = 'open';
 `,
 }
 
