@@ -524,7 +524,7 @@ func (l *loader) with(n *yaml.Node, where string, spec actions.Spec, out map[str
 				l.errorf(kv[1].Line, field, "invalid template: %s", templateError(err))
 				continue
 			}
-			out[name] = Value{Literal: s, Template: t}
+			out[name] = Value{Literal: s, Template: t, plain: compilePlain(t)}
 			continue
 		}
 		if err := p.Check(v); err != nil {

@@ -242,11 +242,17 @@ func (b *Playbook) plan(a *alert.Alert, env *Env) Plan {
 				pl.With[name] = v.Literal
 				continue
 			}
-			if data == nil {
-				d := NewTemplateData(a)
-				data = &d
+			var out string
+			var err error
+			if v.plain != nil {
+				out = v.plain.render(a)
+			} else {
+				if data == nil {
+					d := NewTemplateData(a)
+					data = &d
+				}
+				out, err = renderTemplate(v.Template, *data)
 			}
-			out, err := renderTemplate(v.Template, *data)
 			if err != nil && pl.Err == nil {
 				pl.Err = fmt.Errorf("render with.%s: %s", name, templateError(err))
 			}

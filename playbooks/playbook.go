@@ -143,4 +143,7 @@ type Action struct {
 type Value struct {
 	Literal  any
 	Template *template.Template // set when Literal is a string containing "{{"
+	// plain is Template when it only prints the alert's text fields (see
+	// plainTemplate); nil otherwise, and in a Value made by hand.
+	plain *plainTemplate
 }
