@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/riposte-sec/riposte/internal/jsonenc"
 )
 
 // HostContainerID is the container.id Falco uses for events on the host.
@@ -31,6 +33,15 @@ type Alert struct {
 // MarshalJSON writes the Falco wire shape with the time in RFC 3339 (UTC,
 // nanoseconds) and never-null tags and output_fields.
 func (a Alert) MarshalJSON() ([]byte, error) {
+	if b, ok := a.appendJSON(make([]byte, 0, 512+len(a.Output))); ok {
+		return b, nil
+	}
+	return a.marshalWire()
+}
+
+// marshalWire is MarshalJSON by json.Marshal: what appendJSON must write,
+// and the error of an alert it cannot.
+func (a Alert) marshalWire() ([]byte, error) {
 	type wire struct {
 		ID           string         `json:"uuid,omitempty"`
 		Time         string         `json:"time"`
@@ -53,6 +64,57 @@ func (a Alert) MarshalJSON() ([]byte, error) {
 		w.Tags = []string{}
 	}
 	return json.Marshal(w)
+}
+
+// appendJSON appends what MarshalJSON's json.Marshal writes, without its
+// reflection (package jsonenc): the store encodes every accepted alert.
+// False when a value needs json.Marshal's error (an invalid priority, an
+// output field it refuses).
+func (a *Alert) appendJSON(buf []byte) ([]byte, bool) {
+	pri, err := a.Priority.MarshalText()
+	if err != nil {
+		return buf, false
+	}
+	if a.ID != "" {
+		buf = append(buf, `{"uuid":`...)
+		buf = jsonenc.AppendString(buf, a.ID)
+		buf = append(buf, `,"time":`...)
+	} else {
+		buf = append(buf, `{"time":`...)
+	}
+	buf = jsonenc.AppendString(buf, a.Time.UTC().Format(time.RFC3339Nano))
+	buf = append(buf, `,"rule":`...)
+	buf = jsonenc.AppendString(buf, a.Rule)
+	buf = append(buf, `,"priority":`...)
+	buf = jsonenc.AppendString(buf, string(pri))
+	buf = append(buf, `,"output":`...)
+	buf = jsonenc.AppendString(buf, a.Output)
+	buf = append(buf, `,"output_fields":`...)
+	if a.OutputFields == nil {
+		buf = append(buf, "{}"...)
+	} else {
+		var ok bool
+		if buf, ok = jsonenc.AppendMap(buf, a.OutputFields, jsonenc.AppendValue); !ok {
+			return buf, false
+		}
+	}
+	if a.Source != "" {
+		buf = append(buf, `,"source":`...)
+		buf = jsonenc.AppendString(buf, a.Source)
+	}
+	buf = append(buf, `,"tags":[`...)
+	for i, t := range a.Tags {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = jsonenc.AppendString(buf, t)
+	}
+	buf = append(buf, ']')
+	if a.Hostname != "" {
+		buf = append(buf, `,"hostname":`...)
+		buf = jsonenc.AppendString(buf, a.Hostname)
+	}
+	return append(buf, '}'), true
 }
 
 // UnmarshalJSON decodes one alert strictly; see Decode.

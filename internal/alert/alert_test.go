@@ -3,6 +3,8 @@ package alert
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,6 +253,51 @@ func TestFalcoSamples(t *testing.T) {
 				if a.ID == "" || a.Rule == "" || a.Time.IsZero() {
 					t.Errorf("incomplete alert %+v", a)
 				}
+			}
+		})
+	}
+}
+
+// TestMarshalJSONAsWire: an alert is encoded to the bytes json.Marshal
+// writes for its wire form, whatever its fields hold (detector alerts
+// carry Go values Decode never makes); one json.Marshal refuses is refused
+// with its error.
+func TestMarshalJSONAsWire(t *testing.T) {
+	base := Alert{ID: "a-1", Time: time.Date(2025, 3, 1, 12, 0, 0, 5, time.FixedZone("x", 3600)), Rule: "Terminal <shell> & co",
+		Priority: PriorityWarning, Output: "line\nwith \"quotes\" \u2028 and \xff", Source: "syscall", Tags: []string{"container", "<t>"}, Hostname: "node-1",
+		OutputFields: map[string]any{"container.id": "3f9a1c2b4d5e", "evt.time": int64(1740830400000000000), "n": 42, "f": 0.25, "b": true, "nil": nil,
+			"list": []any{"x", int64(1)}, "u": uint32(7), "m": map[string]any{"z": "<", "a": []string{"y"}}}}
+	cases := map[string]func(*Alert){
+		"full":       func(*Alert) {},
+		"no id":      func(a *Alert) { a.ID = "" },
+		"bare":       func(a *Alert) { a.Source, a.Hostname, a.Tags, a.OutputFields = "", "", nil, nil },
+		"zero time":  func(a *Alert) { a.Time = time.Time{} },
+		"empty tags": func(a *Alert) { a.Tags = []string{} },
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := base
+			a.OutputFields = maps.Clone(base.OutputFields)
+			edit(&a)
+			got, err := a.MarshalJSON()
+			want, wantErr := a.marshalWire()
+			if err != nil || wantErr != nil || string(got) != string(want) {
+				t.Fatalf("MarshalJSON:\n got %s, %v\nwant %s, %v", got, err, want, wantErr)
+			}
+		})
+	}
+	for name, edit := range map[string]func(*Alert){
+		"bad priority": func(a *Alert) { a.Priority = 99 },
+		"nan field":    func(a *Alert) { a.OutputFields["f"] = math.NaN() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := base
+			a.OutputFields = maps.Clone(base.OutputFields)
+			edit(&a)
+			_, err := a.MarshalJSON()
+			_, wantErr := json.Marshal(&a)
+			if err == nil || wantErr == nil || !strings.Contains(wantErr.Error(), err.Error()) {
+				t.Fatalf("MarshalJSON error %v, want json.Marshal's %v", err, wantErr)
 			}
 		})
 	}

@@ -63,3 +63,25 @@ func BenchmarkDecodeStored(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMarshalJSON: the stored form of one Falco alert (the store
+// encodes every accepted alert), against json.Marshal of its wire form.
+func BenchmarkMarshalJSON(b *testing.B) {
+	as, err := Decode([]byte(shellAlert))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		enc  func() ([]byte, error)
+	}{{"MarshalJSON", as[0].MarshalJSON}, {"json.Marshal", as[0].marshalWire}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.enc(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -89,3 +89,24 @@ func FuzzDecodeStored(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMarshalJSON: whatever Decode accepts is stored (MarshalJSON) as the
+// bytes json.Marshal writes for it.
+func FuzzMarshalJSON(f *testing.F) {
+	f.Add([]byte(shellAlert))
+	f.Add([]byte(`{"rule":"r<&>","priority":"info","time":"2026-11-20T10:01:12.5+02:00","output_fields":{"evt.time":1763632872123456789,"a":[1,{"b":2.5e-7}],"n":null,"\u2028":"\xff"}}`))
+	f.Add([]byte(`{"rule":"r","priority":"debug","time":"2026-11-20T10:01:12Z","tags":["a\"b"],"hostname":"h\n","source":"s"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		alerts, err := Decode(data)
+		if err != nil {
+			return
+		}
+		for _, a := range alerts {
+			got, err := a.MarshalJSON()
+			want, wantErr := a.marshalWire()
+			if err != nil || wantErr != nil || !bytes.Equal(got, want) {
+				t.Fatalf("MarshalJSON:\n got %s, %v\nwant %s, %v", got, err, want, wantErr)
+			}
+		}
+	})
+}
