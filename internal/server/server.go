@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/riposte-sec/riposte/internal/alert"
+	"github.com/riposte-sec/riposte/internal/jsonenc"
 	"github.com/riposte-sec/riposte/internal/metrics"
 )
 
@@ -166,6 +167,9 @@ type Server struct {
 
 	// inFlight is the intake bytes held now (see Config.MaxInFlight).
 	inFlight int64
+	// received counts the webhook's new alerts (looked up once, not per
+	// request).
+	received prometheus.Counter
 }
 
 // storeFailHold is how long after a failed store write /readyz reports
@@ -215,7 +219,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	keys.SetSocketUsers(cfg.SocketUsers)
-	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), keys: keys}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), keys: keys,
+		received: deps.Metrics.AlertsReceived.WithLabelValues("webhook")}
 	s.mux.HandleFunc("/v1/alerts", s.intake)
 	s.mux.HandleFunc("/{$}", s.intake)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -442,7 +447,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 			conflicts = append(conflicts, a.ID)
 		}
 	}
-	s.deps.Metrics.AlertsReceived.WithLabelValues("webhook").Add(float64(len(accepted) - dups))
+	s.received.Add(float64(len(accepted) - dups))
 	s.deps.Metrics.AlertsDuplicate.Add(float64(dups))
 	s.deps.Metrics.AcceptSeconds.Observe(s.deps.Now().Sub(start).Seconds())
 	if len(conflicts) > 0 {
@@ -456,7 +461,40 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": accepted})
+	writeAccepted(w, accepted)
+}
+
+// writeAccepted answers 202 with {"accepted": accepted}, the bytes
+// writeJSON writes for it, without its reflection: every intake request
+// ends here.
+func writeAccepted(w http.ResponseWriter, accepted []Accepted) {
+	buf := make([]byte, 0, 16+32*len(accepted))
+	buf = append(buf, `{"accepted":`...)
+	if accepted == nil {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, '[')
+		for i, a := range accepted {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"id":`...)
+			buf = jsonenc.AppendString(buf, a.ID)
+			if a.Duplicate {
+				buf = append(buf, `,"duplicate":true`...)
+			}
+			if a.Conflict {
+				buf = append(buf, `,"conflict":true`...)
+			}
+			buf = append(buf, '}')
+		}
+		buf = append(buf, ']')
+	}
+	buf = append(buf, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(buf)
 }
 
 // storeFailed logs a refused write at most once per storeFailHold, with

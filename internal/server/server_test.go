@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -244,5 +245,27 @@ func TestServeDrains(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+// TestWriteAccepted: the 202 answer is what writeJSON writes for
+// {"accepted": …}, whatever the ids and flags.
+func TestWriteAccepted(t *testing.T) {
+	for name, acc := range map[string][]Accepted{
+		"nil":    nil,
+		"empty":  {},
+		"one":    {{ID: "a-1"}},
+		"flags":  {{ID: "a-1", Duplicate: true}, {ID: "a-2", Duplicate: true, Conflict: true}, {ID: "a-3"}},
+		"tricky": {{ID: `<script>"&"</script>`}, {ID: "\u2028\xff\x01"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := httptest.NewRecorder()
+			writeJSON(want, http.StatusAccepted, map[string]any{"accepted": acc})
+			got := httptest.NewRecorder()
+			writeAccepted(got, acc)
+			if got.Code != want.Code || got.Body.String() != want.Body.String() || fmt.Sprint(got.Header()) != fmt.Sprint(want.Header()) {
+				t.Fatalf("writeAccepted: %d %v %q; writeJSON: %d %v %q", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+			}
+		})
 	}
 }
