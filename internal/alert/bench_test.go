@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -80,6 +81,26 @@ func BenchmarkMarshalJSON(b *testing.B) {
 			for b.Loop() {
 				if _, err := bc.enc(); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeNDJSON: 20 alerts a request, as NDJSON, by Decode and by
+// the general path (decodeAll, a json.Decoder splitting the values).
+func BenchmarkDecodeNDJSON(b *testing.B) {
+	body := []byte(strings.Repeat(shellAlert+"\n", 20))
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) ([]Alert, error)
+	}{{"Decode", Decode}, {"decodeAll", decodeAll}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if as, err := bc.decode(body); err != nil || len(as) != 20 {
+					b.Fatal(len(as), err)
 				}
 			}
 		})

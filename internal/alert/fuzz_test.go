@@ -13,13 +13,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(shellAlert))
 	f.Add([]byte("[" + shellAlert + "]"))
 	f.Add([]byte(shellAlert + "\n" + shellAlert))
+	f.Add([]byte(shellAlert + shellAlert + "\r\n\t " + shellAlert + "\n"))
+	f.Add([]byte(shellAlert + "\n[" + shellAlert + "]"))
+	f.Add([]byte(shellAlert + "\n{\"rule\":\"r\"}"))
 	f.Add([]byte(`{"time":"2026-11-20T10:01:12Z","priority":"Error","output":"no rule"}`))
 	f.Add([]byte(`{"rule":"r","priority":"info","time":"2026-11-20T10:01:12.5+02:00","output_fields":{"a":[1,{"b":2e400}]}}`))
 	f.Add([]byte(`[{"rule":1}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		alerts, err := Decode(data)
 		if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 {
-			// The one-object fast path says what the general one says.
+			// The fast paths (one object, objects one after another) say
+			// what the general one says.
 			all, allErr := decodeAll(trimmed)
 			if (err == nil) != (allErr == nil) || (err != nil && err.Error() != allErr.Error()) || !reflect.DeepEqual(alerts, all) {
 				t.Fatalf("Decode %v, %v; decodeAll %v, %v", alerts, err, all, allErr)
