@@ -160,7 +160,9 @@
 // of the alert index too (journal.via_inbox = 1, schema version 5; not
 // hashed: it says where an entry is indexed, not what it says). The writer
 // also remembers each container and rule's open incident
-// (openIncident), forgotten on a state change or a rollback.
+// (openIncident), forgotten on a state change or a rollback, so that the
+// open incidents' index needs no last_seen (schema version 6): a batch
+// moves it for every incident its alerts join.
 //
 // # Inbox and duplicates
 //
@@ -175,7 +177,10 @@
 //
 // Engine workers ClaimAlerts (pending → processing, with a lease and this
 // store as owner) and FinishAlert (→ done). A claimed alert whose lease ran
-// out, or that a previous process claimed, is claimable again.
+// out, or that a previous process claimed, is claimable again. Only
+// pending and processing alerts are in the inbox's state index (schema
+// version 6): a done alert, settled ones included, is never looked up by
+// state but by Prune and History, which scan in arrival order.
 //
 // # Cost, and batching
 //
