@@ -47,32 +47,9 @@ func AppendValue(buf []byte, v any) ([]byte, bool) {
 	case map[string]any:
 		return AppendMap(buf, v, AppendValue)
 	case []any:
-		if v == nil {
-			return append(buf, "null"...), true
-		}
-		buf = append(buf, '[')
-		for i, e := range v {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			var ok bool
-			if buf, ok = AppendValue(buf, e); !ok {
-				return buf, false
-			}
-		}
-		return append(buf, ']'), true
+		return appendList(buf, v, AppendValue)
 	case []string:
-		if v == nil {
-			return append(buf, "null"...), true
-		}
-		buf = append(buf, '[')
-		for i, e := range v {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = AppendString(buf, e)
-		}
-		return append(buf, ']'), true
+		return appendList(buf, v, func(buf []byte, e string) ([]byte, bool) { return AppendString(buf, e), true })
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -106,4 +83,23 @@ func AppendMap(buf []byte, m map[string]any, value func([]byte, any) ([]byte, bo
 		}
 	}
 	return append(buf, '}'), true
+}
+
+// appendList appends v as a JSON array (null when nil), each element by
+// appendElem; false when an element could not be appended.
+func appendList[T any](buf []byte, v []T, appendElem func([]byte, T) ([]byte, bool)) ([]byte, bool) {
+	if v == nil {
+		return append(buf, "null"...), true
+	}
+	buf = append(buf, '[')
+	for i, e := range v {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var ok bool
+		if buf, ok = appendElem(buf, e); !ok {
+			return buf, false
+		}
+	}
+	return append(buf, ']'), true
 }
