@@ -102,14 +102,12 @@ func (a *Alert) appendJSON(buf []byte) ([]byte, bool) {
 		buf = append(buf, `,"source":`...)
 		buf = jsonenc.AppendString(buf, a.Source)
 	}
-	buf = append(buf, `,"tags":[`...)
-	for i, t := range a.Tags {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = jsonenc.AppendString(buf, t)
+	buf = append(buf, `,"tags":`...)
+	tags := a.Tags
+	if tags == nil {
+		tags = []string{} // never null
 	}
-	buf = append(buf, ']')
+	buf = jsonenc.AppendStrings(buf, tags)
 	if a.Hostname != "" {
 		buf = append(buf, `,"hostname":`...)
 		buf = jsonenc.AppendString(buf, a.Hostname)

@@ -47,9 +47,9 @@ func AppendValue(buf []byte, v any) ([]byte, bool) {
 	case map[string]any:
 		return AppendMap(buf, v, AppendValue)
 	case []any:
-		return appendList(buf, v, AppendValue)
+		return AppendList(buf, v, AppendValue)
 	case []string:
-		return appendList(buf, v, func(buf []byte, e string) ([]byte, bool) { return AppendString(buf, e), true })
+		return AppendStrings(buf, v), true
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -85,9 +85,10 @@ func AppendMap(buf []byte, m map[string]any, value func([]byte, any) ([]byte, bo
 	return append(buf, '}'), true
 }
 
-// appendList appends v as a JSON array (null when nil), each element by
-// appendElem; false when an element could not be appended.
-func appendList[T any](buf []byte, v []T, appendElem func([]byte, T) ([]byte, bool)) ([]byte, bool) {
+// AppendList appends v as json.Marshal encodes a slice: an array (null
+// when nil), each element by appendElem; false when an element could not
+// be appended.
+func AppendList[T any](buf []byte, v []T, appendElem func([]byte, T) ([]byte, bool)) ([]byte, bool) {
 	if v == nil {
 		return append(buf, "null"...), true
 	}
@@ -102,4 +103,11 @@ func appendList[T any](buf []byte, v []T, appendElem func([]byte, T) ([]byte, bo
 		}
 	}
 	return append(buf, ']'), true
+}
+
+// AppendStrings appends v as json.Marshal encodes a []string (null when
+// nil).
+func AppendStrings(buf []byte, v []string) []byte {
+	buf, _ = AppendList(buf, v, func(buf []byte, s string) ([]byte, bool) { return AppendString(buf, s), true })
+	return buf
 }

@@ -470,31 +470,23 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 func writeAccepted(w http.ResponseWriter, accepted []Accepted) {
 	buf := make([]byte, 0, 16+32*len(accepted))
 	buf = append(buf, `{"accepted":`...)
-	if accepted == nil {
-		buf = append(buf, "null"...)
-	} else {
-		buf = append(buf, '[')
-		for i, a := range accepted {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, `{"id":`...)
-			buf = jsonenc.AppendString(buf, a.ID)
-			if a.Duplicate {
-				buf = append(buf, `,"duplicate":true`...)
-			}
-			if a.Conflict {
-				buf = append(buf, `,"conflict":true`...)
-			}
-			buf = append(buf, '}')
-		}
-		buf = append(buf, ']')
-	}
+	buf, _ = jsonenc.AppendList(buf, accepted, appendAccepted)
 	buf = append(buf, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusAccepted)
+	writeJSONHeader(w, http.StatusAccepted)
 	_, _ = w.Write(buf)
+}
+
+// appendAccepted appends a as json.Marshal encodes it.
+func appendAccepted(buf []byte, a Accepted) ([]byte, bool) {
+	buf = append(buf, `{"id":`...)
+	buf = jsonenc.AppendString(buf, a.ID)
+	if a.Duplicate {
+		buf = append(buf, `,"duplicate":true`...)
+	}
+	if a.Conflict {
+		buf = append(buf, `,"conflict":true`...)
+	}
+	return append(buf, '}'), true
 }
 
 // storeFailed logs a refused write at most once per storeFailHold, with
@@ -604,10 +596,15 @@ func clip(s string, n int) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONHeader sends the header of a JSON answer with status.
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // WriteJSON answers with v as JSON.

@@ -31,20 +31,7 @@ func marshalDetail(d map[string]any) ([]byte, error) {
 func appendDetailValue(buf []byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
 	case []PlanStep:
-		if v == nil {
-			return append(buf, "null"...), true
-		}
-		buf = append(buf, '[')
-		for i := range v {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			var ok bool
-			if buf, ok = appendPlanStep(buf, &v[i]); !ok {
-				return buf, false
-			}
-		}
-		return append(buf, ']'), true
+		return jsonenc.AppendList(buf, v, appendPlanStep)
 	case incidentRef:
 		return append(buf, incidentMark...), true
 	}
@@ -53,7 +40,7 @@ func appendDetailValue(buf []byte, v any) ([]byte, bool) {
 
 // appendPlanStep appends s as json.Marshal encodes a PlanStep: its fields
 // in declaration order, the omitempty ones left out when empty.
-func appendPlanStep(buf []byte, s *PlanStep) ([]byte, bool) {
+func appendPlanStep(buf []byte, s PlanStep) ([]byte, bool) {
 	buf = append(buf, `{"index":`...)
 	buf = strconv.AppendInt(buf, int64(s.Index), 10)
 	buf = append(buf, `,"do":`...)
