@@ -154,14 +154,7 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 			id, q.container, q.rule, atS, atS); err != nil {
 			return nil, nil, err
 		}
-		detail := map[string]any{"incident": id, "container_id": q.container, "rule": q.rule}
-		if skewed {
-			// Both times, and which one grouped: the sender's clock is off.
-			detail["alert_time"] = FormatTime(q.sent)
-			detail["received_at"] = FormatTime(q.received)
-			detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
-		}
-		e, err := prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: detail})
+		e, err := incidentOpenedEntry(id, q.container, q.rule, q.sent, q.received, skewed)
 		if err != nil {
 			t.dirty = true
 			return nil, nil, err
@@ -189,6 +182,20 @@ func (t *wtx) incidents(qs []incidentQuery) (ids []string, opened []*prepared, e
 		}
 	}
 	return ids, opened, nil
+}
+
+// incidentOpenedEntry is the incident.opened entry of incident id, opened
+// for an alert of container and rule sent at sent and received at
+// received; skewed: it was grouped by received (GroupTime).
+func incidentOpenedEntry(id, container, rule string, sent, received time.Time, skewed bool) (prepared, error) {
+	detail := map[string]any{"incident": id, "container_id": container, "rule": rule}
+	if skewed {
+		// Both times, and which one grouped: the sender's clock is off.
+		detail["alert_time"] = FormatTime(sent)
+		detail["received_at"] = FormatTime(received)
+		detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
+	}
+	return prepareEntry(Entry{Type: IncidentOpened, Actor: storeActor, Detail: detail})
 }
 
 // The incidents joined by a batch's alerts are updated in one statement

@@ -53,6 +53,14 @@ func ReceivedEntry(a *alert.Alert, now time.Time, skew time.Duration) (PreparedE
 	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, err
 }
 
+// IncidentOpenedEntry is the incident.opened entry of incident id, opened
+// for an alert of container and rule sent at sent and received at
+// received; skewed: GroupTime grouped it by received.
+func IncidentOpenedEntry(id, container, rule string, sent, received time.Time, skewed bool) (PreparedEntry, error) {
+	p, err := incidentOpenedEntry(id, container, rule, sent, received, skewed)
+	return PreparedEntry{Entry: p.Entry, DetailJSON: p.detail}, err
+}
+
 // ConflictEntry is the alert.duplicate entry Accept journals when alert id
 // arrives with content raw while the inbox holds stored under that id.
 func ConflictEntry(id, raw, stored string) (PreparedEntry, error) {

@@ -176,14 +176,7 @@ func (t *wtx) groupIncidents(qs []incidentQuery, found map[incidentKey]*openInci
 		}
 		id := store.NewID("inc", at)
 		newIDs, newC, newR, newAt = append(newIDs, id), append(newC, q.container), append(newR, q.rule), append(newAt, store.FormatTime(at))
-		detail := map[string]any{"incident": id, "container_id": q.container, "rule": q.rule}
-		if skewed {
-			// Both times, and which one grouped: the sender's clock is off.
-			detail["alert_time"] = store.FormatTime(q.sent)
-			detail["received_at"] = store.FormatTime(q.received)
-			detail["grouped_by"] = "received_at: alert time outside the clock skew tolerance"
-		}
-		e, err := store.PrepareEntry(store.Entry{Type: store.IncidentOpened, Actor: store.StoreActor, Detail: detail})
+		e, err := store.IncidentOpenedEntry(id, q.container, q.rule, q.sent, q.received, skewed)
 		if err != nil {
 			return nil, nil, nil, err
 		}
